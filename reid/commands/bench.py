@@ -1,0 +1,32 @@
+"""`reid bench {data,eval,train}`: benchmarks that print side-by-side comparisons with ratios."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+DESCRIPTION = """Benchmarks. Each prints the measured numbers side by side with a reference implementation and
+the ratio, as medians over repeats (timings on a shared machine are noisy).
+
+  reid bench data    clips/s of the Ray Data pipeline vs a torchreid-style DataLoader, and the raw decode limit
+  reid bench eval    CMC/mAP and re-ranking on a MARS-sized random problem vs per-query loops
+  reid bench train   training throughput and step-time breakdown for a method and worker count
+"""
+
+BENCHES = ("data", "eval", "train")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH")
+    sub.required = True
+    for name in BENCHES:
+        if importlib.util.find_spec(f"reid.bench.{name}") is None:
+            continue
+        module = importlib.import_module(f"reid.bench.{name}")
+        p = sub.add_parser(name, help=module.__doc__.strip().splitlines()[0], description=module.__doc__)
+        module.add_arguments(p)
+        p.set_defaults(_bench=module.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    return int(args._bench(args) or 0)

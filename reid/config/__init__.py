@@ -1,0 +1,7 @@
+"""Typed configuration: schema, loading, overrides and validation."""
+
+from reid.config.errors import ConfigError
+from reid.config.loader import build_config, resolve_config, save_config, validate_overrides
+from reid.config.schema import ExperimentConfig
+
+__all__ = ["ConfigError", "ExperimentConfig", "build_config", "resolve_config", "save_config", "validate_overrides"]

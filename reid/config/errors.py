@@ -1,0 +1,37 @@
+"""A user-facing error type and readable pydantic validation messages."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ValidationError
+
+from reid.errors import ReidError
+
+
+class ConfigError(ReidError, ValueError):
+    """A configuration problem, worded for the person who wrote the config."""
+
+
+def _section_model(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic class that owns the key at `loc` (for listing its allowed keys)."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if current is None or not isinstance(part, str) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return current
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
+    """Turn a pydantic error into lines like `data.seq_len: expected an integer, got 'abc'`."""
+    lines = []
+    for item in err.errors():
+        loc = tuple(item["loc"])
+        key = prefix + ".".join(str(p) for p in loc)
+        if item["type"] == "extra_forbidden":
+            owner = _section_model(model, loc)
+            allowed = sorted(owner.model_fields) if owner is not None else []
+            lines.append(f"unknown key '{key}'; allowed keys here: {', '.join(allowed)}")
+        else:
+            lines.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)

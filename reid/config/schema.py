@@ -1,0 +1,142 @@
+"""Typed experiment configuration.
+
+Every section is a strict pydantic model (unknown keys are errors). The method-specific sections `model` and `loss`
+are plain dicts here and are validated against the parameter classes the method registers
+(see `reid.registry.MethodSpec`) by `reid.config.loader.resolve_config`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys and wrong types are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(Strict):
+    """Clip-consistent augmentation: one crop / flip / erasing draw per tracklet, applied to all its frames."""
+
+    flip: bool = True
+    pad: int = Field(10, ge=0, description="zero padding before the random crop back to (height, width)")
+    random_erasing: float = Field(0.0, ge=0.0, le=1.0, description="probability of random erasing per clip")
+    resize_height: int | None = Field(None, description="resize before cropping (adfta: 288); None = height")
+    resize_width: int | None = Field(None, description="resize before cropping (adfta: 144); None = width")
+
+
+class DataConfig(Strict):
+    dataset: Literal["synthetic", "mars", "ilidsvid", "prid2011", "duke", "generic"] = "synthetic"
+    root: str = Field("data/synthetic-demo", description="prepared dataset directory (holds manifest.parquet)")
+    manifest: str | None = Field(None, description="explicit manifest path; default <root>/manifest.parquet")
+    synth_preset: Literal["tiny", "demo", "large"] = Field(
+        "demo", description="preset used to generate the synthetic set when root does not exist yet"
+    )
+    trial: int = Field(0, ge=0, le=9, description="split trial for iLIDS-VID / PRID-2011")
+    height: int = Field(256, ge=8)
+    width: int = Field(128, ge=8)
+    seq_len: int = Field(8, ge=1, description="T, frames per training clip")
+    train_sampler: Literal["restricted", "consecutive", "evenly", "all"] = "restricted"
+    test_sampler: Literal["restricted", "dense", "evenly", "consecutive", "all"] = "dense"
+    test_chunk_len: int = Field(8, ge=1, description="L, frames per test chunk (dense)")
+    test_chunk_overlap: int = Field(0, ge=0, description="O, overlap between consecutive test chunks (dense)")
+    max_test_chunks: int | None = Field(None, ge=1, description="cap on chunks per tracklet at test time")
+    ids_per_batch: int = Field(8, ge=1, description="P identities per batch")
+    tracklets_per_id: int = Field(4, ge=1, description="K tracklets per identity")
+    pairs_per_batch: int = Field(16, ge=1, description="siamese methods: pairs per batch (half positive)")
+    batches_per_epoch: int | None = Field(None, ge=1, description="None: every identity once per epoch")
+    decode_workers: int = Field(1, ge=1, description="Ray Data decoding actors")
+    decode_cpus: float = Field(0.5, gt=0, description="CPUs reserved per decoding actor")
+    max_errored_fraction: float = Field(
+        0.05, ge=0.0, le=1.0, description="share of unreadable tracklets tolerated before the run fails"
+    )
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+
+class OptimConfig(Strict):
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(3e-4, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    nesterov: bool = False
+    weight_decay: float = Field(5e-4, ge=0)
+    lr_mult: dict[str, float] = Field(
+        default_factory=dict,
+        description="per-parameter-group learning-rate multipliers keyed by parameter-name prefix",
+    )
+
+
+class SchedulerConfig(Strict):
+    name: Literal["none", "step", "multistep", "cosine"] = "multistep"
+    step_size: int = Field(40, ge=1, description="step: decay every step_size epochs")
+    milestones: list[int] = Field(default_factory=lambda: [100, 250, 350])
+    gamma: float = Field(0.1, gt=0)
+    warmup_epochs: int = Field(0, ge=0)
+    warmup_factor: float = Field(0.01, gt=0, le=1)
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(10, ge=1)
+    grad_clip: float | None = Field(None, gt=0)
+    amp: bool = Field(True, description="bf16 autocast on GPU (ignored on CPU)")
+    channels_last: bool = False
+    compile: bool = False
+    checkpoint_every: int = Field(1, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    eval_every: int = Field(1, ge=1, description="validate every N epochs (and at the end)")
+    pretrained: bool = Field(True, description="load ImageNet weights when a local file or cache has them")
+    pretrained_path: str | None = None
+    init_from: str | None = Field(None, description="run directory or checkpoint to initialise weights from")
+
+
+class RayConfig(Strict):
+    address: str | None = Field(None, description="Ray address; None starts a local cluster")
+    num_workers: int = Field(2, ge=0, description="Ray Train workers (0 = run in the driver, local mode)")
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(0.5, gt=0)
+    gpus_per_worker: float = Field(1.0, gt=0)
+    storage_path: str = Field("runs", description="local folder or cloud URI for checkpoints")
+    max_failures: int = Field(0, ge=-1)
+    object_store_memory: int | None = Field(None, description="bytes; cap for local clusters")
+
+
+class EvalConfig(Strict):
+    protocol: str | None = Field(None, description="protocol name; None = the dataset's default")
+    distance: Literal["euclidean", "cosine"] = "euclidean"
+    normalize: bool = True
+    flip: bool = False
+    rerank: bool = False
+    rerank_k1: int = Field(20, ge=1)
+    rerank_k2: int = Field(6, ge=1)
+    rerank_lambda: float = Field(0.3, ge=0, le=1)
+    score_norm: bool = False
+    pairwise: bool = Field(False, description="query-dependent pairwise scoring for models that support it")
+    batch_size: int = Field(32, ge=1)
+    max_rank: int = Field(20, ge=1)
+
+
+class ExperimentConfig(Strict):
+    """One experiment: a method, a variant of it, and how to train and evaluate it."""
+
+    name: str | None = Field(None, description="run name; default <method>-<variant>-<dataset>-s<seed>")
+    method: str = "baseline"
+    variant: str | None = Field(None, description="named variant of the method (a row of a paper table)")
+    seed: int = 0
+    output_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: dict[str, Any] = Field(default_factory=dict)
+    loss: dict[str, Any] = Field(default_factory=dict)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    def run_name(self) -> str:
+        """Deterministic run name (no timestamps), so that re-running resumes the same run."""
+        if self.name:
+            return self.name
+        parts = [self.method, self.variant or "default", self.data.dataset, f"s{self.seed}"]
+        return "-".join(parts)

@@ -1,0 +1,192 @@
+"""Tracklet records and the Parquet manifest every dataset loader ends in.
+
+A manifest is one Parquet file; its key-value metadata holds the dataset name, the attribute schema (JSON) and the
+format version. Paths inside records are relative to the manifest's directory (the dataset root), so a prepared
+dataset can be moved or mounted elsewhere. Paths that resolve outside the root are rejected (a manifest is data,
+and must not make a reader open arbitrary files).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from reid.data.attributes import AttributeSchema
+from reid.errors import ReidError
+
+MANIFEST_VERSION = "1"
+ROLES = ("train", "query", "gallery", "unused")
+
+
+class ManifestError(ReidError, ValueError):
+    """A manifest that cannot be used as it is; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class TrackletRecord:
+    """One tracklet: a short video of one person seen by one camera.
+
+    `pid` is the dataset's raw identity (MARS: 0 = distractor, -1 = junk); `camid` the raw camera number.
+    The frames come either from `video` (one file, frames `frame_start .. frame_start + num_frames - 1`) or from
+    `frames` (one image file per frame, in temporal order). `attributes` maps column names of the manifest's
+    attribute schema to class indices. `keypoints` is a .npy file of float32 [num_frames, 18, 3] (x, y, confidence)
+    in frame pixel coordinates, COCO-18 / OpenPose joint order.
+    """
+
+    tracklet_id: str
+    pid: int
+    camid: int
+    dataset: str
+    role: str
+    num_frames: int
+    video: str | None = None
+    frame_start: int = 0
+    frames: tuple[str, ...] = ()
+    attributes: dict[str, int] | None = None
+    keypoints: str | None = None
+    tracklet_no: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def with_role(self, role: str) -> TrackletRecord:
+        return replace(self, role=role)
+
+
+_SCHEMA = pa.schema([
+    ("tracklet_id", pa.string()),
+    ("pid", pa.int64()),
+    ("camid", pa.int64()),
+    ("dataset", pa.string()),
+    ("role", pa.string()),
+    ("num_frames", pa.int64()),
+    ("video", pa.string()),
+    ("frame_start", pa.int64()),
+    ("frames", pa.list_(pa.string())),
+    ("attributes", pa.map_(pa.string(), pa.int64())),
+    ("keypoints", pa.string()),
+    ("tracklet_no", pa.int64()),
+    ("extra", pa.map_(pa.string(), pa.string())),
+])
+
+
+def records_to_table(records: Sequence[TrackletRecord]) -> pa.Table:
+    cols: dict[str, list] = {name: [] for name in _SCHEMA.names}
+    for r in records:
+        cols["tracklet_id"].append(r.tracklet_id)
+        cols["pid"].append(int(r.pid))
+        cols["camid"].append(int(r.camid))
+        cols["dataset"].append(r.dataset)
+        cols["role"].append(r.role)
+        cols["num_frames"].append(int(r.num_frames))
+        cols["video"].append(r.video)
+        cols["frame_start"].append(int(r.frame_start))
+        cols["frames"].append(list(r.frames))
+        cols["attributes"].append(None if r.attributes is None else list(r.attributes.items()))
+        cols["keypoints"].append(r.keypoints)
+        cols["tracklet_no"].append(int(r.tracklet_no))
+        cols["extra"].append(list(r.extra.items()))
+    return pa.table(cols, schema=_SCHEMA)
+
+
+def table_to_records(table: pa.Table) -> list[TrackletRecord]:
+    missing = [n for n in ("tracklet_id", "pid", "camid", "role", "num_frames") if n not in table.column_names]
+    if missing:
+        raise ManifestError(f"manifest lacks required columns {missing}; expected {_SCHEMA.names}")
+    rows = table.to_pylist()
+    out = []
+    for row in rows:
+        attrs = row.get("attributes")
+        out.append(TrackletRecord(
+            tracklet_id=row["tracklet_id"], pid=int(row["pid"]), camid=int(row["camid"]),
+            dataset=row.get("dataset") or "", role=row["role"], num_frames=int(row["num_frames"]),
+            video=row.get("video"), frame_start=int(row.get("frame_start") or 0),
+            frames=tuple(row.get("frames") or ()),
+            attributes=None if attrs is None else {k: int(v) for k, v in attrs},
+            keypoints=row.get("keypoints"), tracklet_no=int(row.get("tracklet_no") or 0),
+            extra={k: v for k, v in (row.get("extra") or [])},
+        ))
+    return out
+
+
+@dataclass
+class Manifest:
+    """Records plus the dataset-level metadata, bound to a root directory."""
+
+    records: list[TrackletRecord]
+    root: Path
+    dataset: str
+    attributes: AttributeSchema = field(default_factory=AttributeSchema)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def by_role(self, *roles: str) -> list[TrackletRecord]:
+        return [r for r in self.records if r.role in roles]
+
+    def resolve(self, rel: str) -> Path:
+        """Absolute path of a file named in a record; refuses paths that leave the root."""
+        root = self.root.resolve()
+        path = (root / rel).resolve()
+        if path != root and root not in path.parents:
+            raise ManifestError(f"manifest path '{rel}' points outside the dataset root {root}")
+        return path
+
+    def validate_paths(self) -> None:
+        for r in self.records:
+            for rel in ([r.video] if r.video else []) + list(r.frames[:1]) + ([r.keypoints] if r.keypoints else []):
+                self.resolve(rel)
+            if r.role not in ROLES:
+                raise ManifestError(f"tracklet {r.tracklet_id}: role '{r.role}' is not one of {ROLES}")
+            if r.num_frames <= 0:
+                raise ManifestError(f"tracklet {r.tracklet_id}: num_frames must be positive")
+
+
+def write_manifest(manifest: Manifest, path: str | Path | None = None) -> Path:
+    out = Path(path) if path is not None else manifest.root / "manifest.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = records_to_table(manifest.records)
+    meta = {
+        "reid.version": MANIFEST_VERSION,
+        "reid.dataset": manifest.dataset,
+        "reid.attributes": manifest.attributes.to_json(),
+        "reid.meta": json.dumps(manifest.meta),
+    }
+    if out.parent.resolve() != manifest.root.resolve():
+        meta["reid.root"] = str(manifest.root.resolve())
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}})
+    pq.write_table(table, out)
+    return out
+
+
+def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
+    """Read a manifest. `root` defaults to the stored root, else the manifest's directory."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "manifest.parquet"
+    if not p.is_file():
+        raise ManifestError(f"manifest not found: expected a Parquet file at {p} "
+                            f"(create one with `reid prepare` or `reid synth`)")
+    try:
+        table = pq.read_table(p)
+    except Exception as exc:  # pyarrow raises several types for truncated / non-Parquet files
+        raise ManifestError(f"manifest {p} cannot be read as Parquet ({type(exc).__name__}: {exc}); "
+                            f"is it truncated?") from None
+    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"reid.")}
+    stored_root = meta.get("reid.root")
+    base = Path(root) if root is not None else Path(stored_root) if stored_root else p.parent
+    manifest = Manifest(
+        records=table_to_records(table),
+        root=base,
+        dataset=meta.get("reid.dataset", ""),
+        attributes=AttributeSchema.from_json(meta.get("reid.attributes")),
+        meta=json.loads(meta.get("reid.meta", "{}")),
+    )
+    manifest.validate_paths()
+    return manifest
+
+
+def relabel(records: Iterable[TrackletRecord]) -> dict[int, int]:
+    """Map raw pids of training records to contiguous class labels 0..N-1 (sorted by raw pid)."""
+    return {pid: i for i, pid in enumerate(sorted({r.pid for r in records}))}
