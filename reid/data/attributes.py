@@ -104,3 +104,53 @@ def group_targets(values: np.ndarray, group: AttributeGroup, schema: AttributeSc
             mask[missing, offset:offset + col.num_classes] = 0
         offset += col.width
     return targets, mask
+
+
+# Column name (as in the MARS / Duke attribute CSVs, and the synthetic set's extra columns) -> (group, kind).
+# Groups follow table 1 of the adfta paper (N = 6: gender & age, head-shoulder, up-body, low-body, shoes,
+# attach); motion and pose are the ID-irrelevant groups of ASA-Net. The 7 quality flags of the extended CSVs
+# (occlusion, cut-out, ...) describe the tracklet, not the person, and are left out of the schema.
+COLUMN_GROUPS: dict[str, tuple[str, Kind]] = {
+    "gender": ("gender_age", "relevant"),
+    "age": ("gender_age", "relevant"),
+    "hat": ("head", "relevant"),
+    "hair": ("head", "relevant"),
+    "glasses": ("head", "relevant"),
+    "top color": ("upper", "relevant"),
+    "top length": ("upper", "relevant"),
+    "top": ("upper", "relevant"),
+    "bottom color": ("lower", "relevant"),
+    "bottom length": ("lower", "relevant"),
+    "bottom type": ("lower", "relevant"),
+    "shoes": ("shoes", "relevant"),
+    "boots": ("shoes", "relevant"),
+    "shoes color": ("shoes", "relevant"),
+    "shoulder bag": ("attach", "relevant"),
+    "backpack": ("attach", "relevant"),
+    "hand bag": ("attach", "relevant"),
+    "handbag": ("attach", "relevant"),
+    "bag": ("attach", "relevant"),
+    "motion": ("motion", "irrelevant"),
+    "pose": ("pose", "irrelevant"),
+}
+GROUP_ORDER = ("gender_age", "head", "upper", "lower", "shoes", "attach", "motion", "pose")
+
+
+def schema_from_columns(class_counts: dict[str, int]) -> AttributeSchema:
+    """Group attribute columns into the project's named groups.
+
+    Args:
+        class_counts: column name -> number of classes (2 for a binary attribute), in CSV column order.
+            Columns without a known group are ignored.
+    """
+    members: dict[str, list[AttributeColumn]] = {}
+    kinds: dict[str, Kind] = {}
+    for name, n in class_counts.items():
+        if name not in COLUMN_GROUPS:
+            continue
+        group, kind = COLUMN_GROUPS[name]
+        members.setdefault(group, []).append(AttributeColumn(name, int(n)))
+        kinds[group] = kind
+    return AttributeSchema(tuple(
+        AttributeGroup(g, kinds[g], tuple(members[g])) for g in GROUP_ORDER if g in members
+    ))
