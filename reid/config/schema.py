@@ -86,8 +86,6 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(1, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     eval_every: int = Field(1, ge=1, description="validate every N epochs (and at the end)")
-    pretrained: bool = Field(True, description="load ImageNet weights when a local file or cache has them")
-    pretrained_path: str | None = None
     init_from: str | None = Field(None, description="run directory or checkpoint to initialise weights from")
 
 

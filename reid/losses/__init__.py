@@ -1,0 +1,1 @@
+"""Losses, one file per family, and the Objective that owns their weights."""

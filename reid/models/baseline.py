@@ -1,0 +1,75 @@
+"""Baseline: ResNet frames -> temporal average pooling -> BNNeck -> ID classifier; CE (label smoothing) + batch-hard
+triplet. The "Baseline" row of every paper's table (e.g. adfta table 4 row A, posetap table 1 "Baseline").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from pydantic import Field
+
+from reid.losses.metric import batch_hard_triplet
+from reid.losses.objective import Objective
+from reid.losses.softmax import cross_entropy_label_smooth
+from reid.models.backbones import resnet_trunk
+from reid.models.layers.frames import per_frame
+from reid.models.layers.neck import BNNeck
+from reid.registry import DataInfo, MethodSpec, Params, register_method
+
+
+class BaselineParams(Params):
+    depth: Literal[18, 34, 50] = 50
+    last_stride: Literal[1, 2] = 1
+    pretrained: bool = True
+    weights_path: str | None = None
+
+
+class BaselineLossParams(Params):
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    triplet_margin: float = Field(0.3, ge=0)
+    triplet_metric: Literal["euclidean", "cosine"] = "euclidean"
+    weight_ce: float = Field(1.0, ge=0)
+    weight_triplet: float = Field(1.0, ge=0)
+
+
+class Baseline(nn.Module):
+    """frames [B, T, 3, H, W] (normalised) -> features [B, D]; D = 512 (ResNet-18/34) or 2048 (ResNet-50)."""
+
+    def __init__(self, params: BaselineParams, info: DataInfo) -> None:
+        super().__init__()
+        self.backbone, dim = resnet_trunk(params.depth, params.pretrained, params.weights_path, params.last_stride)
+        self.neck = BNNeck(dim, info.num_classes)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        maps = per_frame(self.backbone, batch["frames"])        # [B, T, D, h, w]
+        frame_feats = maps.mean(dim=(3, 4))                      # [B, T, D]
+        pooled = frame_feats.mean(dim=1)                         # temporal average pooling, [B, D]
+        f_bn, logits = self.neck(pooled)
+        return {"features": f_bn, "global": pooled, "logits": logits}
+
+
+class BaselineObjective(Objective):
+    def __init__(self, params: BaselineLossParams) -> None:
+        super().__init__({"ce": params.weight_ce, "triplet": params.weight_triplet})
+        self.p = params
+
+    def terms(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {
+            "ce": cross_entropy_label_smooth(outputs["logits"], batch["pid"], self.p.label_smoothing),
+            "triplet": batch_hard_triplet(outputs["global"], batch["pid"], self.p.triplet_margin,
+                                          self.p.triplet_metric),
+        }
+
+
+register_method(MethodSpec(
+    name="baseline",
+    build_model=lambda p, info: Baseline(BaselineParams.model_validate(p), info),
+    build_objective=lambda p, info: BaselineObjective(BaselineLossParams.model_validate(p)),
+    model_params=BaselineParams,
+    loss_params=BaselineLossParams,
+    inputs=frozenset({"frames"}),
+    default_config="baseline",
+    description="ResNet + temporal average pooling + BNNeck; CE (label smoothing) + batch-hard triplet",
+))

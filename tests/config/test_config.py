@@ -1,0 +1,73 @@
+import pytest
+import yaml
+
+from reid.config import ConfigError, build_config, save_config, validate_overrides
+from reid.config.loader import parse_override
+
+
+def test_override_parsing_types():
+    assert parse_override("data.seq_len=8") == ("data.seq_len", 8)
+    assert parse_override("optim.lr=3e-4") == ("optim.lr", 3e-4)
+    assert parse_override("scheduler.milestones=[10, 20]") == ("scheduler.milestones", [10, 20])
+    assert parse_override("eval.rerank=true") == ("eval.rerank", True)
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("data.seq_len")
+
+
+def test_overrides_reach_sections_and_method_params():
+    cfg = build_config("baseline", [], ["data.seq_len=6", "model.depth=18", "loss.triplet_margin=0.5"])
+    assert cfg.data.seq_len == 6 and cfg.model["depth"] == 18 and cfg.loss["triplet_margin"] == 0.5
+    # defaults of the method's parameter classes are filled in, so the saved config is complete
+    assert cfg.loss["label_smoothing"] == 0.1
+
+
+def test_unknown_key_names_key_and_allowed_keys():
+    with pytest.raises(ConfigError) as err:
+        build_config("baseline", [], ["data.seqlen=8"])
+    msg = str(err.value)
+    assert "data.seqlen" in msg and "seq_len" in msg and "ids_per_batch" in msg
+
+
+def test_unknown_method_param_names_allowed_ones():
+    with pytest.raises(ConfigError) as err:
+        build_config("baseline", [], ["model.sigma=0.3"])
+    assert "model.sigma" in str(err.value) and "depth" in str(err.value)
+
+
+def test_wrong_type_is_an_error_naming_the_key():
+    with pytest.raises(ConfigError, match="data.seq_len"):
+        build_config("baseline", [], ["data.seq_len=abc"])
+    with pytest.raises(ConfigError, match="model.depth"):
+        build_config("baseline", [], ["model.depth=19"])
+
+
+def test_unknown_method_lists_known_methods():
+    with pytest.raises(ConfigError, match="known methods: .*baseline"):
+        build_config("nosuchmethod", [], [])
+
+
+def test_missing_config_file_is_clear():
+    with pytest.raises(ConfigError, match="not found"):
+        build_config("baseline", ["/nonexistent/x.yaml"], [])
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = build_config("baseline", ["baseline-synthetic"], ["seed=3"])
+    path = save_config(cfg, tmp_path / "config.yaml")
+    again = build_config(None, [path], [])
+    assert again == cfg
+    assert yaml.safe_load(path.read_text())["method"] == "baseline"
+
+
+def test_search_space_goes_through_same_validation():
+    cfg = build_config("baseline", [], [])
+    ok = validate_overrides(cfg, {"loss.triplet_margin": 0.4, "data.seq_len": 4})
+    assert ok.loss["triplet_margin"] == 0.4
+    with pytest.raises(ConfigError, match="loss.margin"):
+        validate_overrides(cfg, {"loss.margin": 0.4})
+
+
+def test_run_name_is_deterministic():
+    a = build_config("baseline", [], ["seed=1"])
+    b = build_config("baseline", [], ["seed=1"])
+    assert a.run_name() == b.run_name() == "baseline-default-synthetic-s1"
