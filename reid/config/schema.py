@@ -50,6 +50,10 @@ class DataConfig(Strict):
     batches_per_epoch: int | None = Field(None, ge=1, description="None: every identity once per epoch")
     decode_workers: int = Field(1, ge=1, description="Ray Data decoding actors")
     decode_cpus: float = Field(0.5, gt=0, description="CPUs reserved per decoding actor")
+    decode_timeout_s: float | None = Field(
+        60.0, gt=0, description="seconds before a video decode is abandoned and the tracklet counted unreadable; "
+        "None decodes in-process without a watchdog"
+    )
     max_errored_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="share of unreadable tracklets tolerated before the run fails"
     )
@@ -113,6 +117,9 @@ class EvalConfig(Strict):
     pairwise: bool = Field(False, description="query-dependent pairwise scoring for models that support it")
     batch_size: int = Field(32, ge=1)
     max_rank: int = Field(20, ge=1)
+    ap_mode: Literal["standard", "trapezoid"] = Field(
+        "standard", description="non-interpolated AP (torchreid / fast-reid) or trapezoidal (official MARS code)"
+    )
 
 
 class ExperimentConfig(Strict):

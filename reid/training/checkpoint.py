@@ -1,0 +1,74 @@
+"""Checkpoints: one `state.pt` per checkpoint directory, readable with `torch.load(weights_only=True)`.
+
+Contents: model (unwrapped from DDP), objective (e.g. center-loss centers, schedule buffers), optimisers, LR
+scheduler, grad scaler (fp16), the next epoch to run, the best validation mAP so far, and the resolved config (as
+YAML text). Random state needs no entry: every random draw of an epoch is derived from (seed, epoch, rank) (see
+`reid.training.worker.seed_epoch`) and the data plan from (seed, epoch), so the epoch number restores both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+STATE_FILE = "state.pt"
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def save_state(directory: str | Path, *, model: nn.Module, objective: nn.Module,
+               optimizers: dict[str, torch.optim.Optimizer], scheduler: Any, scaler: Any,
+               next_epoch: int, best_map: float, config_yaml: str) -> Path:
+    path = Path(directory) / STATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "model": unwrap(model).state_dict(),
+        "objective": objective.state_dict(),
+        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else {},
+        "next_epoch": next_epoch,
+        "best_map": best_map,
+        "config_yaml": config_yaml,
+    }, path)
+    return path
+
+
+def load_state(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory)
+    if path.is_dir():
+        path = path / STATE_FILE
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def restore(state: dict[str, Any], *, model: nn.Module, objective: nn.Module,
+            optimizers: dict[str, torch.optim.Optimizer], scheduler: Any, scaler: Any) -> None:
+    unwrap(model).load_state_dict(state["model"])
+    objective.load_state_dict(state["objective"])
+    for k, o in optimizers.items():
+        o.load_state_dict(state["optimizers"][k])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+
+
+def init_weights_from(model: nn.Module, source: str | Path) -> list[str]:
+    """Two-stage recipes (`train.init_from`): load model weights from a run dir or checkpoint, skipping tensors
+    whose shape differs (e.g. the ID classifier when the class count changes). Returns the skipped keys."""
+    src = Path(source)
+    if src.is_dir() and not (src / STATE_FILE).exists():
+        best = src / "best" / STATE_FILE
+        src = best if best.exists() else src
+    state = load_state(src)["model"]
+    target = unwrap(model)
+    if hasattr(target, "load_pretrained"):
+        return target.load_pretrained(state)
+    own = target.state_dict()
+    skipped = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    target.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
+    return skipped

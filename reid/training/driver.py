@@ -1,0 +1,82 @@
+"""The driver: builds the TorchTrainer for a config and runs it (also the body of a Ray Tune trial).
+
+Run identity: `RunConfig(name=cfg.run_name(), storage_path=...)` with no timestamp, so re-running the same command
+resumes the same run from its latest checkpoint (Ray Train V2 has no `Trainer.restore`; a run resumes by being
+started again with the same name and storage path).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from reid.config.schema import ExperimentConfig, RayConfig
+
+
+def storage_root(cfg: ExperimentConfig) -> str:
+    path = cfg.ray.storage_path
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def init_ray(ray_cfg: RayConfig) -> None:
+    """Connect to `ray.address`, or start a local cluster sized to this machine."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if ray_cfg.address:
+        ray.init(address=ray_cfg.address, log_to_driver=True)
+    else:
+        ray.init(object_store_memory=ray_cfg.object_store_memory, log_to_driver=True)
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """The function every Ray Train worker runs."""
+    from reid.data.records import read_manifest
+    from reid.training.ray_session import RaySession
+    from reid.training.worker import run_worker
+
+    cfg = ExperimentConfig.model_validate(loop_config["config"])
+    manifest = read_manifest(loop_config["manifest"])
+    session = RaySession(loop_config["clock"])
+    run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True)
+
+
+def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None = None, run_name: str | None = None):
+    """Build and fit the TorchTrainer; returns the Ray Train `Result`."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from reid.data.pipeline import build_train_dataset, get_or_create_clock
+    from reid.registry import get_method
+
+    spec = get_method(cfg.method)
+    run = run_name or cfg.run_name()
+    init_ray(cfg.ray)
+    clock_name = f"reid-epoch-clock-{run}"
+    get_or_create_clock(clock_name)
+    dataset = build_train_dataset(str(manifest_path), cfg, spec.inputs, spec.batching, cfg.ray.num_workers,
+                                  clock_name)
+    resources = {"CPU": cfg.ray.cpus_per_worker}
+    if cfg.ray.use_gpu:
+        resources["GPU"] = cfg.ray.gpus_per_worker
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": str(manifest_path),
+                           "clock": clock_name, "run": run},
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
+                                               resources_per_worker=resources),
+        run_config=ray.train.RunConfig(
+            name=run,
+            storage_path=storage_root(cfg),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
+                                                         checkpoint_score_attribute="checkpoint_score",
+                                                         checkpoint_score_order="max"),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures),
+            callbacks=callbacks or None,
+        ),
+        datasets={"train": dataset},
+    )
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
+    return trainer.fit()

@@ -1,0 +1,84 @@
+"""Tracklet features from a model, in-process: the per-record work that validation and batch inference share.
+
+A tracklet's test clips come from `reid.data.batching.make_test_clips` ([C, L, ...] with `data.test_sampler`); the
+model embeds each clip and the clips' features are averaged (optionally also over the horizontally flipped clips).
+Models that score pairs (`encode_sequences` + `pair_distance`, see reid.evaluation.pairwise) instead return the
+per-frame states of all clips concatenated in time, [C * L, D].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reid.config.schema import ExperimentConfig
+from reid.data.batching import BatchMaker, make_test_clips, to_torch
+from reid.errors import ReidError
+from reid.registry import MethodSpec
+from reid.training.checkpoint import unwrap
+
+
+def _forward_clips(model: nn.Module, clips: dict[str, torch.Tensor], spec: MethodSpec, device: torch.device,
+                   batch_size: int, states: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    from reid.training.worker import normalize_inputs
+
+    n = clips["frames"].shape[0]
+    feats, extras = [], {}
+    for start in range(0, n, batch_size):
+        part = {k: v[start:start + batch_size] for k, v in clips.items()}
+        part["pid"] = torch.zeros(part["frames"].shape[0], dtype=torch.int64)
+        batch = normalize_inputs(part, spec, device)
+        if states:
+            feats.append(unwrap(model).encode_sequences(batch).float().cpu())
+            continue
+        out = model(batch)
+        feats.append(out["features"].float().cpu())
+        for key in ("temporal_weights", "spatial_maps"):
+            if key in out and start == 0:
+                extras[key] = out[key][:1].float().cpu()
+    return torch.cat(feats), extras
+
+
+def record_feature(model: nn.Module, maker: BatchMaker, index: int, cfg: ExperimentConfig, spec: MethodSpec,
+                   device: torch.device, *, states: bool = False, keep_extras: bool = False
+                   ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """One tracklet -> feature [D] (mean over clips, flip-averaged if eval.flip) or states [C*L, D]."""
+    clips = to_torch(make_test_clips(maker, index))
+    feats, extras = _forward_clips(model, clips, spec, device, cfg.eval.batch_size, states)
+    if states:
+        return feats.flatten(0, 1), {}
+    feature = feats.mean(dim=0)
+    if cfg.eval.flip:
+        if set(clips) & {"flow", "pose_maps", "keypoints"}:
+            raise ReidError("eval.flip supports frame-only methods (flipping flow or pose inputs is not defined)")
+        clips["frames"] = clips["frames"].flip(-1)
+        flipped, _ = _forward_clips(model, clips, spec, device, cfg.eval.batch_size, states)
+        feature = (feature + flipped.mean(dim=0)) / 2
+    if keep_extras:
+        extras["thumbnail"] = clips["frames"][0, 0].permute(1, 2, 0).numpy().astype(np.uint8)
+    return feature, extras
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, maker: BatchMaker, indices: list[int], cfg: ExperimentConfig,
+                     spec: MethodSpec, device: torch.device, *, states: bool = False, progress: bool = False
+                     ) -> list[torch.Tensor]:
+    from tqdm.auto import tqdm
+
+    model.eval()
+    it = tqdm(indices, desc="features", leave=False, disable=not progress)
+    return [record_feature(model, maker, i, cfg, spec, device, states=states)[0] for i in it]
+
+
+def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Variable-length [T_i, D] -> padded [N, T_max, D] and mask [N, T_max] (True = valid)."""
+    t_max = max(s.shape[0] for s in states)
+    out = torch.zeros(len(states), t_max, states[0].shape[1])
+    mask = torch.zeros(len(states), t_max, dtype=torch.bool)
+    for i, s in enumerate(states):
+        out[i, :s.shape[0]] = s
+        mask[i, :s.shape[0]] = True
+    return out, mask

@@ -1,0 +1,63 @@
+"""The Ray Train side of a Session: shards from `get_dataset_shard`, checkpoints via `ray.train.report`."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+import ray.train.torch
+import torch
+import torch.distributed as dist
+
+from reid.training.session import Session
+
+
+class RaySession(Session):
+    def __init__(self, clock_name: str) -> None:
+        from reid.data.pipeline import get_or_create_clock
+
+        ctx = ray.train.get_context()
+        self.rank = ctx.get_world_rank()
+        self.world_size = ctx.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self._clock = get_or_create_clock(clock_name)
+        self._shard = ray.train.get_dataset_shard("train")
+        self._storage = Path(ctx.get_storage().storage_fs_path) if hasattr(ctx, "get_storage") else None
+        self._checkpoint = ray.train.get_checkpoint()
+        self._tmp = tempfile.TemporaryDirectory(prefix="reid-ckpt-")
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        # DDP over NCCL (GPU) or Gloo (CPU) when there is more than one worker; moves the model to the device.
+        return ray.train.torch.prepare_model(model)
+
+    def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
+        from reid.data.pipeline import iter_epoch
+
+        return iter_epoch(self._shard, self._clock, epoch)
+
+    def resume_state_dir(self) -> Path | None:
+        if self._checkpoint is None:
+            return None
+        return Path(self._checkpoint.to_directory(str(Path(self._tmp.name) / "resume")))
+
+    def report(self, metrics: dict[str, Any], write_checkpoint: Callable[[Path], None] | None) -> None:
+        if write_checkpoint is None:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="reid-report-") as tmp:
+            checkpoint = None
+            if self.rank == 0:
+                write_checkpoint(Path(tmp))
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint)  # a barrier: every rank calls it every epoch
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        if self.world_size == 1 or not dist.is_initialized():
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out

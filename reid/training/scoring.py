@@ -1,0 +1,62 @@
+"""From gathered features to a distance matrix and metrics, as `eval.*` asks (no Ray)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from reid.config.schema import EvalConfig
+from reid.data.records import TrackletRecord
+from reid.evaluation.distances import pairwise_distance
+from reid.evaluation.features import l2_normalize
+from reid.evaluation.metrics import RankResult
+from reid.evaluation.protocols import EvalSplit, evaluate_split
+from reid.evaluation.rerank import rerank_features
+from reid.evaluation.score_norm import score_normalize
+
+
+@dataclass
+class Scored:
+    distmat: np.ndarray
+    result: RankResult
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def distance_matrix(qf: torch.Tensor, gf: torch.Tensor, ev: EvalConfig) -> np.ndarray:
+    """[Nq, D], [Ng, D] -> [Nq, Ng] with optional L2 normalisation, re-ranking and score normalisation."""
+    if ev.normalize:
+        qf, gf = l2_normalize(qf), l2_normalize(gf)
+    if ev.rerank:
+        metric = "cosine" if ev.distance == "cosine" else "sqeuclidean"
+        dist = torch.as_tensor(rerank_features(qf, gf, ev.rerank_k1, ev.rerank_k2, ev.rerank_lambda, metric=metric))
+    else:
+        dist = pairwise_distance(qf, gf, ev.distance)
+    if ev.score_norm:
+        dist = score_normalize(dist)
+    return dist.cpu().numpy()
+
+
+def score(distmat: np.ndarray, records: list[TrackletRecord], split: EvalSplit, ev: EvalConfig) -> Scored:
+    result = evaluate_split(distmat, records, split, ap_mode=ev.ap_mode)
+    metrics = summarize(result, split.label)
+    return Scored(distmat=distmat, result=result, metrics=metrics)
+
+
+def summarize(result: RankResult, label: str) -> dict[str, Any]:
+    """Percentages under the names the papers' tables use (mAP, mINP, R1, R5, R10, R20) + query counts."""
+    s = result.summary()
+    out: dict[str, Any] = {"protocol": label, "mAP": 100 * s["mAP"], "mINP": 100 * s["mINP"]}
+    out.update({f"R{k}": 100 * s[f"rank{k}"] for k in (1, 5, 10, 20)})
+    out.update(queries=int(s["num_queries"]), valid_queries=int(s["num_valid_queries"]),
+               queries_without_match=int(s["num_queries_without_match"]))
+    return out
+
+
+def features_to_metrics(features: dict[int, torch.Tensor], records: list[TrackletRecord], split: EvalSplit,
+                        ev: EvalConfig) -> Scored:
+    qf = torch.stack([features[int(i)] for i in split.query])
+    gf = torch.stack([features[int(i)] for i in split.gallery])
+    return score(distance_matrix(qf, gf, ev), records, split, ev)

@@ -1,0 +1,88 @@
+"""Where a worker loop runs: in-process (`ray.num_workers=0`, tests, debugging) or as a Ray Train worker.
+
+The loop in `reid.training.worker` only talks to a Session: it asks for the epoch's batches, the checkpoint to
+resume from, and reports metrics (+ a checkpoint) at the end of each epoch. `LocalSession` keeps checkpoints under
+`<storage>/<run>/checkpoints/` itself; `reid.training.ray_session.RaySession` delegates to Ray Train.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from reid.training.checkpoint import STATE_FILE
+
+
+class Session:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        return model.to(self.device)
+
+    def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def resume_state_dir(self) -> Path | None:
+        """Directory of the checkpoint to resume from, or None for a fresh start."""
+        raise NotImplementedError
+
+    def report(self, metrics: dict[str, Any], write_checkpoint: Callable[[Path], None] | None) -> None:
+        """End of epoch: record metrics; when given, `write_checkpoint(dir)` fills a checkpoint directory."""
+        raise NotImplementedError
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        return [obj]
+
+    def run_dir(self) -> Path:
+        raise NotImplementedError
+
+
+class LocalSession(Session):
+    """Single process, no Ray: batches come from the pure-python pipeline (`iter_local_batches`)."""
+
+    def __init__(self, run_dir: Path, batches: Callable[[int], Iterator[dict[str, Any]]], keep: int = 2) -> None:
+        self._run_dir = run_dir
+        self._batches = batches
+        self._keep = keep
+        self.history: list[dict[str, Any]] = []
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def run_dir(self) -> Path:
+        return self._run_dir
+
+    def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
+        return self._batches(epoch)
+
+    def checkpoints(self) -> list[Path]:
+        return sorted(p for p in (self._run_dir / "checkpoints").glob("epoch_*") if (p / STATE_FILE).exists())
+
+    def resume_state_dir(self) -> Path | None:
+        found = self.checkpoints()
+        return found[-1] if found else None
+
+    def report(self, metrics: dict[str, Any], write_checkpoint: Callable[[Path], None] | None) -> None:
+        self.history.append(dict(metrics))
+        with open(self._run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if write_checkpoint is None:
+            return
+        target = self._run_dir / "checkpoints" / f"epoch_{int(metrics['epoch']):04d}"
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_checkpoint(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)  # atomic: a crash mid-write never leaves a half checkpoint that looks complete
+        if metrics.get("is_best"):
+            best = self._run_dir / "best"
+            shutil.rmtree(best, ignore_errors=True)
+            shutil.copytree(target, best)
+        for old in self.checkpoints()[:-self._keep]:
+            shutil.rmtree(old, ignore_errors=True)

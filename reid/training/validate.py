@@ -1,0 +1,54 @@
+"""Per-epoch validation inside the training loop: every rank embeds a slice of the evaluation tracklets, the
+features are gathered (never one worker's shard alone), and metrics are computed once and shared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from reid.config.schema import ExperimentConfig
+from reid.data.batching import BatchMaker
+from reid.data.records import Manifest
+from reid.evaluation.pairwise import pairwise_distance_matrix
+from reid.evaluation.protocols import get_protocol
+from reid.registry import MethodSpec
+from reid.training.checkpoint import unwrap
+from reid.training.features import extract_features, pad_states
+from reid.training.scoring import features_to_metrics, score
+from reid.training.session import Session
+
+
+class Validator:
+    def __init__(self, manifest: Manifest, cfg: ExperimentConfig, spec: MethodSpec) -> None:
+        self.manifest, self.cfg, self.spec = manifest, cfg, spec
+        self.protocol = get_protocol(cfg.eval.protocol, dataset=manifest.dataset or cfg.data.dataset)
+        self.split = self.protocol.split(manifest.records)
+        self.indices = sorted(set(self.split.query.tolist()) | set(self.split.gallery.tolist()))
+        self._maker: BatchMaker | None = None
+
+    def maker(self) -> BatchMaker:
+        if self._maker is None:
+            self._maker = BatchMaker(self.manifest, self.cfg, self.spec.inputs - {"attributes"}, train=False)
+        return self._maker
+
+    @torch.no_grad()
+    def run(self, model: torch.nn.Module, session: Session) -> dict[str, Any]:
+        pairwise = self.cfg.eval.pairwise and hasattr(unwrap(model), "pair_distance")
+        mine = self.indices[session.rank::session.world_size]
+        feats = extract_features(model, self.maker(), mine, self.cfg, self.spec, session.device, states=pairwise)
+        gathered: dict[int, torch.Tensor] = {}
+        for part in session.all_gather(dict(zip(mine, feats, strict=True))):
+            gathered.update(part)
+        model.train()
+        metrics: dict[str, Any] = {}
+        if session.rank == 0:
+            if pairwise:
+                q, qm = pad_states([gathered[int(i)] for i in self.split.query])
+                g, gm = pad_states([gathered[int(i)] for i in self.split.gallery])
+                dist = pairwise_distance_matrix(unwrap(model), q, g, qm, gm, device=session.device).numpy()
+                scored = score(dist, self.manifest.records, self.split, self.cfg.eval)
+            else:
+                scored = features_to_metrics(gathered, self.manifest.records, self.split, self.cfg.eval)
+            metrics = {f"val/{k}": v for k, v in scored.metrics.items() if k != "protocol"}
+        return session.all_gather(metrics)[0]

@@ -1,0 +1,177 @@
+"""The per-worker training loop, the same for every method and for in-process and Ray Train runs.
+
+Per epoch: derive the RNG state from (seed, epoch, rank), iterate the epoch's batches (each a whole P x K or pair
+batch), normalise inputs on the device, step, then step the LR schedule, validate (features gathered from all ranks,
+metrics on rank 0), and report metrics with a checkpoint every `train.checkpoint_every` epochs and at the end.
+Every epoch is safe to repeat: after a hard worker failure Ray may restore the checkpoint one epoch before the latest
+reported one, and the repeated epoch then reproduces the same batches and the same random draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from reid.config.schema import ExperimentConfig
+from reid.data.records import Manifest, relabel
+from reid.registry import DataInfo, MethodSpec, get_method
+from reid.training.checkpoint import init_weights_from, load_state, restore, save_state
+from reid.training.metrics import MetricsExporter
+from reid.training.optim import build_optimizer, build_scheduler
+from reid.training.session import Session
+from reid.training.step import StepTimes, train_step
+
+log = logging.getLogger(__name__)
+
+
+def data_info(manifest: Manifest, cfg: ExperimentConfig) -> DataInfo:
+    train = manifest.by_role("train")
+    return DataInfo(num_classes=len(relabel(train)), attributes=manifest.attributes,
+                    seq_len=cfg.data.seq_len, height=cfg.data.height, width=cfg.data.width)
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Every random draw of the model (dropout, random init of new layers) in an epoch follows from this."""
+    torch.manual_seed(((seed * 1_000_003) + epoch * 1009 + rank) % (2**63 - 1))
+
+
+def normalize_inputs(batch: dict[str, Any], spec: MethodSpec, device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a batch to the device and turn uint8 frames into the method's input normalisation."""
+    from reid.data.transforms import normalize_imagenet, to_yuv_standardized
+
+    out = {}
+    for key, value in batch.items():
+        t = torch.as_tensor(value)
+        out[key] = t.to(device, non_blocking=True)
+    frames = out["frames"]
+    out["frames"] = to_yuv_standardized(frames) if spec.input_norm == "yuv" else normalize_imagenet(frames)
+    for key in ("flow", "pose_maps", "keypoints", "pair_same"):
+        if key in out:
+            out[key] = out[key].float()
+    return out
+
+
+def build_components(cfg: ExperimentConfig, info: DataInfo, spec: MethodSpec):
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
+    model = spec.build_model(cfg.model, info)
+    objective = spec.build_objective(cfg.loss, info)
+    if cfg.train.init_from:
+        skipped = init_weights_from(model, cfg.train.init_from)
+        log.info("initialised weights from %s (skipped %d mismatched tensors)", cfg.train.init_from, len(skipped))
+    return model, objective
+
+
+def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, run_name: str,
+               export_metrics: bool = False) -> list[dict[str, Any]]:
+    """Train `cfg` and return the per-epoch metrics this worker reported."""
+    from reid.training.validate import Validator
+
+    spec = get_method(cfg.method)
+    info = data_info(manifest, cfg)
+    device = session.device
+    model, objective = build_components(cfg, info, spec)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model = session.prepare_model(model)
+    objective.to(device)
+    optimizer = build_optimizer(model, cfg.optim)
+    optimizers = {"model": optimizer}
+    own = [p for p in objective.parameters() if p.requires_grad]
+    if own:
+        if objective.own_lr is not None:
+            optimizers["objective"] = torch.optim.SGD(own, lr=objective.own_lr)
+        else:
+            optimizer.add_param_group({"params": own, "lr": cfg.optim.lr, "lr_mult": 1.0})
+    scheduler = build_scheduler(optimizer, cfg.scheduler, cfg.train.epochs)
+    scaler = None
+    step_model = torch.compile(model) if cfg.train.compile else model
+
+    start, best_map, last_map = 0, -1.0, -1.0
+    resume_dir = session.resume_state_dir()
+    if resume_dir is not None:
+        state = load_state(resume_dir)
+        restore(state, model=model, objective=objective, optimizers=optimizers, scheduler=scheduler, scaler=scaler)
+        start, best_map = int(state["next_epoch"]), float(state["best_map"])
+        if session.rank == 0:
+            print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_dir}", flush=True)
+
+    validator = Validator(manifest, cfg, spec)
+    exporter = MetricsExporter(run_name, session.rank, export_metrics)
+    config_yaml = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    reported: list[dict[str, Any]] = []
+    for epoch in range(start, cfg.train.epochs):
+        seed_epoch(cfg.seed, epoch, session.rank)
+        model.train()
+        objective.train()
+        times, sums = StepTimes(), defaultdict(float)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        epoch_start = t_prev = time.perf_counter()
+        for step, batch in enumerate(session.epoch_batches(epoch)):
+            times.data += time.perf_counter() - t_prev
+            batch = normalize_inputs(batch, spec, device)
+            values = train_step(step_model, objective, batch, list(optimizers.values()), device=device,
+                                amp=cfg.train.amp, grad_clip=cfg.train.grad_clip, scaler=scaler, times=times,
+                                where=f"epoch {epoch + 1} step {step + 1}")
+            for k, v in values.items():
+                sums[k] += v
+            t_prev = time.perf_counter()
+        elapsed = time.perf_counter() - epoch_start
+        if times.steps == 0:
+            raise RuntimeError(f"epoch {epoch + 1}: worker {session.rank} received no batches")
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        metrics: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            **{f"train/{k}": v / times.steps for k, v in sums.items()},
+            "loss": sums["loss"] / times.steps,
+            "clips_per_s": times.clips / max(elapsed, 1e-9),
+            "data_wait_s": times.data / times.steps,
+            "time/forward_s": times.forward / times.steps,
+            "time/backward_s": times.backward / times.steps,
+            "time/optimizer_s": times.optimizer / times.steps,
+            "time/epoch_s": elapsed,
+            "gpu_mem_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0,
+        }
+        last = epoch + 1 == cfg.train.epochs
+        is_best = False
+        if (epoch + 1) % cfg.train.eval_every == 0 or last:
+            val = validator.run(model, session)
+            metrics.update(val)
+            last_map = val["val/mAP"]
+            is_best = last_map > best_map
+            best_map = max(best_map, last_map)
+        metrics["best_mAP"] = best_map
+        metrics["is_best"] = is_best
+        # Ray keeps the top-k checkpoints by this score (and always the latest one).
+        metrics["checkpoint_score"] = last_map
+        exporter.epoch_end(metrics, times.steps)
+        writer = None
+        if (epoch + 1) % cfg.train.checkpoint_every == 0 or last or is_best:
+            next_epoch, best = epoch + 1, best_map
+
+            def writer(directory: Path, next_epoch: int = next_epoch, best: float = best) -> None:
+                save_state(directory, model=model, objective=objective, optimizers=optimizers,
+                           scheduler=scheduler, scaler=scaler, next_epoch=next_epoch, best_map=best,
+                           config_yaml=config_yaml)
+        if session.rank == 0:
+            print(format_epoch_line(metrics, cfg.train.epochs), flush=True)
+        session.report(metrics, writer)
+        reported.append(metrics)
+    return reported
+
+
+def format_epoch_line(m: dict[str, Any], epochs: int) -> str:
+    terms = " ".join(f"{k[6:]} {v:.3f}" for k, v in m.items() if k.startswith("train/") and k != "train/loss")
+    line = (f"[reid] epoch {m['epoch']:>3}/{epochs}  loss {m['loss']:.4f} ({terms})  lr {m['lr']:.2e}  "
+            f"{m['clips_per_s']:.1f} clips/s  data wait {m['data_wait_s'] * 1000:.0f} ms/step")
+    if "val/mAP" in m:
+        line += f"  | val mAP {m['val/mAP']:.1f} R1 {m['val/R1']:.1f}"
+    return line
