@@ -91,6 +91,9 @@ class TrainConfig(Strict):
     keep_checkpoints: int = Field(2, ge=1)
     eval_every: int = Field(1, ge=1, description="validate every N epochs (and at the end)")
     init_from: str | None = Field(None, description="run directory or checkpoint to initialise weights from")
+    inject_fault: str | None = Field(
+        None, description="testing aid: kind@epoch[:step][/rank], kind raise|kill|nan (see reid.training.faults)"
+    )
 
 
 class RayConfig(Strict):

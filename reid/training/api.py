@@ -49,11 +49,15 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     return Path(storage).resolve() / cfg.run_name()
 
 
-def train(cfg: ExperimentConfig, callbacks: list | None = None) -> TrainResult:
-    """Train `cfg`: in-process when `ray.num_workers == 0`, otherwise with Ray Train. Resumes an existing run."""
+def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -> TrainResult:
+    """Train `cfg`: in-process when `ray.num_workers == 0`, otherwise with Ray Train. Resumes an existing run.
+
+    callbacks: Ray Train `UserCallback`s (e.g. Tune's `TuneReportCallback`) for Ray runs; on_epoch(metrics,
+    checkpoint_dir | None) is called after every epoch of an in-process run (e.g. to `ray.tune.report`).
+    """
     manifest_path = manifest_path_for(cfg)
     if cfg.ray.num_workers == 0:
-        return _train_local(cfg, manifest_path)
+        return _train_local(cfg, manifest_path, on_epoch)
     from reid.training.driver import fit_ray
 
     result = fit_ray(cfg, manifest_path, callbacks=callbacks)
@@ -77,7 +81,7 @@ def _metrics_history(result) -> list[dict[str, Any]]:
     return df.to_dict("records") if df is not None else [dict(result.metrics or {})]
 
 
-def _train_local(cfg: ExperimentConfig, manifest_path: Path) -> TrainResult:
+def _train_local(cfg: ExperimentConfig, manifest_path: Path, on_epoch=None) -> TrainResult:
     from reid.data.batching import iter_local_batches
     from reid.registry import get_method
     from reid.training.session import LocalSession
@@ -92,8 +96,8 @@ def _train_local(cfg: ExperimentConfig, manifest_path: Path) -> TrainResult:
     def batches(epoch: int):
         return iter_local_batches(manifest, cfg, spec.inputs, spec.batching, epoch, 0, 1)
 
-    session = LocalSession(run_dir, batches, keep=cfg.train.keep_checkpoints)
-    run_worker(cfg, manifest, session, run_name=cfg.run_name())
+    session = LocalSession(run_dir, batches, keep=cfg.train.keep_checkpoints, on_epoch=on_epoch)
+    run_worker(cfg, manifest, session, run_name=cfg.run_name(), run_dir=run_dir)
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     best = run_dir / "best"
     out = TrainResult(run_dir=run_dir, history=history, best_checkpoint=best if best.exists() else None,
@@ -122,3 +126,101 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             return Path(best)
     found = sorted(run_dir.glob("checkpoints/epoch_*")) + sorted(run_dir.glob("checkpoint_*"))
     return found[-1] if found else None
+
+
+@dataclass
+class EvalOutcome:
+    """Metrics of one evaluation plus what the report needs (distances, split, sampled model extras)."""
+
+    metrics: dict[str, Any]
+    distmat: Any = None
+    split: Any = None
+    records: list = field(default_factory=list)
+    manifest: Any = None
+    extras: dict[int, dict[str, Any]] = field(default_factory=dict)
+    checkpoint: Path | None = None
+    group_names: list[str] | None = None
+
+
+def load_model(cfg: ExperimentConfig, checkpoint: Path | None, info, spec):
+    """The model of `cfg` with weights from `checkpoint` (a checkpoint dir, state.pt, or run dir), or a randomly
+    initialised untrained one when `checkpoint` is None."""
+    import torch
+
+    from reid.training.checkpoint import STATE_FILE, load_state
+
+    torch.manual_seed(cfg.seed)
+    params = dict(cfg.model)
+    if checkpoint is None and "pretrained" in params:
+        params["pretrained"] = False  # "untrained" means random weights, not ImageNet ones
+    model = spec.build_model(params, info)
+    if checkpoint is not None:
+        ckpt = Path(checkpoint)
+        if ckpt.is_dir() and not (ckpt / STATE_FILE).exists():
+            found = latest_checkpoint(ckpt)
+            if found is None:
+                raise ReidError(f"no checkpoint found in {ckpt} (expected {STATE_FILE} in a checkpoint directory)")
+            ckpt = found
+        if not (ckpt.is_file() or (ckpt / STATE_FILE).is_file()):
+            raise ReidError(f"checkpoint {ckpt} does not exist")
+        model.load_state_dict(load_state(ckpt)["model"])
+        checkpoint = ckpt
+    return model, checkpoint
+
+
+def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path | None = None,
+             backend: str = "local", sample_queries: int = 0) -> EvalOutcome:
+    """Evaluate a checkpoint (or an untrained model) on the test split of `cfg.data` with `cfg.eval.protocol`.
+
+    backend "local" extracts features in this process; "ray" runs Ray Data batch inference
+    (reid.training.inference). `sample_queries` > 0 keeps per-query extras (thumbnails, temporal weights, spatial
+    maps) of that many queries and their top gallery matches for the report.
+    """
+    import torch
+
+    from reid.data.batching import BatchMaker
+    from reid.evaluation.protocols import get_protocol
+    from reid.registry import get_method
+    from reid.training.features import record_feature
+    from reid.training.scoring import features_to_metrics
+    from reid.training.worker import data_info
+
+    manifest_file = Path(manifest) if manifest else manifest_path_for(cfg)
+    m = read_manifest(manifest_file)
+    spec = get_method(cfg.method)
+    info = data_info(m, cfg)
+    model, used = load_model(cfg, checkpoint, info, spec)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    split = get_protocol(cfg.eval.protocol, dataset=m.dataset or cfg.data.dataset).split(m.records)
+    indices = sorted(set(split.query.tolist()) | set(split.gallery.tolist()))
+    if backend == "ray":
+        from reid.training.inference import extract_features_ray
+
+        features = extract_features_ray(cfg, manifest_file, model, indices)
+    else:
+        from reid.training.features import extract_features
+
+        maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)
+        feats = extract_features(model, maker, indices, cfg, spec, device, progress=True)
+        features = dict(zip(indices, feats, strict=True))
+    scored = features_to_metrics(features, m.records, split, cfg.eval)
+    extras: dict[int, dict[str, Any]] = {}
+    if sample_queries:
+        maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)
+        order = scored.distmat.argsort(axis=1)[:sample_queries, :5]
+        wanted = set(split.query[:sample_queries].tolist()) | {int(split.gallery[j]) for j in order.ravel()}
+        with torch.no_grad():
+            for i in sorted(wanted):
+                extras[i] = record_feature(model, maker, i, cfg, spec, device, keep_extras=True)[1]
+    return EvalOutcome(metrics=scored.metrics, distmat=scored.distmat, split=split, records=m.records,
+                       manifest=m, extras=extras, checkpoint=used,
+                       group_names=list(getattr(model, "group_names", None) or []) or None)
+
+
+def write_report(cfg: ExperimentConfig, outcome: EvalOutcome, path: Path, *, history: list[dict] | None = None,
+                 baseline: EvalOutcome | None = None) -> Path:
+    """Self-contained HTML report (CMC, ranked thumbnails, temporal weights, attention maps) of an evaluation."""
+    from reid.training.reporting import write_report as _write
+
+    return _write(cfg, outcome, Path(path), history=history, baseline=baseline)

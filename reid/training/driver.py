@@ -40,7 +40,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     cfg = ExperimentConfig.model_validate(loop_config["config"])
     manifest = read_manifest(loop_config["manifest"])
     session = RaySession(loop_config["clock"])
-    run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True)
+    run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True,
+               run_dir=Path(loop_config["run_dir"]) if "://" not in loop_config["run_dir"] else None)
 
 
 def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None = None, run_name: str | None = None):
@@ -64,7 +65,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": str(manifest_path),
-                           "clock": clock_name, "run": run},
+                           "clock": clock_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}"},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(

@@ -58,7 +58,7 @@ def record_feature(model: nn.Module, maker: BatchMaker, index: int, cfg: Experim
         flipped, _ = _forward_clips(model, clips, spec, device, cfg.eval.batch_size, states)
         feature = (feature + flipped.mean(dim=0)) / 2
     if keep_extras:
-        extras["thumbnail"] = clips["frames"][0, 0].permute(1, 2, 0).numpy().astype(np.uint8)
+        extras["frames"] = clips["frames"][0].permute(0, 2, 3, 1).numpy().astype(np.uint8)  # [L, H, W, 3]
     return feature, extras
 
 

@@ -47,8 +47,10 @@ class Session:
 class LocalSession(Session):
     """Single process, no Ray: batches come from the pure-python pipeline (`iter_local_batches`)."""
 
-    def __init__(self, run_dir: Path, batches: Callable[[int], Iterator[dict[str, Any]]], keep: int = 2) -> None:
+    def __init__(self, run_dir: Path, batches: Callable[[int], Iterator[dict[str, Any]]], keep: int = 2,
+                 on_epoch: Callable[[dict[str, Any], Path | None], None] | None = None) -> None:
         self._run_dir = run_dir
+        self._on_epoch = on_epoch
         self._batches = batches
         self._keep = keep
         self.history: list[dict[str, Any]] = []
@@ -73,6 +75,8 @@ class LocalSession(Session):
         with open(self._run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(metrics) + "\n")
         if write_checkpoint is None:
+            if self._on_epoch is not None:
+                self._on_epoch(metrics, None)
             return
         target = self._run_dir / "checkpoints" / f"epoch_{int(metrics['epoch']):04d}"
         tmp = target.with_name(target.name + ".tmp")
@@ -84,5 +88,7 @@ class LocalSession(Session):
             best = self._run_dir / "best"
             shutil.rmtree(best, ignore_errors=True)
             shutil.copytree(target, best)
+        if self._on_epoch is not None:
+            self._on_epoch(metrics, target)
         for old in self.checkpoints()[:-self._keep]:
             shutil.rmtree(old, ignore_errors=True)

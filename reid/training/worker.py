@@ -22,6 +22,7 @@ from reid.config.schema import ExperimentConfig
 from reid.data.records import Manifest, relabel
 from reid.registry import DataInfo, MethodSpec, get_method
 from reid.training.checkpoint import init_weights_from, load_state, restore, save_state
+from reid.training.faults import FaultInjector
 from reid.training.metrics import MetricsExporter
 from reid.training.optim import build_optimizer, build_scheduler
 from reid.training.session import Session
@@ -68,7 +69,7 @@ def build_components(cfg: ExperimentConfig, info: DataInfo, spec: MethodSpec):
 
 
 def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, run_name: str,
-               export_metrics: bool = False) -> list[dict[str, Any]]:
+               export_metrics: bool = False, run_dir: Path | None = None) -> list[dict[str, Any]]:
     """Train `cfg` and return the per-epoch metrics this worker reported."""
     from reid.training.validate import Validator
 
@@ -102,6 +103,7 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
             print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_dir}", flush=True)
 
     validator = Validator(manifest, cfg, spec)
+    faults = FaultInjector(cfg.train.inject_fault, run_dir, session.rank)
     exporter = MetricsExporter(run_name, session.rank, export_metrics)
     config_yaml = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     reported: list[dict[str, Any]] = []
@@ -116,6 +118,7 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
         for step, batch in enumerate(session.epoch_batches(epoch)):
             times.data += time.perf_counter() - t_prev
             batch = normalize_inputs(batch, spec, device)
+            faults.before_step(epoch + 1, step + 1, batch)
             values = train_step(step_model, objective, batch, list(optimizers.values()), device=device,
                                 amp=cfg.train.amp, grad_clip=cfg.train.grad_clip, scaler=scaler, times=times,
                                 where=f"epoch {epoch + 1} step {step + 1}")

@@ -1,0 +1,65 @@
+"""Fault injection for tests of resume and fault tolerance (`train.inject_fault`), off by default.
+
+Format: `<kind>@<epoch>[:<step>][/<rank>]`, epochs and steps 1-based; kinds:
+- `raise`: raise RuntimeError (a Python failure of the worker),
+- `kill`:  SIGKILL the worker process (a hard crash: no cleanup, no flush),
+- `nan`:   poison that step's inputs so every loss term becomes NaN (exercises the NaN guard).
+A fault fires once per run: a marker file in the run directory records it, so a retried or resumed run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from reid.errors import ReidError
+
+_PATTERN = re.compile(r"^(raise|kill|nan)@(\d+)(?::(\d+))?(?:/(\d+))?$")
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    epoch: int
+    step: int = 1
+    rank: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        m = _PATTERN.match(text.strip())
+        if not m:
+            raise ReidError(f"train.inject_fault '{text}' is not of the form kind@epoch[:step][/rank] "
+                            f"with kind raise|kill|nan (e.g. kill@2:1/1)")
+        return cls(m.group(1), int(m.group(2)), int(m.group(3) or 1), int(m.group(4) or 0))
+
+
+class FaultInjector:
+    def __init__(self, spec: str | None, run_dir: Path | None, rank: int) -> None:
+        self.fault = Fault.parse(spec) if spec else None
+        self.marker = (run_dir / f".fault-{spec.replace('/', '_')}") if (spec and run_dir) else None
+        self.rank = rank
+
+    def _due(self, epoch: int, step: int) -> bool:
+        f = self.fault
+        if f is None or (f.epoch, f.step, f.rank) != (epoch, step, self.rank):
+            return False
+        if self.marker is not None:
+            if self.marker.exists():
+                return False
+            self.marker.parent.mkdir(parents=True, exist_ok=True)
+            self.marker.write_text(f"{f.kind} fired at epoch {epoch} step {step} rank {self.rank}\n")
+        return True
+
+    def before_step(self, epoch: int, step: int, batch: dict) -> None:
+        """epoch and step 1-based."""
+        if not self._due(epoch, step):
+            return
+        kind = self.fault.kind
+        if kind == "raise":
+            raise RuntimeError(f"injected fault: raise at epoch {epoch} step {step} on rank {self.rank}")
+        if kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        batch["frames"] = batch["frames"] * float("nan")
