@@ -1,0 +1,136 @@
+"""`reid tune`: Ray Tune + Optuna sweeps (`search`) and the papers' ablation tables (`ablation`)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from reid.commands.common import add_config_arguments, setup_logging
+from reid.errors import ReidError
+
+DESCRIPTION = """Hyper-parameter sweeps and ablation tables, on Ray Tune.
+
+  reid tune list                                                     # search spaces and ablation tables
+  reid tune search adfta --space adfta --trials 16 --config adfta-synthetic ray.num_workers=0
+  reid tune search asanet --space my-space.yaml --trials 32 --config asanet-mars ray.num_workers=2
+  reid tune search adfta --space adfta --trials 16 --config adfta-synthetic --resume   # continue it
+  reid tune ablation adfta-table4 --smoke                             # CI size: tiny synthetic set, 1 epoch
+  reid tune ablation astpn-fig5 --full --results-md results/astpn-fig5-synthetic-full.md
+  reid tune ablation adfta-table4 --full --dataset paper ray.num_workers=4 ray.use_gpu=true   # GPU node
+
+Search: Optuna (TPE, --seed) proposes values, ASHA stops weak trials early on the last validation mAP; the best
+config is written as YAML that `reid train --config` accepts. Ablation: every row of the paper's table is a trial;
+the table shows the paper's number beside ours and whether the rows are ordered as in the paper. See docs/tune.md."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="tune_command", metavar="{search,ablation,list}")
+    sub.required = True
+    sub.add_parser("list", help="list the built-in search spaces and ablation tables")
+
+    s = sub.add_parser("search", help="Optuna + ASHA sweep over a search space")
+    s.add_argument("method", help="method to tune (baseline, adfta, asanet, posetap, fcnta, astpn)")
+    s.add_argument("--space", required=True, help="built-in space name or a YAML file (see `reid tune list`)")
+    s.add_argument("--trials", type=int, required=True, help="number of trials (Optuna samples)")
+    add_config_arguments(s)
+    _common(s, default_out="runs/tune")
+    s.add_argument("--seed", type=int, default=0, help="Optuna sampler seed")
+    s.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped "
+                   "(default train.eval_every)")
+    s.add_argument("--reduction-factor", type=int, default=2, help="ASHA reduction factor")
+
+    a = sub.add_parser("ablation", help="regenerate a paper's ablation table")
+    a.add_argument("table", help="ablation table (tune/ablations/<table>.yaml) or a spec file")
+    size = a.add_mutually_exclusive_group()
+    size.add_argument("--smoke", dest="size", action="store_const", const="smoke",
+                      help="tiny synthetic set, 1 epoch per row (default)")
+    size.add_argument("--full", dest="size", action="store_const", const="full",
+                      help="the method's synthetic recipe on the demo set (or the paper recipe with --dataset paper)")
+    a.set_defaults(size="smoke")
+    a.add_argument("--dataset", choices=["synthetic", "paper"], default="synthetic",
+                   help="synthetic (default) or the paper's dataset and recipe (prepared data needed)")
+    a.add_argument("--epochs", type=int, help="run a reduced size with this many epochs per row (stated in the table)")
+    a.add_argument("--rows", help="comma-separated row indices to run (default all)")
+    a.add_argument("--hardware", help="hardware description for the table (default: detected)")
+    a.add_argument("--from-results", metavar="JSON", help="only render the table from a recorded results.json")
+    a.add_argument("--results-md", metavar="PATH", help="also copy the Markdown table here (e.g. results/...)")
+    add_config_arguments(a)
+    _common(a, default_out="runs/ablations")
+
+
+def _common(p: argparse.ArgumentParser, default_out: str) -> None:
+    p.add_argument("--out", default=default_out, help=f"experiment root (default {default_out})")
+    p.add_argument("--name", help="experiment name (default derived from the method/table; no timestamp)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of the same name")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial process (fractions allowed; "
+                   "default ray.cpus_per_worker for in-process trials)")
+    p.add_argument("--max-concurrent", type=int, help="cap on concurrent trials (default: derived from CPUs)")
+    p.add_argument("--num-cpus", type=float, help="CPUs of the local Ray cluster started here (default: all)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    p.add_argument("--verbose", "-v", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(getattr(args, "verbose", False))
+    return {"list": _list, "search": _search, "ablation": _ablation}[args.tune_command](args)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from tune.ablation import list_specs, load_spec
+    from tune.spaces import BUILTIN_SPACES, load_space
+
+    print("search spaces (reid tune search <method> --space NAME):")
+    for name in sorted(BUILTIN_SPACES):
+        space = load_space(name)
+        print(f"  {name:<12} " + "; ".join(f"{k}: {d.describe()}" for k, d in space.params.items()))
+    print("ablation tables (reid tune ablation NAME):")
+    for name in list_specs():
+        spec = load_spec(name)
+        print(f"  {name:<28} {len(spec.rows)} rows, {spec.method}, paper on {spec.paper_dataset}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from reid.config import build_config
+    from tune.search import SearchOptions, run_search
+    from tune.spaces import load_space
+
+    space = load_space(args.space)
+    cfg = build_config(args.method, args.config, args.overrides)
+    opts = SearchOptions(trials=args.trials, out=Path(args.out), name=args.name, resume=args.resume, seed=args.seed,
+                         max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
+                         max_failures=args.max_failures, grace_period=args.grace_period,
+                         reduction_factor=args.reduction_factor, num_cpus=args.num_cpus)
+    outcome = run_search(cfg, space, opts)
+    print(f"[reid] results: {outcome.sweep_dir / 'results.md'}, plot: {outcome.sweep_dir / 'objective.png'}")
+    return 1 if outcome.errors == len(outcome.rows) else 0
+
+
+def _ablation(args: argparse.Namespace) -> int:
+    import json
+
+    from tune.ablation import load_spec, render, run_ablation
+
+    spec = load_spec(args.table)
+    if args.from_results:
+        path = Path(args.from_results)
+        if not path.is_file():
+            raise ReidError(f"--from-results: {path} not found")
+        table = render(spec, json.loads(path.read_text()), path.with_name("table"))
+    else:
+        rows = [int(i) for i in args.rows.split(",")] if args.rows else None
+        if rows and any(not 0 <= i < len(spec.rows) for i in rows):
+            raise ReidError(f"--rows: indices must be in 0..{len(spec.rows) - 1}")
+        run_ablation(spec, dataset=args.dataset, size=args.size, config_files=args.config,
+                     user_overrides=args.overrides, out=Path(args.out), name=args.name, resume=args.resume,
+                     epochs=args.epochs, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
+                     num_cpus=args.num_cpus, max_failures=args.max_failures, hardware=args.hardware, rows=rows)
+        name = args.name or f"{spec.table}-{args.dataset}-{args.size}"
+        table = (Path(args.out) / name / "table.md").resolve()
+    print(table.read_text())
+    if args.results_md:
+        Path(args.results_md).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(table, args.results_md)
+        print(f"[reid] table copied to {args.results_md}")
+    return 0

@@ -1,0 +1,283 @@
+"""Turn a plan row into a training batch (no Ray here: the Ray pipeline and the local iterator both call this).
+
+Batch contract (numpy here, torch tensors after iteration), B = P * K for "pk", 2N for "pairs":
+    frames      uint8   [B, T, 3, H, W]  RGB, clip-consistently augmented; the worker normalises
+                                         (`transforms.normalize_imagenet` / `transforms.to_yuv_standardized`)
+    pid         int64   [B]              contiguous training labels (`records.relabel` of the train records)
+    camid       int64   [B]
+    index       int64   [B]              record index in the manifest
+    epoch       int64   []               the plan's epoch (lets the consumer check it got the epoch it asked for)
+    batch_index int64   []               the plan's global batch number
+  only when the method's MethodSpec.inputs ask for them:
+    attributes  int64   [B, num_columns] schema column order, -1 where missing
+    flow        float16 [B, T, 2, H, W]  Lucas-Kanade (u, v), divided by flow.FLOW_BOUND, clipped to [-1, 1]
+    pose_maps   float16 [B, T, 57, H // 8, W // 8]  OpenPose layout (pose_maps.py)
+    keypoints   float32 [B, T, 18, 3]    in output-frame pixels, after the same crop / flip
+  "pairs" batching: rows 0..N-1 are side A and N..2N-1 side B of N pairs, plus
+    pair_same   float32 [N]              1 for a positive pair (same identity), 0 otherwise
+
+Unreadable tracklets: a tracklet that fails to decode (corrupt file, decode time-out) is logged, remembered and
+replaced by another readable tracklet of the SAME identity (or, if the identity has none, every slot of that
+identity is moved to an unused identity), so a batch keeps its P x K shape and every rank keeps the same number of
+steps. More than `data.max_errored_fraction` of the training tracklets unreadable is a ReidError.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from reid.config.schema import ExperimentConfig
+from reid.data.decode import DecodeError, Decoder, VideoRequest, read_frames
+from reid.data.flow import clip_flow, normalize_flow
+from reid.data.plan import Batching, PlanRow, epoch_plan
+from reid.data.pose_maps import render_pose_maps
+from reid.data.records import Manifest, read_manifest, relabel
+from reid.data.sampling import FrameSampler, build_sampler, loop_pad, test_sampler
+from reid.data.transforms import apply_augment, apply_erase, augment_keypoints, sample_augment, to_chw
+from reid.errors import ReidError
+
+if TYPE_CHECKING:  # imported lazily: the decoding actors build numpy batches and never need torch
+    import torch
+
+log = logging.getLogger(__name__)
+KNOWN_INPUTS = frozenset({"frames", "flow", "pose_maps", "keypoints", "attributes"})
+POSE_STRIDE = 8
+
+
+@dataclass
+class ErrorLog:
+    """Unreadable training tracklets: record index -> message. `fresh` holds those not yet reported upstream."""
+
+    num_tracklets: int
+    max_fraction: float
+    bad: dict[int, str] = field(default_factory=dict)
+    fresh: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, index: int, tracklet_id: str, message: str) -> None:
+        if index in self.bad:
+            return
+        self.bad[index] = message
+        self.fresh.append((index, message))
+        log.warning("skipping unreadable tracklet %s (record %d): %s", tracklet_id, index, message)
+        if len(self.bad) > self.max_fraction * self.num_tracklets:
+            raise ReidError(f"{len(self.bad)} of {self.num_tracklets} training tracklets could not be decoded, more "
+                            f"than data.max_errored_fraction={self.max_fraction:g}; latest: {message}")
+
+
+class _IdentityUnreadable(Exception):
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+class BatchMaker:
+    """Builds batches from plan rows for one manifest; holds the decoder and the unreadable-tracklet log.
+
+    `train=True` samples frames with `data.train_sampler` and augments; `train=False` uses the same sampler with
+    its randomness off and no augmentation (validation batches of the same shapes).
+    """
+
+    def __init__(self, manifest: Manifest, cfg: ExperimentConfig, inputs: Iterable[str], train: bool = True, *,
+                 decoder: Decoder | None = None, known_bad: dict[int, str] | None = None) -> None:
+        self.manifest, self.cfg, self.train = manifest, cfg, train
+        self.inputs = frozenset(inputs) | {"frames"}
+        unknown = self.inputs - KNOWN_INPUTS
+        if unknown:
+            raise ReidError(f"unknown batch inputs {sorted(unknown)}; expected a subset of {sorted(KNOWN_INPUTS)}")
+        records = manifest.records
+        train_idx = [i for i, r in enumerate(records) if r.role == "train"]
+        self.labels = relabel(records[i] for i in train_idx)
+        self.by_pid: dict[int, list[int]] = defaultdict(list)
+        for i in train_idx:
+            self.by_pid[records[i].pid].append(i)
+        if {"pose_maps", "keypoints"} & self.inputs:
+            missing = [records[i].tracklet_id for i in train_idx if not records[i].keypoints]
+            if missing:
+                raise ReidError(f"the method needs keypoints but {len(missing)} training tracklets have none "
+                                f"(first: {missing[0]}); prepare the dataset with keypoints")
+        if "attributes" in self.inputs and not manifest.attributes.column_names:
+            raise ReidError("the method needs attributes but the manifest has no attribute schema")
+        self.columns = manifest.attributes.column_names
+        self.sampler: FrameSampler = build_sampler(cfg.data.train_sampler, cfg.data, train=train)
+        self.decoder = decoder if decoder is not None else Decoder(cfg.data.decode_timeout_s)
+        self.errors = ErrorLog(len(train_idx), cfg.data.max_errored_fraction, dict(known_bad or {}))
+
+    # -- one tracklet -------------------------------------------------------------------------------------------
+    def clip(self, index: int, frame_idx: np.ndarray, rng: np.random.Generator, train: bool,
+             frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Decode (unless `frames` [T, H0, W0, 3] are given), augment and derive the extras of one clip:
+        frames uint8 [T, 3, H, W] (+ flow, pose_maps, keypoints as requested)."""
+        rec = self.manifest.records[index]
+        if frames is None:
+            frames = read_frames(self.manifest, rec, frame_idx, self.decoder)
+        if "frame_size" in rec.extra:  # packed videos pad odd sizes; crop back to the stored size
+            h0, w0 = (int(v) for v in rec.extra["frame_size"].split("x"))
+            frames = frames[:, :h0, :w0]
+        params = sample_augment(rng, self.cfg.data, train)
+        x = apply_augment(frames, params, erase=False)
+        out: dict[str, np.ndarray] = {}
+        if "flow" in self.inputs:  # before erasing, so the erased box does not fake motion
+            out["flow"] = normalize_flow(clip_flow(x)).astype(np.float16)
+        out["frames"] = to_chw(apply_erase(x, params))
+        if {"pose_maps", "keypoints"} & self.inputs:
+            kps_all = np.load(self.manifest.resolve(rec.keypoints), mmap_mode="r")
+            kps = np.asarray(kps_all[np.clip(frame_idx, 0, len(kps_all) - 1)], dtype=np.float32)
+            kps = augment_keypoints(kps, frames.shape[1:3], params)
+            if "keypoints" in self.inputs:
+                out["keypoints"] = kps
+            if "pose_maps" in self.inputs:
+                h, w = self.cfg.data.height, self.cfg.data.width
+                out["pose_maps"] = render_pose_maps(kps, (h, w), (h // POSE_STRIDE, w // POSE_STRIDE)
+                                                    ).astype(np.float16)
+        return out
+
+    def _prefetch(self, row: PlanRow, indices: list[int]) -> dict[int, np.ndarray | DecodeError]:
+        """First-choice video frames of every slot in one pipelined decoder call: slot -> frames or error."""
+        slots, requests = [], []
+        for slot, idx in enumerate(indices):
+            rec = self.manifest.records[idx]
+            if rec.video and idx not in self.errors.bad:
+                frame_idx = self.sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0]))
+                slots.append(slot)
+                requests.append(VideoRequest(self.manifest.resolve(rec.video), rec.frame_start, rec.num_frames,
+                                             frame_idx))
+        return dict(zip(slots, self.decoder.videos(requests), strict=True))
+
+    def _slot(self, row: PlanRow, slot: int, indices: list[int],
+              prefetched: dict[int, np.ndarray | DecodeError]) -> dict[str, np.ndarray]:
+        """Load slot `slot`, replacing an unreadable tracklet by another of the same identity (indices updated)."""
+        pid = self.manifest.records[indices[slot]].pid
+        tried: set[int] = set()
+        attempt = 0
+        while True:
+            idx = indices[slot]
+            if idx not in self.errors.bad:
+                rng = np.random.default_rng([row.seed, slot, attempt])
+                rec = self.manifest.records[idx]
+                frame_idx = self.sampler(rec.num_frames, rng)
+                frames = prefetched.pop(slot, None) if attempt == 0 else None
+                try:
+                    if isinstance(frames, DecodeError):
+                        raise frames
+                    return self.clip(idx, frame_idx, rng, self.train, frames)
+                except DecodeError as exc:
+                    self.errors.add(idx, rec.tracklet_id, str(exc))
+            tried.add(idx)
+            left = [i for i in self.by_pid[pid] if i not in self.errors.bad and i not in tried]
+            if not left:
+                raise _IdentityUnreadable(pid)
+            attempt += 1
+            indices[slot] = left[int(np.random.default_rng([row.seed, slot, attempt, 1]).integers(len(left)))]
+
+    def _move_identity(self, row: PlanRow, pid: int, indices: list[int], swaps: int) -> list[int]:
+        """Give every slot of identity `pid` a tracklet of an identity not in the batch; returns the slots moved."""
+        used = {self.manifest.records[i].pid for i in indices}
+        spare = [p for p in self.by_pid if p not in used and any(i not in self.errors.bad for i in self.by_pid[p])]
+        if not spare:
+            raise ReidError(f"identity {pid} has no readable tracklet and no other identity can replace it")
+        rng = np.random.default_rng([row.seed, 0x5357, swaps])
+        new = spare[int(rng.integers(len(spare)))]
+        pool = [i for i in self.by_pid[new] if i not in self.errors.bad]
+        slots = [s for s, i in enumerate(indices) if self.manifest.records[i].pid == pid]
+        pick = rng.choice(len(pool), size=len(slots), replace=len(pool) < len(slots))
+        for s, j in zip(slots, pick, strict=True):
+            indices[s] = pool[int(j)]
+        return slots
+
+    # -- one batch ----------------------------------------------------------------------------------------------
+    def __call__(self, row: PlanRow) -> dict[str, np.ndarray]:
+        indices = list(row.indices)
+        clips: list[dict[str, np.ndarray] | None] = [None] * len(indices)
+        prefetched = self._prefetch(row, indices)
+        pending = list(range(len(indices)))
+        swaps = 0
+        while pending:
+            slot = pending.pop(0)
+            try:
+                clips[slot] = self._slot(row, slot, indices, prefetched if indices[slot] == row.indices[slot] else {})
+            except _IdentityUnreadable as exc:
+                moved = self._move_identity(row, exc.pid, indices, swaps)
+                swaps += 1
+                pending = sorted(set(pending) | set(moved))
+        return self._collate(row, indices, clips)
+
+    def _collate(self, row: PlanRow, indices: list[int], clips: list) -> dict[str, np.ndarray]:
+        recs = [self.manifest.records[i] for i in indices]
+        lengths = {c["frames"].shape[0] for c in clips}
+        if len(lengths) > 1:  # sampler 'all': loop-pad every clip to the longest
+            t = max(lengths)
+            clips = [{k: v[loop_pad(np.arange(v.shape[0]), t)] for k, v in c.items()} for c in clips]
+        out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
+        out["pid"] = np.array([self.labels[r.pid] for r in recs], dtype=np.int64)
+        out["camid"] = np.array([r.camid for r in recs], dtype=np.int64)
+        out["index"] = np.array(indices, dtype=np.int64)
+        out["epoch"] = np.array(row.epoch, dtype=np.int64)
+        out["batch_index"] = np.array(row.batch, dtype=np.int64)
+        if "attributes" in self.inputs:
+            out["attributes"] = np.array([[(r.attributes or {}).get(c, -1) for c in self.columns] for r in recs],
+                                         dtype=np.int64)
+        if row.pair_same is not None:
+            n = len(row.pair_same)
+            out["pair_same"] = (out["pid"][:n] == out["pid"][n:]).astype(np.float32)  # true after any swap
+        return out
+
+    def close(self) -> None:
+        self.decoder.close()
+
+
+def make_batch(plan_row: PlanRow, manifest: Manifest, cfg: ExperimentConfig, spec_inputs: Iterable[str],
+               train: bool, *, maker: BatchMaker | None = None) -> dict[str, np.ndarray]:
+    """One batch dict (contract in the module docstring) for `plan_row`. Pass a `maker` to reuse its decoder."""
+    if maker is None:
+        maker = BatchMaker(manifest, cfg, spec_inputs, train)
+        try:
+            return maker(plan_row)
+        finally:
+            maker.close()
+    return maker(plan_row)
+
+
+def make_test_clips(maker: BatchMaker, index: int) -> dict[str, np.ndarray]:
+    """All evaluation clips of one tracklet with `data.test_sampler`: frames uint8 [C, L, 3, H, W] (+ extras).
+
+    The clips' frames are decoded in one call; deterministic (no augmentation).
+    """
+    rec = maker.manifest.records[index]
+    chunks = test_sampler(maker.cfg.data).clips(rec.num_frames, np.random.default_rng(0))
+    length = max(len(c) for c in chunks)
+    chunks = [loop_pad(c, length) for c in chunks]
+    flat = np.concatenate(chunks)
+    one = maker.clip(index, flat, np.random.default_rng(0), train=False)
+    out = {k: v.reshape((len(chunks), length) + v.shape[1:]) for k, v in one.items()}
+    if "flow" in out:  # flow must not run across chunk boundaries
+        out["flow"] = np.stack([normalize_flow(clip_flow(np.moveaxis(f, 1, -1))) for f in out["frames"]]
+                               ).astype(np.float16)
+    return out
+
+
+def to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
+
+
+def iter_local_batches(manifest: Manifest | str | Path, cfg: ExperimentConfig, inputs: Iterable[str],
+                       batching: Batching, epoch: int, rank: int = 0, world_size: int = 1, *, train: bool = True,
+                       maker: BatchMaker | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """In-process batches of rank `rank` for `epoch` (tests, Ray Train local mode): same rows and contents as
+    the Ray pipeline gives that epoch, as torch tensors on the CPU."""
+    m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
+    own = maker is None
+    maker = maker or BatchMaker(m, cfg, inputs, train)
+    try:
+        for row in epoch_plan(m.records, cfg, batching, epoch, rank=rank, world_size=world_size):
+            yield to_torch(maker(row))
+    finally:
+        if own:
+            maker.close()

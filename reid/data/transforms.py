@@ -1,0 +1,171 @@
+"""Clip-consistent augmentation on uint8 clips, and the input normalisations the training worker applies.
+
+Augmentation draws ONE set of parameters per tracklet (`sample_augment`) and applies it to every frame
+(`apply_augment`) and to the tracklet's keypoints (`augment_keypoints`), as AP3D's `randomize_parameters()` and
+RCN's whole-sequence crop / flip do; torchreid's per-frame independent transforms would jitter the crop from frame to
+frame and break the temporal models and the optical flow.
+
+Training: resize to (resize_height, resize_width) -> zero-pad by `pad` -> random crop (height, width) -> horizontal
+flip (p = 0.5) -> random erasing (Zhong et al. 2020: area 2-40 %, aspect 0.3-3.3, filled with the ImageNet mean).
+Test: resize to (height, width) only.
+
+Normalisation runs on the worker's device, in torch: `normalize_imagenet` (RGB, ImageNet mean / std) and
+`to_yuv_standardized` (RCN: RGB -> YUV, then each channel of each frame standardised to zero mean, unit std).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from reid.config.schema import DataConfig
+from reid.errors import ReidError
+
+if TYPE_CHECKING:  # torch is imported lazily: decoding actors never need it and its import costs seconds
+    import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# BT.601 RGB -> YUV (Torch7 image.rgb2yuv, used by RCN / ASTPN)
+RGB_TO_YUV = np.array([[0.299, 0.587, 0.114],
+                       [-0.14713, -0.28886, 0.436],
+                       [0.615, -0.51499, -0.10001]], dtype=np.float32)
+# COCO-18 left/right joint pairs swapped by a horizontal flip (OpenPose does the same to its labels)
+FLIP_PAIRS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17))
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """One tracklet's spatial transform: resize to `resized` (h, w), pad, crop at (top, left) to `out` (h, w)."""
+
+    resized: tuple[int, int]
+    pad: int
+    top: int
+    left: int
+    out: tuple[int, int]
+    flip: bool = False
+    erase: tuple[int, int, int, int] | None = None  # (top, left, height, width) in output pixels
+
+
+def sample_augment(rng: np.random.Generator, data: DataConfig, train: bool) -> AugmentParams:
+    """Draw one tracklet's augmentation (test: a plain resize to (height, width))."""
+    out = (data.height, data.width)
+    if not train:
+        return AugmentParams(out, 0, 0, 0, out)
+    a = data.augment
+    resized = (a.resize_height or data.height, a.resize_width or data.width)
+    room_y, room_x = resized[0] + 2 * a.pad - out[0], resized[1] + 2 * a.pad - out[1]
+    if room_y < 0 or room_x < 0:
+        raise ReidError(f"augment: resized {resized} plus padding {a.pad} is smaller than the crop {out}; "
+                        f"set data.augment.resize_height/width >= data.height/width")
+    top, left = int(rng.integers(0, room_y + 1)), int(rng.integers(0, room_x + 1))
+    flip = bool(a.flip and rng.random() < 0.5)
+    erase = None
+    if a.random_erasing > 0 and rng.random() < a.random_erasing:
+        erase = _erase_box(rng, out)
+    return AugmentParams(resized, a.pad, top, left, out, flip, erase)
+
+
+def _erase_box(rng: np.random.Generator, out: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    h, w = out
+    for _ in range(100):  # Zhong et al.'s rejection loop
+        area = rng.uniform(0.02, 0.4) * h * w
+        aspect = np.exp(rng.uniform(np.log(0.3), np.log(1 / 0.3)))
+        eh, ew = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+        if 0 < eh < h and 0 < ew < w:
+            return int(rng.integers(0, h - eh + 1)), int(rng.integers(0, w - ew + 1)), eh, ew
+    return None
+
+
+def resize_clip(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of every frame: uint8 [T, H, W, 3] -> [T, h, w, 3]."""
+    h, w = size
+    if frames.shape[1:3] == (h, w):
+        return frames
+    return np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR)) for f in frames])
+
+
+def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True) -> np.ndarray:
+    """Apply one tracklet's transform to all its frames: uint8 [T, H0, W0, 3] -> uint8 [T, h, w, 3].
+
+    `erase=False` leaves random erasing to a later `apply_erase` (the optical flow is computed in between).
+    """
+    x = resize_clip(frames, p.resized)
+    oh, ow = p.out
+    # crop window in padded coordinates -> the overlapping part of the unpadded image
+    y0, x0 = p.top - p.pad, p.left - p.pad
+    out = np.zeros((x.shape[0], oh, ow, 3), dtype=np.uint8)
+    sy0, sx0 = max(y0, 0), max(x0, 0)
+    sy1, sx1 = min(y0 + oh, x.shape[1]), min(x0 + ow, x.shape[2])
+    if sy1 > sy0 and sx1 > sx0:
+        out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = x[:, sy0:sy1, sx0:sx1]
+    if p.flip:
+        out = out[:, :, ::-1]
+    out = np.ascontiguousarray(out)
+    return apply_erase(out, p) if erase else out
+
+
+def apply_erase(frames: np.ndarray, p: AugmentParams) -> np.ndarray:
+    """Random erasing of the same box in every frame (in place on a contiguous [T, h, w, 3] array)."""
+    if p.erase is not None:
+        et, el, eh, ew = p.erase
+        frames[:, et:et + eh, el:el + ew] = np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8)
+    return frames
+
+
+def augment_keypoints(kps: np.ndarray, in_size: tuple[int, int], p: AugmentParams) -> np.ndarray:
+    """Map keypoints through the same transform: float32 [T, 18, 3] (x, y, conf) in frame pixels -> output pixels.
+
+    Pixel centres stay aligned under resizing; a flip mirrors x and swaps the left / right joints.
+    """
+    out = np.array(kps, dtype=np.float32, copy=True)
+    sy, sx = p.resized[0] / in_size[0], p.resized[1] / in_size[1]
+    out[..., 0] = (out[..., 0] + 0.5) * sx - 0.5 + p.pad - p.left
+    out[..., 1] = (out[..., 1] + 0.5) * sy - 0.5 + p.pad - p.top
+    if p.flip:
+        out[..., 0] = p.out[1] - 1 - out[..., 0]
+        for a, b in FLIP_PAIRS:
+            out[:, [a, b]] = out[:, [b, a]]
+    return out
+
+
+def to_chw(frames: np.ndarray) -> np.ndarray:
+    """uint8 [..., H, W, 3] -> uint8 [..., 3, H, W] (contiguous)."""
+    return np.ascontiguousarray(np.moveaxis(frames, -1, -3))
+
+
+def normalize_imagenet(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB [..., 3, H, W] -> float32 (x / 255 - mean) / std on the tensor's device."""
+    import torch
+
+    mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=frames.device).view(3, 1, 1)
+    return (frames.float() / 255.0 - mean) / std
+
+
+def to_yuv_standardized(frames: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """uint8 RGB [..., 3, H, W] -> float32 YUV, each channel of each frame standardised (RCN's preprocessing).
+
+    Y, U, V = M @ (R, G, B) / 255 with the BT.601 matrix `RGB_TO_YUV`; then per frame and channel
+    (c - mean(c)) / (std(c) + eps), std without Bessel's correction.
+    """
+    import torch
+
+    x = frames.float() / 255.0
+    m = torch.as_tensor(RGB_TO_YUV, device=frames.device)
+    yuv = torch.einsum("ij,...jhw->...ihw", m, x)
+    mean = yuv.mean(dim=(-2, -1), keepdim=True)
+    std = yuv.std(dim=(-2, -1), keepdim=True, unbiased=False)
+    return (yuv - mean) / (std + eps)
+
+
+def normalize_input(frames: torch.Tensor, kind: str) -> torch.Tensor:
+    """Dispatch on MethodSpec.input_norm: 'imagenet' or 'yuv'."""
+    if kind == "imagenet":
+        return normalize_imagenet(frames)
+    if kind == "yuv":
+        return to_yuv_standardized(frames)
+    raise ReidError(f"unknown input normalisation '{kind}'; expected 'imagenet' or 'yuv'")

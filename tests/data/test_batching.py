@@ -1,0 +1,135 @@
+import numpy as np
+import pytest
+import torch
+
+from reid.bench.toydata import write_toy_dataset
+from reid.config.schema import ExperimentConfig
+from reid.data.batching import BatchMaker, iter_local_batches, make_batch, make_test_clips
+from reid.data.plan import PlanRow, epoch_plan
+from reid.data.records import read_manifest
+from reid.errors import ReidError
+
+ALL = {"frames", "flow", "pose_maps", "keypoints", "attributes"}
+
+
+@pytest.fixture(scope="module")
+def manifest_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return write_toy_dataset(root, ids=6, cams=2, tracklets_per_cam=2, num_frames=10, query_ids=1)
+
+
+def cfg(**data):
+    base = {"height": 32, "width": 16, "seq_len": 4, "ids_per_batch": 2, "tracklets_per_id": 2,
+            "decode_timeout_s": 20, "max_errored_fraction": 0.5, "augment": {"pad": 2, "random_erasing": 0.5}}
+    return ExperimentConfig(seed=3, data={**base, **data})
+
+
+def test_pk_batch_contract(manifest_path):
+    m = read_manifest(manifest_path)
+    c = cfg()
+    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    b = make_batch(row, m, c, ALL, train=True)
+    assert b["frames"].shape == (4, 4, 3, 32, 16) and b["frames"].dtype == np.uint8
+    assert b["flow"].shape == (4, 4, 2, 32, 16) and b["flow"].dtype == np.float16
+    assert np.abs(b["flow"]).max() <= 1 and np.abs(b["flow"][:, 1:]).max() > 0
+    assert b["pose_maps"].shape == (4, 4, 57, 4, 2) and b["pose_maps"].dtype == np.float16
+    assert b["keypoints"].shape == (4, 4, 18, 3) and b["keypoints"].dtype == np.float32
+    assert b["attributes"].shape == (4, 2) and b["attributes"].dtype == np.int64
+    for k in ("pid", "camid", "index"):
+        assert b[k].shape == (4,) and b[k].dtype == np.int64
+    assert b["index"].tolist() == list(row.indices)
+    assert b["pid"].max() < 5 and len(set(b["pid"].tolist())) == 2  # contiguous train labels, P = 2
+    assert int(b["epoch"]) == 0 and int(b["batch_index"]) == 0
+    attrs = [m.records[i].attributes for i in row.indices]
+    assert b["attributes"].tolist() == [[a["gender"], a["top color"]] for a in attrs]
+    b2 = make_batch(row, m, c, {"frames"}, train=True)
+    assert set(b2) == {"frames", "pid", "camid", "index", "epoch", "batch_index"}
+    np.testing.assert_array_equal(b2["frames"], b["frames"])  # deterministic for a row
+
+
+def test_pairs_batch(manifest_path):
+    m = read_manifest(manifest_path)
+    c = cfg(pairs_per_batch=3)
+    row = epoch_plan(m.records, c, "pairs", epoch=1)[0]
+    b = make_batch(row, m, c, {"frames"}, train=True)
+    assert b["frames"].shape[0] == 6 and b["pair_same"].shape == (3,) and b["pair_same"].dtype == np.float32
+    assert b["pair_same"].tolist() == list(row.pair_same)
+    assert b["pair_same"].tolist() == (b["pid"][:3] == b["pid"][3:]).astype(float).tolist()
+
+
+def test_validation_batches_are_not_augmented(manifest_path):
+    m = read_manifest(manifest_path)
+    c = cfg()
+    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    other_seed = PlanRow(row.epoch, row.batch, row.indices, row.seed + 1)
+    a = make_batch(row, m, c, {"frames"}, train=False)
+    np.testing.assert_array_equal(a["frames"], make_batch(other_seed, m, c, {"frames"}, train=False)["frames"])
+    assert not np.array_equal(a["frames"], make_batch(row, m, c, {"frames"}, train=True)["frames"])
+
+
+def test_corrupt_tracklet_replaced_by_same_identity(manifest_path, tmp_path):
+    m = read_manifest(manifest_path)
+    c = cfg()
+    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    victim = row.indices[0]
+    maker = BatchMaker(m, c, {"frames"}, train=True)
+    try:
+        good = maker(row)
+        bad = m.records[victim]
+        (m.root / bad.video).rename(m.root / (bad.video + ".bak"))
+        (m.root / bad.video).write_bytes(b"not a video at all" * 50)
+        try:
+            b = maker(row)
+        finally:
+            (m.root / (bad.video + ".bak")).replace(m.root / bad.video)
+        assert list(maker.errors.bad) == [victim]
+        assert b["index"][0] != victim and m.records[int(b["index"][0])].pid == bad.pid
+        assert b["pid"].tolist() == good["pid"].tolist()  # the P x K identity structure is unchanged
+        np.testing.assert_array_equal(b["frames"][1:], good["frames"][1:])  # other slots untouched
+    finally:
+        maker.close()
+
+
+def test_unreadable_identity_moves_slots_and_threshold_fails(manifest_path):
+    m = read_manifest(manifest_path)
+    c = cfg()
+    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    pid = m.records[row.indices[0]].pid
+    same = [i for i, r in enumerate(m.records) if r.pid == pid and r.role == "train"]
+    maker = BatchMaker(m, c, {"frames"}, train=True, known_bad={i: "known bad" for i in same})
+    try:
+        b = maker(row)
+        pids = [m.records[int(i)].pid for i in b["index"]]
+        assert pid not in pids and len(set(pids)) == 2 and pids[0] == pids[1]
+    finally:
+        maker.close()
+    strict = cfg(max_errored_fraction=0.1)  # 20 train tracklets: 2 tolerated
+    maker = BatchMaker(m, strict, {"frames"}, train=True, known_bad={same[0]: "x", same[1]: "y"})
+    try:
+        with pytest.raises(ReidError, match="could not be decoded, more than data.max_errored_fraction=0.1"):
+            maker.errors.add(same[2], "t", "corrupt")
+    finally:
+        maker.close()
+
+
+def test_local_iterator_and_missing_inputs(manifest_path):
+    c = cfg()
+    batches = list(iter_local_batches(manifest_path, c, {"frames"}, "pk", epoch=2, rank=1, world_size=2))
+    rows = epoch_plan(read_manifest(manifest_path).records, c, "pk", 2, rank=1, world_size=2)
+    assert len(batches) == len(rows) >= 1
+    assert all(isinstance(v, torch.Tensor) for v in batches[0].values())
+    assert [int(b["batch_index"]) for b in batches] == [r.batch for r in rows]
+    with pytest.raises(ReidError, match="unknown batch inputs"):
+        BatchMaker(read_manifest(manifest_path), c, {"depth"})
+
+
+def test_test_clips_dense(manifest_path):
+    m = read_manifest(manifest_path)
+    c = cfg(test_sampler="dense", test_chunk_len=4, test_chunk_overlap=1)
+    maker = BatchMaker(m, c, {"frames", "flow"}, train=False)
+    try:
+        clips = make_test_clips(maker, 0)  # 10 frames, chunks of 4 every 3: 0-3, 3-6, 6-9
+        assert clips["frames"].shape == (3, 4, 3, 32, 16) and clips["flow"].shape == (3, 4, 2, 32, 16)
+        assert np.all(clips["flow"][:, 0] == 0)  # flow restarts in every chunk
+    finally:
+        maker.close()

@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import torch
+
+from reid.config.schema import DataConfig
+from reid.data.transforms import (
+    IMAGENET_MEAN,
+    AugmentParams,
+    apply_augment,
+    augment_keypoints,
+    normalize_imagenet,
+    normalize_input,
+    sample_augment,
+    to_chw,
+    to_yuv_standardized,
+)
+from reid.errors import ReidError
+
+
+def clip(t=4, h=20, w=12, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+
+
+def test_crop_and_flip_match_naive_and_are_clip_consistent():
+    frames = clip()
+    p = AugmentParams(resized=(20, 12), pad=3, top=1, left=5, out=(20, 12), flip=True)
+    out = apply_augment(frames, p)
+    padded = np.zeros((4, 26, 18, 3), dtype=np.uint8)
+    padded[:, 3:23, 3:15] = frames
+    expected = padded[:, 1:21, 5:17][:, :, ::-1]
+    np.testing.assert_array_equal(out, expected)
+    assert out.flags["C_CONTIGUOUS"]
+
+
+def test_same_params_for_every_frame():
+    rng = np.random.default_rng(1)
+    d = DataConfig(height=16, width=8, augment={"pad": 4, "random_erasing": 1.0})
+    one = clip(t=1, h=16, w=8)
+    frames = np.repeat(one, 5, axis=0)  # identical frames stay identical after a clip-consistent transform
+    for _ in range(10):
+        out = apply_augment(frames, sample_augment(rng, d, train=True))
+        assert all(np.array_equal(out[0], out[t]) for t in range(5))
+
+
+def test_random_erasing_box_and_fill():
+    frames = np.full((2, 16, 8, 3), 7, dtype=np.uint8)
+    p = AugmentParams((16, 8), 0, 0, 0, (16, 8), erase=(2, 1, 5, 3))
+    out = apply_augment(frames, p)
+    fill = np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8)
+    assert np.all(out[:, 2:7, 1:4] == fill) and out[:, 0, 0, 0].tolist() == [7, 7]
+    assert (out != 7).any(axis=-1).sum() == 2 * 15
+
+
+def test_test_mode_is_plain_resize():
+    d = DataConfig(height=10, width=8)
+    p = sample_augment(np.random.default_rng(0), d, train=False)
+    assert p == AugmentParams((10, 8), 0, 0, 0, (10, 8))
+    assert apply_augment(clip(h=20, w=12), p).shape == (4, 10, 8, 3)
+
+
+def test_resize_and_crop_from_config():
+    d = DataConfig(height=16, width=8, augment={"resize_height": 18, "resize_width": 9, "pad": 0, "flip": False})
+    p = sample_augment(np.random.default_rng(0), d, train=True)
+    assert p.resized == (18, 9) and 0 <= p.top <= 2 and 0 <= p.left <= 1
+    with pytest.raises(ReidError, match="smaller than the crop"):
+        sample_augment(np.random.default_rng(0), DataConfig(height=16, width=8, augment={"resize_height": 8,
+                                                                                       "pad": 0}), True)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_keypoints_follow_the_frames(flip):
+    frames = np.zeros((1, 30, 20, 3), dtype=np.uint8)
+    frames[0, 11, 7] = 255  # a dot where the right shoulder is
+    kps = np.zeros((1, 18, 3), dtype=np.float32)
+    kps[0, 2] = (7, 11, 1)
+    kps[0, 5] = (3, 3, 0.5)
+    p = AugmentParams(resized=(30, 20), pad=4, top=6, left=1, out=(24, 16), flip=flip)
+    out = apply_augment(frames, p)
+    moved = augment_keypoints(kps, (30, 20), p)
+    j = 5 if flip else 2  # a flip turns the right shoulder into the left one
+    y, x = np.argwhere(out[0, :, :, 0] == 255)[0]
+    assert (moved[0, j, 0], moved[0, j, 1]) == (x, y) and moved[0, j, 2] == 1
+    assert moved[0, 2 if flip else 5, 2] == 0.5
+
+
+def test_keypoints_scale_with_resize():
+    kps = np.array([[[9.5, 19.5, 1.0]] * 18], dtype=np.float32)  # the centre of a 20 x 40 frame
+    p = AugmentParams(resized=(10, 5), pad=0, top=0, left=0, out=(10, 5))
+    moved = augment_keypoints(kps, (40, 20), p)
+    assert moved[0, 0, :2].tolist() == [2.0, 4.5]
+
+
+def test_imagenet_normalisation():
+    x = torch.tensor(clip(t=2)).permute(0, 3, 1, 2)  # [T, 3, H, W]
+    y = normalize_imagenet(x)
+    assert y.dtype == torch.float32 and y.shape == x.shape
+    assert y[1, 2, 3, 4].item() == pytest.approx((x[1, 2, 3, 4].item() / 255 - 0.406) / 0.225, rel=1e-5)
+    assert torch.equal(normalize_input(x, "imagenet"), y)
+
+
+def test_yuv_standardisation_matches_naive():
+    frames = to_chw(clip(t=3, h=6, w=5))[None]  # [1, T, 3, H, W]
+    got = to_yuv_standardized(torch.from_numpy(frames)).numpy()
+    for t in range(3):
+        rgb = frames[0, t].astype(np.float64) / 255
+        y = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+        u = -0.14713 * rgb[0] - 0.28886 * rgb[1] + 0.436 * rgb[2]
+        v = 0.615 * rgb[0] - 0.51499 * rgb[1] - 0.10001 * rgb[2]
+        for c, ch in enumerate((y, u, v)):
+            expected = (ch - ch.mean()) / (ch.std() + 1e-5)
+            np.testing.assert_allclose(got[0, t, c], expected, atol=1e-4)
+    with pytest.raises(ReidError, match="normalisation"):
+        normalize_input(torch.from_numpy(frames), "lab")

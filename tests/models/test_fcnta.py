@@ -1,0 +1,111 @@
+import pytest
+import torch
+
+from reid.config import ConfigError, build_config
+from reid.models.fcnta import FCNTA, FcntaParams, FCNTemporalAttention, _linear_upsampling_kernel
+from reid.registry import DataInfo, get_method
+
+INFO = DataInfo(num_classes=4, seq_len=6, height=32, width=24)  # small frames keep the tests fast on CPU
+
+
+def _batch(b: int = 4, t: int = 6, pair: bool = True) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    batch = {"frames": torch.randn(b, t, 3, 32, 24, generator=g),
+             "flow": torch.rand(b, t, 2, 32, 24, generator=g) * 2 - 1,
+             "pid": torch.tensor([0, 1, 0, 2][:b])}
+    if pair:
+        batch["pair_same"] = torch.tensor([1.0, 0.0])
+    return batch
+
+
+@pytest.mark.parametrize("n", [16, 13, 6, 1])
+def test_fcn_attention_returns_one_score_per_frame(n):
+    fcn = FCNTemporalAttention(128, [128, 128])
+    assert fcn.stride == 4
+    assert fcn(torch.randn(3, n, 128)).shape == (3, n)
+
+
+def test_fcn_upsampling_starts_as_linear_interpolation():
+    kernel = _linear_upsampling_kernel(4)
+    assert torch.allclose(kernel, torch.tensor([0.125, 0.375, 0.625, 0.875, 0.875, 0.625, 0.375, 0.125]))
+    fcn = FCNTemporalAttention(8, [8, 8])
+    up = fcn.upscore(torch.tensor([[[1.0, 1.0, 1.0, 1.0]]]))
+    assert up.shape[-1] == 16 and torch.allclose(up[0, 0, 2:14], torch.ones(12))  # constant in, constant out
+
+
+def test_attention_pooling_matches_eqs_1_and_2():
+    model = FCNTA(FcntaParams(), INFO).eval()
+    batch = _batch(pair=False)
+    with torch.no_grad():
+        out = model(batch)
+        x = torch.cat([batch["frames"], batch["flow"]], dim=2)
+        z = model.cnn(x)
+        alpha = model.attention(z)
+    for b in range(z.shape[0]):
+        lam = [1.0 / (1.0 + torch.exp(-alpha[b, i])) for i in range(z.shape[1])]          # eq. 1b
+        gamma = sum(lam[i] * z[b, i] for i in range(z.shape[1]))                          # eq. 2
+        f = 0.5 * (gamma + sum(z[b, i] for i in range(z.shape[1])) / z.shape[1])
+        assert torch.allclose(out["global"][b], f, atol=1e-5)
+        assert torch.allclose(out["temporal_weights"][b], torch.stack(lam), atol=1e-6)
+        assert torch.allclose(out["features"][b], f / f.norm(), atol=1e-5)
+    assert torch.allclose(out["logits"], model.classifier(out["global"]), atol=1e-6)
+
+
+def test_softmax_and_mean_options():
+    soft = FCNTA(FcntaParams(attention="softmax"), INFO).eval()
+    w = soft(_batch(pair=False))["temporal_weights"]
+    assert torch.allclose(w.sum(1), torch.ones(4), atol=1e-6)
+    mean = FCNTA(FcntaParams(pooling="mean"), INFO).eval()
+    assert mean.attention is None
+    batch = _batch(pair=False)
+    out = mean(batch)
+    z = mean.cnn(torch.cat([batch["frames"], batch["flow"]], dim=2))
+    assert torch.allclose(out["global"], z.mean(1), atol=1e-6)
+    assert torch.allclose(out["temporal_weights"], torch.full((4, 6), 1 / 6))
+
+
+def test_spec_declares_the_input_pipeline():
+    spec = get_method("fcnta")
+    assert spec.batching == "pairs" and spec.input_norm == "yuv" and spec.inputs == frozenset({"frames", "flow"})
+    assert set(spec.variants) == {"full", "mean-pooling", "attention-only", "softmax", "no-flow"}
+
+
+@pytest.mark.parametrize("variant", ["full", "mean-pooling", "attention-only", "softmax", "no-flow"])
+def test_every_variant_forward_backward(variant):
+    spec = get_method("fcnta")
+    cfg = build_config("fcnta", ["fcnta-synthetic"], [f"variant={variant}"])
+    model = spec.build_model(cfg.model, INFO)
+    objective = spec.build_objective(cfg.loss, INFO)
+    batch = _batch()
+    if variant == "no-flow":
+        del batch["flow"]  # the colour-only model does not need it
+    out = model(batch)
+    losses = objective(out, batch)
+    losses["loss"].backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert out["features"].shape == (4, 128) and out["temporal_weights"].shape == (4, 6)
+    assert model.cnn.conv.net[0].in_channels == (3 if variant == "no-flow" else 5)
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_even_fcn_window_is_a_config_error():
+    with pytest.raises(ConfigError, match="fcn_window"):
+        build_config("fcnta", ["fcnta-synthetic"], ["model.fcn_window=4"])
+
+
+@pytest.mark.slow
+def test_short_cpu_training_run_learns(tmp_path):
+    from reid.training import api
+
+    overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
+                 f"ray.storage_path={tmp_path / 'runs'}", "train.epochs=4", "train.eval_every=4",
+                 "data.batches_per_epoch=8", "data.seq_len=4", "data.test_chunk_len=4", "data.height=32",
+                 "data.width=24", "data.augment.resize_height=36", "data.augment.resize_width=28",
+                 "scheduler.milestones=[100]"]
+    cfg = build_config("fcnta", ["fcnta-synthetic"], overrides)
+    untrained = api.evaluate(cfg, checkpoint=None)
+    result = api.train(cfg)
+    losses = [h["loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    assert result.history[-1]["val/mAP"] > untrained.metrics["mAP"]

@@ -1,0 +1,219 @@
+"""`reid tune ablation`: a paper's ablation table (tune/ablations/<table>.yaml) regenerated as a Tune grid.
+
+Every row of the spec is one Tune trial (`grid_search` over the rows) running the same trainable as the sweeps
+(`tune.trial.run_trial`). A row's config is, later winning: the base recipe, the row's variant, the row's overrides,
+the size's overrides, then the command line's overrides.
+
+- `--dataset synthetic` (default): base recipe `reid/configs/<method>-synthetic.yaml`; the rows' overrides that
+  point at a real dataset (data.dataset / root / manifest / trial) or at a pre-training run (train.init_from) are
+  left out, and the cross-dataset `test_config` is not applied (the row's `test_overrides` are).
+- `--dataset paper`: base recipe = the method's packaged default (the paper's), every override kept; for a GPU
+  node holding the prepared datasets.
+- sizes: `smoke` = the tiny synthetic preset and 1 epoch (CI), `full` = the demo preset and the recipe's epochs
+  (`--epochs N` runs a reduced full and says so in the table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from reid.config import ConfigError, ExperimentConfig, build_config, validate_overrides
+from reid.config.errors import format_validation_error
+from reid.errors import ReidError
+
+SPEC_DIR = Path(__file__).parent / "ablations"
+Metric = Literal["mAP", "mINP", "R1", "R5", "R10", "R20"]
+REAL_DATA_KEYS = ("data.dataset", "data.root", "data.manifest", "data.trial", "train.init_from")
+SIZES: dict[str, dict[str, Any]] = {
+    "smoke": {"data.root": "data/synthetic-tiny", "data.synth_preset": "tiny", "train.epochs": 1,
+              "train.eval_every": 1, "train.keep_checkpoints": 1},
+    "full": {"data.root": "data/synthetic-demo", "data.synth_preset": "demo"},
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AblationRow(_Strict):
+    name: str
+    variant: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    test_overrides: dict[str, Any] | None = None
+    paper: dict[Metric, float] = Field(default_factory=dict)
+
+
+class AblationSpec(_Strict):
+    table: str
+    method: str
+    title: str
+    paper_dataset: str
+    metrics: list[Metric]
+    test_config: str | None = None
+    rows: list[AblationRow]
+
+
+def list_specs() -> list[str]:
+    return sorted(p.stem for p in SPEC_DIR.glob("*.yaml"))
+
+
+def load_spec(name_or_path: str) -> AblationSpec:
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = SPEC_DIR / f"{name_or_path.removesuffix('.yaml')}.yaml"
+    if not path.is_file():
+        raise ReidError(f"unknown ablation table '{name_or_path}'; tables: {', '.join(list_specs())}")
+    try:
+        spec = AblationSpec.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as exc:
+        raise ConfigError(f"ablation spec {path}:\n{format_validation_error(exc, AblationSpec)}") from None
+    names = [r.name for r in spec.rows]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"ablation spec {path}: row names must be unique")
+    return spec
+
+
+def row_overrides(spec: AblationSpec, row: AblationRow, dataset: str, size: str, user: dict[str, Any],
+                  epochs: int | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"variant": row.variant} if row.variant else {}
+    out.update({k: v for k, v in row.overrides.items() if dataset == "paper" or k not in REAL_DATA_KEYS})
+    if dataset == "synthetic":
+        out.update(SIZES[size])
+    elif size == "smoke":
+        out.update({k: v for k, v in SIZES["smoke"].items() if k.startswith("train.")})
+    if epochs:
+        out.update({"train.epochs": epochs, "train.eval_every": min(epochs, out.get("train.eval_every", epochs))})
+    out.update(user)
+    return out
+
+
+def base_config(spec: AblationSpec, dataset: str, config_files: list[str], user: list[str]) -> ExperimentConfig:
+    files = ([f"{spec.method}-synthetic"] if dataset == "synthetic" else []) + list(config_files)
+    return build_config(spec.method, files, user)
+
+
+def hardware_line() -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{os.cpu_count()} CPU cores ({platform.machine()}, {platform.system()}), {gpu}"
+
+
+def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = "smoke",
+                 config_files: list[str] | None = None, user_overrides: list[str] | None = None,
+                 out: Path = Path("runs/ablations"), name: str | None = None, resume: bool = False,
+                 epochs: int | None = None, cpus_per_trial: float | None = None, max_concurrent: int | None = None,
+                 num_cpus: float | None = None, max_failures: int = 1, hardware: str | None = None,
+                 rows: list[int] | None = None) -> dict[str, Any]:
+    """Run the rows as a Tune grid; returns the recorded results (also written as results.json + the table)."""
+    from ray import tune
+
+    from reid.config.loader import parse_override
+    from reid.training.api import manifest_path_for
+    from tune.runner import absolute_paths, fit, init_ray, trial_resources
+    from tune.trial import run_trial
+
+    user = dict(parse_override(o) for o in user_overrides or [])
+    base = base_config(spec, dataset, config_files or [], user_overrides or [])
+    chosen = [spec.rows[i] for i in (rows if rows is not None else range(len(spec.rows)))]
+    grid: dict[str, dict[str, Any]] = {}
+    for i, row in enumerate(chosen):
+        overrides = row_overrides(spec, row, dataset, size, user, epochs)
+        try:
+            validate_overrides(base, overrides)  # every row's config is valid before any trial starts
+        except ConfigError as exc:
+            raise ConfigError(f"ablation {spec.table}, row '{row.name}': {exc}") from None
+        test_config = spec.test_config if dataset == "paper" else None
+        grid[f"{i:02d}"] = {"name": row.name, "overrides": overrides, "test_overrides": row.test_overrides,
+                            "test_config": test_config}
+    first = absolute_paths(validate_overrides(base, next(iter(grid.values()))["overrides"]))
+    manifest_path_for(first)  # generate the (shared) synthetic set once, before the trials
+    # paths inside the rows must be absolute too: trials run in their own working directory
+    for g in grid.values():
+        g["overrides"] = {k: (str(Path(v).resolve()) if k in ("data.root", "data.manifest", "train.init_from")
+                              and isinstance(v, str) else v) for k, v in g["overrides"].items()}
+    exp_dir = (out / (name or f"{spec.table}-{dataset}-{size}")).resolve()
+    init_ray(base, num_cpus)
+    res = trial_resources(first, cpus_per_trial, max_concurrent, len(grid))
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=absolute_paths(base).model_dump(mode="json"),
+                             run_prefix=exp_dir.name, runs_dir=str(exp_dir / "runs"), rows=grid),
+        res.per_trial)
+    print(f"[reid] ablation {spec.table} ({dataset}, {size}): {len(grid)} rows, {res.max_concurrent} at a time",
+          flush=True)
+    start = time.time()
+    results = fit(trainable, path=exp_dir, resume=resume, param_space={"row": tune.grid_search(list(grid))},
+                  tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=res.max_concurrent),
+                  failures=max_failures)
+    recorded = collect(spec, results, grid)
+    recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start)
+    (exp_dir / "results.json").write_text(json.dumps(recorded, indent=2))
+    render(spec, recorded, exp_dir / "table")
+    return recorded
+
+
+def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Row name -> our metrics: the row's test-time evaluation when it has one, else its final validation."""
+    rows: dict[str, Any] = {}
+    for r in results:
+        row_id = (r.config or {}).get("row")
+        if row_id not in grid:
+            continue
+        m = r.metrics or {}
+        ours = {k: m.get(f"test/{k}", m.get(f"val/{k}")) for k in ("mAP", "mINP", "R1", "R5", "R10", "R20")}
+        rows[grid[row_id]["name"]] = {**{k: v for k, v in ours.items() if v is not None},
+                                      "epochs": m.get("epoch"), "trial_id": m.get("trial_id"),
+                                      "status": "ERROR" if r.error else "TERMINATED",
+                                      "error": str(r.error).splitlines()[0] if r.error else None}
+    return {"table": spec.table, "rows": rows}
+
+
+def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: str, epochs: int | None,
+                 hardware: str | None, seconds: float) -> dict[str, str]:
+    import ray
+    import torch
+
+    if dataset == "synthetic":
+        data = f"synthetic (reid synth preset '{cfg.data.synth_preset}', {cfg.data.root})"
+        recipe = f"reid/configs/{spec.method}-synthetic.yaml"
+    else:
+        data = f"{cfg.data.dataset} ({cfg.data.root})"
+        recipe = f"reid/configs/{spec.method}.yaml"
+    label = size if not epochs else f"{size}, reduced to {epochs} epoch(s)"
+    meta = {
+        "our dataset": data,
+        "size": f"{label}: {cfg.train.epochs} epoch(s), {cfg.data.height}x{cfg.data.width}, T={cfg.data.seq_len}, "
+                f"recipe {recipe} (+ row variant and overrides)",
+        "hardware": hardware or hardware_line(),
+        "software": f"torch {torch.__version__}, ray {ray.__version__}",
+        "wall time": f"{seconds / 60:.1f} min, {time.strftime('%Y-%m-%d')}",
+    }
+    if dataset == "synthetic":
+        meta["left out on synthetic"] = ("row overrides " + ", ".join(REAL_DATA_KEYS)
+                                         + (f"; cross-dataset test config {spec.test_config}" if spec.test_config
+                                            else ""))
+    return meta
+
+
+def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
+    """table.md + table.csv from recorded results (a dict as written to results.json); no training needed."""
+    from tune.report import ablation_table, write_csv
+
+    ours = {name: {k: v for k, v in row.items() if k in ("mAP", "mINP", "R1", "R5", "R10", "R20")}
+            for name, row in recorded.get("rows", {}).items() if row.get("status", "TERMINATED") != "ERROR"}
+    md, csv_rows = ablation_table(spec, ours, dict(recorded.get("meta", {})))
+    errors = {n: r.get("error") for n, r in recorded.get("rows", {}).items() if r.get("status") == "ERROR"}
+    if errors:
+        md += "\nRows that failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()) + "\n"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".md").write_text(md)
+    write_csv(csv_rows, stem.with_suffix(".csv"))
+    return stem.with_suffix(".md")

@@ -1,0 +1,114 @@
+"""Tune plumbing shared by sweeps and ablation grids: Ray start-up, trial resources, fit or restore.
+
+- Ray is started with the dashboard ON: with `include_dashboard=False`, ray 2.60 left the placement groups of
+  finished Train-inside-Tune runs behind and the next trials hung (WorkerGroupStartupTimeoutError); the cleaner
+  needs the State API that the dashboard serves (shared/notes/ray-2.60-facts.md section 3.4).
+- A trial gets fractional CPUs (`tune.with_resources`); `max_concurrent_trials` follows from the cluster's CPUs
+  and what one trial takes (its own CPUs plus, for Ray Train trials, its workers and decoding actors).
+- The experiment directory is `<storage>/<name>` with a deterministic name, so `resume=True` finds it again and
+  continues it with `Tuner.restore(..., resume_errored=True)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reid.config import ExperimentConfig, validate_overrides
+from reid.errors import ReidError
+
+_PATH_KEYS = ("data.root", "data.manifest", "ray.storage_path", "output_dir", "train.init_from",
+              "model.weights_path")
+
+
+def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Trials run in their own working directory: make every local path of `cfg` absolute first."""
+    tree = cfg.model_dump(mode="json")
+    updates: dict[str, Any] = {}
+    for key in _PATH_KEYS:
+        node: Any = tree
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, str) and node and "://" not in node:
+            updates[key] = str(Path(node).expanduser().resolve())
+    return validate_overrides(cfg, updates) if updates else cfg
+
+
+def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None) -> None:
+    """Connect to `ray.address` or start a local cluster, dashboard on (see the module docstring)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if cfg.ray.address:
+        ray.init(address=cfg.ray.address)
+        return
+    ray.init(num_cpus=int(num_cpus) if num_cpus else None, object_store_memory=cfg.ray.object_store_memory,
+             include_dashboard=True)
+
+
+@dataclass(frozen=True)
+class TrialResources:
+    per_trial: dict[str, float]   # what `tune.with_resources` reserves for the trial process itself
+    total_cpus: float             # the trial plus its Ray Train workers and decoding actors
+    max_concurrent: int
+
+
+def trial_resources(cfg: ExperimentConfig, cpus_per_trial: float | None, max_concurrent: int | None,
+                    num_trials: int) -> TrialResources:
+    """In-process trials take `cpus_per_trial` (default `ray.cpus_per_worker`, fractional on small machines);
+    Ray Train trials take a sliver for the driver and their workers take the rest from the cluster."""
+    import ray
+
+    cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    if cfg.ray.num_workers == 0:
+        own = cpus_per_trial or cfg.ray.cpus_per_worker
+        total = own
+        per_trial = {"cpu": own}
+    else:
+        own = cpus_per_trial or 0.01
+        total = own + cfg.ray.num_workers * cfg.ray.cpus_per_worker + cfg.data.decode_workers * cfg.data.decode_cpus
+        per_trial = {"cpu": own}
+    if total > cluster_cpus:
+        raise ReidError(f"one trial needs {total:g} CPUs but the cluster has {cluster_cpus:g}; lower "
+                        f"--cpus-per-trial / ray.cpus_per_worker / ray.num_workers")
+    derived = max(1, math.floor(cluster_cpus / total + 1e-9))
+    concurrent = min(max_concurrent or derived, derived, max(1, num_trials))
+    return TrialResources(per_trial=per_trial, total_cpus=total, max_concurrent=concurrent)
+
+
+def experiment_state(path: Path) -> str:
+    """'new', 'restorable', or 'blocked' (a directory that is not a Tune experiment)."""
+    from ray import tune
+
+    if not path.exists() or not any(path.iterdir()):
+        return "new"
+    return "restorable" if tune.Tuner.can_restore(str(path)) else "blocked"
+
+
+def fit(trainable, *, path: Path, resume: bool, param_space: dict[str, Any], tune_config,
+        failures: int, callbacks: list | None = None):
+    """Start the experiment at `path`, or continue it (`resume`); returns the ResultGrid."""
+    from ray import tune
+
+    state = experiment_state(path)
+    if resume:
+        if state != "restorable":
+            raise ReidError(f"--resume: no Tune experiment to continue at {path}")
+        print(f"[reid] resuming the Tune experiment at {path}", flush=True)
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+        return tuner.fit()
+    if state != "new":
+        raise ReidError(f"{path} already holds an experiment; pass --resume to continue it, or choose another "
+                        f"--name / --out")
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune_config,
+        run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
+                                  failure_config=tune.FailureConfig(max_failures=failures),
+                                  callbacks=callbacks or None),
+    )
+    return tuner.fit()

@@ -1,0 +1,113 @@
+"""`reid tune search`: an Optuna (TPE, seeded) sweep with ASHA early stopping over a search space.
+
+Output in the sweep directory `<out>/<name>` (default name `<method>-<space>`, no timestamp, so `--resume` finds it):
+- the Tune experiment (trial directories, `experiment_state-*.json`, `tuner.pkl`);
+- `runs/<name>-<trial id>/`: each trial's training run (checkpoints, metrics.jsonl);
+- `best_config.yaml`: the best trial's resolved config, accepted by `reid train --config`;
+- `results.csv`, `results.md`: one row per trial; `objective.png`: the objective against each searched parameter.
+
+The objective is `checkpoint_score` (the last validation mAP, present every epoch, -1 before the first
+validation), maximised; ASHA compares trials on it at equal `epoch` (the epoch is the time axis, so a restored
+trial that resumes its run mid-way keeps its place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reid.config import ExperimentConfig, save_config, validate_overrides
+from reid.errors import ReidError
+from tune.runner import absolute_paths, fit, init_ray, trial_resources
+from tune.spaces import SearchSpace, validate_space
+from tune.trial import run_trial
+
+METRIC, MODE = "checkpoint_score", "max"
+
+
+@dataclass
+class SearchOptions:
+    trials: int
+    out: Path = Path("runs/tune")
+    name: str | None = None
+    resume: bool = False
+    seed: int = 0
+    max_concurrent: int | None = None
+    cpus_per_trial: float | None = None
+    max_failures: int = 2
+    grace_period: int | None = None
+    reduction_factor: int = 2
+    num_cpus: float | None = None  # for a local cluster started here
+
+
+@dataclass
+class SearchOutcome:
+    sweep_dir: Path
+    best_config: Path
+    best_overrides: dict[str, Any]
+    best_score: float
+    rows: list[dict[str, Any]]
+    errors: int
+
+
+def sweep_name(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions) -> str:
+    return opts.name or f"{cfg.method}-{space.name}"
+
+
+def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
+               callbacks: list | None = None) -> SearchOutcome:
+    """Validate the space against `cfg` (before Ray starts), run or resume the sweep, write the outputs."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from reid.training.api import manifest_path_for
+
+    if opts.trials < 1:
+        raise ReidError(f"--trials must be at least 1, got {opts.trials}")
+    validate_space(space, cfg)
+    base = absolute_paths(cfg)
+    manifest_path_for(base)  # generate the synthetic set once here, not in every trial at the same time
+    sweep_dir = (opts.out / sweep_name(cfg, space, opts)).resolve()
+    init_ray(base, opts.num_cpus)
+    res = trial_resources(base, opts.cpus_per_trial, opts.max_concurrent, opts.trials)
+    epochs = base.train.epochs
+    grace = min(epochs, opts.grace_period or base.train.eval_every)
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, base=base.model_dump(mode="json"), run_prefix=sweep_dir.name,
+                             runs_dir=str(sweep_dir / "runs"), tied=space.tied, fixed=space.fixed),
+        res.per_trial)
+    tune_config = tune.TuneConfig(
+        metric=METRIC, mode=MODE, num_samples=opts.trials, max_concurrent_trials=res.max_concurrent,
+        search_alg=OptunaSearch(seed=opts.seed),
+        scheduler=ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace,
+                                reduction_factor=opts.reduction_factor),
+    )
+    print(f"[reid] sweep {sweep_dir.name}: {opts.trials} trials of {cfg.method} over {', '.join(space.params)}; "
+          f"{res.max_concurrent} at a time, {res.total_cpus:g} CPU each", flush=True)
+    results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
+                  tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks)
+    return write_search_outputs(cfg, space, results, sweep_dir)
+
+
+def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path) -> SearchOutcome:
+    from tune.report import plot_objective, search_rows, write_table
+
+    rows = search_rows(results.get_dataframe(), list(space.params), METRIC)
+    if not any(r.get(METRIC) is not None for r in rows):
+        raise ReidError(f"no trial of {sweep_dir.name} reported '{METRIC}'; see the trial errors above "
+                        f"({sum(1 for r in rows if r['status'] == 'ERROR')} errored)")
+    best = results.get_best_result(metric=METRIC, mode=MODE)
+    best_overrides = space.overrides(best.config)
+    best_cfg = validate_overrides(cfg, best_overrides)
+    best_path = save_config(best_cfg, sweep_dir / "best_config.yaml")
+    write_table(rows, sweep_dir / "results", title=f"Sweep {sweep_dir.name}: {cfg.method}, objective {METRIC} "
+                f"(last validation mAP, %)")
+    plot_objective(rows, space, METRIC, sweep_dir / "objective.png")
+    errors = sum(1 for r in rows if r["status"] == "ERROR")
+    print(f"[reid] best trial {best.metrics.get('trial_id')}: {METRIC} {best.metrics.get(METRIC):.2f} with "
+          + ", ".join(f"{k}={v}" for k, v in best_overrides.items()), flush=True)
+    print(f"[reid] best config: {best_path} (reid train --config {best_path})", flush=True)
+    return SearchOutcome(sweep_dir=sweep_dir, best_config=best_path, best_overrides=best_overrides,
+                         best_score=float(best.metrics.get(METRIC, float("nan"))), rows=rows, errors=errors)
