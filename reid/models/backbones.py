@@ -1,7 +1,7 @@
 """ResNet trunks with ImageNet weights loaded from local files only (nothing is downloaded at run time).
 
 Where the weights come from, in order:
-1. an explicit file (`train.pretrained_path`): a torchvision ResNet state dict (`resnet50-0676ba61.pth`); if the
+1. an explicit file (`model.weights_path`): a torchvision ResNet state dict (`resnet50-0676ba61.pth`); if the
    user names a file that does not exist, that is an error;
 2. the torchvision cache: `$TORCH_HOME/hub/checkpoints/<file name of the torchvision URL>` (by default
    `~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth`), where `torchvision.models.resnet50(weights=...)` puts
@@ -41,12 +41,12 @@ def load_imagenet_weights(model: nn.Module, depth: int, path: str | None) -> str
     if path is not None:
         file = Path(path)
         if not file.is_file():
-            raise ReidError(f"pretrained weights file '{path}' does not exist (train.pretrained_path)")
+            raise ReidError(f"pretrained weights file '{path}' does not exist (model.weights_path)")
     else:
         file = cached_weights_path(depth)
         if not file.is_file():
             msg = (f"no ImageNet weights for ResNet-{depth} at {file}; starting from random weights "
-                   f"(put the torchvision file there, or set train.pretrained_path)")
+                   f"(put the torchvision file there, or set model.weights_path)")
             log.warning(msg)
             return msg
     state = torch.load(file, map_location="cpu", weights_only=True)

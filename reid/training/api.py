@@ -124,7 +124,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         best = json.loads(summary.read_text()).get("best_checkpoint")
         if best and Path(best).exists():
             return Path(best)
-    found = sorted(run_dir.glob("checkpoints/epoch_*")) + sorted(run_dir.glob("checkpoint_*"))
+    return newest_checkpoint(run_dir)
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint directory of a run: `checkpoints/epoch_NNNN` (in-process) or Ray's timestamped
+    `checkpoint_<time>` directories (not `checkpoint_manager_snapshot.json`)."""
+    found = [p for p in sorted(run_dir.glob("checkpoints/epoch_*")) + sorted(run_dir.glob("checkpoint_*"))
+             if p.is_dir() and not p.name.endswith(".tmp")]
     return found[-1] if found else None
 
 

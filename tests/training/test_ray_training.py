@@ -6,7 +6,7 @@ import pytest
 import ray
 import torch
 
-from reid.training.api import train
+from reid.training.api import newest_checkpoint, train
 from reid.training.checkpoint import load_state
 
 pytestmark = pytest.mark.ray
@@ -20,8 +20,7 @@ def ray_cluster():
 
 
 def _final_weights(run_dir):
-    last = sorted(run_dir.glob("checkpoint_*"))[-1]
-    return load_state(last)["model"]
+    return load_state(newest_checkpoint(run_dir))["model"]
 
 
 @pytest.mark.timeout(900)
