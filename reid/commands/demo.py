@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     out = Path(args.out)
     print(f"[reid demo] 1/4 dataset: {args.data} (preset {args.preset})", flush=True)
-    manifest = ensure_dataset(Path(args.data), args.preset)
+    manifest = ensure_dataset(Path(args.data), args.preset, workers=2)
     overrides = [f"data.root={args.data}", f"data.synth_preset={args.preset}", f"ray.num_workers={args.workers}",
                  f"ray.storage_path={out}", "name=train", *args.overrides]
     if args.epochs:
