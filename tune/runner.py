@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,16 +38,37 @@ def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None) -> None:
-    """Connect to `ray.address` or start a local cluster, dashboard on (see the module docstring)."""
+    """Connect to `ray.address` (or $RAY_ADDRESS), else start a local cluster, dashboard on (module docstring).
+    On a `ray start` head node, pass ray.address=auto to use that cluster."""
     import ray
 
     if ray.is_initialized():
         return
-    if cfg.ray.address:
-        ray.init(address=cfg.ray.address)
+    if cfg.ray.address or os.environ.get("RAY_ADDRESS"):  # a cluster (`ray job submit` sets RAY_ADDRESS)
+        ray.init(address=cfg.ray.address or os.environ["RAY_ADDRESS"])
         return
-    ray.init(num_cpus=int(num_cpus) if num_cpus else None, object_store_memory=cfg.ray.object_store_memory,
-             include_dashboard=True)
+    start_local_ray(num_cpus=int(num_cpus) if num_cpus else None, object_store_memory=cfg.ray.object_store_memory)
+
+
+def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
+    """`ray.init` of a fresh local cluster with the dashboard, retried when the node fails to come up.
+
+    address="local": our own cluster, never another one found through /tmp/ray on a shared machine. The retry is
+    for ray issue #65983: on an overloaded machine the dashboard agent can miss the raylet's fixed 15 s port-file
+    timeout, the raylet exits and `ray.init` raises "The current node timed out during startup".
+    """
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address="local", include_dashboard=True, **kwargs)
+            return
+        except Exception as exc:  # ray raises a bare Exception here
+            if "timed out during startup" not in str(exc) or attempt == attempts:
+                raise
+            print(f"[reid] Ray node failed to start (attempt {attempt}/{attempts}, overloaded machine?); retrying",
+                  flush=True)
+            ray.shutdown()
 
 
 @dataclass(frozen=True)

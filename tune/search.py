@@ -94,7 +94,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
 def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path) -> SearchOutcome:
     from tune.report import plot_objective, search_rows, write_table
 
-    rows = search_rows(results.get_dataframe(), list(space.params), METRIC)
+    rows = search_rows(results, list(space.params), METRIC)
     if not any(r.get(METRIC) is not None for r in rows):
         raise ReidError(f"no trial of {sweep_dir.name} reported '{METRIC}'; see the trial errors above "
                         f"({sum(1 for r in rows if r['status'] == 'ERROR')} errored)")

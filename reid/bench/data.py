@@ -156,8 +156,8 @@ def bench_pipeline(manifest_path: Path, cfg: ExperimentConfig, repeats: int, wor
     from reid.data.pipeline import build_train_dataset, get_or_create_clock, iter_epoch
 
     started = not ray.is_initialized()
-    if started:  # one CPU per decoding actor plus one for the range source
-        ray.init(num_cpus=workers + 1, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    if started:  # one CPU per decoding actor (the batch slots are built on the driver, no read task)
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False

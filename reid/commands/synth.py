@@ -18,7 +18,7 @@ and nuisances (occluders, box jitter, lost frames, motion blur, noise). Nothing 
 
 Presets (knob options override them):
   tiny    12 train / 8 test ids, 3 cameras, 8-16 frames             (tests: a few seconds)
-  demo    60 train / 40 test ids, 4 cameras, 8-64 frames, +source domain  (default; < 1 min on 2 cores)
+  demo    60 train / 40 test ids, 4 cameras, 8-64 frames, +source domain  (default; ~56 CPU-s, ~30 s on 2 cores)
   large   625 train / 635 test ids, 6 cameras, 8-120 frames, ~10k tracklets, +source domain  (benchmarks)
 
 Output (DIR, default data/synthetic-<preset>):
@@ -38,12 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed = identical dataset (default 0)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="rendering processes; the output does not depend on it (default: min(4, CPUs))")
-    parser.add_argument("--frames", action="store_true", default=None,
-                        help="also write frames/<tracklet_id>/000000.jpg ...")
-    parser.add_argument("--source-domain", action="store_true", default=None,
-                        help="also write the image-level source-domain attribute set (always on for demo, large)")
+    parser.add_argument("--frames", action=argparse.BooleanOptionalAction, default=None,
+                        help="also write frames/<tracklet_id>/000000.jpg ... (default: no)")
+    parser.add_argument("--source-domain", action=argparse.BooleanOptionalAction, default=None,
+                        help="also write the image-level source-domain attribute set (default: yes for demo and "
+                             "large, no for tiny)")
     parser.add_argument("--layout", choices=["mars", "ilidsvid", "prid2011", "duke"], default=None,
-                        help="write a tiny real-dataset layout instead of the synthetic video set")
+                        help="write a tiny real-dataset layout instead of the synthetic video set (--preset is "
+                             "then ignored; size knobs still apply)")
     parser.add_argument("--old-names", action="store_true", default=None,
                         help="duke layout: old file names 0001C6F0099X30823.jpg")
     parser.add_argument("--persons", type=int, default=None, help="ilidsvid layout: number of persons (even)")

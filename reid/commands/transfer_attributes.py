@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -15,9 +14,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from reid.data.attribute_sets import SourceImages, TargetClips, cat_clips, first_item, read_source_set
+from reid.data.attribute_sets import (
+    SourceImages,
+    SourceSet,
+    TargetClips,
+    cat_clips,
+    first_item,
+    read_source_set,
+)
 from reid.data.attributes import BINARY_KEY_COLUMNS, binary_groups_path, schema_from_binary_groups
-from reid.data.records import Manifest, read_manifest, write_manifest
+from reid.data.records import Manifest, TrackletRecord, read_manifest, write_manifest
 from reid.errors import ReidError
 from reid.models.attribute_transfer import (
     VARIANTS,
@@ -27,8 +33,6 @@ from reid.models.attribute_transfer import (
     predict_tracklets,
     train_transfer,
 )
-
-log = logging.getLogger("reid.transfer")
 
 DESCRIPTION = """Train the attribute-transfer model of adfta (section 3.2) on a labelled source attribute set and
 unlabelled target re-ID frames, then label every target tracklet: per-frame scores averaged over the tracklet
@@ -134,13 +138,8 @@ def _write_csv(path: Path, records: list, names: tuple[str, ...], values: np.nda
             w.writerow([r.pid, r.camid, r.tracklet_no, *(format(v, fmt) for v in row)])
 
 
-def run(args: argparse.Namespace) -> int:
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    settings = TransferSettings(
-        variant=args.variant, depth=args.depth, pretrained=not args.no_pretrained, weights_path=args.weights,
-        epochs=args.epochs, lr=args.lr, wbce_sigma=args.wbce_sigma, mmd_alpha=args.mmd_alpha,
-        mmd_weight=args.mmd_weight, threshold=args.threshold)
+def _inputs(args: argparse.Namespace) -> tuple[SourceSet, Manifest, list[TrackletRecord]]:
+    """The source set, the target manifest and the tracklets to label, checked before any training."""
     if min(args.batch_size, args.target_batch, args.target_frames) < 1 or not 0 <= args.val_fraction < 1:
         raise ReidError("--batch-size, --target-batch, --target-frames must be >= 1 and --val-fraction in [0, 1)")
     source = read_source_set(args.source)
@@ -157,62 +156,86 @@ def run(args: argparse.Namespace) -> int:
     if len(set(keys)) != len(keys):
         raise ReidError("target tracklets share (pid, camid, tracklet_no) keys; the attribute CSV could not tell "
                         "them apart")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    return source, manifest, to_label
 
-    order = rng.permutation(len(source.images))
-    n_val = int(round(args.val_fraction * len(order)))
-    train_rows, val_rows = order[n_val:], order[:n_val]
+
+def _training_loaders(args: argparse.Namespace, settings: TransferSettings, source: SourceSet, manifest: Manifest,
+                      train_rows: np.ndarray, val_rows: np.ndarray) -> tuple:
+    """(source batches, target frame batches or None, source validation batches or None)."""
     if len(train_rows) < args.batch_size:
         raise ReidError(f"the source set has {len(train_rows)} training images, fewer than --batch-size "
                         f"{args.batch_size}")
     hw = (args.height, args.width)
-    timeout = args.decode_timeout if args.decode_timeout > 0 else None
     src = _loader(SourceImages(source, train_rows, *hw, train=True), args.batch_size, True, True, args.workers,
                   args.seed)
     val = _loader(SourceImages(source, val_rows, *hw, train=False), args.batch_size, False, False, 0,
-                  args.seed) if n_val else None
-    tgt = None
-    if settings.uses_mmd:
-        mmd_records = _roles(args.mmd_roles, manifest) or list(manifest.records)
-        per_step = max(1, args.target_batch // args.target_frames)
-        tgt = _loader(TargetClips(manifest, mmd_records, args.target_frames, *hw, True, timeout), per_step, True, True,
-                      args.workers, args.seed + 1, collate=cat_clips)
-        if len(mmd_records) < per_step:
-            raise ReidError(f"only {len(mmd_records)} target tracklets for MMD, fewer than one batch of {per_step}")
+                  args.seed) if len(val_rows) else None
+    if not settings.uses_mmd:
+        return src, None, val
+    mmd_records = _roles(args.mmd_roles, manifest) or list(manifest.records)
+    per_step = max(1, args.target_batch // args.target_frames)
+    if len(mmd_records) < per_step:
+        raise ReidError(f"only {len(mmd_records)} target tracklets for MMD, fewer than one batch of {per_step}")
+    clips = TargetClips(manifest, mmd_records, args.target_frames, *hw, True, _timeout(args))
+    return src, _loader(clips, per_step, True, True, args.workers, args.seed + 1, collate=cat_clips), val
 
-    net = AttributeTransferNet(len(source.names), settings)
-    pos_ratio = torch.from_numpy(source.labels[train_rows].mean(0).astype(np.float32))
-    history = train_transfer(net, src, tgt, pos_ratio, settings, device, val)
-    clips = _loader(TargetClips(manifest, to_label, args.predict_frames, *hw, False, timeout), 1, False, False,
-                    args.workers, args.seed, collate=first_item)
-    sums, counts = predict_tracklets(net, clips, device, len(to_label), len(source.names))
-    groups = np.array([r.pid if r.pid > 0 else -1 for r in to_label]) if args.merge == "identity" else None
-    scores, labels = merge_and_threshold(sums, counts, groups, settings.threshold)
 
+def _timeout(args: argparse.Namespace) -> float | None:
+    return args.decode_timeout if args.decode_timeout > 0 else None
+
+
+def _write_outputs(args: argparse.Namespace, source: SourceSet, manifest: Manifest, to_label: list[TrackletRecord],
+                   scores: np.ndarray, labels: np.ndarray, report: dict) -> None:
     out = Path(args.out)
     _write_csv(out, to_label, source.names, labels, "d")
     _write_csv(out.with_suffix(".scores.csv"), to_label, source.names, scores, ".4f")
     binary_groups_path(out).write_text(json.dumps(source.groups, indent=1))
+    out.with_suffix(".report.json").write_text(json.dumps(report, indent=1))
+    if args.out_manifest:
+        by_id = {r.tracklet_id: dict(zip(source.names, row.tolist(), strict=True))
+                 for r, row in zip(to_label, labels, strict=True)}
+        records = [replace(r, attributes=by_id.get(r.tracklet_id)) for r in manifest.records]
+        write_manifest(replace(manifest, records=records, attributes=schema_from_binary_groups(source.groups),
+                               meta={**manifest.meta, "attributes_from": str(out)}), args.out_manifest)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.manual_seed(args.seed)
+    settings = TransferSettings(
+        variant=args.variant, depth=args.depth, pretrained=not args.no_pretrained, weights_path=args.weights,
+        epochs=args.epochs, lr=args.lr, wbce_sigma=args.wbce_sigma, mmd_alpha=args.mmd_alpha,
+        mmd_weight=args.mmd_weight, threshold=args.threshold)
+    source, manifest, to_label = _inputs(args)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    order = np.random.default_rng(args.seed).permutation(len(source.images))
+    n_val = int(round(args.val_fraction * len(order)))
+    train_rows, val_rows = order[n_val:], order[:n_val]
+    src, tgt, val = _training_loaders(args, settings, source, manifest, train_rows, val_rows)
+
+    net = AttributeTransferNet(len(source.names), settings)
+    pos_ratio = torch.from_numpy(source.labels[train_rows].mean(0).astype(np.float32))
+    history = train_transfer(net, src, tgt, pos_ratio, settings, device, val,
+                             log=lambda line: print(line, flush=True))
+    clips = _loader(TargetClips(manifest, to_label, args.predict_frames, args.height, args.width, False,
+                                _timeout(args)), 1, False, False, args.workers, args.seed, collate=first_item)
+    sums, counts = predict_tracklets(net, clips, device, len(to_label), len(source.names))
+    groups = np.array([r.pid if r.pid > 0 else -1 for r in to_label]) if args.merge == "identity" else None
+    scores, labels = merge_and_threshold(sums, counts, groups, settings.threshold)
+
+    known = labels >= 0
     report = {"variant": args.variant, "settings": asdict(settings), "history": history,
               "source_val_accuracy": history[-1].get("val_acc"),
               "target": str(args.target), "tracklets_labelled": len(to_label), "merge": args.merge,
               "positive_ratio_source": dict(zip(source.names, pos_ratio.tolist(), strict=True)),
               "positive_ratio_transferred": dict(zip(source.names, ((labels == 1).sum(0) / np.maximum(
-                  (labels >= 0).sum(0), 1)).tolist(), strict=True)),
-              "tracklets_undecodable": int((labels < 0).all(1).sum())}
+                  known.sum(0), 1)).tolist(), strict=True)),
+              "tracklets_undecodable": int((~known).all(1).sum())}
     if manifest.dataset == "synthetic":   # the generator knows every identity's attributes
         from reid.data.synth.source_domain import binary_attributes
         report["truth"] = truth_accuracy(to_label, source.names, labels, binary_attributes)
-    out.with_suffix(".report.json").write_text(json.dumps(report, indent=1))
-    if args.out_manifest:
-        schema = schema_from_binary_groups(source.groups)
-        by_id = {r.tracklet_id: dict(zip(source.names, row.tolist(), strict=True))
-                 for r, row in zip(to_label, labels, strict=True)}
-        records = [replace(r, attributes=by_id.get(r.tracklet_id)) for r in manifest.records]
-        write_manifest(replace(manifest, records=records, attributes=schema,
-                               meta={**manifest.meta, "attributes_from": str(out)}), args.out_manifest)
+    _write_outputs(args, source, manifest, to_label, scores, labels, report)
     truth = report.get("truth") or {}
-    print(f"wrote {out} ({len(to_label)} tracklets x {len(source.names)} attributes); "
+    print(f"wrote {args.out} ({len(to_label)} tracklets x {len(source.names)} attributes); "
           f"source val accuracy {report['source_val_accuracy']}; "
           f"target accuracy vs ground truth {truth.get('mean_accuracy')} "
           f"(balanced {truth.get('mean_balanced_accuracy')})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -24,8 +25,23 @@ config is written as YAML that `reid train --config` accepts. Ablation: every ro
 the table shows the paper's number beside ours and whether the rows are ordered as in the paper. See docs/tune.md."""
 
 
+class _Intermixed(argparse.ArgumentParser):
+    """Dotted overrides may come before or after the options (`... --smoke ray.num_workers=0`)."""
+
+    _busy = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._busy:  # parse_known_intermixed_args calls back into parse_known_args
+            return super().parse_known_args(args, namespace)
+        self._busy = True
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._busy = False
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="tune_command", metavar="{search,ablation,list}")
+    sub = parser.add_subparsers(dest="tune_command", metavar="{search,ablation,list}", parser_class=_Intermixed)
     sub.required = True
     sub.add_parser("list", help="list the built-in search spaces and ablation tables")
 
@@ -71,8 +87,32 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--verbose", "-v", action="store_true")
 
 
+SMALL_MACHINE_CPUS = 8
+
+
+def small_machine_overrides(files: list[str], overrides: list[str]) -> list[str]:
+    """On a small local machine, trials train in-process (`ray.num_workers=0`) unless the user chose otherwise:
+    Ray Train workers per trial only add start-up cost and contention when a trial has a core or less."""
+    from reid.config.loader import read_yaml
+
+    keys = {o.split("=", 1)[0].strip() for o in overrides}
+    if keys & {"ray.num_workers", "ray.address"} or os.environ.get("RAY_ADDRESS"):
+        return overrides
+    for f in files:
+        ray_section = read_yaml(f).get("ray") or {}
+        if "num_workers" in ray_section or ray_section.get("address"):
+            return overrides
+    if (os.cpu_count() or 1) >= SMALL_MACHINE_CPUS:
+        return overrides
+    print(f"[reid] {os.cpu_count()} CPUs here: trials train in-process (ray.num_workers=0); pass ray.num_workers=N "
+          f"for Ray Train workers per trial", flush=True)
+    return ["ray.num_workers=0", *overrides]
+
+
 def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "verbose", False))
+    if args.tune_command != "list":
+        args.overrides = small_machine_overrides(list(args.config), list(args.overrides))
     return {"list": _list, "search": _search, "ablation": _ablation}[args.tune_command](args)
 
 

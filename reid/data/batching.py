@@ -40,7 +40,7 @@ from reid.data.plan import Batching, PlanRow, epoch_plan
 from reid.data.pose_maps import render_pose_maps
 from reid.data.records import Manifest, read_manifest, relabel
 from reid.data.sampling import FrameSampler, build_sampler, loop_pad, test_sampler
-from reid.data.transforms import apply_augment, apply_erase, augment_keypoints, sample_augment, to_chw
+from reid.data.transforms import apply_augment, apply_erase, augment_keypoints, sample_augment
 from reid.errors import ReidError
 
 if TYPE_CHECKING:  # imported lazily: the decoding actors build numpy batches and never need torch
@@ -120,11 +120,11 @@ class BatchMaker:
             h0, w0 = (int(v) for v in rec.extra["frame_size"].split("x"))
             frames = frames[:, :h0, :w0]
         params = sample_augment(rng, self.cfg.data, train)
-        x = apply_augment(frames, params, erase=False)
+        x = apply_augment(frames, params, erase=False, chw=True)  # uint8 [T, 3, H, W]
         out: dict[str, np.ndarray] = {}
         if "flow" in self.inputs:  # before erasing, so the erased box does not fake motion
-            out["flow"] = normalize_flow(clip_flow(x)).astype(np.float16)
-        out["frames"] = to_chw(apply_erase(x, params))
+            out["flow"] = normalize_flow(clip_flow(x, chw=True)).astype(np.float16)
+        out["frames"] = apply_erase(x, params, chw=True)
         if {"pose_maps", "keypoints"} & self.inputs:
             kps_all = np.load(self.manifest.resolve(rec.keypoints), mmap_mode="r")
             kps = np.asarray(kps_all[np.clip(frame_idx, 0, len(kps_all) - 1)], dtype=np.float32)
@@ -256,8 +256,7 @@ def make_test_clips(maker: BatchMaker, index: int) -> dict[str, np.ndarray]:
     one = maker.clip(index, flat, np.random.default_rng(0), train=False)
     out = {k: v.reshape((len(chunks), length) + v.shape[1:]) for k, v in one.items()}
     if "flow" in out:  # flow must not run across chunk boundaries
-        out["flow"] = np.stack([normalize_flow(clip_flow(np.moveaxis(f, 1, -1))) for f in out["frames"]]
-                               ).astype(np.float16)
+        out["flow"] = np.stack([normalize_flow(clip_flow(f, chw=True)) for f in out["frames"]]).astype(np.float16)
     return out
 
 

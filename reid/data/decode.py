@@ -74,7 +74,9 @@ def decode_video_inline(path: str | Path, frame_start: int, num_frames: int, ind
     except (DECORDError, RuntimeError) as exc:
         raise DecodeError(f"cannot decode frames of {path}: {str(exc).splitlines()[0][:200]}") from None
     del vr
-    return np.ascontiguousarray(frames[inverse])
+    if len(uniq) == len(absolute) and np.all(inverse == np.arange(len(uniq))):
+        return frames  # already in order, no repeats: skip the copy
+    return frames[inverse]
 
 
 def decode_images(paths: list[Path]) -> np.ndarray:
@@ -97,6 +99,9 @@ def decode_images(paths: list[Path]) -> np.ndarray:
 def _serve(fd: int) -> None:
     """Child loop: receive (path, frame_start, num_frames, indices), send ("ok", frames) or ("error", message)."""
     conn = Connection(fd)
+    import decord  # noqa: F401  (imported before "ready", so start-up never counts against a decode's time bound)
+
+    conn.send(("ready", None))
     while True:
         try:
             request = conn.recv()
@@ -113,6 +118,7 @@ def _serve(fd: int) -> None:
 
 
 _PIPELINE = 64  # requests in flight per round trip to the decoding child
+_STARTUP_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,14 @@ class Decoder:
         child.close()
         self._conn = Connection(parent.detach())
         self._owner = os.getpid()
+        try:
+            ready = self._conn.poll(_STARTUP_TIMEOUT_S) and self._conn.recv()[0] == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self._stop(kill=True)
+            raise DecodeError(f"the decoding process ({sys.executable}) did not start within "
+                              f"{_STARTUP_TIMEOUT_S:g} s; is decord importable?")
 
     def _stop(self, kill: bool) -> None:
         if self._proc is None:

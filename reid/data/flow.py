@@ -26,9 +26,12 @@ from scipy.ndimage import correlate1d
 FLOW_BOUND = 4.0  # pixels of displacement mapped to +-1 in the network input
 
 
-def gray(frames: np.ndarray) -> np.ndarray:
-    """uint8 RGB [..., H, W, 3] -> float32 luma [..., H, W] in [0, 255] (BT.601 weights)."""
-    return frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+def gray(frames: np.ndarray, *, chw: bool = False) -> np.ndarray:
+    """uint8 RGB [..., H, W, 3] (or [..., 3, H, W] with chw) -> float32 luma [..., H, W] (BT.601 weights)."""
+    w = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if chw:
+        return np.tensordot(frames.astype(np.float32), w, axes=([-3], [0]))
+    return frames.astype(np.float32) @ w
 
 
 def window_kernel(window: str, radius: int, sigma: float | None = None) -> np.ndarray:
@@ -80,9 +83,10 @@ def lucas_kanade(prev: np.ndarray, nxt: np.ndarray, *, radius: int = 2, window: 
     return np.stack([u, v], axis=-3).astype(np.float32)
 
 
-def clip_flow(frames: np.ndarray, **kwargs) -> np.ndarray:
-    """Flow of a clip: uint8 RGB [T, H, W, 3] -> float32 [T, 2, H, W]; flow[t] = motion t-1 -> t, flow[0] = 0."""
-    g = gray(frames)
+def clip_flow(frames: np.ndarray, *, chw: bool = False, **kwargs) -> np.ndarray:
+    """Flow of a clip: uint8 RGB [T, H, W, 3] (or [T, 3, H, W] with chw) -> float32 [T, 2, H, W];
+    flow[t] = motion t-1 -> t, flow[0] = 0. `kwargs` go to `lucas_kanade`."""
+    g = gray(frames, chw=chw)
     out = np.zeros((g.shape[0], 2) + g.shape[1:], dtype=np.float32)
     if g.shape[0] > 1:
         out[1:] = lucas_kanade(g[:-1], g[1:], **kwargs)

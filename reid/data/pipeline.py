@@ -1,6 +1,6 @@
 """The Ray Data training pipeline: batch slots -> decoding actors -> one whole batch per row -> Train shards.
 
-    ray.data.range(num_batches)                      one source row per batch slot 0 .. num_batches - 1
+    ray.data.from_items(slots)                       one source row per batch slot 0 .. num_batches - 1
       .map_batches(_DecodeBatches, batch_size=1,     a pool of decoding actors; each call turns ONE slot into ONE
                    compute=ActorPoolStrategy(...))   row holding the whole P x K batch ([B, T, 3, H, W], ...)
       -> TorchTrainer(datasets={"train": ds})        Train splits it with streaming_split(world_size, equal=True)

@@ -88,31 +88,42 @@ def resize_clip(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR)) for f in frames])
 
 
-def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True) -> np.ndarray:
+def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True, chw: bool = False) -> np.ndarray:
     """Apply one tracklet's transform to all its frames: uint8 [T, H0, W0, 3] -> uint8 [T, h, w, 3].
 
-    `erase=False` leaves random erasing to a later `apply_erase` (the optical flow is computed in between).
+    `chw=True` writes [T, 3, h, w] directly (crop, flip and transpose in one copy). `erase=False` leaves random
+    erasing to a later `apply_erase` (the optical flow is computed in between).
     """
     x = resize_clip(frames, p.resized)
     oh, ow = p.out
-    # crop window in padded coordinates -> the overlapping part of the unpadded image
+    t = x.shape[0]
+    out = np.zeros((t, 3, oh, ow) if chw else (t, oh, ow, 3), dtype=np.uint8)
+    # the crop window in padded coordinates, intersected with the unpadded image
     y0, x0 = p.top - p.pad, p.left - p.pad
-    out = np.zeros((x.shape[0], oh, ow, 3), dtype=np.uint8)
     sy0, sx0 = max(y0, 0), max(x0, 0)
     sy1, sx1 = min(y0 + oh, x.shape[1]), min(x0 + ow, x.shape[2])
     if sy1 > sy0 and sx1 > sx0:
-        out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = x[:, sy0:sy1, sx0:sx1]
-    if p.flip:
-        out = out[:, :, ::-1]
-    out = np.ascontiguousarray(out)
-    return apply_erase(out, p) if erase else out
+        src = x[:, sy0:sy1, sx0:sx1]
+        dy0, dy1, dx0, dx1 = sy0 - y0, sy1 - y0, sx0 - x0, sx1 - x0
+        if p.flip:  # mirrored content lands in the mirrored columns
+            src = src[:, :, ::-1]
+            dx0, dx1 = ow - dx1, ow - dx0
+        if chw:
+            out[:, :, dy0:dy1, dx0:dx1] = src.transpose(0, 3, 1, 2)
+        else:
+            out[:, dy0:dy1, dx0:dx1] = src
+    return apply_erase(out, p, chw=chw) if erase else out
 
 
-def apply_erase(frames: np.ndarray, p: AugmentParams) -> np.ndarray:
-    """Random erasing of the same box in every frame (in place on a contiguous [T, h, w, 3] array)."""
+def apply_erase(frames: np.ndarray, p: AugmentParams, *, chw: bool = False) -> np.ndarray:
+    """Random erasing of the same box in every frame, in place on [T, h, w, 3] (or [T, 3, h, w] with chw)."""
     if p.erase is not None:
         et, el, eh, ew = p.erase
-        frames[:, et:et + eh, el:el + ew] = np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8)
+        fill = np.round(np.array(IMAGENET_MEAN) * 255).astype(np.uint8)
+        if chw:
+            frames[:, :, et:et + eh, el:el + ew] = fill[:, None, None]
+        else:
+            frames[:, et:et + eh, el:el + ew] = fill
     return frames
 
 

@@ -13,6 +13,7 @@ sort would), its maximum distance, and the query x gallery block of d.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -148,37 +149,48 @@ def knn_by_rows(src: FeatureSource | MatrixSource, nq: int, k: int,
 
 def knn_symmetric(src: FeatureSource, nq: int, k: int,
                   block_rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """As `knn_by_rows`, computing each block of the symmetric N x N distance matrix once."""
+    """As `knn_by_rows`, computing each block of the symmetric N x N distance matrix once.
+
+    Blocks are side x side with side = sqrt(block_rows x N): the same memory as a block of `block_rows` full rows,
+    and few, large operations (small ones cost more than their arithmetic on a busy CPU).
+    """
     n, dev = src.n, src.f.device
-    cuts = sorted({*range(0, nq, block_rows), *range(nq, n, block_rows), n})
+    side = max(block_rows, math.isqrt(block_rows * n))
+    cuts = sorted({*range(0, nq, side), *range(nq, n, side), n})
     blocks = list(zip(cuts[:-1], cuts[1:], strict=True))
-    best_v = torch.full((n, k), float("inf"), device=dev)
-    best_i = torch.arange(n, n + k, device=dev).repeat(n, 1)  # placeholders sort after every real point
+    cand_v: list[list[torch.Tensor]] = [[] for _ in blocks]  # per row block: [rows, <= k + 1] per column block
+    cand_i: list[list[torch.Tensor]] = [[] for _ in blocks]
     row_max = torch.full((n,), float("-inf"), device=dev)
     redo = torch.zeros(n, dtype=torch.bool, device=dev)
     qg = np.empty((nq, n - nq), dtype=np.float32)
 
-    def add(s: int, e: int, d: torch.Tensor, col0: int) -> None:  # d: [e - s, m] distances to columns col0..
+    def add(a: int, d: torch.Tensor, col0: int) -> None:  # d: [rows of block a, m] distances to columns col0..
+        s, e = blocks[a]
         row_max[s:e] = torch.maximum(row_max[s:e], d.max(1).values)
         kk = min(k + 1, d.shape[1])
         v, i = torch.topk(d, kk, dim=1, largest=False, sorted=True)
         if kk > k:  # a tie across this block's cut may hide a lower-index equal value: recompute the row
             redo[s:e] |= v[:, k - 1] == v[:, k]
-        v, i = _by_value_then_index(torch.cat([best_v[s:e], v], 1), torch.cat([best_i[s:e], i + col0], 1))
-        best_v[s:e], best_i[s:e] = v[:, :k], i[:, :k]
+        cand_v[a].append(v)
+        cand_i[a].append(i + col0)
 
     pairs = [(a, b) for a in range(len(blocks)) for b in range(a, len(blocks))]
     for a, b in tqdm(pairs, desc="re-ranking kNN", unit="block"):
         (s, e), (t, u) = blocks[a], blocks[b]
         d = src.block(s, e, t, u)
         _check(d)
-        add(s, e, d, t)
+        add(a, d, t)
         if a != b:
-            add(t, u, d.T, s)
+            add(b, d.T.contiguous(), s)
         if s < nq <= t:
             qg[s:e, t - nq:u - nq] = d.cpu().numpy()
+    best_i = torch.empty((n, k), dtype=torch.int64, device=dev)
+    for a, (s, e) in enumerate(blocks):  # merged candidates hold each row's k nearest (exact unless redo)
+        v, i = _by_value_then_index(torch.cat(cand_v[a], 1), torch.cat(cand_i[a], 1))
+        best_i[s:e] = i[:, :k]
+        cand_v[a] = cand_i[a] = []
     rows = torch.nonzero(redo).flatten()
-    for r in range(0, rows.numel(), block_rows):
+    for r in range(0, rows.numel(), block_rows):  # full rows for the rows with a tie across a cut
         sel = rows[r:r + block_rows]
         best_i[sel] = smallest_k(src.rows_at(sel), k)
     return best_i.cpu().numpy(), row_max.double().cpu().numpy(), qg

@@ -13,7 +13,7 @@ ASPN (spatial pyramid only), ASTPN (both).
 Evaluation: `forward` without `pair_same` pairs each sequence with itself (what the official code does at test
 time), so `features` is one vector per sequence. The true query-dependent distance is the `PairwiseScorer` pair:
 `encode_sequences` computes the RNN outputs once per sequence and `pair_distance` evaluates eqs. 3-5 for every
-query-gallery pair, gallery block by gallery block.
+query-gallery pair, in blocks of pairs.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def attentive_pair_distance(q: torch.Tensor, g: torch.Tensor, u: torch.Tensor, q
 
     q U is computed once per query; A for a block of bq x bg pairs is one [bq*T, N] x [N, bg*S] product. Blocks
     hold about `block` pairs, so peak memory is O(block * (T * S + N)) floats whatever the gallery size
-    (about 3 KB per pair for T = S = 16, N = 128).
+    (3-5 KB per pair for T = S = 16, N = 128; `reid.evaluation.pairwise` adds its own outer blocking).
     """
     nq, t, _ = q.shape
     ng, s, _ = g.shape
@@ -189,12 +189,13 @@ def attentive_pair_distance(q: torch.Tensor, g: torch.Tensor, u: torch.Tensor, q
             gj = g[j:j + cols]
             bg = gj.shape[0]
             gm = g_mask[j:j + cols] if g_mask is not None else None
-            # eq. 3 as one GEMM; A stays in its natural [bq, T, bg, S] layout so both maxima reduce in place
-            a = torch.tanh(qui.reshape(bq * t, -1) @ gj.reshape(bg * s, -1).t()).view(bq, t, bg, s)
-            a_p_in = a if gm is None else a.masked_fill(~gm[None, None, :, :], float("-inf"))
-            a_g_in = a if qm is None else a.masked_fill(~qm[:, :, None, None], float("-inf"))
-            t_p = a_p_in.amax(dim=3).transpose(1, 2)                                     # [bq, bg, T]
-            t_g = a_g_in.amax(dim=1)                                                      # [bq, bg, S]
+            # eq. 3 as one GEMM, kept in its natural [bq, T, bg, S] layout so both maxima reduce in place. tanh is
+            # monotonic, so max(tanh(x)) = tanh(max(x)): it is applied to the 2 x T maxima, not to all T x S entries.
+            x = (qui.reshape(bq * t, -1) @ gj.reshape(bg * s, -1).t()).view(bq, t, bg, s)
+            x_p = x if gm is None else x.masked_fill(~gm[None, None, :, :], float("-inf"))
+            x_g = x if qm is None else x.masked_fill(~qm[:, :, None, None], float("-inf"))
+            t_p = torch.tanh(x_p.amax(dim=3)).transpose(1, 2)                            # [bq, bg, T]
+            t_g = torch.tanh(x_g.amax(dim=1))                                             # [bq, bg, S]
             w_p = _masked_softmax(t_p, None if qm is None else qm[:, None, :])             # eq. 4
             w_g = _masked_softmax(t_g, None if gm is None else gm[None, :, :])
             v_p = w_p @ qi                                                                # eq. 5, [bq, bg, N]

@@ -12,7 +12,7 @@ not by the distributed video spine.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -116,11 +116,13 @@ def _cycle(loader: Iterable) -> Iterator:
 
 def train_transfer(net: AttributeTransferNet, source_loader: Iterable, target_loader: Iterable | None,
                    pos_ratio: torch.Tensor, settings: TransferSettings, device: torch.device,
-                   val_loader: Iterable | None = None) -> list[dict[str, float]]:
+                   val_loader: Iterable | None = None, log: Callable[[str], None] | None = None
+                   ) -> list[dict[str, float]]:
     """Train for `settings.epochs` passes over the source loader; one target batch per source batch (cycled).
 
     source_loader yields (images [B, 3, H, W], labels [B, L]); target_loader yields images [Bt, 3, H, W].
-    Returns one dict per epoch: mean `loss`, `attr`, `mmd` and, with val_loader, source `val_acc`.
+    Returns one dict per epoch: mean `loss`, `attr`, `mmd` and, with val_loader, source `val_acc`; `log` gets a
+    one-line summary per epoch.
     """
     if settings.uses_mmd and target_loader is None:
         raise ReidError(f"variant {settings.variant} needs target frames for the MMD term")
@@ -158,6 +160,9 @@ def train_transfer(net: AttributeTransferNet, source_loader: Iterable, target_lo
         if val_loader is not None:
             record["val_acc"] = float(source_accuracy(net, val_loader, device, settings.threshold).mean())
         history.append(record)
+        if log is not None:
+            log(f"[transfer] epoch {epoch + 1:3d}/{settings.epochs} " + "  ".join(
+                f"{k} {v:.4f}" for k, v in record.items()))
     return history
 
 

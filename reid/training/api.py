@@ -60,6 +60,10 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
         return _train_local(cfg, manifest_path, on_epoch)
     from reid.training.driver import fit_ray
 
+    if "://" not in cfg.ray.storage_path:
+        # before training: a run whose driver is stopped (`ray job stop`, a lost node) must be resumable with
+        # `reid train --resume RUN_DIR`, which reads this file
+        save_config(cfg, run_dir_for(cfg) / "config.yaml")
     result = fit_ray(cfg, manifest_path, callbacks=callbacks)
     run_dir = Path(result.path) if "://" not in str(result.path) else run_dir_for(cfg)
     if result.error is not None:

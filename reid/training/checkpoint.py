@@ -8,11 +8,14 @@ YAML text). Random state needs no entry: every random draw of an epoch is derive
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from reid.errors import ReidError
 
 STATE_FILE = "state.pt"
 
@@ -43,7 +46,13 @@ def load_state(directory: str | Path) -> dict[str, Any]:
     path = Path(directory)
     if path.is_dir():
         path = path / STATE_FILE
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses pickled objects other than tensors and plain containers, so a foreign or tampered
+        # file never runs code here; say so instead of surfacing torch's traceback
+        raise ReidError(f"checkpoint {path} holds objects other than tensors and plain containers; refusing to "
+                        f"unpickle it (torch.load weights_only=True): {str(exc).splitlines()[0]}") from exc
 
 
 def restore(state: dict[str, Any], *, model: nn.Module, objective: nn.Module,

@@ -80,10 +80,10 @@ def test_corrupt_video_is_a_decode_error(toy, tmp_path):
 def test_hanging_decode_times_out_and_the_decoder_recovers(toy, tmp_path):
     fifo = tmp_path / "never.mp4"
     os.mkfifo(fifo)  # opening a FIFO with no writer blocks forever: a real hang inside the decoder
-    dec = Decoder(timeout_s=1.5)
+    dec = Decoder(timeout_s=3)
     try:
         t0 = time.monotonic()
-        with pytest.raises(DecodeTimeout, match="longer than 1.5 s"):
+        with pytest.raises(DecodeTimeout, match="longer than 3 s"):
             dec.video(fifo, 0, 10, np.array([0]))
         assert time.monotonic() - t0 < 15
         assert dec.video(toy / "videos/p002_c1_t0.mp4", 0, 12, np.array([3])).shape == (1, 64, 32, 3)

@@ -64,5 +64,7 @@ def test_clip_flow_shapes_and_normalisation():
     assert flow.shape == (4, 2, 24, 16) and flow.dtype == np.float32
     assert np.all(flow[0] == 0)
     assert np.median(flow[1:, 0, 5:-5, 5:-5]) == pytest.approx(0.5, abs=0.1)
+    np.testing.assert_allclose(clip_flow(np.ascontiguousarray(np.moveaxis(frames, -1, 1)), chw=True), flow,
+                               atol=1e-4)
     n = normalize_flow(np.array([-9.0, -2.0, 0.0, 1.0, 100.0]), bound=4.0)
     assert n.tolist() == [-1.0, -0.5, 0.0, 0.25, 1.0]

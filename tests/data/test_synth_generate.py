@@ -168,7 +168,7 @@ def test_summary(sets):
 
 def test_ensure_dataset_generates_once(tmp_path):
     knobs = dict(ids_train=2, ids_test=1, cameras=2, distractors=0, junk=0, min_len=4, max_len=4, height=32,
-                 width=16)
+                 width=20)
     out = tmp_path / "ds"
     path = ensure_dataset(out, "tiny", **knobs)
     assert path == out / "manifest.parquet"

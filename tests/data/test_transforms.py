@@ -32,6 +32,14 @@ def test_crop_and_flip_match_naive_and_are_clip_consistent():
     assert out.flags["C_CONTIGUOUS"]
 
 
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("top,left", [(0, 0), (1, 5), (6, 6)])
+def test_channels_first_output_is_the_transposed_clip(flip, top, left):
+    frames = clip()
+    p = AugmentParams(resized=(20, 12), pad=3, top=top, left=left, out=(20, 12), flip=flip, erase=(2, 3, 4, 5))
+    np.testing.assert_array_equal(apply_augment(frames, p, chw=True), to_chw(apply_augment(frames, p)))
+
+
 def test_same_params_for_every_frame():
     rng = np.random.default_rng(1)
     d = DataConfig(height=16, width=8, augment={"pad": 4, "random_erasing": 1.0})

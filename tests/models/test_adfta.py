@@ -237,8 +237,8 @@ def test_short_cpu_training_run_learns(tmp_path):
     from reid.training import api
 
     overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
-                 f"ray.storage_path={tmp_path / 'runs'}", "model.pretrained=false", "train.epochs=4",
-                 "train.eval_every=4", "scheduler.step_size=100", "scheduler.warmup_epochs=0"]
+                 f"ray.storage_path={tmp_path / 'runs'}", "model.pretrained=false", "train.epochs=6",
+                 "train.eval_every=6", "scheduler.step_size=100", "scheduler.warmup_epochs=0"]
     cfg = build_config("adfta", ["adfta-synthetic"], overrides)
     untrained = api.evaluate(cfg, checkpoint=None)
     result = api.train(cfg)

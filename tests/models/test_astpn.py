@@ -123,6 +123,22 @@ def test_every_variant_forward_backward(variant):
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
+@pytest.mark.parametrize("table", ['astpn-fig5', 'astpn-fig5-prid2011', 'astpn-fig5-mars', 'astpn-table2', 'astpn-table2-prid2011', 'astpn-table3', 'astpn-table4'])
+def test_ablation_specs_name_real_variants(table):
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "tune" / "ablations" / f"{table}.yaml").read_text())
+    assert spec["method"] == "astpn" and spec["table"] == table
+    for row in spec["rows"]:
+        assert row["variant"] in get_method("astpn").variants
+        assert set(row["paper"]) <= set(spec["metrics"]) == {"R1", "R5", "R10", "R20"}
+        build_config("astpn", [spec["test_config"]] if "test_config" in spec else [],
+                     [f"variant={row['variant']}"] + [f"{k}={v}" for k, v in row["overrides"].items()])
+    assert any(row["paper"] for row in spec["rows"])
+
+
 @pytest.mark.slow
 def test_short_cpu_training_run_learns(tmp_path):
     from reid.training import api

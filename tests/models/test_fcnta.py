@@ -94,6 +94,22 @@ def test_even_fcn_window_is_a_config_error():
         build_config("fcnta", ["fcnta-synthetic"], ["model.fcn_window=4"])
 
 
+@pytest.mark.parametrize("table", ['fcnta-components', 'fcnta-components-prid2011', 'fcnta-table4'])
+def test_ablation_specs_name_real_variants(table):
+    from pathlib import Path
+
+    import yaml
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "tune" / "ablations" / f"{table}.yaml").read_text())
+    assert spec["method"] == "fcnta" and spec["table"] == table
+    for row in spec["rows"]:
+        assert row["variant"] in get_method("fcnta").variants
+        assert set(row["paper"]) <= set(spec["metrics"]) == {"R1", "R5", "R10", "R20"}
+        build_config("fcnta", [spec["test_config"]] if "test_config" in spec else [],
+                     [f"variant={row['variant']}"] + [f"{k}={v}" for k, v in row["overrides"].items()])
+    assert any(row["paper"] for row in spec["rows"])
+
+
 @pytest.mark.slow
 def test_short_cpu_training_run_learns(tmp_path):
     from reid.training import api

@@ -3,8 +3,11 @@
 Python API:
     generate(out_dir, preset="tiny", seed=0, workers=1, **knobs) -> Path        the manifest path
     ensure_dataset(out_dir, preset="demo", seed=0, workers=1, **knobs) -> Path  generate only if missing
-    write_layout(out_dir, layout, seed=0, **options) -> Path                    tiny MARS / iLIDS-VID / PRID / Duke trees
+    write_layout(out_dir, layout, seed=0, workers=1, **knobs) -> Path           tiny MARS / iLIDS-VID / PRID / Duke
+        trees (+ layout.json with the counts a loader must reproduce; old_names=True for Duke, persons=N for iLIDS)
     binary_attributes(attrs) -> dict[str, int]                                  CSV classes -> source-domain binaries
+
+With workers > 1, rendering runs in spawned processes: call from under `if __name__ == "__main__":` in scripts.
 
 Modules: identities (attribute sampling), skeleton (motion, COCO-18), render (one person), scene (cameras,
 nuisances, one tracklet), video (H.264 encode / decode), plan (who appears where, roles), generate

@@ -10,6 +10,13 @@ Output directory (paths in the manifest are relative to it):
     summary.json                    counts, knob values, seed, generator version
     manifest.parquet                written last: its presence means the dataset is complete
 
+Manifest records: `video`, `frame_start = 0`, `num_frames`, `keypoints`, `tracklet_no` (the MARS T number),
+`attributes` (schema columns -> class, for pid >= 1; None for distractors and junk, which the attribute CSV leaves
+out as MARS does), `extra` = {"yaw": viewing yaw in degrees, and the 7 quality flags as "0" / "1"}. The schema is
+`schema_from_columns` over the CSV's columns (6 ID-relevant groups + motion and pose).
+Quality flags: occlusion = an occluder run, target-miss = a lost run, cut-out = in >= 20 % of the frames a body
+joint (elbows and wrists excepted) lies outside the frame; the other four are always 0.
+
 Each tracklet is rendered from random streams derived from (seed, tracklet index), so the output does not depend on
 the number of worker processes.
 """
@@ -36,7 +43,7 @@ from reid.data.synth.identities import ID_COLUMNS
 from reid.data.synth.plan import plan_dataset
 from reid.data.synth.presets import SynthConfig, make_config
 from reid.data.synth.scene import TrackletSpec, render_tracklet
-from reid.data.synth.video import encode_video
+from reid.data.synth.video import DECORD_BAD_WIDTHS, encode_video
 from reid.errors import ReidError
 
 GENERATOR_VERSION = "1"
@@ -83,6 +90,8 @@ def run_jobs(fn: Any, jobs: list, workers: int, desc: str) -> list:
 
 
 def _prepare_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ReidError(f"{out} exists and is not a directory; choose a directory for the dataset")
     if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists():
         raise ReidError(f"{out} is not empty and was not written by `reid synth` (no summary.json); "
                         f"choose an empty or new directory")
@@ -107,6 +116,9 @@ def generate(out_dir: str | Path, preset: str = "tiny", seed: int = 0, workers: 
     """Generate the dataset into `out_dir`; returns the manifest path. Knobs: see presets.SynthConfig."""
     _check_run_args(seed, workers)
     cfg = make_config(preset, **knobs)
+    if cfg.width in DECORD_BAD_WIDTHS:
+        raise ReidError(f"synth knob width={cfg.width}: decord 0.6.0 cannot read videos of width "
+                        f"{sorted(DECORD_BAD_WIDTHS)}; choose another width (e.g. {cfg.width + 2})")
     out = Path(out_dir)
     _prepare_dir(out)
     specs = plan_dataset(cfg, seed)
@@ -151,6 +163,7 @@ def ensure_dataset(out_dir: str | Path, preset: str = "demo", seed: int = 0, wor
                    ) -> Path:
     """The manifest of `out_dir`, generating the dataset first if the manifest is missing.
 
+    An existing manifest is returned as it is, whatever preset or knobs it was made with (see its summary.json).
     A lock file serialises concurrent callers (parallel test workers, the demo), so the set is generated once.
     """
     out = Path(out_dir)

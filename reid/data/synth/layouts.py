@@ -107,7 +107,7 @@ def write_ilidsvid(out: Path, cfg: SynthConfig, seed: int, workers: int, persons
              for i, p in enumerate(people) for c in (1, 2)]
     rendered = run_jobs(_render, [(s, cfg, seed) for s in specs], workers, "layout ilidsvid")
     for s, (frames, _) in zip(specs, rendered, strict=True):
-        first = int(rng.integers(1, 2000))  # original frame numbers: 5 digits, not starting at 1
+        first = int(rng.integers(10, 2000))  # original frame numbers: 5 digits, not starting at 1
         d = out / "i-LIDS-VID" / "sequences" / f"cam{s.camid}" / f"person{s.pid:03d}"
         _save(frames, [d / f"{s.tracklet_id}_{first + i:05d}.png" for i in range(s.num_frames)])
     ls_set = np.stack([rng.permutation(persons) + 1 for _ in range(10)]).astype(np.float64)

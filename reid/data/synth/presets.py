@@ -37,7 +37,8 @@ class SynthConfig:
     min_len: int = knob(8, "shortest tracklet, frames", 4, 2000)
     max_len: int = knob(64, "longest tracklet, frames (lengths are log-uniform in [min_len, max_len])", 4, 2000)
     height: int = knob(128, "frame height in pixels (even)", 32, 1024, even=True)
-    width: int = knob(64, "frame width in pixels (even)", 16, 1024, even=True)
+    width: int = knob(64, "frame width in pixels (even; not 16, 24, 48 or 72, which decord cannot read)", 16,
+                      1024, even=True)
     fps: int = knob(25, "frame rate of the videos (sets the gait speed per frame)", 1, 60)
     crf: int = knob(12, "x264 constant rate factor (0 = lossless, 51 = worst)", 0, 51)
     gop: int = knob(8, "keyframe interval in frames (random-access cost vs file size)", 1, 250)

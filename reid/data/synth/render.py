@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from reid.data.synth.identities import HAIR_COLORS, SHOE_COLORS, Identity
-from reid.data.synth.skeleton import J, Body
+from reid.data.synth.skeleton import Body, J
 
 # Part labels in the label map; a joint is visible where the label is one of its own parts.
 TORSO, LOWER, HEAD, NECK, HAIR, SKIRT = 1, 2, 3, 4, 5, 6
@@ -119,12 +119,6 @@ class _Painter:
         elif shape[0] == "ellipse":
             _, c, rx, ry = shape
             draw.ellipse([c[0] - rx, c[1] - ry, c[0] + rx, c[1] + ry], fill=fill)
-        elif shape[0] == "pie":
-            _, box, start, end = shape
-            draw.pieslice(box, start, end, fill=fill)
-        elif shape[0] == "line":
-            _, pts, w = shape
-            draw.line(pts, fill=fill, width=max(1, int(round(w))))
 
     def _pattern(self, colors: tuple, vertical: bool) -> Image.Image:
         key = (colors, vertical)

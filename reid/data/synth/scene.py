@@ -205,7 +205,8 @@ def render_tracklet(spec: TrackletSpec, cfg: SynthConfig, seed: int
         if occluded[t]:
             occ_box[t] = _occluder(frame, body_box[t], occ_kind, occ_frac, occ_pos, occ_col)
             x_a, y_a, x_b, y_b = occ_box[t]
-            under = (xy[:, 0] >= x_a - 0.5) & (xy[:, 0] <= x_b - 0.5) & (xy[:, 1] >= y_a - 0.5) & (xy[:, 1] <= y_b - 0.5)
+            under = ((xy[:, 0] >= x_a - 0.5) & (xy[:, 0] <= x_b - 0.5)
+                     & (xy[:, 1] >= y_a - 0.5) & (xy[:, 1] <= y_b - 0.5))
             vis = np.where(under, 0.0, vis)
         frames[t] = frame
         kps[t, :, :2], kps[t, :, 2] = xy, vis

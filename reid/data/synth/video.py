@@ -25,6 +25,10 @@ most 8 frames, for +11 % size over gop = 250. Quality: crf 12 gives a mean absol
 against the rendered frames without sensor noise (up to ~60 at a few thin edges such as glasses; 3.2 with the
 default noise, which the codec partly removes); crf 18 halves the size at 4.3. The container's frame count is exact
 (decord `len()` == frames written), which decord needs (ray-2.60-facts section 8, decord#373).
+
+decord 0.6.0 cannot read frames of width 16, 24, 48 or 72 pixels ("DECORDArrayCopyFromTo: The size must exactly
+match", for any pixel format and height); measured over every even width 16..398 at heights 64 and 96, and every
+even height 16..298 at widths 32 and 64: no other size failed. `generate` refuses those widths (DECORD_BAD_WIDTHS).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+DECORD_BAD_WIDTHS = frozenset({16, 24, 48, 72})
 
 
 def encode_video(path: str | Path, frames: np.ndarray, fps: int = 25, crf: int = 12, gop: int = 8) -> Path:

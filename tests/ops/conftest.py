@@ -1,0 +1,95 @@
+"""Fixtures of the operations tests: the tiny synthetic set and a real Ray head started with `ray start --head`
+(token auth on, dashboard on 127.0.0.1, free ports, its own temp dir) that is always stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import ray
+
+from tests.ops.helpers import (
+    JobRun,
+    ray_job,
+    scrape_reid_metrics,
+    short_tmpdir,
+    submit_train,
+    submitter_env,
+    tiny_overrides,
+    wait_for_status,
+)
+
+
+@pytest.fixture(scope="session")
+def ops_data(tmp_path_factory) -> Path:
+    from reid.data.synth import ensure_dataset
+
+    root = tmp_path_factory.mktemp("ops-synth") / "tiny"
+    ensure_dataset(root, "tiny")
+    return root
+
+
+@pytest.fixture(scope="session")
+def head():
+    """A head node of its own (2 CPUs), shared by the ops tests and stopped at the end whatever happens."""
+    from jobs.local_cluster import HeadPorts, LocalHead
+
+    temp = short_tmpdir("reid-ops-")
+    extra_env = {"RAY_USAGE_STATS_ENABLED": "0",
+                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # stop at once at teardown
+                 "RAY_metrics_report_interval_ms": "1000"}     # metrics reach the endpoint within a second
+    node = None
+    for attempt in range(2):  # a loaded machine can miss ray's 30 s node start-up deadline; try once more
+        node = LocalHead(temp_dir=temp / f"ray{attempt}", num_cpus=2, ports=HeadPorts.free(),
+                         object_store_memory=300 * 1024**2, extra_env=extra_env, block=True)
+        try:
+            node.start(timeout_s=240)
+            break
+        except (RuntimeError, TimeoutError):
+            if attempt == 1:
+                raise
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def submitter(tmp_path_factory) -> dict[str, str]:
+    """The environment of a job submitter who has the token only as RAY_AUTH_TOKEN."""
+    return submitter_env(tmp_path_factory.mktemp("submitter-home"))
+
+
+@pytest.fixture(scope="session")
+def reference_job(head, submitter, ops_data, tmp_path_factory) -> JobRun:
+    """The tiny 3-epoch run as a submitted job, Prometheus scraped while it runs. The resumed, killed and
+    node-loss runs compare their final weights with this one."""
+    storage = tmp_path_factory.mktemp("job-runs")
+    job_id = "reid-reference"
+    out = submit_train(submitter, head.dashboard_url, job_id, tiny_overrides(ops_data, storage, "reference"),
+                       wait=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    seen: dict[str, set[str]] = {}
+    status = wait_for_status(submitter, head.dashboard_url, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 900,
+                             on_poll=lambda: scrape_reid_metrics(head.metrics_url, seen))
+    logs = ray_job(submitter, head.dashboard_url, "logs", job_id).stdout
+    return JobRun(job_id, storage / "reference", status, logs, seen)
+
+
+@pytest.fixture(scope="module")
+def driver(head):
+    """This process as a driver of the head node (token mode, as every client of it needs)."""
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    ray.init(address=head.gcs_address, log_to_driver=False)
+    try:
+        yield head
+    finally:
+        ray.shutdown()
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before

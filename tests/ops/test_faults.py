@@ -1,0 +1,94 @@
+"""Fault injection on the real head node (conftest `head`), with this test process as the Ray driver:
+a worker process killed mid-epoch, a NaN loss, corrupt videos, a truncated manifest.
+
+"Nothing reported twice or lost" is checked on the controller's report log (jobs/audit.py): folded over rollbacks
+it must be exactly epochs 1..E, a repeated epoch only after a failure, and the final weights must equal those of
+the uninterrupted reference job.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import ray
+import torch
+
+from jobs.audit import ReportAuditLog, check_reports, read_events
+from reid.data.pipeline import unreadable_tracklets
+from reid.data.plan import global_plan
+from reid.data.records import ManifestError, read_manifest
+from reid.registry import get_method
+from reid.training.api import train
+from reid.training.checkpoint import load_state
+from tests.ops.helpers import assert_same_weights, final_state, tiny_config
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_killed_worker_restores_from_checkpoint_and_matches_the_uninterrupted_run(driver, ops_data, reference_job,
+                                                                                  tmp_path):
+    # SIGKILL of rank 1 at the first step of epoch 2: no cleanup, no flush of queued reports
+    cfg = tiny_config(ops_data, tmp_path, "killed", "train.inject_fault=kill@2:1/1", "ray.max_failures=2")
+    log = tmp_path / "reports.jsonl"
+    result = train(cfg, callbacks=[ReportAuditLog(log)])
+    events = read_events(log)
+    assert (result.run_dir / ".fault-kill@2:1_1").exists(), "the fault never fired"
+    assert any(e["event"] == "failure" for e in events), events
+    assert check_reports(events, 3) == [], events
+    assert sorted(int(h["epoch"]) for h in result.history) == [1, 2, 3]
+    state = final_state(result.run_dir)
+    assert state["next_epoch"] == 3
+    assert_same_weights(state["model"], final_state(reference_job.run_dir)["model"])
+
+
+@pytest.mark.timeout(600)
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(driver, ops_data, tmp_path):
+    cfg = tiny_config(ops_data, tmp_path, "nan", "train.inject_fault=nan@2:1/0", "ray.max_failures=0")
+    with pytest.raises(Exception, match=r"loss term '\w+' is nan at epoch 2 step 1") as failed:
+        train(cfg)
+    assert "NonFiniteLossError" in str(failed.value) or "Lower the learning rate" in str(failed.value)
+    run_dir = tmp_path / "nan"
+    ckpts = sorted(run_dir.glob("checkpoint_*"))
+    assert len(ckpts) == 1, ckpts  # epoch 1's; nothing was written for the failed epoch
+    state = load_state(ckpts[0])
+    assert state["next_epoch"] == 1
+    for key, value in state["model"].items():
+        assert torch.isfinite(value.float()).all(), key
+
+
+@pytest.mark.timeout(600)
+def test_corrupt_videos_are_skipped_and_counted_and_fail_past_the_threshold(driver, ops_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(ops_data, data)
+    manifest = read_manifest(data)
+    one_worker = ("ray.num_workers=1", "train.epochs=1", "data.batches_per_epoch=2")
+    cfg = tiny_config(data, tmp_path / "runs", "corrupt", *one_worker, "data.max_errored_fraction=0.1")
+    # damage two videos that the first batch of epoch 0 decodes: one overwritten, one cut to its first KiB
+    first = global_plan(manifest.records, cfg, get_method(cfg.method).batching, 0, 1)[0]
+    victims = sorted({int(i) for i in first.indices})[:2]
+    paths = [data / manifest.records[i].video for i in victims]
+    paths[0].write_bytes(b"\x00garbage" * 512)
+    paths[1].write_bytes(paths[1].read_bytes()[:1024])
+
+    result = train(cfg)  # 2 of 28 training tracklets unreadable: under 10 %, skipped
+    assert result.final["epoch"] == 1
+    bad = unreadable_tracklets(ray.get_actor("reid-epoch-clock-corrupt"))
+    assert sorted(bad) == victims, bad
+
+    strict = tiny_config(data, tmp_path / "runs", "corrupt-strict", *one_worker, "data.max_errored_fraction=0.05")
+    with pytest.raises(Exception, match=r"could not be decoded, more than data.max_errored_fraction=0.05"):
+        train(strict)
+
+
+@pytest.mark.timeout(300)
+def test_truncated_manifest_fails_before_any_worker_starts(driver, ops_data, tmp_path):
+    cut = tmp_path / "cut.parquet"
+    data = (ops_data / "manifest.parquet").read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    cfg = tiny_config(ops_data, tmp_path / "runs", "truncated", f"data.manifest={cut}")
+    with pytest.raises(ManifestError, match="is it truncated"):
+        train(cfg)
+    assert not (tmp_path / "runs" / "truncated").exists() or not list((tmp_path / "runs" / "truncated").glob("checkpoint_*"))

@@ -1,0 +1,128 @@
+"""`ray job submit` against a real head node started by `ray start --head` (conftest `head`): token auth and bind
+addresses, a tiny training job with its logs, checkpoint and Prometheus metrics, and stop + resubmit with --resume.
+
+The 3-epoch reference job (conftest `reference_job`) is the job under test here; the resumed job here and the
+fault tests in test_faults.py compare their final weights with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+
+from reid.training.metrics import METRIC_NAMES
+from tests.ops.helpers import (
+    assert_same_weights,
+    final_state,
+    ray_job,
+    submit_train,
+    tiny_overrides,
+    wait_for_status,
+)
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.mark.timeout(300)
+def test_head_needs_the_token_and_keeps_the_dashboard_on_loopback(head, submitter):
+    env = submitter
+    url = f"{head.dashboard_url}/api/version"
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(url, timeout=10)
+    assert denied.value.code == 401
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {env['RAY_AUTH_TOKEN']}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["ray_version"] == "2.60.0"
+
+    # a client without RAY_AUTH_MODE=token is refused even when it has the token (ray 2.60 client behaviour)
+    no_mode = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+    refused = ray_job(no_mode, head.dashboard_url, "list")
+    assert refused.returncode != 0
+    allowed = ray_job(env, head.dashboard_url, "list")
+    assert allowed.returncode == 0, allowed.stderr[-1000:]
+
+    listening = _listen_addresses(head.ports.dashboard)
+    assert listening == {"127.0.0.1"}, listening  # the dashboard / Jobs API: loopback only
+    # the metrics endpoint listens on every interface and answers without a token: documented, firewall it
+    assert _listen_addresses(head.ports.metrics) & {"0.0.0.0", "::"}
+    with urllib.request.urlopen(head.metrics_url, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def _listen_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            addr, hexport = fields[1].split(":")
+            if int(hexport, 16) != port or fields[3] != "0A":  # 0A = LISTEN
+                continue
+            if width == 8:
+                found.add(".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+            else:
+                found.add("::" if int(addr, 16) == 0 else addr)
+    return found
+
+
+@pytest.mark.timeout(900)
+def test_submitted_training_job_succeeds_with_logs_checkpoint_and_metrics(head, reference_job):
+    job = reference_job
+    assert job.status == "SUCCEEDED", job.logs[-4000:]
+    for epoch in (1, 2, 3):
+        assert f"[reid] epoch   {epoch}/3" in job.logs
+    assert "[reid] done: 3 epochs" in job.logs
+    state = final_state(job.run_dir)
+    assert state["next_epoch"] == 3
+    assert all(torch.isfinite(v.float()).all() for v in state["model"].values())
+    assert (job.run_dir / "config.yaml").is_file()
+
+    missing = [f"ray_{n}" for n in METRIC_NAMES if f"ray_{n}" not in job.metrics]
+    assert not missing, (missing, sorted(job.metrics))
+    assert {"term=loss", "term=ce", "term=triplet", "run=reference"} <= job.metrics["ray_reid_train_loss"]
+    assert {"rank=0", "rank=1"} <= job.metrics["ray_reid_train_clips_per_second"]
+    # what infra/prometheus/prometheus.yml points Prometheus at: the head's list of metrics endpoints
+    sd = json.loads((head.temp_dir / "prom_metrics_service_discovery.json").read_text())
+    targets = [t for group in sd for t in group["targets"]]
+    assert any(t.endswith(f":{head.ports.metrics}") for t in targets), targets
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_stopped_job_resubmitted_with_resume_continues_from_its_checkpoint(head, submitter, ops_data,
+                                                                           reference_job, tmp_path):
+    env = submitter
+    storage = tmp_path / "runs"
+    run_dir = storage / "stopme"
+    out = submit_train(env, head.dashboard_url, "reid-stopme", tiny_overrides(ops_data, storage, "stopme"), wait=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    deadline = time.monotonic() + 600
+    while not list(run_dir.glob("checkpoint_*")):  # epoch 1 is checkpointed: stop the driver now
+        assert time.monotonic() < deadline, "no checkpoint within 600 s"
+        time.sleep(0.3)
+    stopped = ray_job(env, head.dashboard_url, "stop", "reid-stopme")
+    assert stopped.returncode == 0, stopped.stderr[-1000:]
+    assert wait_for_status(env, head.dashboard_url, "reid-stopme", {"STOPPED", "SUCCEEDED", "FAILED"}, 120) \
+        == "STOPPED"
+    interrupted = final_state(run_dir)["next_epoch"]
+    assert interrupted < 3, "the job finished before it could be stopped"
+
+    resumed = submit_train(env, head.dashboard_url, "reid-resumed", ["--resume", str(run_dir)], wait=True)
+    logs = ray_job(env, head.dashboard_url, "logs", "reid-resumed").stdout
+    assert resumed.returncode == 0, logs[-4000:]
+    match = re.search(r"\[reid\] resuming stopme at epoch (\d+)/3", logs)
+    assert match, logs[-4000:]
+    assert int(match.group(1)) >= 2  # not from scratch: from the checkpoint written before the stop
+    for epoch in range(int(match.group(1)), 4):
+        assert f"[reid] epoch   {epoch}/3" in logs
+    assert "[reid] epoch   1/3" not in logs
+    state = final_state(run_dir)
+    assert state["next_epoch"] == 3
+    assert_same_weights(state["model"], final_state(reference_job.run_dir)["model"])

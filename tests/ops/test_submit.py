@@ -1,0 +1,82 @@
+"""jobs/submit.py builds the `ray job submit` command of each job kind (no cluster needed)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from jobs.submit import IMAGE_PYTHON, JOBS, PROJECT_ROOT, RUNTIME_ENV_DIR, build_command, check_paths, main
+from reid.errors import ReidError
+
+
+def _flag(cmd: list[str], name: str) -> str:
+    return cmd[cmd.index(name) + 1]
+
+
+@pytest.mark.parametrize("kind, args", [
+    ("train", ["baseline", "ray.storage_path=/shared/runs", "data.root=/shared/data/x", "ray.num_workers=2"]),
+    ("evaluate", ["/shared/runs/baseline-default-synthetic-s0", "eval.rerank=true"]),
+    ("tune", ["search", "adfta", "--space", "adfta", "--trials", "4", "--out", "/shared/tune"]),
+    ("prepare", ["mars", "--root", "/shared/raw/MARS", "--out", "/shared/prepared/mars"]),
+    ("pose", ["--manifest", "/shared/prepared/prid", "--out", "/shared/prepared/prid/pose", "--workers", "2"]),
+])
+def test_every_kind_submits_the_project_interpreter_with_its_runtime_env_and_resources(kind, args):
+    cmd = build_command(kind, args, address="http://127.0.0.1:8265", python=IMAGE_PYTHON, submission_id="x1")
+    assert cmd[1:3] == ["job", "submit"]
+    assert _flag(cmd, "--address") == "http://127.0.0.1:8265"
+    assert _flag(cmd, "--runtime-env") == str(RUNTIME_ENV_DIR / f"{kind}.yaml")
+    assert _flag(cmd, "--working-dir") == str(PROJECT_ROOT)
+    assert float(_flag(cmd, "--entrypoint-num-cpus")) == JOBS[kind].num_cpus
+    assert _flag(cmd, "--submission-id") == "x1"
+    entry = cmd[cmd.index("--") + 1:]
+    assert entry[:4] == [IMAGE_PYTHON, "-m", "reid.cli", JOBS[kind].command] and entry[4:] == args
+
+
+def test_gpus_for_the_driver_on_request():
+    cmd = build_command("evaluate", ["/shared/run", "--backend", "local"], address="http://h:8265", python="py",
+                        num_gpus=1)
+    assert _flag(cmd, "--entrypoint-num-gpus") == "1"
+    assert "--entrypoint-num-gpus" not in build_command("evaluate", ["/shared/run"], address="a", python="py")
+
+
+@pytest.mark.parametrize("kind, args, bad", [
+    ("train", ["baseline", "ray.storage_path=runs"], "ray.storage_path=runs"),
+    ("train", ["baseline", "ray.storage_path=/s", "data.root=data/mars"], "data.root=data/mars"),
+    ("train", ["--resume", "runs/x"], "--resume runs/x"),
+    ("evaluate", ["runs/x"], "runs/x"),
+    ("tune", ["search", "adfta", "--out=runs/tune"], "--out runs/tune"),
+    ("prepare", ["mars", "--root", "raw/MARS", "--out", "/p"], "--root raw/MARS"),
+    ("pose", ["--manifest", "/m", "--out", "pose"], "--out pose"),
+])
+def test_relative_paths_are_refused_with_the_reason(kind, args, bad):
+    with pytest.raises(ReidError, match="temporary copy of the working directory") as err:
+        check_paths(kind, args)
+    assert bad in str(err.value)
+
+
+def test_training_jobs_must_name_their_storage():
+    with pytest.raises(ReidError, match="pass ray.storage_path=/shared/path"):
+        check_paths("train", ["baseline", "data.root=/shared/data"])
+    check_paths("train", ["baseline", "ray.storage_path=s3://bucket/runs"])  # URIs are fine
+    check_paths("train", ["--resume", "/shared/runs/baseline-default-synthetic-s0"])  # the run dir names it
+
+
+def test_dry_run_prints_the_command_and_errors_exit_2(capsys):
+    assert main(["train", "--dry-run", "--address", "http://127.0.0.1:9", "--python", "/p/python", "--",
+                 "baseline", "ray.storage_path=/shared/runs"]) == 0
+    printed = capsys.readouterr().out
+    assert "job submit --address http://127.0.0.1:9" in printed and "-- /p/python -m reid.cli train baseline" in printed
+    assert main(["train", "--dry-run", "--", "baseline"]) == 2
+    assert "ray.storage_path" in capsys.readouterr().err
+
+
+def test_default_interpreter_is_this_environment(monkeypatch, capsys):
+    monkeypatch.delenv("REID_JOB_PYTHON", raising=False)
+    main(["pose", "--dry-run", "--", "--manifest", "/m", "--out", "/o"])
+    assert f"-- {sys.executable} -m reid.cli pose" in capsys.readouterr().out
+
+
+def test_unknown_kind_is_an_error():
+    with pytest.raises(ReidError, match="unknown job kind"):
+        build_command("serve", [], address="a", python="p")
