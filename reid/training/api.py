@@ -32,12 +32,13 @@ def manifest_path_for(cfg: ExperimentConfig) -> Path:
         path = Path(cfg.data.manifest)
     else:
         path = Path(cfg.data.root) / "manifest.parquet"
+    # absolute: Ray Train workers and Ray Data actors do not run in the driver's working directory
     if path.is_file():
-        return path
+        return path.resolve()
     if cfg.data.dataset == "synthetic":
         from reid.data.synth import ensure_dataset
 
-        return Path(ensure_dataset(Path(cfg.data.root), cfg.data.synth_preset))
+        return Path(ensure_dataset(Path(cfg.data.root), cfg.data.synth_preset)).resolve()
     raise ReidError(f"no manifest at {path}: prepare the dataset first "
                     f"(`reid prepare {cfg.data.dataset} --root <dataset root> --out {cfg.data.root}`)")
 

@@ -54,6 +54,11 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
 
     spec = get_method(cfg.method)
     run = run_name or cfg.run_name()
+    manifest_path = Path(manifest_path).resolve()
+    if cfg.train.init_from and "://" not in cfg.train.init_from:
+        # workers do not run in the driver's working directory
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
+            update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
     clock_name = f"reid-epoch-clock-{run}"
     get_or_create_clock(clock_name)
