@@ -1,0 +1,20 @@
+import pytest
+
+from reid.cli import main
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_bench_train_prints_throughput_and_breakdown(tmp_path, capsys):
+    from reid.data.synth import ensure_dataset
+
+    data = tmp_path / "tiny"
+    ensure_dataset(data, "tiny")
+    rc = main(["bench", "train", "--method", "baseline", "--workers", "0", "--epochs", "2", "--batches", "2",
+               "--data", str(data), "model.pretrained=false", "data.height=64", "data.width=32",
+               "data.seq_len=2", "data.test_sampler=restricted"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "clips/s" in out and "data wait" in out and "forward" in out and "backward" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("0 "))
+    assert float(row.split()[1]) > 0  # clips/s measured
