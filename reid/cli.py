@@ -61,7 +61,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse cannot continue a nargs="*" positional after options (`reid train m --config f a.b=1`): dotted
+    # key=value tokens left over are overrides; anything else is still an error with usage (exit 2).
+    if extra:
+        if hasattr(args, "overrides") and all("=" in t and not t.startswith("-") for t in extra):
+            args.overrides = list(args.overrides or []) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args._run(args) or 0)
     except ReidError as exc:

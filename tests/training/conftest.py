@@ -27,7 +27,7 @@ def make_tiny_config(data: Path, storage: Path, *extra: str, method: str = "base
                                      *TINY, *extra])
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_config():
     """tiny_config(data_dir, storage_dir, *overrides) -> a resolved config that trains in seconds."""
     return make_tiny_config

@@ -1,0 +1,32 @@
+import pytest
+
+from reid.cli import COMMANDS, build_parser, main
+
+
+def test_unknown_subcommand_and_option_exit_2_with_usage(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["nosuchcommand"])
+    assert exc.value.code == 2 and "usage: reid" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "baseline", "--bogus"])
+    assert exc.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([name, "--help"])
+    assert exc.value.code == 0
+    assert f"usage: reid {name}" in capsys.readouterr().out
+
+
+def test_overrides_may_follow_options():
+    args, extra = build_parser(["train", "baseline", "--config", "x", "a.b=1"]).parse_known_args(
+        ["train", "baseline", "--config", "x", "a.b=1"])
+    assert extra == ["a.b=1"] or args.overrides == ["a.b=1"]
+
+
+def test_config_errors_are_one_line_without_traceback(capsys):
+    assert main(["train", "baseline", "data.seqlen=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'data.seqlen'" in err and "Traceback" not in err

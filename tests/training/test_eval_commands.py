@@ -1,0 +1,54 @@
+"""`reid eval` (in-process and Ray Data batch inference) and `reid report` on a synthetic-data checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import ray
+
+from reid.cli import main
+from reid.training.api import train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_data, tiny_config):
+    storage = tmp_path_factory.mktemp("runs")
+    return train(tiny_config(tiny_data, storage, "train.epochs=1", "name=evalme")).run_dir
+
+
+@pytest.mark.timeout(600)
+def test_eval_local_prints_table_and_writes_json(trained_run, capsys):
+    assert main(["eval", str(trained_run), "--backend", "local"]) == 0
+    out = capsys.readouterr().out
+    assert "mAP" in out and "synthetic" in out
+    metrics = json.loads((trained_run / "eval.json").read_text())
+    assert 0 <= metrics["mAP"] <= 100 and metrics["valid_queries"] > 0
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_eval_with_ray_data_batch_inference_matches_local(trained_run, tmp_path):
+    local, remote = tmp_path / "local.json", tmp_path / "ray.json"
+    assert main(["eval", str(trained_run), "--backend", "local", "--out", str(local)]) == 0
+    ray.init(num_cpus=2, object_store_memory=300 * 1024**2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert main(["eval", str(trained_run), "--backend", "ray", "--out", str(remote),
+                     "data.decode_cpus=0.25"]) == 0
+    finally:
+        ray.shutdown()
+    a, b = json.loads(local.read_text()), json.loads(remote.read_text())
+    assert a["mAP"] == pytest.approx(b["mAP"], abs=1e-3) and a["R1"] == pytest.approx(b["R1"], abs=1e-3)
+
+
+@pytest.mark.timeout(600)
+def test_report_command_writes_self_contained_html(trained_run, tmp_path):
+    out = tmp_path / "report.html"
+    assert main(["report", str(trained_run), "--queries", "3", "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "data:image/png;base64" in html and "http://" not in html.replace("http://www.w3.org", "")
+
+
+def test_eval_of_a_folder_without_a_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
