@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from reid.training.api import evaluate, train, write_report
 
     setup_logging()
+    # one concise line per epoch from the workers instead of Ray Data's per-operator progress bars
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     t0 = time.time()
     out = Path(args.out)
     print(f"[reid demo] 1/4 dataset: {args.data} (preset {args.preset})", flush=True)
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
           f"{cfg.ray.num_workers or 'no'} Ray Train worker(s) on CPU", flush=True)
     result = train(cfg)
     print("[reid demo] 3/4 evaluating the trained and an untrained model", flush=True)
-    trained = evaluate(cfg, result.best_checkpoint or result.run_dir, manifest=manifest)
+    trained = evaluate(cfg, result.best_checkpoint or result.run_dir, manifest=manifest, sample_queries=6)
     untrained = evaluate(cfg, None, manifest=manifest)
     summary = {"trained": trained.metrics, "untrained": untrained.metrics,
                "run_dir": str(result.run_dir), "seconds": round(time.time() - t0, 1)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from reid.commands.common import add_config_arguments, setup_logging
@@ -26,14 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reid.commands.eval import find_run
-    from reid.training.api import evaluate, write_report
+    from reid.training.api import evaluate, read_history, write_report
 
     setup_logging()
     run_dir, checkpoint = find_run(Path(args.run))
     cfg = build_config(None, [run_dir / "config.yaml", *args.config], args.overrides)
     outcome = evaluate(cfg, checkpoint or run_dir, backend="local", sample_queries=args.queries)
-    history_file = run_dir / "metrics.jsonl"
-    history = [json.loads(x) for x in history_file.read_text().splitlines()] if history_file.exists() else None
+    history = read_history(run_dir) or None
     path = write_report(cfg, outcome, Path(args.out) if args.out else run_dir / "report.html", history=history)
     print(f"report written to {path}")
     return 0

@@ -5,6 +5,9 @@ row i and row N+i show the same identity. Both hinge losses are averaged over th
 one pair per step, so the sum and the mean coincide there) and are followed by an identity loss on each branch:
 
     loss = w_hinge * hinge + w_id * (CE(side A) + CE(side B))            (ASTPN section 3.3, FCNTA eq. 4)
+
+`loss.hinge`: "sq_distance" (ASTPN eq. 6 as printed), "squared" (FCNTA / McLaughlin's squared hinge), "distance"
+(what the official Torch code runs: HingeEmbeddingCriterion on the plain distance).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from reid.errors import ReidError
 from reid.losses.objective import Objective
 from reid.registry import Params
 
-HingeKind = Literal["squared", "sq_distance"]
+HingeKind = Literal["squared", "sq_distance", "distance"]
 
 
 def margin_hinge_sq_distance(v_a: torch.Tensor, v_b: torch.Tensor, same: torch.Tensor,
@@ -31,6 +34,17 @@ def margin_hinge_sq_distance(v_a: torch.Tensor, v_b: torch.Tensor, same: torch.T
     d2 = (v_a.float() - v_b.float()).pow(2).sum(dim=1)
     same = same.to(d2.dtype)
     return (same * d2 + (1.0 - same) * F.relu(margin - d2)).mean()
+
+
+def distance_hinge(v_a: torch.Tensor, v_b: torch.Tensor, same: torch.Tensor, margin: float = 3.0) -> torch.Tensor:
+    """Hinge on the plain Euclidean distance, mean over pairs: d if same, max(0, m - d) otherwise.
+
+    What the official RCN / ASTPN Torch code computes (`HingeEmbeddingCriterion` on `PairwiseDistance(2)`), as
+    opposed to the squared distance that ASTPN's eq. 6 prints. Its same-id gradient has unit norm whatever d is.
+    """
+    d = (v_a.float() - v_b.float()).pow(2).sum(dim=1).clamp_min(1e-12).sqrt()
+    same = same.to(d.dtype)
+    return (same * d + (1.0 - same) * F.relu(margin - d)).mean()
 
 
 def squared_hinge(v_a: torch.Tensor, v_b: torch.Tensor, same: torch.Tensor, margin: float = 2.0) -> torch.Tensor:
@@ -46,7 +60,7 @@ def squared_hinge(v_a: torch.Tensor, v_b: torch.Tensor, same: torch.Tensor, marg
     return (same * d2 + (1.0 - same) * F.relu(margin - d).pow(2)).mean()
 
 
-HINGES = {"squared": squared_hinge, "sq_distance": margin_hinge_sq_distance}
+HINGES = {"squared": squared_hinge, "sq_distance": margin_hinge_sq_distance, "distance": distance_hinge}
 
 
 def split_pairs(x: torch.Tensor, pair_same: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

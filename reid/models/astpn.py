@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from reid.losses.siamese import SiameseLossParams, SiameseObjective, split_pairs
+from reid.losses.siamese import HingeKind, SiameseLossParams, SiameseObjective, split_pairs
 from reid.models.layers.rcn import RCNFrameCNN, rcn_input
 from reid.registry import DataInfo, MethodSpec, Params, register_method
 
@@ -43,7 +43,7 @@ class AstpnParams(Params):
 
 
 class AstpnLossParams(SiameseLossParams):
-    hinge: Literal["squared", "sq_distance"] = "sq_distance"
+    hinge: HingeKind = "sq_distance"
     margin: float = Field(3.0, gt=0)
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import nn
 from pydantic import Field
+from torch import nn
 
 from reid.losses.metric import batch_hard_triplet
 from reid.losses.objective import Objective

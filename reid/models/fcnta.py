@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator
 from torch import nn
 
-from reid.losses.siamese import SiameseLossParams, SiameseObjective
+from reid.losses.siamese import HingeKind, SiameseLossParams, SiameseObjective
 from reid.models.layers.rcn import RCNFrameCNN, rcn_input
 from reid.registry import DataInfo, MethodSpec, Params, register_method
 
@@ -54,7 +54,7 @@ class FcntaParams(Params):
 
 
 class FcntaLossParams(SiameseLossParams):
-    hinge: Literal["squared", "sq_distance"] = "squared"
+    hinge: HingeKind = "squared"
     margin: float = Field(2.0, gt=0)
 
 

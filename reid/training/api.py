@@ -70,7 +70,7 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
     if result.error is not None:
         raise result.error
     save_config(cfg, run_dir / "config.yaml")
-    history = _metrics_history(result)
+    history = read_history(run_dir) or _metrics_history(result)
     best_ckpt, best_map = None, -1.0
     for checkpoint, metrics in result.best_checkpoints or []:
         if metrics.get("checkpoint_score", -1.0) > best_map:
@@ -79,6 +79,18 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
                       final=dict(result.metrics or {}))
     _write_summary(out)
     return out
+
+
+def read_history(run_dir: Path) -> list[dict[str, Any]]:
+    """Per-epoch metrics from `metrics.jsonl`; an epoch repeated after a restore keeps its last report."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    by_epoch = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        by_epoch[int(row["epoch"])] = row
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def _metrics_history(result) -> list[dict[str, Any]]:
@@ -103,7 +115,7 @@ def _train_local(cfg: ExperimentConfig, manifest_path: Path, on_epoch=None) -> T
 
     session = LocalSession(run_dir, batches, keep=cfg.train.keep_checkpoints, on_epoch=on_epoch)
     run_worker(cfg, manifest, session, run_name=cfg.run_name(), run_dir=run_dir)
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    history = read_history(run_dir)
     best = run_dir / "best"
     out = TrainResult(run_dir=run_dir, history=history, best_checkpoint=best if best.exists() else None,
                       best_map=max((h.get("best_mAP", -1.0) for h in history), default=-1.0),

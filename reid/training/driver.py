@@ -39,9 +39,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     cfg = ExperimentConfig.model_validate(loop_config["config"])
     manifest = read_manifest(loop_config["manifest"])
-    session = RaySession(loop_config["clock"])
-    run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True,
-               run_dir=Path(loop_config["run_dir"]) if "://" not in loop_config["run_dir"] else None)
+    run_dir = Path(loop_config["run_dir"]) if "://" not in loop_config["run_dir"] else None
+    session = RaySession(loop_config["clock"], run_dir)
+    run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True, run_dir=run_dir)
 
 
 def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None = None, run_name: str | None = None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from reid.training.session import Session
 
 
 class RaySession(Session):
-    def __init__(self, clock_name: str) -> None:
+    def __init__(self, clock_name: str, run_dir: Path | None = None) -> None:
         from reid.data.pipeline import get_or_create_clock
 
         ctx = ray.train.get_context()
@@ -29,6 +30,7 @@ class RaySession(Session):
         self._storage = Path(ctx.get_storage().storage_fs_path) if hasattr(ctx, "get_storage") else None
         self._checkpoint = ray.train.get_checkpoint()
         self._tmp = tempfile.TemporaryDirectory(prefix="reid-ckpt-")
+        self._run_dir = run_dir
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         # DDP over NCCL (GPU) or Gloo (CPU) when there is more than one worker; moves the model to the device.
@@ -45,6 +47,11 @@ class RaySession(Session):
         return Path(self._checkpoint.to_directory(str(Path(self._tmp.name) / "resume")))
 
     def report(self, metrics: dict[str, Any], write_checkpoint: Callable[[Path], None] | None) -> None:
+        if self.rank == 0 and self._run_dir is not None:
+            # every epoch's metrics (Ray's result keeps only those of retained checkpoints)
+            self._run_dir.mkdir(parents=True, exist_ok=True)
+            with open(self._run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(metrics) + "\n")
         if write_checkpoint is None:
             ray.train.report(metrics)
             return
