@@ -112,6 +112,9 @@ def check_paths(kind: str, args: list[str]) -> None:
     if spec.needs_storage and "--resume" not in args and not any(a.startswith("ray.storage_path=") for a in args):
         raise ReidError(f"{kind} job: pass ray.storage_path=/shared/path (absolute, shared by the cluster's nodes, "
                         f"or s3://...); the default 'runs' would land in the job's temporary working directory")
+    if kind == "tune" and args[:1] in (["search"], ["ablation"]) and not any(a.split("=")[0] == "--out" for a in args):
+        raise ReidError("tune job: pass --out /shared/path (absolute, shared by the cluster's nodes); the default "
+                        "'runs/...' would land in the job's temporary working directory")
 
 
 def build_command(kind: str, reid_args: list[str], *, address: str, python: str, submission_id: str | None = None,

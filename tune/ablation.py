@@ -171,6 +171,7 @@ def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]]) -> dic
         ours = {k: m.get(f"test/{k}", m.get(f"val/{k}")) for k in ("mAP", "mINP", "R1", "R5", "R10", "R20")}
         rows[grid[row_id]["name"]] = {**{k: v for k, v in ours.items() if v is not None},
                                       "epochs": m.get("epoch"), "trial_id": m.get("trial_id"),
+                                      "queries": m.get("test/valid_queries", m.get("val/valid_queries")),
                                       "status": "ERROR" if r.error else "TERMINATED",
                                       "error": str(r.error).splitlines()[0] if r.error else None}
     return {"table": spec.table, "rows": rows}
@@ -182,10 +183,10 @@ def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: 
     import torch
 
     if dataset == "synthetic":
-        data = f"synthetic (reid synth preset '{cfg.data.synth_preset}', {cfg.data.root})"
+        data = f"synthetic (reid synth preset '{cfg.data.synth_preset}', {_relative(cfg.data.root)})"
         recipe = f"reid/configs/{spec.method}-synthetic.yaml"
     else:
-        data = f"{cfg.data.dataset} ({cfg.data.root})"
+        data = f"{cfg.data.dataset} ({_relative(cfg.data.root)})"
         recipe = f"reid/configs/{spec.method}.yaml"
     label = size if not epochs else f"{size}, reduced to {epochs} epoch(s)"
     meta = {
@@ -203,13 +204,25 @@ def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: 
     return meta
 
 
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
     """table.md + table.csv from recorded results (a dict as written to results.json); no training needed."""
     from tune.report import ablation_table, write_csv
 
     ours = {name: {k: v for k, v in row.items() if k in ("mAP", "mINP", "R1", "R5", "R10", "R20")}
             for name, row in recorded.get("rows", {}).items() if row.get("status", "TERMINATED") != "ERROR"}
-    md, csv_rows = ablation_table(spec, ours, dict(recorded.get("meta", {})))
+    meta = dict(recorded.get("meta", {}))
+    queries = sorted({int(r["queries"]) for r in recorded.get("rows", {}).values() if r.get("queries")})
+    if queries:
+        meta["our test split"] = (f"{'/'.join(map(str, queries))} valid queries: one query moves R1 by "
+                                  f"{100.0 / queries[0]:.1f} points")
+    md, csv_rows = ablation_table(spec, ours, meta)
     errors = {n: r.get("error") for n, r in recorded.get("rows", {}).items() if r.get("status") == "ERROR"}
     if errors:
         md += "\nRows that failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()) + "\n"

@@ -41,8 +41,8 @@ def search_rows(results, params: list[str], metric: str) -> list[dict[str, Any]]
     rows = []
     for r in results:
         m = r.metrics or {}
-        row: dict[str, Any] = {"trial": m.get("trial_id") or Path(str(r.path)).name,
-                               "status": "ERROR" if r.error else "TERMINATED",
+        status = "ERROR" if r.error else ("TERMINATED" if m.get("epoch") is not None else "UNFINISHED")
+        row: dict[str, Any] = {"trial": m.get("trial_id") or Path(str(r.path)).name, "status": status,
                                "epochs": m.get("epoch")}
         row.update({p: (r.config or {}).get(p) for p in params})
         row[metric] = m.get(metric)

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,20 +57,51 @@ def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
 
     address="local": our own cluster, never another one found through /tmp/ray on a shared machine. The retry is
     for ray issue #65983: on an overloaded machine the dashboard agent can miss the raylet's fixed 15 s port-file
-    timeout, the raylet exits and `ray.init` raises "The current node timed out during startup".
+    timeout, the raylet exits and `ray.init` raises "The current node timed out during startup" (or the dashboard
+    itself misses its start-up wait: "Failed to start the dashboard").
     """
     import ray
 
     for attempt in range(1, attempts + 1):
         try:
-            ray.init(address="local", include_dashboard=True, **kwargs)
+            with _own_address_for_workers():
+                ray.init(address="local", include_dashboard=True, **kwargs)
             return
-        except Exception as exc:  # ray raises a bare Exception here
-            if "timed out during startup" not in str(exc) or attempt == attempts:
+        except Exception as exc:
+            # start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried
+            if type(exc) not in (Exception, TimeoutError, ConnectionError, RuntimeError) or attempt == attempts:
                 raise
             print(f"[reid] Ray node failed to start (attempt {attempt}/{attempts}, overloaded machine?); retrying",
                   flush=True)
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _own_address_for_workers():
+    """Start the cluster on a chosen GCS port with RAY_ADDRESS pointing at it in the raylet's environment.
+
+    Ray Train's PlacementGroupCleaner asks the State API for the controller's state with no address; where several
+    Ray clusters run on one machine (CI, shared dev boxes), auto-detection then fails ("Found multiple active Ray
+    instances"), the placement groups of finished Train-in-Tune runs are never removed, and later trials wait for
+    resources forever. Workers inherit the raylet's environment, so they find their own cluster. The driver's
+    environment is restored afterwards (a later local cluster in this process must not connect to this one).
+    """
+    from ray._private.services import get_node_ip_address
+
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        port = sock.getsockname()[1]
+    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT")}
+    os.environ["RAY_GCS_SERVER_PORT"] = str(port)
+    os.environ["RAY_ADDRESS"] = f"{get_node_ip_address()}:{port}"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass(frozen=True)

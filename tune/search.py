@@ -88,16 +88,18 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
           f"{res.max_concurrent} at a time, {res.total_cpus:g} CPU each", flush=True)
     results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
                   tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks)
-    return write_search_outputs(cfg, space, results, sweep_dir)
+    return write_search_outputs(cfg, space, results, sweep_dir, opts.trials)
 
 
-def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path) -> SearchOutcome:
+def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path,
+                         trials: int) -> SearchOutcome:
     from tune.report import plot_objective, search_rows, write_table
 
     rows = search_rows(results, list(space.params), METRIC)
     if not any(r.get(METRIC) is not None for r in rows):
-        raise ReidError(f"no trial of {sweep_dir.name} reported '{METRIC}'; see the trial errors above "
-                        f"({sum(1 for r in rows if r['status'] == 'ERROR')} errored)")
+        raise ReidError(f"no trial of {sweep_dir.name} reported '{METRIC}' "
+                        f"({sum(1 for r in rows if r['status'] == 'ERROR')} errored; see the trial errors above, "
+                        f"or continue an interrupted sweep with --resume)")
     best = results.get_best_result(metric=METRIC, mode=MODE)
     best_overrides = space.overrides(best.config)
     best_cfg = validate_overrides(cfg, best_overrides)
@@ -106,6 +108,10 @@ def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, swe
                 f"(last validation mAP, %)")
     plot_objective(rows, space, METRIC, sweep_dir / "objective.png")
     errors = sum(1 for r in rows if r["status"] == "ERROR")
+    unfinished = sum(1 for r in rows if r["status"] == "UNFINISHED")
+    if unfinished or len(rows) < trials:
+        print("[reid] the sweep stopped before every trial finished (interrupted?); continue it with --resume",
+              flush=True)
     print(f"[reid] best trial {best.metrics.get('trial_id')}: {METRIC} {best.metrics.get(METRIC):.2f} with "
           + ", ".join(f"{k}={v}" for k, v in best_overrides.items()), flush=True)
     print(f"[reid] best config: {best_path} (reid train --config {best_path})", flush=True)

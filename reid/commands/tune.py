@@ -157,7 +157,10 @@ def _ablation(args: argparse.Namespace) -> int:
         path = Path(args.from_results)
         if not path.is_file():
             raise ReidError(f"--from-results: {path} not found")
-        table = render(spec, json.loads(path.read_text()), path.with_name("table"))
+        recorded = json.loads(path.read_text())
+        if args.hardware:
+            recorded.setdefault("meta", {})["hardware"] = args.hardware
+        table = render(spec, recorded, path.with_name("table"))
     else:
         rows = [int(i) for i in args.rows.split(",")] if args.rows else None
         if rows and any(not 0 <= i < len(spec.rows) for i in rows):

@@ -61,7 +61,9 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
     clock_name = f"reid-epoch-clock-{run}"
-    get_or_create_clock(clock_name)
+    # keep the handle for the whole fit: a named actor without handles is garbage-collected, and with it the
+    # record of unreadable tracklets (reported after the fit)
+    clock = get_or_create_clock(clock_name)
     dataset = build_train_dataset(str(manifest_path), cfg, spec.inputs, spec.batching, cfg.ray.num_workers,
                                   clock_name)
     resources = {"CPU": cfg.ray.cpus_per_worker}
@@ -85,4 +87,24 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
         datasets={"train": dataset},
     )
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
-    return trainer.fit()
+    result = trainer.fit()
+    report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
+    return result
+
+
+def report_unreadable(clock, cfg: ExperimentConfig, run_dir: str) -> dict[int, str]:
+    """Print how many training tracklets the decoding actors skipped and keep the list (record index -> reason) in
+    `<run_dir>/unreadable.json`: the clock actor that counted them ends with this driver."""
+    import json
+
+    from reid.data.pipeline import unreadable_tracklets
+
+    bad = unreadable_tracklets(clock)
+    if bad:
+        print(f"[reid] skipped {len(bad)} unreadable training tracklet(s) (data.max_errored_fraction="
+              f"{cfg.data.max_errored_fraction:g}); first: {bad[min(bad)]}", flush=True)
+        if "://" not in run_dir:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            (Path(run_dir) / "unreadable.json").write_text(json.dumps({str(k): v for k, v in sorted(bad.items())},
+                                                                   indent=2))
+    return bad

@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from reid.errors import ReidError
-from reid.losses.siamese import (SiameseLossParams, SiameseObjective, margin_hinge_sq_distance, split_pairs,
-                                 squared_hinge)
+from reid.losses.siamese import (
+    SiameseLossParams,
+    SiameseObjective,
+    distance_hinge,
+    margin_hinge_sq_distance,
+    split_pairs,
+    squared_hinge,
+)
 
 
 def _pairs(n: int = 6, d: int = 5):
@@ -39,7 +45,7 @@ def test_fcnta_squared_hinge_matches_formula():
 
 def test_hinges_have_finite_gradients_at_zero_distance():
     a, b, same = _pairs()
-    for fn in (squared_hinge, margin_hinge_sq_distance):
+    for fn in (squared_hinge, margin_hinge_sq_distance, distance_hinge):
         x = a.clone().requires_grad_(True)
         fn(x, b, same).backward()
         assert torch.isfinite(x.grad).all()
@@ -74,3 +80,13 @@ def test_malformed_pairs_batches_are_clear_errors():
         obj(outputs, {"pid": torch.zeros(6, dtype=torch.long)})
     with pytest.raises(ReidError, match="2N rows"):
         split_pairs(torch.randn(5, 3), torch.ones(2))
+
+
+def test_official_code_distance_hinge_matches_formula():
+    a, b, same = _pairs()
+    m = 3.0
+    expected = 0.0
+    for i in range(len(same)):
+        d = math.sqrt(sum((a[i, k].item() - b[i, k].item()) ** 2 for k in range(a.shape[1])))
+        expected += d if same[i] == 1 else max(0.0, m - d)
+    assert math.isclose(distance_hinge(a, b, same, m).item(), expected / len(same), rel_tol=1e-5)

@@ -22,7 +22,7 @@ def _batch(b: int = 4, t: int = 5, pair: bool = True) -> dict[str, torch.Tensor]
 def _attention_loop(p: torch.Tensor, g: torch.Tensor, u: torch.Tensor):
     """Eqs. 3-5 for one pair, written element by element. p [T, N], g [S, N], u [N, N]."""
     t, s = p.shape[0], g.shape[0]
-    a = [[torch.tanh(sum(p[i, k] * u[k, l] * g[j, l] for k in range(u.shape[0]) for l in range(u.shape[1])))
+    a = [[torch.tanh(sum(p[i, k] * u[k, m] * g[j, m] for k in range(u.shape[0]) for m in range(u.shape[1])))
           for j in range(s)] for i in range(t)]                                               # eq. 3
     t_p = [max(a[i][j] for j in range(s)) for i in range(t)]                                  # row-wise max
     t_g = [max(a[i][j] for i in range(t)) for j in range(s)]                                  # column-wise max

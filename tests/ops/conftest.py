@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -12,12 +11,13 @@ import ray
 
 from tests.ops.helpers import (
     JobRun,
+    MetricsScraper,
     ray_job,
-    scrape_reid_metrics,
     short_tmpdir,
     submit_train,
     submitter_env,
     tiny_overrides,
+    token_mode,
     wait_for_status,
 )
 
@@ -38,8 +38,7 @@ def head():
 
     temp = short_tmpdir("reid-ops-")
     extra_env = {"RAY_USAGE_STATS_ENABLED": "0",
-                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # stop at once at teardown
-                 "RAY_metrics_report_interval_ms": "1000"}     # metrics reach the endpoint within a second
+                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # stop at once at teardown
     node = None
     for attempt in range(2):  # a loaded machine can miss ray's 30 s node start-up deadline; try once more
         node = LocalHead(temp_dir=temp / f"ray{attempt}", num_cpus=2, ports=HeadPorts.free(),
@@ -72,24 +71,21 @@ def reference_job(head, submitter, ops_data, tmp_path_factory) -> JobRun:
     out = submit_train(submitter, head.dashboard_url, job_id, tiny_overrides(ops_data, storage, "reference"),
                        wait=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    seen: dict[str, set[str]] = {}
-    status = wait_for_status(submitter, head.dashboard_url, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 900,
-                             on_poll=lambda: scrape_reid_metrics(head.metrics_url, seen))
+    with MetricsScraper(head.metrics_url) as scraper:
+        status = wait_for_status(submitter, head.dashboard_url, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 900)
     logs = ray_job(submitter, head.dashboard_url, "logs", job_id).stdout
-    return JobRun(job_id, storage / "reference", status, logs, seen)
+    changes = [(round(t), sorted(names)) for i, (t, names) in enumerate(scraper.timeline)
+               if i == 0 or names != scraper.timeline[i - 1][1]]
+    print(f"metrics timeline of {job_id}: {changes}")
+    return JobRun(job_id, storage / "reference", status, logs, scraper.seen)
 
 
 @pytest.fixture(scope="module")
 def driver(head):
     """This process as a driver of the head node (token mode, as every client of it needs)."""
-    before = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "token"
-    ray.init(address=head.gcs_address, log_to_driver=False)
-    try:
-        yield head
-    finally:
-        ray.shutdown()
-        if before is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = before
+    with token_mode():
+        ray.init(address=head.gcs_address, log_to_driver=False)
+        try:
+            yield head
+        finally:
+            ray.shutdown()

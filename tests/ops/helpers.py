@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -31,11 +32,34 @@ SHARED_RUN = [*TINY, *RAY_TINY, "train.epochs=3", "train.eval_every=1", "train.k
 
 
 def tiny_overrides(data: Path, storage: Path, name: str, *extra: str) -> list[str]:
-    return [f"data.root={data}", f"ray.storage_path={storage}", f"name={name}", *SHARED_RUN, *extra]
+    """`reid train` arguments of the shared tiny run (method first, as on the command line)."""
+    return ["baseline", f"data.root={data}", f"ray.storage_path={storage}", f"name={name}", *SHARED_RUN, *extra]
 
 
 def tiny_config(data: Path, storage: Path, name: str, *extra: str):
-    return build_config("baseline", [], tiny_overrides(data, storage, name, *extra))
+    return build_config("baseline", [], tiny_overrides(data, storage, name, *extra)[1:])
+
+
+@contextlib.contextmanager
+def token_mode():
+    """RAY_AUTH_MODE=token for this process while connected as a driver, then the previous value.
+
+    The mode is read into Ray's cached config (and the token into a cached loader) the first time Ray needs it; a
+    process that imported Ray before setting the variable must refresh both, as ray.init() does for the local
+    clusters it starts, or it connects without a token and the GCS refuses it (InvalidAuthToken)."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    reset_auth_token_state()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
+        reset_auth_token_state()
 
 
 def short_tmpdir(prefix: str) -> Path:
@@ -61,9 +85,16 @@ def ray_job(env: dict[str, str], address: str, *args: str, timeout: float = 120)
 
 
 def job_status(env: dict[str, str], address: str, job_id: str) -> str:
+    """SUCCEEDED / FAILED / STOPPED / RUNNING / PENDING, from the wording of `ray job status` (ray 2.60)."""
     out = ray_job(env, address, "status", job_id, "--log-style", "record")
-    found = re.search(rf"Status for job '{re.escape(job_id)}': (\w+)", out.stdout + out.stderr)
-    return found.group(1) if found else "UNKNOWN: " + (out.stdout + out.stderr)[-300:]
+    text = out.stdout + out.stderr
+    q = re.escape(job_id)
+    for pattern, status in ((rf"Job '{q}' succeeded", "SUCCEEDED"), (rf"Job '{q}' was stopped", "STOPPED"),
+                            (rf"Job '{q}' failed", "FAILED")):
+        if re.search(pattern, text):
+            return status
+    found = re.search(rf"Status for job '{q}': (\w+)", text)
+    return found.group(1) if found else "UNKNOWN: " + text[-300:]
 
 
 def wait_for_status(env: dict[str, str], address: str, job_id: str, wanted: set[str], timeout_s: float,
@@ -97,28 +128,80 @@ def submit_train(env: dict[str, str], address: str, job_id: str, reid_args: list
     return subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-def scrape_reid_metrics(url: str, into: dict[str, set[str]]) -> None:
-    """Add every `ray_reid_*` sample of the Prometheus text at `url` to `into` (name -> "key=value" labels)."""
+def scrape_reid_metrics(url: str, into: dict[str, set[str]]) -> set[str]:
+    """Add every `ray_reid_*` sample of the Prometheus text at `url` to `into` (name -> "key=value" labels);
+    returns the names present in this scrape."""
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:  # no token: the endpoint has no auth (see docs)
             text = resp.read().decode()
     except (urllib.error.URLError, OSError):
-        return
+        return set()
+    present = set()
     for line in text.splitlines():
         if line.startswith("ray_reid_"):
             name, _, rest = line.partition("{")
             labels = re.findall(r'(\w+)="([^"]*)"', rest.rsplit("}", 1)[0])
             into.setdefault(name, set()).update(f"{k}={v}" for k, v in labels)
+            present.add(name)
+    return present
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Ray Train's checkpoint directories of a run (not checkpoint_manager_snapshot.json)."""
+    return sorted(p for p in run_dir.glob("checkpoint_*") if p.is_dir())
+
+
+class MetricsScraper:
+    """Scrapes a Prometheus endpoint every `period_s` in a background thread while a job runs.
+
+    Ray 2.60's metrics agent drops a gauge about two export intervals after the worker last set it, and the workers
+    set ours once per epoch, so a scraper has to be looking within that window (as Prometheus does every 10 s)."""
+
+    def __init__(self, url: str, period_s: float = 0.5) -> None:
+        import threading
+
+        self.url, self.period_s = url, period_s
+        self.seen: dict[str, set[str]] = {}
+        self.timeline: list[tuple[float, set[str]]] = []  # (time, names present) per scrape, for diagnostics
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.timeline.append((time.time(), scrape_reid_metrics(self.url, self.seen)))
+            self._stop.wait(self.period_s)
+
+    def __enter__(self) -> MetricsScraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def final_state(run_dir: Path) -> dict:
     """The state of the run's checkpoint with the highest next_epoch."""
-    ckpts = sorted(run_dir.glob("checkpoint_*")) + sorted(run_dir.glob("checkpoints/epoch_*"))
+    ckpts = checkpoint_dirs(run_dir) + sorted(run_dir.glob("checkpoints/epoch_*"))
     assert ckpts, f"no checkpoint in {run_dir}: {sorted(p.name for p in run_dir.iterdir())}"
     return max((load_state(c) for c in ckpts), key=lambda s: s["next_epoch"])
 
 
 def assert_same_weights(a: dict, b: dict, atol: float = 1e-4) -> None:
+    """The trainable weights of two model state dicts agree within `atol`.
+
+    BatchNorm running statistics are left out on purpose: the checkpoint holds rank 0's, which depend on which
+    batches Ray Data's streaming split handed to rank 0, and that is decided at run time (reid/data/pipeline.py), so
+    two identical runs already differ there. The weights do not: DDP averages the gradients of both ranks' batches,
+    which is symmetric in the assignment. `num_batches_tracked` must still agree (same number of steps)."""
     assert a.keys() == b.keys()
+    compared = 0
     for key in a:
+        if key.endswith(("running_mean", "running_var")):
+            continue
+        if key.endswith("num_batches_tracked"):
+            assert int(a[key]) == int(b[key]), key
+            continue
         assert torch.allclose(a[key].float(), b[key].float(), atol=atol), key
+        compared += 1
+    assert compared > 0

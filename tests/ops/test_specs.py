@@ -122,6 +122,8 @@ def test_dockerfile_installs_the_locked_project_where_the_jobs_expect_it():
     assert "COPY --chown=ray:ray pyproject.toml uv.lock" in text
     assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in text and IMAGE_PYTHON == "/app/.venv/bin/python"
     assert "PATH=/app/.venv/bin:$PATH" in text
+    # login shells (KubeRay's `bash -lc`, the launcher's `bash --login`) reset PATH; profile.d restores the venv
+    assert "echo 'export PATH=/app/.venv/bin:$PATH' > /etc/profile.d/reid-venv.sh" in text
     pyproject = (ROOT / "pyproject.toml").read_text()
     packages = json.loads(re.search(r'packages = (\[.*?\])', pyproject).group(1))
     for package in packages:  # everything the wheel ships is in the image

@@ -55,6 +55,13 @@ def test_relative_paths_are_refused_with_the_reason(kind, args, bad):
     assert bad in str(err.value)
 
 
+def test_sweeps_must_name_their_output():
+    with pytest.raises(ReidError, match="pass --out /shared/path"):
+        check_paths("tune", ["search", "adfta", "--space", "adfta", "--trials", "4"])
+    check_paths("tune", ["ablation", "adfta-table4", "--out=/shared/ablations"])
+    check_paths("tune", ["list"])
+
+
 def test_training_jobs_must_name_their_storage():
     with pytest.raises(ReidError, match="pass ray.storage_path=/shared/path"):
         check_paths("train", ["baseline", "data.root=/shared/data"])

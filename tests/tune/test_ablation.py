@@ -74,7 +74,8 @@ def test_table_renders_paper_numbers_beside_recorded_results(tmp_path):
             "G: +F +A +T, sigma 0.9": 27.0}
     recorded = {"table": "adfta-table4", "meta": {"our dataset": "synthetic (recorded)", "size": "smoke",
                                                   "hardware": "test"},
-                "rows": {n: {"mAP": v, "R1": v + 10, "epochs": 1, "status": "TERMINATED"} for n, v in ours.items()}}
+                "rows": {n: {"mAP": v, "R1": v + 10, "epochs": 1, "queries": 40, "status": "TERMINATED"}
+                         for n, v in ours.items()}}
     recorded["rows"]["H: +F +A +T, sigma 1.2"] = {"status": "ERROR", "error": "boom"}
     (tmp_path / "results.json").write_text(json.dumps(recorded))
     md = render(spec, json.loads((tmp_path / "results.json").read_text()), tmp_path / "table").read_text()
@@ -84,6 +85,7 @@ def test_table_renders_paper_numbers_beside_recorded_results(tmp_path):
     assert "| — | — |" in lines["C: +A +T (frame level), sigma 0.5"] and "not run" in lines["C: +A +T (frame level), sigma 0.5"]
     assert "Rows that failed: H: +F +A +T, sigma 1.2: boom" in md
     assert "paper's numbers measured on**: MARS" in md and "synthetic (recorded)" in md
+    assert "40 valid queries: one query moves R1 by 2.5 points" in md
     # paper order on the 6 rows: A < B < D < E < G < F; ours: A < B < E < D < F < G -> 13 of 15 pairs agree
     assert "13/15 row pairs ordered as in the paper" in md
     f_row = lines["F: +F +A +T, sigma 0.5 (final model)"]

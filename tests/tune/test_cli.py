@@ -1,0 +1,63 @@
+"""`reid tune` argument handling (no Ray, no training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reid.cli import build_parser, main
+from reid.commands import tune as tune_cmd
+
+
+def parse(argv):
+    return build_parser(argv).parse_args(argv)
+
+
+@pytest.mark.timeout(60)
+def test_overrides_before_and_after_options():
+    a = parse(["tune", "ablation", "adfta-table4", "model.sigma=0.4", "--full", "--epochs", "3", "ray.num_workers=0"])
+    assert (a.table, a.size, a.epochs, a.dataset) == ("adfta-table4", "full", 3, "synthetic")
+    assert a.overrides == ["model.sigma=0.4", "ray.num_workers=0"]
+    s = parse(["tune", "search", "adfta", "--space", "adfta", "--trials", "4", "--config", "adfta-synthetic",
+               "train.epochs=2", "--resume"])
+    assert (s.method, s.space, s.trials, s.config, s.resume, s.overrides) == (
+        "adfta", "adfta", 4, ["adfta-synthetic"], True, ["train.epochs=2"])
+    assert parse(["tune", "ablation", "astpn-fig5"]).size == "smoke"
+
+
+@pytest.mark.timeout(60)
+def test_small_machine_default_respects_explicit_choices(tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(tune_cmd.os, "cpu_count", lambda: 2)
+    assert tune_cmd.small_machine_overrides([], ["a.b=1"]) == ["ray.num_workers=0", "a.b=1"]
+    assert tune_cmd.small_machine_overrides([], ["ray.num_workers=2"]) == ["ray.num_workers=2"]
+    f = tmp_path / "c.yaml"
+    f.write_text("ray: {num_workers: 3}\n")
+    assert tune_cmd.small_machine_overrides([str(f)], []) == []
+    monkeypatch.setattr(tune_cmd.os, "cpu_count", lambda: 64)
+    assert tune_cmd.small_machine_overrides([], []) == []
+
+
+@pytest.mark.timeout(120)
+def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
+    assert main(["tune", "ablation", "no-such-table"]) == 2
+    assert "unknown ablation table 'no-such-table'" in capsys.readouterr().err
+    assert main(["tune", "search", "adfta", "--space", "nope", "--trials", "2"]) == 2
+    assert "unknown search space 'nope'" in capsys.readouterr().err
+    assert main(["tune", "ablation", "astpn-fig5", "--rows", "7"]) == 2
+    assert "--rows" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+def test_from_results_renders_and_copies_the_table(tmp_path, capsys):
+    rec = {"table": "astpn-fig5", "meta": {"our dataset": "synthetic (recorded)"},
+           "rows": {"RNN-CNN (mean pooling)": {"R1": 30.0, "R5": 50.0, "R10": 60.0, "R20": 70.0},
+                    "ASTPN (both)": {"R1": 35.0, "R5": 55.0, "R10": 65.0, "R20": 75.0}}}
+    (tmp_path / "results.json").write_text(json.dumps(rec))
+    dest = tmp_path / "results" / "astpn.md"
+    assert main(["tune", "ablation", "astpn-fig5", "--from-results", str(tmp_path / "results.json"),
+                 "--results-md", str(dest)]) == 0
+    md = dest.read_text()
+    assert "| RNN-CNN (mean pooling) | RNN-CNN | 58.0 | 30.0 | 84.0 | 50.0 |" in md
+    assert "Ordering on R1: 1/1 row pairs" in md

@@ -1,0 +1,52 @@
+"""Tune plumbing without a cluster: paths, trial resources, the workers' RAY_ADDRESS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from reid.config import build_config
+from reid.errors import ReidError
+from tune import runner
+
+
+@pytest.mark.timeout(60)
+def test_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = build_config("baseline", ["baseline-synthetic"], ["data.root=data/x", "ray.storage_path=runs",
+                                                            "ray.num_workers=0"])
+    out = runner.absolute_paths(cfg)
+    assert out.data.root == str(tmp_path / "data" / "x") and Path(out.ray.storage_path).is_absolute()
+    assert out.data.manifest is None  # unset paths stay unset
+
+
+@pytest.mark.timeout(60)
+def test_trial_resources(monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    local = build_config("baseline", ["baseline-synthetic"], ["ray.num_workers=0", "ray.cpus_per_worker=0.5"])
+    r = runner.trial_resources(local, None, None, num_trials=16)
+    assert r.per_trial == {"cpu": 0.5} and r.max_concurrent == 4
+    assert runner.trial_resources(local, 1.0, None, 16).max_concurrent == 2
+    assert runner.trial_resources(local, None, 1, 16).max_concurrent == 1
+    assert runner.trial_resources(local, None, None, 2).max_concurrent == 2
+    dist = build_config("baseline", ["baseline-synthetic"], ["ray.num_workers=1", "ray.cpus_per_worker=0.5",
+                                                             "data.decode_workers=1", "data.decode_cpus=0.25"])
+    r = runner.trial_resources(dist, None, None, 8)
+    assert r.per_trial == {"cpu": 0.01} and r.total_cpus == pytest.approx(0.76) and r.max_concurrent == 2
+    big = build_config("baseline", ["baseline-synthetic"], ["ray.num_workers=4", "ray.cpus_per_worker=1"])
+    with pytest.raises(ReidError, match="needs"):
+        runner.trial_resources(big, None, None, 8)
+
+
+@pytest.mark.timeout(60)
+def test_workers_get_the_cluster_address_and_the_driver_env_is_restored(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_GCS_SERVER_PORT", "1234")
+    with runner._own_address_for_workers():
+        port = int(os.environ["RAY_GCS_SERVER_PORT"])
+        assert port != 1234 and os.environ["RAY_ADDRESS"].endswith(f":{port}")
+    assert "RAY_ADDRESS" not in os.environ and os.environ["RAY_GCS_SERVER_PORT"] == "1234"
