@@ -88,7 +88,9 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
     )
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
     result = trainer.fit()
-    report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
+    bad = report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
+    if result.error is not None and bad:
+        raise_if_too_many_unreadable(bad, cfg, manifest_path, result.error)
     return result
 
 
@@ -108,3 +110,17 @@ def report_unreadable(clock, cfg: ExperimentConfig, run_dir: str) -> dict[int, s
             (Path(run_dir) / "unreadable.json").write_text(json.dumps({str(k): v for k, v in sorted(bad.items())},
                                                                    indent=2))
     return bad
+
+
+def raise_if_too_many_unreadable(bad: dict[int, str], cfg: ExperimentConfig, manifest_path: Path,
+                                 error: BaseException) -> None:
+    """Name the data threshold when it is what failed the run: Ray truncates a worker's error snippet in the middle,
+    which cuts the ReidError raised inside a decoding actor out of the message the user gets."""
+    from reid.data.records import read_manifest
+    from reid.errors import ReidError
+
+    total = len(read_manifest(manifest_path).by_role("train"))
+    if len(bad) > cfg.data.max_errored_fraction * total:
+        raise ReidError(f"{len(bad)} of {total} training tracklets could not be decoded, more than "
+                        f"data.max_errored_fraction={cfg.data.max_errored_fraction:g}; first: {bad[min(bad)]} "
+                        f"(all of them: unreadable.json in the run directory)") from error

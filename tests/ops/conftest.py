@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 import ray
 
 from tests.ops.helpers import (
+    ATTEMPTS,
     JobRun,
     MetricsScraper,
     ray_job,
@@ -40,15 +42,16 @@ def head():
     extra_env = {"RAY_USAGE_STATS_ENABLED": "0",
                  "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # stop at once at teardown
     node = None
-    for attempt in range(2):  # a loaded machine can miss ray's 30 s node start-up deadline; try once more
+    for attempt in range(ATTEMPTS):  # a busy machine can miss ray's fixed 30 s node start-up deadline: retry
         node = LocalHead(temp_dir=temp / f"ray{attempt}", num_cpus=2, ports=HeadPorts.free(),
                          object_store_memory=300 * 1024**2, extra_env=extra_env, block=True)
         try:
             node.start(timeout_s=240)
             break
         except (RuntimeError, TimeoutError):
-            if attempt == 1:
+            if attempt == ATTEMPTS - 1:
                 raise
+            time.sleep(10)
     try:
         yield node
     finally:

@@ -20,6 +20,8 @@ from reid.config import build_config
 from reid.training.checkpoint import load_state
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# tries to start a Ray node: ray gives a raylet a fixed 30 s to register, which a busy machine can miss
+ATTEMPTS = 3
 
 # the spine's tiny recipe (tests/training/conftest.py): ResNet-18 at 64x32, T=2, P=K=2, 2 batches per epoch
 TINY = ["model.depth=18", "model.pretrained=false", "data.height=64", "data.width=32", "data.seq_len=2",

@@ -9,6 +9,7 @@ the uninterrupted reference job.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -17,6 +18,7 @@ import torch
 from jobs.audit import ReportAuditLog, check_reports, read_events
 from reid.data.plan import global_plan
 from reid.data.records import ManifestError, read_manifest
+from reid.errors import ReidError
 from reid.registry import get_method
 from reid.training.api import train
 from reid.training.checkpoint import load_state
@@ -64,8 +66,10 @@ def test_corrupt_videos_are_skipped_and_counted_and_fail_past_the_threshold(driv
     data = tmp_path / "data"
     shutil.copytree(ops_data, data)
     manifest = read_manifest(data)
+    n_train = len(manifest.by_role("train"))
+    strict_fraction = f"{1.5 / n_train:.4f}"  # tolerates one unreadable tracklet, not two
     one_worker = ("ray.num_workers=1", "train.epochs=1", "data.batches_per_epoch=2")
-    cfg = tiny_config(data, tmp_path / "runs", "corrupt", *one_worker, "data.max_errored_fraction=0.1")
+    cfg = tiny_config(data, tmp_path / "runs", "corrupt", *one_worker, "data.max_errored_fraction=0.5")
     # damage two videos that the first batch of epoch 0 decodes: one overwritten, one cut to its first KiB
     first = global_plan(manifest.records, cfg, get_method(cfg.method).batching, 0, 1)[0]
     victims = sorted({int(i) for i in first.indices})[:2]
@@ -73,15 +77,18 @@ def test_corrupt_videos_are_skipped_and_counted_and_fail_past_the_threshold(driv
     paths[0].write_bytes(b"\x00garbage" * 512)
     paths[1].write_bytes(paths[1].read_bytes()[:1024])
 
-    result = train(cfg)  # 2 of 28 training tracklets unreadable: under 10 %, skipped
+    result = train(cfg)  # 2 unreadable training tracklets: under half of them, skipped
     assert result.final["epoch"] == 1
     bad = json.loads((result.run_dir / "unreadable.json").read_text())
     assert sorted(int(k) for k in bad) == victims, bad
-    assert "[reid] skipped 2 unreadable training tracklet(s) (data.max_errored_fraction=0.1)" in capfd.readouterr().out
+    assert "[reid] skipped 2 unreadable training tracklet(s) (data.max_errored_fraction=0.5)" in capfd.readouterr().out
 
-    strict = tiny_config(data, tmp_path / "runs", "corrupt-strict", *one_worker, "data.max_errored_fraction=0.05")
-    with pytest.raises(Exception, match=r"could not be decoded, more than data.max_errored_fraction=0.05"):
-        train(strict)
+    strict = tiny_config(data, tmp_path / "runs", "corrupt-strict", *one_worker,
+                         f"data.max_errored_fraction={strict_fraction}")
+    expected = (f"2 of {n_train} training tracklets could not be decoded, more than "
+                f"data.max_errored_fraction={float(strict_fraction):g}")
+    with pytest.raises(ReidError, match=re.escape(expected)):
+        train(strict)  # the data threshold is named, although Ray truncates the worker's own error snippet
     assert len(json.loads((tmp_path / "runs" / "corrupt-strict" / "unreadable.json").read_text())) == 2
 
 

@@ -17,9 +17,9 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from jobs.audit import ReportAuditLog, check_reports, read_events
-from jobs.local_cluster import kill_processes_mentioning
+from jobs.local_cluster import free_port, kill_processes_mentioning
 from reid.training.api import train
-from tests.ops.helpers import final_state, short_tmpdir, tiny_config, token_mode
+from tests.ops.helpers import ATTEMPTS, final_state, short_tmpdir, tiny_config, token_mode
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -38,20 +38,22 @@ def two_nodes():
     with token_mode():  # the nodes inherit RAY_AUTH_MODE=token: token auth as everywhere else
         cluster = None
         try:
-            for attempt in range(2):  # ray gives a node 30 s to register: a loaded machine can miss it once
+            for attempt in range(ATTEMPTS):
                 cluster = None
                 try:
                     cluster = Cluster(initialize_head=True, head_node_args={
                         "num_cpus": 2, "object_store_memory": 150 * 1024**2, "temp_dir": str(temp),
-                        "include_dashboard": False})
+                        "include_dashboard": False, "dashboard_port": free_port(),
+                        "dashboard_agent_listen_port": free_port()})  # never another cluster's defaults
                     worker = cluster.add_node(num_cpus=2, object_store_memory=150 * 1024**2)
                     break
                 except Exception:
                     if cluster is not None:
                         cluster.shutdown()
                     kill_processes_mentioning(str(temp))
-                    if attempt == 1:
+                    if attempt == ATTEMPTS - 1:
                         raise
+                    time.sleep(10)
             ray.init(address=cluster.address, log_to_driver=False)
             yield cluster, worker
         finally:
