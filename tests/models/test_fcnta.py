@@ -115,11 +115,13 @@ def test_short_cpu_training_run_learns(tmp_path):
     from reid.training import api
 
     overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
-                 f"ray.storage_path={tmp_path / 'runs'}", "train.epochs=4", "train.eval_every=4",
+                 f"ray.storage_path={tmp_path / 'runs'}", "train.epochs=8", "train.eval_every=8",
                  "data.batches_per_epoch=8", "data.seq_len=4", "data.test_chunk_len=4", "data.height=32",
                  "data.width=24", "data.augment.resize_height=36", "data.augment.resize_width=28",
                  "scheduler.milestones=[100]"]
     cfg = build_config("fcnta", ["fcnta-synthetic"], overrides)
+    # random RCN features already rank the tiny set well (mAP ~60 on 11 queries), and the 12 training ids are
+    # memorised within a few epochs, so the run needs 8 epochs to clear the untrained model reliably
     untrained = api.evaluate(cfg, checkpoint=None)
     result = api.train(cfg)
     losses = [h["loss"] for h in result.history]
