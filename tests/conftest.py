@@ -15,6 +15,18 @@ def _seed_everything():
     yield
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _no_ray_left_behind():
+    """A test module that fails half-way (a timeout inside a Ray call) must not leave its Ray connection to the
+    next module, whose own `ray.init` would then fail."""
+    yield
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+
+
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
         return

@@ -72,9 +72,17 @@ class EpochClock:
         return dict(self._bad)
 
 
-def get_or_create_clock(name: str, namespace: str | None = None) -> ray.actor.ActorHandle:
-    """The run's clock actor named `name` (created on first use; the driver should create it before training)."""
-    return EpochClock.options(name=name, namespace=namespace, get_if_exists=True).remote()
+def get_or_create_clock(name: str, namespace: str | None = None, node_id: str | None = None) -> ray.actor.ActorHandle:
+    """The run's clock actor named `name` (created on first use; the driver should create it before training).
+
+    `node_id` pins a new clock to that node (the driver's, so that losing a worker node does not take it along).
+    """
+    options: dict[str, Any] = {"name": name, "namespace": namespace, "get_if_exists": True}
+    if node_id is not None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
+    return EpochClock.options(**options).remote()
 
 
 class _DecodeBatches:

@@ -8,6 +8,7 @@ started again with the same name and storage path).
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,6 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
     """Build and fit the TorchTrainer; returns the Ray Train `Result`."""
     import ray.train
     from ray.train.torch import TorchTrainer
-
     from reid.data.pipeline import build_train_dataset, get_or_create_clock
     from reid.registry import get_method
 
@@ -60,10 +60,13 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
-    clock_name = f"reid-epoch-clock-{run}"
-    # keep the handle for the whole fit: a named actor without handles is garbage-collected, and with it the
-    # record of unreadable tracklets (reported after the fit)
-    clock = get_or_create_clock(clock_name)
+    # One clock per fit call: the clock of a previous fit of the same run may still be shutting down (its last
+    # handle just went), and getting it by name would hand that dying actor to this fit.
+    clock_name = f"reid-epoch-clock-{run}-{uuid.uuid4().hex[:8]}"
+    # The clock lives on the driver's node, like Ray Train's controller: anywhere else, losing that node kills it
+    # and every retry of the run fails on it. The handle is kept for the whole fit: a named actor without handles
+    # is garbage-collected, and with it the record of unreadable tracklets (reported after the fit).
+    clock = get_or_create_clock(clock_name, node_id=ray.get_runtime_context().get_node_id())
     dataset = build_train_dataset(str(manifest_path), cfg, spec.inputs, spec.batching, cfg.ray.num_workers,
                                   clock_name)
     resources = {"CPU": cfg.ray.cpus_per_worker}
@@ -87,10 +90,15 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
         datasets={"train": dataset},
     )
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
-    result = trainer.fit()
-    bad = report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
-    if result.error is not None and bad:
-        raise_if_too_many_unreadable(bad, cfg, manifest_path, result.error)
+    try:
+        result = trainer.fit()  # Train V2 raises the run's error (TrainingFailedError) instead of returning it
+    except Exception as exc:
+        bad = report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
+        if bad:
+            raise_if_too_many_unreadable(bad, cfg, manifest_path, exc)
+        raise
+    report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
+    ray.kill(clock)
     return result
 
 

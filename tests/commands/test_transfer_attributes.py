@@ -128,3 +128,20 @@ def test_truth_accuracy_counts_per_attribute():
     assert red["accuracy"] == 0.75 and red["balanced_accuracy"] == pytest.approx(0.5 * (1 + 2 / 3))
     assert red["f1"] == pytest.approx(2 / 3) and out["attributes_evaluated"] == 1 and out["tracklets_evaluated"] == 4
     assert out["majority_class_accuracy"] == 0.75
+
+
+def test_binary_attribute_file_reader_rejects_malformed_files(tmp_path):
+    from reid.errors import ReidError
+
+    path = tmp_path / "a.csv"
+    (tmp_path / "a.groups.json").write_text(json.dumps({"upper": ["up-Red"], "motion": ["walking"]}))
+    path.write_text("person_id,camera_id,tracklets_id,up-Red,walking\n1,1,0,1,0\n2,1,0,0,-1\n")
+    schema, values = read_binary_attribute_file(path)
+    assert [(g.name, g.kind) for g in schema.groups] == [("upper", "relevant"), ("motion", "irrelevant")]
+    assert values[(2, 1, 0)] == {"up-Red": 0, "walking": -1}
+    for text, match in (("pid,cam,t,up-Red,walking\n", "header"), ("person_id,camera_id,tracklets_id,up-Red\n", "missing"),
+                        ("person_id,camera_id,tracklets_id,up-Red,walking\n1,1,0,1,0\n1,1,0,0,0\n", "duplicate"),
+                        ("person_id,camera_id,tracklets_id,up-Red,walking\n1,1,0,2,0\n", "-1/0/1")):
+        path.write_text(text)
+        with pytest.raises(ReidError, match=match):
+            read_binary_attribute_file(path)

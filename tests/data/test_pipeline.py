@@ -38,7 +38,7 @@ def run_epoch(shard, clock, epoch):
     return {int(b["batch_index"]): {k: v.numpy() for k, v in b.items()} for b in iter_epoch(shard, clock, epoch)}
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_batches_shapes_and_epochs(ray_cluster, manifest_path):
     c = cfg()
     clock = get_or_create_clock("test-run-a")
@@ -60,7 +60,7 @@ def test_batches_shapes_and_epochs(ray_cluster, manifest_path):
         np.testing.assert_array_equal(e1[2][k], v)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_a_restarted_run_gets_the_same_epoch(ray_cluster, manifest_path):
     """A fresh dataset and clock (a resumed run) asked for epoch 1 yields the same batches as an in-process run."""
     c = cfg()
@@ -76,7 +76,7 @@ def test_a_restarted_run_gets_the_same_epoch(ray_cluster, manifest_path):
         np.testing.assert_array_equal(again[row.batch]["index"], local["index"])
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_two_shards_see_disjoint_whole_batches(ray_cluster, manifest_path):
     c = cfg(batches_per_epoch=3)  # rounded up to 4 for two workers
     clock = get_or_create_clock("test-run-split")
@@ -104,7 +104,7 @@ def test_two_shards_see_disjoint_whole_batches(ray_cluster, manifest_path):
             assert b["frames"].shape[0] == P * K and len(set(b["pid"].tolist())) == P
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_corrupt_video_is_skipped_and_counted(ray_cluster, tmp_path):
     path = write_toy_dataset(tmp_path, ids=4, cams=2, tracklets_per_cam=2, num_frames=8)
     m = read_manifest(path)

@@ -233,12 +233,16 @@ def test_ablation_specs_name_existing_variants(table, rows):
 
 @pytest.mark.slow
 def test_short_cpu_training_run_learns(tmp_path):
-    """Model F on the tiny synthetic set: the loss falls and the mAP beats the untrained model's."""
+    """Model F on the tiny synthetic set: the loss falls and the mAP beats the untrained model's.
+
+    12 epochs with the recipe's step decay at epoch 8: the tiny set's 8-identity test split is noisy, and after 6
+    epochs at a constant rate the trained model was sometimes below the untrained one (31.0 vs 35.1 mAP in one run,
+    34.4 in another); 12 epochs gave 44.0 vs 35.1 (about 20 s on 2 cores)."""
     from reid.training import api
 
     overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
-                 f"ray.storage_path={tmp_path / 'runs'}", "model.pretrained=false", "train.epochs=6",
-                 "train.eval_every=6", "scheduler.step_size=100", "scheduler.warmup_epochs=0"]
+                 f"ray.storage_path={tmp_path / 'runs'}", "model.pretrained=false", "train.epochs=12",
+                 "train.eval_every=12", "scheduler.step_size=8", "scheduler.warmup_epochs=0"]
     cfg = build_config("adfta", ["adfta-synthetic"], overrides)
     untrained = api.evaluate(cfg, checkpoint=None)
     result = api.train(cfg)

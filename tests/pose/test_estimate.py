@@ -78,7 +78,7 @@ def test_output_stems_are_safe_and_unique():
 
 
 @pytest.mark.ray
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_ray_data_job_with_random_weights(frame_dataset):
     import ray
 
