@@ -171,7 +171,7 @@ def load_model(cfg: ExperimentConfig, checkpoint: Path | None, info, spec):
     initialised untrained one when `checkpoint` is None."""
     import torch
 
-    from reid.training.checkpoint import STATE_FILE, load_state
+    from reid.training.checkpoint import STATE_FILE
 
     torch.manual_seed(cfg.seed)
     params = dict(cfg.model)
@@ -187,9 +187,35 @@ def load_model(cfg: ExperimentConfig, checkpoint: Path | None, info, spec):
             ckpt = found
         if not (ckpt.is_file() or (ckpt / STATE_FILE).is_file()):
             raise ReidError(f"checkpoint {ckpt} does not exist")
-        model.load_state_dict(load_state(ckpt)["model"])
+        load_checkpoint_weights(model, ckpt)
         checkpoint = ckpt
     return model, checkpoint
+
+
+def load_checkpoint_weights(model, ckpt: Path) -> None:
+    """Load a checkpoint for testing. Every tensor the model has must be in it; tensors of another shape are only
+    accepted where they are the ID classifier (`classifier` in the name), whose size follows the training set's
+    identity count and which testing never uses: that is how a model trained on one dataset is tested on another
+    (cross-dataset, e.g. iLIDS-VID -> PRID-2011)."""
+    from reid.training.checkpoint import load_matching, load_state
+
+    state = load_state(ckpt)["model"]
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        first = missing[0] if missing else extra[0]
+        raise ReidError(f"checkpoint {ckpt} does not fit the model of this config ({len(missing)} tensor(s) missing, "
+                        f"{len(extra)} unknown; first: {first}); was it trained with another method, variant or "
+                        "model.* setting? Compare with the run's config.yaml")
+    wrong = [k for k in own if own[k].shape != state[k].shape and "classifier" not in k]
+    if wrong:
+        raise ReidError(f"checkpoint {ckpt} does not fit the model of this config: {wrong[0]} has shape "
+                        f"{tuple(state[wrong[0]].shape)} there and {tuple(own[wrong[0]].shape)} here "
+                        f"({len(wrong)} such tensor(s)); check model.* settings against the run's config.yaml")
+    skipped = load_matching(model, state)
+    if skipped:
+        print(f"[reid] the ID classifier of {ckpt} is not loaded ({', '.join(skipped)}): its identity count differs "
+              "from this dataset's, and testing does not use it", flush=True)
 
 
 def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path | None = None,
@@ -206,7 +232,7 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path |
     from reid.evaluation.protocols import get_protocol
     from reid.registry import get_method
     from reid.training.features import record_feature
-    from reid.training.scoring import features_to_metrics
+    from reid.training.validate import score_features
     from reid.training.worker import data_info
 
     manifest_file = Path(manifest) if manifest else manifest_path_for(cfg)
@@ -218,7 +244,11 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path |
     model.to(device).eval()
     split = get_protocol(cfg.eval.protocol, dataset=m.dataset or cfg.data.dataset).split(m.records)
     indices = sorted(set(split.query.tolist()) | set(split.gallery.tolist()))
+    pairwise = cfg.eval.pairwise and hasattr(model, "pair_distance")
     if backend == "ray":
+        if pairwise:
+            raise ReidError("eval.pairwise=true evaluates query-gallery pairs in this process: use --backend local "
+                            "(or eval.pairwise=false for single-pass features with Ray Data)")
         from reid.training.inference import extract_features_ray
 
         features = extract_features_ray(cfg, manifest_file, model, indices)
@@ -226,9 +256,9 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path |
         from reid.training.features import extract_features
 
         maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)
-        feats = extract_features(model, maker, indices, cfg, spec, device, progress=True)
+        feats = extract_features(model, maker, indices, cfg, spec, device, progress=True, states=pairwise)
         features = dict(zip(indices, feats, strict=True))
-    scored = features_to_metrics(features, m.records, split, cfg.eval)
+    scored = score_features(model, features, m.records, split, cfg.eval, device, pairwise=pairwise)
     extras: dict[int, dict[str, Any]] = {}
     if sample_queries:
         maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)

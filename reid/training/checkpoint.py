@@ -77,6 +77,13 @@ def init_weights_from(model: nn.Module, source: str | Path) -> list[str]:
     target = unwrap(model)
     if hasattr(target, "load_pretrained"):
         return target.load_pretrained(state)
+    return load_matching(target, state)
+
+
+def load_matching(model: nn.Module, state: dict[str, Any]) -> list[str]:
+    """Load the tensors of `state` whose name and shape match `model`'s; returns the keys left out (absent from the
+    model, or of another shape, such as the ID classifier of a dataset with another identity count)."""
+    target = unwrap(model)
     own = target.state_dict()
     skipped = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
     target.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)

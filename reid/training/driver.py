@@ -49,6 +49,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
     """Build and fit the TorchTrainer; returns the Ray Train `Result`."""
     import ray.train
     from ray.train.torch import TorchTrainer
+
     from reid.data.pipeline import build_train_dataset, get_or_create_clock
     from reid.registry import get_method
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import torch
 
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import EvalConfig, ExperimentConfig
 from reid.data.batching import BatchMaker
-from reid.data.records import Manifest
+from reid.data.records import Manifest, TrackletRecord
 from reid.evaluation.pairwise import pairwise_distance_matrix
-from reid.evaluation.protocols import get_protocol
+from reid.evaluation.protocols import EvalSplit, get_protocol
 from reid.registry import MethodSpec
 from reid.training.checkpoint import unwrap
 from reid.training.features import extract_features, pad_states
-from reid.training.scoring import features_to_metrics, score
+from reid.training.scoring import Scored, features_to_metrics, score
 from reid.training.session import Session
 
 
@@ -43,12 +43,20 @@ class Validator:
         model.train()
         metrics: dict[str, Any] = {}
         if session.rank == 0:
-            if pairwise:
-                q, qm = pad_states([gathered[int(i)] for i in self.split.query])
-                g, gm = pad_states([gathered[int(i)] for i in self.split.gallery])
-                dist = pairwise_distance_matrix(unwrap(model), q, g, qm, gm, device=session.device).numpy()
-                scored = score(dist, self.manifest.records, self.split, self.cfg.eval)
-            else:
-                scored = features_to_metrics(gathered, self.manifest.records, self.split, self.cfg.eval)
+            scored = score_features(model, gathered, self.manifest.records, self.split, self.cfg.eval,
+                                    session.device, pairwise=pairwise)
             metrics = {f"val/{k}": v for k, v in scored.metrics.items() if k != "protocol"}
         return session.all_gather(metrics)[0]
+
+
+def score_features(model: torch.nn.Module, features: dict[int, torch.Tensor], records: list[TrackletRecord],
+                   split: EvalSplit, ev: EvalConfig, device: torch.device, *, pairwise: bool) -> Scored:
+    """Rank the gallery for every query. With `pairwise`, `features` are per-sequence states [T, D] and each
+    query-gallery distance comes from the model's `pair_distance` (the attention of one sequence depends on the
+    other, evaluated in blocks: reid.evaluation.pairwise); otherwise they are embeddings [D]."""
+    if not pairwise:
+        return features_to_metrics(features, records, split, ev)
+    q, qm = pad_states([features[int(i)] for i in split.query])
+    g, gm = pad_states([features[int(i)] for i in split.gallery])
+    dist = pairwise_distance_matrix(unwrap(model), q, g, qm, gm, device=device).numpy()
+    return score(dist, records, split, ev)

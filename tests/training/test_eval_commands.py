@@ -52,3 +52,19 @@ def test_report_command_writes_self_contained_html(trained_run, tmp_path):
 def test_eval_of_a_folder_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(600)
+def test_cross_dataset_eval_of_a_run_on_another_dataset(trained_run, tmp_path, capsys):
+    """Trained on the tiny set (12 training identities), tested on another synthetic set with 6: the classifier is
+    left out with a message, the rest of the model is loaded, and the other set's test split is scored."""
+    from reid.data.synth import generate
+
+    other = tmp_path / "other"
+    generate(other, "tiny", seed=7, ids_train=6)
+    out = tmp_path / "cross.json"
+    assert main(["eval", str(trained_run), "--backend", "local", "--out", str(out), f"data.root={other}"]) == 0
+    printed = capsys.readouterr().out
+    assert "ID classifier" in printed and "not loaded" in printed
+    metrics = json.loads(out.read_text())
+    assert metrics["valid_queries"] > 0 and 0 <= metrics["mAP"] <= 100
