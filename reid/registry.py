@@ -35,6 +35,9 @@ class DataInfo:
     seq_len: int = 8
     height: int = 256
     width: int = 128
+    # the built model's embedding width (its `feature_dim`), filled in before the objective is built: objectives
+    # with per-class centers size them with it
+    feature_dim: int | None = None
 
 
 Inputs = frozenset[str]  # subset of {"frames", "flow", "pose_maps", "keypoints", "attributes"}

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from reid.config import ConfigError, ExperimentConfig, validate_overrides
+from reid.config.loader import read_yaml_mapping
 from reid.errors import ReidError
 
 # The parameter names are those of the method files (reid/models/<method>.py, reid/losses/*.py).
@@ -202,15 +203,7 @@ def load_space(name_or_path: str) -> SearchSpace:
         return space_from_mapping(name_or_path, BUILTIN_SPACES[name_or_path])
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ReidError(f"search space file '{path}' not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ReidError(f"search space file '{path}' is not valid YAML: {exc}") from None
-        if not isinstance(data, Mapping):
-            raise ReidError(f"search space file '{path}' must hold a mapping")
-        return space_from_mapping(path.stem, data)
+        return space_from_mapping(path.stem, read_yaml_mapping(path, "search space file"))
     raise ReidError(f"unknown search space '{name_or_path}'; built-in spaces: {', '.join(sorted(BUILTIN_SPACES))} "
                     f"(or pass a YAML file)")
 

@@ -73,12 +73,20 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"config file '{path}' not found (neither a file nor a packaged config; "
                               f"packaged: {', '.join(list_packaged_configs())})")
         p = packaged
+    return read_yaml_mapping(p, "config file")
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping at the top of the YAML file `path`; `what` names the file in errors ("config file", ...)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} '{p}' not found")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{p}' is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{what} '{p}' is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file '{p}' must hold a mapping at the top level")
+        raise ConfigError(f"{what} '{p}' must hold a mapping at the top level")
     return data
 
 

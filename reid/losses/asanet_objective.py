@@ -44,7 +44,8 @@ class ASANetLossParams(Params):
     pmi_bce_threshold: float = Field(0.15, ge=0)
     center_lr: float | None = Field(0.5, gt=0, description="own SGD lr of the centers; None = model optimiser")
     center_squared: bool = Field(False, description="eq. 15 as written (false) or Wen et al.'s squared distance")
-    center_max_dim: int = Field(2048, ge=1, description="center width; must cover the model's feature width")
+    center_max_dim: int = Field(2048, ge=1, description="center width when the model's feature width is not known "
+                                "(an objective built without a model); must cover it")
 
 
 def attribute_groups(info: DataInfo) -> list[AttributeGroup]:
@@ -64,7 +65,7 @@ class ASANetObjective(Objective):
             raise ReidError("asanet: loss.lambda_bce > 0 needs attribute labels, but the dataset has no attribute "
                             "groups; prepare it with its attribute CSV (`reid prepare mars|duke --attributes ...`) "
                             "or train without attribute supervision (loss.lambda_bce=0, model.attribute_heads=false)")
-        self.center = (CenterLoss(info.num_classes, params.center_max_dim, params.center_squared)
+        self.center = (CenterLoss(info.num_classes, info.feature_dim or params.center_max_dim, params.center_squared)
                        if params.lambda_cent > 0 else None)
         self.own_lr = params.center_lr if self.center is not None else None
         self.register_buffer("pmi_raised", torch.zeros((), dtype=torch.bool))

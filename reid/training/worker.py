@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ def normalize_inputs(batch: dict[str, Any], spec: MethodSpec, device: torch.devi
 def build_components(cfg: ExperimentConfig, info: DataInfo, spec: MethodSpec):
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
     model = spec.build_model(cfg.model, info)
-    objective = spec.build_objective(cfg.loss, info)
+    objective = spec.build_objective(cfg.loss, replace(info, feature_dim=getattr(model, "feature_dim", None)))
     if cfg.train.init_from:
         skipped = init_weights_from(model, cfg.train.init_from)
         log.info("initialised weights from %s (skipped %d mismatched tensors)", cfg.train.init_from, len(skipped))

@@ -9,6 +9,7 @@ from reid.data.attributes import AttributeColumn, AttributeGroup, AttributeSchem
 from reid.errors import ReidError
 from reid.models.adfta import VARIANTS, ADFTAParams, confidence_weights, frame_entropy
 from reid.registry import DataInfo, get_method
+from tests.models.learning import short_run_against_untrained
 
 # 2 ID-relevant groups (widths 2 and 1) + one ID-irrelevant group that adfta must ignore
 SCHEMA = AttributeSchema((
@@ -238,14 +239,8 @@ def test_short_cpu_training_run_learns(tmp_path):
     12 epochs with the recipe's step decay at epoch 8: the tiny set's 8-identity test split is noisy, and after 6
     epochs at a constant rate the trained model was sometimes below the untrained one (31.0 vs 35.1 mAP in one run,
     34.4 in another); 12 epochs gave 44.0 vs 35.1 (about 20 s on 2 cores)."""
-    from reid.training import api
-
-    overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
-                 f"ray.storage_path={tmp_path / 'runs'}", "model.pretrained=false", "train.epochs=12",
-                 "train.eval_every=12", "scheduler.step_size=8", "scheduler.warmup_epochs=0"]
-    cfg = build_config("adfta", ["adfta-synthetic"], overrides)
-    untrained = api.evaluate(cfg, checkpoint=None)
-    result = api.train(cfg)
-    losses = [h["loss"] for h in result.history]
-    assert losses[-1] < losses[0]
-    assert result.history[-1]["val/mAP"] > untrained.metrics["mAP"]
+    history, untrained = short_run_against_untrained(
+        "adfta", "adfta-synthetic", tmp_path, "model.pretrained=false", "train.epochs=12", "train.eval_every=12",
+        "scheduler.step_size=8", "scheduler.warmup_epochs=0")
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val/mAP"] > untrained["mAP"]

@@ -17,6 +17,7 @@ from reid.losses.pmi import pmi_triplet_loss
 from reid.losses.softmax import cross_entropy_label_smooth
 from reid.losses.wrt import weighted_regularized_triplet
 from reid.registry import DataInfo, get_method
+from tests.models.learning import short_run_against_untrained
 
 SCHEMA = schema_from_columns({"motion": 5, "pose": 6, "top color": 4, "gender": 2, "hat": 2, "age": 3})
 INFO = DataInfo(num_classes=3, attributes=SCHEMA, seq_len=2, height=32, width=16)
@@ -187,15 +188,19 @@ def test_ablation_specs_name_existing_variants(table, rows):
 
 @pytest.mark.slow
 def test_short_cpu_training_run_learns(tmp_path):
-    from reid.training import api
-
-    overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
-                 f"ray.storage_path={tmp_path / 'runs'}", "model.pretrained=false", "train.epochs=6",
-                 "train.eval_every=6", "scheduler.milestones=[100]", "optim.lr=1e-3"]
-    cfg = build_config("asanet", ["asanet-synthetic"], overrides)
-    untrained = api.evaluate(cfg, checkpoint=None)
-    result = api.train(cfg)
-    losses = [h["loss"] for h in result.history]
+    history, untrained = short_run_against_untrained(
+        "asanet", "asanet-synthetic", tmp_path, "model.pretrained=false", "train.epochs=6", "train.eval_every=6",
+        "scheduler.milestones=[100]", "optim.lr=1e-3")
+    losses = [h["loss"] for h in history]
     assert (losses[-1] + losses[-2]) / 2 < losses[0]
-    assert max(h["train/pmi"] for h in result.history) > 0          # K = 3: AP and AN differ
-    assert result.history[-1]["val/mAP"] > untrained.metrics["mAP"]
+    assert max(h["train/pmi"] for h in history) > 0          # K = 3: AP and AN differ
+    assert history[-1]["val/mAP"] > untrained["mAP"]
+
+
+def test_training_sizes_the_centers_to_the_models_feature_width(tmp_path):
+    from reid.training.worker import build_components
+
+    cfg = build_config("asanet", ["asanet-synthetic"], ["model.pretrained=false", f"data.root={tmp_path}"])
+    model, objective = build_components(cfg, INFO, SPEC)
+    assert objective.center.centers.shape == (INFO.num_classes, model.feature_dim)
+    assert model.feature_dim < objective.p.center_max_dim  # not the fallback width

@@ -4,6 +4,7 @@ import torch
 from reid.config import build_config
 from reid.models.astpn import ASTPN, AstpnParams, RecurrentLayer, attentive_pool
 from reid.registry import DataInfo, get_method
+from tests.models.learning import SMALL_RCN_INPUT, short_run_against_untrained
 
 INFO = DataInfo(num_classes=4, seq_len=5, height=32, width=24)  # small frames keep the tests fast on CPU
 VARIANTS = ["RNN-CNN", "ATPN", "ASPN", "ASTPN", "no-flow"]
@@ -141,16 +142,7 @@ def test_ablation_specs_name_real_variants(table):
 
 @pytest.mark.slow
 def test_short_cpu_training_run_learns(tmp_path):
-    from reid.training import api
-
-    overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
-                 f"ray.storage_path={tmp_path / 'runs'}", "train.epochs=4", "train.eval_every=4",
-                 "data.batches_per_epoch=8", "data.seq_len=4", "data.test_chunk_len=4", "data.height=32",
-                 "data.width=24", "data.augment.resize_height=36", "data.augment.resize_width=28",
-                 "scheduler.milestones=[100]"]
-    cfg = build_config("astpn", ["astpn-synthetic"], overrides)
-    untrained = api.evaluate(cfg, checkpoint=None)
-    result = api.train(cfg)
-    losses = [h["loss"] for h in result.history]
-    assert losses[-1] < losses[0]
-    assert result.history[-1]["val/mAP"] > untrained.metrics["mAP"]
+    history, untrained = short_run_against_untrained("astpn", "astpn-synthetic", tmp_path, "train.epochs=4",
+                                                     "train.eval_every=4", *SMALL_RCN_INPUT)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val/mAP"] > untrained["mAP"]

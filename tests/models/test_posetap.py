@@ -12,6 +12,7 @@ from reid.models.layers.part_maps import CompositePartMaps, part_pooled_features
 from reid.models.layers.tap import TemporalAttentionNet, weighted_temporal_sum
 from reid.registry import DataInfo, get_method
 from reid.training.optim import param_groups
+from tests.models.learning import short_run_against_untrained
 
 # The sets of section 3.2, spelled out from the paper's text (joint names, then limbs as name pairs).
 PAPER_JOINTS = {
@@ -304,14 +305,8 @@ def test_ablation_specs_resolve(table):
 @pytest.mark.slow
 def test_short_cpu_training_run_learns(tmp_path):
     """AlignNet + TAP on the tiny synthetic set: the loss falls and the mAP beats the untrained model's."""
-    from reid.training import api
-
-    overrides = [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny", "ray.num_workers=0",
-                 f"ray.storage_path={tmp_path / 'runs'}", "model.pretrained=false", "train.epochs=5",
-                 "train.eval_every=5", "scheduler.milestones=[100]", "scheduler.warmup_epochs=0"]
-    cfg = build_config("posetap", ["posetap-synthetic"], overrides)
-    untrained = api.evaluate(cfg, checkpoint=None)
-    result = api.train(cfg)
-    losses = [h["loss"] for h in result.history]
-    assert losses[-1] < losses[0]
-    assert result.history[-1]["val/mAP"] > untrained.metrics["mAP"]
+    history, untrained = short_run_against_untrained(
+        "posetap", "posetap-synthetic", tmp_path, "model.pretrained=false", "train.epochs=5", "train.eval_every=5",
+        "scheduler.milestones=[100]", "scheduler.warmup_epochs=0")
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["val/mAP"] > untrained["mAP"]

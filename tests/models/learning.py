@@ -1,0 +1,25 @@
+"""The shared body of the methods' "a short CPU run learns" tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reid.config import build_config
+
+# the RCN methods (fcnta, astpn) at a quarter of their input size, 8 pair batches per epoch, no rate decay
+SMALL_RCN_INPUT = ("data.batches_per_epoch=8", "data.seq_len=4", "data.test_chunk_len=4", "data.height=32",
+                   "data.width=24", "data.augment.resize_height=36", "data.augment.resize_width=28",
+                   "scheduler.milestones=[100]")
+
+
+def short_run_against_untrained(method: str, config: str, tmp_path: Path, *overrides: str
+                                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train `method` with the packaged `config` on the tiny synthetic set (generated under `tmp_path`) in this
+    process, and evaluate the same config untrained. Returns (the run's per-epoch history, the untrained metrics)."""
+    from reid.training import api
+
+    cfg = build_config(method, [config], [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny",
+                                          "ray.num_workers=0", f"ray.storage_path={tmp_path / 'runs'}", *overrides])
+    untrained = api.evaluate(cfg, checkpoint=None)
+    return api.train(cfg).history, untrained.metrics
