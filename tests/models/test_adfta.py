@@ -9,7 +9,7 @@ from reid.data.attributes import AttributeColumn, AttributeGroup, AttributeSchem
 from reid.errors import ReidError
 from reid.models.adfta import VARIANTS, ADFTAParams, confidence_weights, frame_entropy
 from reid.registry import DataInfo, get_method
-from tests.models.learning import short_run_against_untrained
+from tests.models.shared import short_run_against_untrained
 
 # 2 ID-relevant groups (widths 2 and 1) + one ID-irrelevant group that adfta must ignore
 SCHEMA = AttributeSchema((

@@ -17,7 +17,7 @@ from reid.losses.pmi import pmi_triplet_loss
 from reid.losses.softmax import cross_entropy_label_smooth
 from reid.losses.wrt import weighted_regularized_triplet
 from reid.registry import DataInfo, get_method
-from tests.models.learning import short_run_against_untrained
+from tests.models.shared import short_run_against_untrained
 
 SCHEMA = schema_from_columns({"motion": 5, "pose": 6, "top color": 4, "gender": 2, "hat": 2, "age": 3})
 INFO = DataInfo(num_classes=3, attributes=SCHEMA, seq_len=2, height=32, width=16)

@@ -4,7 +4,7 @@ import torch
 from reid.config import build_config
 from reid.models.astpn import ASTPN, AstpnParams, RecurrentLayer, attentive_pool
 from reid.registry import DataInfo, get_method
-from tests.models.learning import SMALL_RCN_INPUT, short_run_against_untrained
+from tests.models.shared import SMALL_RCN_INPUT, check_siamese_ablation_spec, short_run_against_untrained
 
 INFO = DataInfo(num_classes=4, seq_len=5, height=32, width=24)  # small frames keep the tests fast on CPU
 VARIANTS = ["RNN-CNN", "ATPN", "ASPN", "ASTPN", "no-flow"]
@@ -126,18 +126,7 @@ def test_every_variant_forward_backward(variant):
 
 @pytest.mark.parametrize("table", ['astpn-fig5', 'astpn-fig5-prid2011', 'astpn-fig5-mars', 'astpn-table2', 'astpn-table2-prid2011', 'astpn-table3', 'astpn-table4'])
 def test_ablation_specs_name_real_variants(table):
-    from pathlib import Path
-
-    import yaml
-
-    spec = yaml.safe_load((Path(__file__).parents[2] / "tune" / "ablations" / f"{table}.yaml").read_text())
-    assert spec["method"] == "astpn" and spec["table"] == table
-    for row in spec["rows"]:
-        assert row["variant"] in get_method("astpn").variants
-        assert set(row["paper"]) <= set(spec["metrics"]) == {"R1", "R5", "R10", "R20"}
-        build_config("astpn", [spec["test_config"]] if "test_config" in spec else [],
-                     [f"variant={row['variant']}"] + [f"{k}={v}" for k, v in row["overrides"].items()])
-    assert any(row["paper"] for row in spec["rows"])
+    check_siamese_ablation_spec("astpn", table)
 
 
 @pytest.mark.slow

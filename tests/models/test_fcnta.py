@@ -4,7 +4,7 @@ import torch
 from reid.config import ConfigError, build_config
 from reid.models.fcnta import FCNTA, FcntaParams, FCNTemporalAttention, _linear_upsampling_kernel
 from reid.registry import DataInfo, get_method
-from tests.models.learning import SMALL_RCN_INPUT, short_run_against_untrained
+from tests.models.shared import SMALL_RCN_INPUT, check_siamese_ablation_spec, short_run_against_untrained
 
 INFO = DataInfo(num_classes=4, seq_len=6, height=32, width=24)  # small frames keep the tests fast on CPU
 
@@ -97,18 +97,7 @@ def test_even_fcn_window_is_a_config_error():
 
 @pytest.mark.parametrize("table", ['fcnta-components', 'fcnta-components-prid2011', 'fcnta-table4'])
 def test_ablation_specs_name_real_variants(table):
-    from pathlib import Path
-
-    import yaml
-
-    spec = yaml.safe_load((Path(__file__).parents[2] / "tune" / "ablations" / f"{table}.yaml").read_text())
-    assert spec["method"] == "fcnta" and spec["table"] == table
-    for row in spec["rows"]:
-        assert row["variant"] in get_method("fcnta").variants
-        assert set(row["paper"]) <= set(spec["metrics"]) == {"R1", "R5", "R10", "R20"}
-        build_config("fcnta", [spec["test_config"]] if "test_config" in spec else [],
-                     [f"variant={row['variant']}"] + [f"{k}={v}" for k, v in row["overrides"].items()])
-    assert any(row["paper"] for row in spec["rows"])
+    check_siamese_ablation_spec("fcnta", table)
 
 
 @pytest.mark.slow

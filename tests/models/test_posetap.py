@@ -12,7 +12,7 @@ from reid.models.layers.part_maps import CompositePartMaps, part_pooled_features
 from reid.models.layers.tap import TemporalAttentionNet, weighted_temporal_sum
 from reid.registry import DataInfo, get_method
 from reid.training.optim import param_groups
-from tests.models.learning import short_run_against_untrained
+from tests.models.shared import short_run_against_untrained
 
 # The sets of section 3.2, spelled out from the paper's text (joint names, then limbs as name pairs).
 PAPER_JOINTS = {

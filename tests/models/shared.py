@@ -1,9 +1,11 @@
-"""The shared body of the methods' "a short CPU run learns" tests."""
+"""Shared bodies of the method tests: the ablation specs resolve, a short CPU run learns."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from reid.config import build_config
 
@@ -23,3 +25,18 @@ def short_run_against_untrained(method: str, config: str, tmp_path: Path, *overr
                                           "ray.num_workers=0", f"ray.storage_path={tmp_path / 'runs'}", *overrides])
     untrained = api.evaluate(cfg, checkpoint=None)
     return api.train(cfg).history, untrained.metrics
+
+
+def check_siamese_ablation_spec(method: str, table: str) -> None:
+    """Every row of tune/ablations/<table>.yaml names a variant of `method`, gives paper numbers only for the CMC
+    metrics the spec lists, and resolves to a valid config (with the spec's cross-dataset `test_config`, if any)."""
+    from reid.registry import get_method
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "tune" / "ablations" / f"{table}.yaml").read_text())
+    assert spec["method"] == method and spec["table"] == table
+    for row in spec["rows"]:
+        assert row["variant"] in get_method(method).variants
+        assert set(row["paper"]) <= set(spec["metrics"]) == {"R1", "R5", "R10", "R20"}
+        build_config(method, [spec["test_config"]] if "test_config" in spec else [],
+                     [f"variant={row['variant']}"] + [f"{k}={v}" for k, v in row["overrides"].items()])
+    assert any(row["paper"] for row in spec["rows"])
