@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import ray
 import ray.train
@@ -31,6 +32,11 @@ class RaySession(Session):
         self._checkpoint = ray.train.get_checkpoint()
         self._tmp = tempfile.TemporaryDirectory(prefix="reid-ckpt-")
         self._run_dir = run_dir
+
+    def console(self) -> TextIO:
+        """The process's own stdout: Ray Train patches `print` to log to its logger and, because Ray wraps
+        `sys.stdout` in workers, to print as well, so a plain `print` shows every line twice on the driver."""
+        return sys.__stdout__ or sys.stdout
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         # DDP over NCCL (GPU) or Gloo (CPU) when there is more than one worker; moves the model to the device.

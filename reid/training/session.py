@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 
@@ -39,6 +40,10 @@ class Session:
 
     def all_gather(self, obj: Any) -> list[Any]:
         return [obj]
+
+    def console(self) -> TextIO:
+        """Where the per-epoch line goes."""
+        return sys.stdout
 
     def run_dir(self) -> Path:
         raise NotImplementedError

@@ -166,7 +166,7 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
                            scheduler=scheduler, scaler=scaler, next_epoch=next_epoch, best_map=best,
                            config_yaml=config_yaml)
         if session.rank == 0:
-            print(format_epoch_line(metrics, cfg.train.epochs), flush=True)
+            print(format_epoch_line(metrics, cfg.train.epochs), file=session.console(), flush=True)
         session.report(metrics, writer)
         reported.append(metrics)
     return reported
