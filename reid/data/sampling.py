@@ -6,9 +6,11 @@ sampler returns a list of such arrays, one per chunk); `clips` always returns a 
 every sampler alike.
 
 Strategies (see the video re-ID peers survey, section 4):
-- restricted random sampling (Li et al., CVPR 2018; STE-NVAN `util/utils.py`): T equal chunks, one random frame per
-  chunk in training, the first frame of each chunk at test time; the strip is padded with its last frame up to a
-  multiple of T, so a tracklet shorter than T repeats its last frame.
+- restricted random sampling (Li et al., CVPR 2018; adfta section 3.1, "equally divide the sequence into T chunks"):
+  n frames split into T chunks of nearly equal length (np.array_split boundaries: sizes differ by at most one),
+  one random frame per chunk in training, the first frame of each chunk at test time. Only a tracklet shorter than
+  T repeats frames, each about T / n times in order (frame floor(t * n / T) at slot t). STE-NVAN instead pads the
+  strip with the last frame to ceil(n / T) * T, which for n = 9, T = 8 puts 4 of 8 slots on the last frame.
 - consecutive: T consecutive frames from a random start (jiyanggao `random`), loop padding for short tracklets.
 - evenly spaced frames over the whole tracklet (torchreid `evenly`).
 - dense chunks of length L with overlap O (test; jiyanggao `dense`, last chunk loop-padded).
@@ -49,11 +51,25 @@ class FrameSampler:
         return [self(n, rng)]
 
 
+def restricted_chunks(n: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk t of an n-frame tracklet (n >= T) is frames [starts[t], starts[t] + sizes[t]): int64 [T] each.
+
+    np.array_split boundaries: the first n % T chunks have ceil(n / T) frames, the others floor(n / T).
+    """
+    sizes = np.full(seq_len, n // seq_len, dtype=np.int64)
+    sizes[: n % seq_len] += 1
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return starts, sizes
+
+
 @dataclass(frozen=True)
 class RestrictedSampler(FrameSampler):
-    """Restricted random sampling: T chunks of ceil(n / T) frames (the last padded with the last frame).
+    """Restricted random sampling: T chunks of nearly equal length (adfta section 3.1, "equally divide the sequence
+    into T chunks", one random frame per chunk).
 
     Training draws one frame uniformly inside each chunk; test (`random=False`) takes each chunk's first frame.
+    A tracklet shorter than T (n < T) has no T non-empty chunks: slot t takes frame floor(t * n / T), so every
+    frame appears floor(T / n) or ceil(T / n) times, in order, in training and test alike.
     """
 
     seq_len: int
@@ -61,13 +77,13 @@ class RestrictedSampler(FrameSampler):
 
     def __call__(self, n: int, rng: np.random.Generator) -> np.ndarray:
         _check_n(n)
-        interval = math.ceil(n / self.seq_len)
-        strip = np.minimum(np.arange(interval * self.seq_len), n - 1)  # pad with the last frame, as STE-NVAN
-        chunks = strip.reshape(self.seq_len, interval)
+        t = self.seq_len
+        if n < t:  # evenly repeated frames, not last-frame padding
+            return (np.arange(t, dtype=np.int64) * n) // t
+        starts, sizes = restricted_chunks(n, t)
         if not self.random:
-            return chunks[:, 0].astype(np.int64)
-        pick = rng.integers(0, interval, size=self.seq_len)
-        return chunks[np.arange(self.seq_len), pick].astype(np.int64)
+            return starts
+        return starts + rng.integers(0, sizes)  # one uniform draw per chunk, in [0, size_t)
 
 
 @dataclass(frozen=True)

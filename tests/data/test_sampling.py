@@ -20,15 +20,32 @@ def rng(seed=0):
 
 
 def naive_restricted_chunks(n, t):
-    """STE-NVAN: interval = ceil(n / t); strip padded with the last frame; chunk s = strip[s*i:(s+1)*i]."""
+    """adfta section 3.1: "equally divide the sequence into T chunks", written out by hand: the n frames are dealt
+    into T consecutive chunks whose lengths differ by at most one (the n % T longer chunks first)."""
+    chunks, start = [], 0
+    for k in range(t):
+        size = n // t + (1 if k < n % t else 0)
+        chunks.append(list(range(start, start + size)))
+        start += size
+    assert start == n
+    return chunks
+
+
+def naive_short_repeat(n, t):
+    """n < T: each frame in order, repeated evenly (slot k shows frame floor(k * n / T))."""
+    return [k * n // t for k in range(t)]
+
+
+def old_padding_sampler(n, t):
+    """The replaced behaviour (STE-NVAN): ceil(n / T)-frame chunks, strip padded with the last frame."""
     interval = math.ceil(n / t)
     strip = list(range(n)) + [n - 1] * (interval * t - n)
-    return [strip[s * interval:(s + 1) * interval] for s in range(t)]
+    return [strip[s * interval] for s in range(t)]
 
 
-@pytest.mark.parametrize("n", [1, 3, 8, 9, 20, 33])
-def test_restricted_one_frame_per_chunk(n):
-    t = 8
+@pytest.mark.parametrize("n", [8, 9, 15, 20, 33, 100])
+@pytest.mark.parametrize("t", [4, 8])
+def test_restricted_one_frame_per_equal_chunk(n, t):
     chunks = naive_restricted_chunks(n, t)
     s = RestrictedSampler(t)
     for seed in range(5):
@@ -36,11 +53,38 @@ def test_restricted_one_frame_per_chunk(n):
         assert idx.dtype == np.int64 and idx.shape == (t,)
         assert all(int(i) in chunk for i, chunk in zip(idx, chunks, strict=True))
     test = RestrictedSampler(t, random=False)(n, rng())
-    assert test.tolist() == [c[0] for c in chunks]
+    assert test.dtype == np.int64 and test.tolist() == [c[0] for c in chunks]
 
 
-def test_restricted_short_tracklet_pads_with_last_frame():
-    assert RestrictedSampler(6, random=False)(3, rng()).tolist() == [0, 1, 2, 2, 2, 2]
+def test_restricted_nine_frames_eight_slots_is_not_last_frame_padding():
+    # the issue's example: the old sampler read [0, 2, 4, 6, 8, 8, 8, 8], half the clip on the last frame
+    assert old_padding_sampler(9, 8) == [0, 2, 4, 6, 8, 8, 8, 8]
+    test = RestrictedSampler(8, random=False)(9, rng()).tolist()
+    assert test == [0, 2, 3, 4, 5, 6, 7, 8] != old_padding_sampler(9, 8)
+    for seed in range(50):  # no frame twice, and chunk 0 = frames {0, 1}, chunks 1..7 one frame each
+        idx = RestrictedSampler(8)(9, rng(seed)).tolist()
+        assert len(set(idx)) == 8 and idx[0] in (0, 1) and idx[1:] == [2, 3, 4, 5, 6, 7, 8]
+
+
+def test_restricted_draws_uniformly_inside_each_chunk():
+    n, t, draws = 21, 4, 4000  # chunks of 6, 5, 5, 5 frames
+    chunks = naive_restricted_chunks(n, t)
+    idx = np.stack([RestrictedSampler(t)(n, rng(k)) for k in range(draws)])  # [draws, T]
+    for k, chunk in enumerate(chunks):
+        freq = np.bincount(idx[:, k], minlength=n)[chunk] / draws
+        assert set(np.unique(idx[:, k]).tolist()) == set(chunk)
+        np.testing.assert_allclose(freq, 1 / len(chunk), atol=0.035)
+
+
+@pytest.mark.parametrize("n,t", [(1, 8), (3, 6), (3, 8), (5, 8), (7, 8)])
+def test_restricted_short_tracklet_repeats_frames_evenly(n, t):
+    expected = naive_short_repeat(n, t)
+    for random in (True, False):
+        got = RestrictedSampler(t, random=random)(n, rng(1)).tolist()
+        assert got == expected
+        counts = np.bincount(got, minlength=n)
+        assert counts.min() >= 1 and counts.max() - counts.min() <= 1  # every frame, none favoured
+    assert RestrictedSampler(6, random=False)(3, rng()).tolist() == [0, 0, 1, 1, 2, 2]  # old: [0, 1, 2, 2, 2, 2]
 
 
 def test_restricted_draws_vary_and_repeat_with_seed():
