@@ -3,8 +3,9 @@
 - Ray is started with the dashboard ON: with `include_dashboard=False`, ray 2.60 left the placement groups of
   finished Train-inside-Tune runs behind and the next trials hung (WorkerGroupStartupTimeoutError); the cleaner
   needs the State API that the dashboard serves (shared/notes/ray-2.60-facts.md section 3.4).
-- A trial gets fractional CPUs (`tune.with_resources`); `max_concurrent_trials` follows from the cluster's CPUs
-  and what one trial takes (its own CPUs plus, for Ray Train trials, its workers and decoding actors).
+- A trial gets fractional CPUs (`tune.with_resources`), or on a cluster with driver nodes a `reid_driver` slot on
+  the head; `max_concurrent_trials` follows from the cluster's CPUs and GPUs and what one trial takes (its own
+  plus, for Ray Train trials, its workers and decoding actors), unless --max-concurrent says it.
 - The experiment directory is `<storage>/<name>` with a deterministic name, so `resume=True` finds it again and
   continues it with `Tuner.restore(..., resume_errored=True)`.
 """
@@ -104,34 +105,75 @@ def _own_address_for_workers():
                 os.environ[key] = value
 
 
+DRIVER_RESOURCE = "reid_driver"  # a custom resource only head nodes advertise (cluster/*.yaml, KubeRay head)
+
+
 @dataclass(frozen=True)
 class TrialResources:
     per_trial: dict[str, float]   # what `tune.with_resources` reserves for the trial process itself
     total_cpus: float             # the trial plus its Ray Train workers and decoding actors
     max_concurrent: int
+    total_gpus: float = 0.0       # GPUs of one trial (its Train workers, or the trial itself in-process)
+
+
+def _may_autoscale(cfg: ExperimentConfig) -> bool:
+    """A cluster we connected to (ray.address / RAY_ADDRESS) may grow: an autoscaler adds nodes for pending
+    trials. A local cluster this process started never grows."""
+    return bool(cfg.ray.address or os.environ.get("RAY_ADDRESS"))
 
 
 def trial_resources(cfg: ExperimentConfig, cpus_per_trial: float | None, max_concurrent: int | None,
                     num_trials: int) -> TrialResources:
-    """In-process trials take `cpus_per_trial` (default `ray.cpus_per_worker`, fractional on small machines);
-    Ray Train trials take a sliver for the driver and their workers take the rest from the cluster."""
+    """What one trial reserves and how many run at once.
+
+    In-process trials (`ray.num_workers=0`) take `cpus_per_trial` (default `ray.cpus_per_worker`, fractional on
+    small machines) and `ray.gpus_per_worker` GPUs with `ray.use_gpu`. A Ray Train trial is only a driver (the
+    Train controller runs beside it): on a cluster whose head advertises `reid_driver`, it takes a slot of that and
+    no CPU, so it runs on the head and a spot worker's reclaim cannot kill it; elsewhere a sliver of CPU. Its
+    workers and decoding actors reserve the rest themselves.
+
+    Concurrency: an explicit `max_concurrent` is honoured as given (on an autoscaling cluster the nodes are not
+    there yet when the sweep starts). Otherwise it is what the cluster holds now, counting CPUs AND GPUs, at
+    least 1.
+    """
     import ray
 
-    cluster_cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    resources = ray.cluster_resources()
+    cluster_cpus = float(resources.get("CPU", 0.0))
+    cluster_gpus = float(resources.get("GPU", 0.0))
+    gpus_per_worker = cfg.ray.gpus_per_worker if cfg.ray.use_gpu else 0.0
+    decode_cpus = cfg.data.decode_workers * cfg.data.decode_cpus
     if cfg.ray.num_workers == 0:
         own = cpus_per_trial or cfg.ray.cpus_per_worker
-        total = own
-        per_trial = {"cpu": own}
+        total_cpus, total_gpus = own, gpus_per_worker
+        per_trial: dict[str, float] = {"cpu": own}
+        if total_gpus:
+            per_trial["gpu"] = total_gpus
     else:
-        own = cpus_per_trial or 0.01
-        total = own + cfg.ray.num_workers * cfg.ray.cpus_per_worker + cfg.data.decode_workers * cfg.data.decode_cpus
-        per_trial = {"cpu": own}
-    if total > cluster_cpus:
-        raise ReidError(f"one trial needs {total:g} CPUs but the cluster has {cluster_cpus:g}; lower "
-                        f"--cpus-per-trial / ray.cpus_per_worker / ray.num_workers")
-    derived = max(1, math.floor(cluster_cpus / total + 1e-9))
-    concurrent = min(max_concurrent or derived, derived, max(1, num_trials))
-    return TrialResources(per_trial=per_trial, total_cpus=total, max_concurrent=concurrent)
+        pinned = resources.get(DRIVER_RESOURCE, 0.0) >= 1 and cpus_per_trial is None
+        own = 0.0 if pinned else (cpus_per_trial or 0.01)
+        per_trial = {"cpu": own, DRIVER_RESOURCE: 1.0} if pinned else {"cpu": own}
+        total_cpus = own + cfg.ray.num_workers * cfg.ray.cpus_per_worker + decode_cpus
+        total_gpus = cfg.ray.num_workers * gpus_per_worker
+    fits = total_cpus <= cluster_cpus + 1e-9 and total_gpus <= cluster_gpus + 1e-9
+    if not fits and not _may_autoscale(cfg):
+        raise ReidError(f"one trial needs {total_cpus:g} CPUs and {total_gpus:g} GPUs but the cluster has "
+                        f"{cluster_cpus:g} and {cluster_gpus:g}; lower --cpus-per-trial / ray.cpus_per_worker / "
+                        f"ray.num_workers / ray.gpus_per_worker")
+    if max_concurrent:
+        concurrent = max_concurrent
+    elif not fits:
+        print(f"[reid] one trial needs {total_cpus:g} CPUs and {total_gpus:g} GPUs, the cluster has "
+              f"{cluster_cpus:g} and {cluster_gpus:g} now: 1 trial at a time until the autoscaler adds nodes "
+              f"(pass --max-concurrent for more)", flush=True)
+        concurrent = 1
+    else:
+        limits = [cluster_cpus / total_cpus] if total_cpus > 0 else []
+        limits += [cluster_gpus / total_gpus] if total_gpus > 0 else []
+        derived = max(1, math.floor(min(limits) + 1e-9)) if limits else max(1, num_trials)
+        concurrent = min(derived, max(1, num_trials))
+    return TrialResources(per_trial=per_trial, total_cpus=total_cpus, max_concurrent=concurrent,
+                          total_gpus=total_gpus)
 
 
 def experiment_state(path: Path) -> str:

@@ -1,17 +1,22 @@
-"""ResNet trunks with ImageNet weights loaded from local files only (nothing is downloaded at run time).
+"""ResNet trunks with ImageNet weights loaded from files or URIs (nothing is downloaded from a hub at run time).
 
-Where the weights come from, in order:
-1. an explicit file (`model.weights_path`): a torchvision ResNet state dict (`resnet50-0676ba61.pth`); if the
-   user names a file that does not exist, that is an error;
-2. the torchvision cache: `$TORCH_HOME/hub/checkpoints/<file name of the torchvision URL>` (by default
-   `~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth`), where `torchvision.models.resnet50(weights=...)` puts
-   it on a machine with internet; copy the file there on an offline cluster;
-3. otherwise random initialisation, and the log says so.
+Where the weights come from (`model.weights_path`), in order:
+1. an explicit file or URI: a torchvision ResNet state dict (`resnet50-0676ba61.pth`). A local path, `file://`,
+   `s3://`, `gs://` or `hdfs://` (read through `pyarrow.fs`, credentials from the environment as for any pyarrow
+   client); a missing file, or an unreadable URI, is an error;
+2. `torchvision://IMAGENET1K_V1`: the torchvision cache file of the ResNet's depth,
+   `$TORCH_HOME/hub/checkpoints/<file name of the torchvision URL>` (by default
+   `~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth`), REQUIRED: the real-dataset recipes name it, so a run
+   without the file fails at once with one line saying how to provide it, instead of training from random weights
+   for a cluster-day. `model.pretrained=false` opts out;
+3. unset: that same cache file if it is there, otherwise random initialisation, and the log says so (the
+   synthetic recipes, tests and demos, which must run on a machine without the file).
 Files are read with `torch.load(weights_only=True)` (no pickle code execution).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -28,6 +33,8 @@ _FACTORIES = {
     34: (torchvision.models.resnet34, torchvision.models.ResNet34_Weights.IMAGENET1K_V1),
     50: (torchvision.models.resnet50, torchvision.models.ResNet50_Weights.IMAGENET1K_V1),
 }
+TORCHVISION_CACHE = "torchvision://IMAGENET1K_V1"
+_PYARROW_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs")
 
 
 def cached_weights_path(depth: int) -> Path:
@@ -36,26 +43,73 @@ def cached_weights_path(depth: int) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-def load_imagenet_weights(model: nn.Module, depth: int, path: str | None) -> str:
-    """Load weights into a torchvision ResNet; returns a one-line description of what happened."""
-    if path is not None:
-        file = Path(path)
-        if not file.is_file():
-            raise ReidError(f"pretrained weights file '{path}' does not exist (model.weights_path)")
-    else:
+def how_to_provide(depth: int) -> str:
+    """The one-line remedy for missing ImageNet weights."""
+    name = cached_weights_path(depth).name
+    return (f"put {name} (torchvision's ResNet-{depth} IMAGENET1K_V1 file) under $TORCH_HOME/hub/checkpoints/ "
+            f"(the image sets TORCH_HOME=/shared/torch), or set model.weights_path=/path/or/s3://bucket/{name}, "
+            f"or model.pretrained=false to train from random weights")
+
+
+def resolve_weights(depth: int, path: str | None) -> str | None:
+    """The file or URI to load for `model.weights_path` (module docstring), or None for random weights.
+
+    Raises ReidError when the weights are required and missing, or the scheme is not supported.
+    """
+    if depth not in _FACTORIES:
+        raise ReidError(f"ResNet depth {depth} not supported; choose one of {sorted(_FACTORIES)}")
+    if path == TORCHVISION_CACHE:
         file = cached_weights_path(depth)
         if not file.is_file():
-            msg = (f"no ImageNet weights for ResNet-{depth} at {file}; starting from random weights "
-                   f"(put the torchvision file there, or set model.weights_path)")
-            log.warning(msg)
-            return msg
-    state = torch.load(file, map_location="cpu", weights_only=True)
+            raise ReidError(f"ImageNet weights for ResNet-{depth} required by this recipe are missing at {file}: "
+                            f"{how_to_provide(depth)}")
+        return str(file)
+    if path is None:
+        file = cached_weights_path(depth)
+        return str(file) if file.is_file() else None
+    scheme = path.split("://", 1)[0].lower() if "://" in path else ""
+    if scheme == "torchvision":
+        raise ReidError(f"model.weights_path '{path}': the only torchvision weights are {TORCHVISION_CACHE}")
+    if scheme and scheme not in _PYARROW_SCHEMES:
+        raise ReidError(f"model.weights_path '{path}': URI scheme '{scheme}://' not supported; use a local path "
+                        f"or one of {', '.join(s + '://' for s in _PYARROW_SCHEMES)}")
+    if not scheme and not Path(path).is_file():
+        raise ReidError(f"pretrained weights file '{path}' does not exist (model.weights_path); "
+                        f"{how_to_provide(depth)}")
+    return path
+
+
+def _read_state(source: str) -> dict[str, torch.Tensor]:
+    """A state dict from a local file or a pyarrow.fs URI, with `weights_only=True`."""
+    if "://" not in source:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    import pyarrow.fs
+
+    try:
+        fs, inner = pyarrow.fs.FileSystem.from_uri(source)
+        with fs.open_input_stream(inner) as stream:
+            data = stream.read()
+    except (OSError, ValueError) as exc:  # pyarrow: FileNotFoundError, ArrowInvalid (a ValueError), auth errors
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ReidError(f"cannot read pretrained weights '{source}' (model.weights_path): {first}") from None
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def load_imagenet_weights(model: nn.Module, depth: int, path: str | None) -> str:
+    """Load weights into a torchvision ResNet; returns a one-line description of what happened."""
+    source = resolve_weights(depth, path)
+    if source is None:
+        msg = (f"no ImageNet weights for ResNet-{depth} at {cached_weights_path(depth)}; starting from random "
+               f"weights ({how_to_provide(depth)})")
+        log.warning(msg)
+        return msg
+    state = _read_state(source)
     missing, unexpected = model.load_state_dict(state, strict=False)
     unexpected = [k for k in unexpected if not k.startswith("fc.")]
     if unexpected or [k for k in missing if not k.startswith("fc.")]:
-        raise ReidError(f"weights file {file} does not match ResNet-{depth} (missing {missing[:3]}, "
+        raise ReidError(f"weights file {source} does not match ResNet-{depth} (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")
-    msg = f"loaded ImageNet weights for ResNet-{depth} from {file}"
+    msg = f"loaded ImageNet weights for ResNet-{depth} from {source}"
     log.info(msg)
     return msg
 
