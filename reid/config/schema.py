@@ -26,6 +26,10 @@ class AugmentConfig(Strict):
     random_erasing: float = Field(0.0, ge=0.0, le=1.0, description="probability of random erasing per clip")
     resize_height: int | None = Field(None, description="resize before cropping (adfta: 288); None = height")
     resize_width: int | None = Field(None, description="resize before cropping (adfta: 144); None = width")
+    test_crop: Literal["resize", "center"] = Field(
+        "resize", description="test-time frames: 'resize' = plain resize to (height, width); 'center' = resize to "
+        "(resize_height, resize_width) then the centre (height, width) crop, the training scale (adfta: center)"
+    )
 
 
 class DataConfig(Strict):
@@ -47,6 +51,11 @@ class DataConfig(Strict):
     ids_per_batch: int = Field(8, ge=1, description="P identities per batch")
     tracklets_per_id: int = Field(4, ge=1, description="K tracklets per identity")
     pairs_per_batch: int = Field(16, ge=1, description="siamese methods: pairs per batch (half positive)")
+    pair_cameras: Literal["cross", "any"] = Field(
+        "cross", description="siamese methods: 'cross' = every pair, negatives included, takes side A from one "
+        "camera and side B from another (RCN / fcnta / astpn: camera 1 vs camera 2); 'any' = negatives from any "
+        "cameras (positives are always cross-camera)"
+    )
     batches_per_epoch: int | None = Field(None, ge=1, description="None: every identity once per epoch")
     decode_workers: int = Field(1, ge=1, description="Ray Data decoding actors")
     decode_cpus: float = Field(0.5, gt=0, description="CPUs reserved per decoding actor")

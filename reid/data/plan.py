@@ -9,7 +9,10 @@ global RNG, so a resumed run rebuilds exactly the plan of the epoch it resumes i
   stream of random permutations, so with `batches_per_epoch=None` every identity appears about once per epoch;
   identities with fewer than K tracklets are sampled with replacement.
 - `pair_plan`: siamese pairs (fcnta, astpn). Positive pairs take two tracklets of one identity from two DIFFERENT
-  cameras (RCN's camera-A vs camera-B pairs); negative pairs take two identities. A batch of N pairs holds N // 2
+  cameras (RCN's camera-A vs camera-B pairs); negative pairs take two identities, with `pair_cameras="cross"`
+  (`data.pair_cameras`, the default) also from two different cameras: side A's tracklet from one camera, side B's
+  from another, as astpn section 4.1.1 ("a sub-sequence from camera 1 of person A and a sub-sequence from camera 2
+  of person B"); `"any"` draws the negative's two tracklets regardless of camera. A batch of N pairs holds N // 2
   positives and N // 2 negatives; an odd N alternates the extra pair between positive and negative from step to
   step on every rank, so N = 1 reproduces the papers' one-pair-per-step alternation.
 """
@@ -29,6 +32,7 @@ from reid.data.records import TrackletRecord
 from reid.errors import ReidError
 
 Batching = Literal["pk", "pairs"]
+PairCameras = Literal["cross", "any"]
 _PLAN_TAG = 0x504C414E  # "PLAN": keeps plan randomness apart from per-row randomness
 
 
@@ -152,14 +156,36 @@ def num_pair_batches(num_pos_ids: int, pairs_per_batch: int, batches_per_epoch: 
 
 
 def pair_plan(records: Sequence[TrackletRecord], *, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
-              pairs_per_batch: int, batches_per_epoch: int | None = None, role: str = "train") -> list[PlanRow]:
-    """The rows of rank `rank` of the epoch's siamese pair plan (positives across cameras, negatives across ids)."""
+              pairs_per_batch: int, batches_per_epoch: int | None = None, role: str = "train",
+              pair_cameras: PairCameras = "cross") -> list[PlanRow]:
+    """The rows of rank `rank` of the epoch's siamese pair plan (positives across cameras, negatives across ids
+    and, with `pair_cameras="cross"`, across cameras)."""
     _check_world(rank, world_size)
-    return _pair_global(records, seed, epoch, world_size, pairs_per_batch, batches_per_epoch, role)[rank::world_size]
+    return _pair_global(records, seed, epoch, world_size, pairs_per_batch, batches_per_epoch, role,
+                        pair_cameras)[rank::world_size]
+
+
+def _cross_negative(rng: np.random.Generator, records: Sequence[TrackletRecord], all_ids: np.ndarray,
+                    groups: dict[int, list[int]], cams: dict[int, dict[int, list[int]]],
+                    elsewhere: dict[int, list[int]]) -> tuple[int, int]:
+    """Side A: a uniform identity p and one of its tracklets (camera c); side B: a uniform identity q != p seen
+    by some camera other than c (`elsewhere[c]`), and one of q's tracklets from such a camera. Side A is drawn
+    again when no such q exists (e.g. p is the only identity camera 2 saw)."""
+    for _ in range(100):
+        p = int(rng.choice(all_ids))
+        a = groups[p][int(rng.integers(len(groups[p])))]
+        cam = records[a].camid
+        partners = [q for q in elsewhere[cam] if q != p]
+        if partners:
+            q = partners[int(rng.integers(len(partners)))]
+            pool = [i for c in sorted(cams[q]) if c != cam for i in cams[q][c]]
+            return a, pool[int(rng.integers(len(pool)))]
+    raise ReidError("cross-camera negative pairs need two identities seen by different cameras; set "
+                    "data.pair_cameras=any to draw negatives regardless of camera")
 
 
 def _pair_global(records: Sequence[TrackletRecord], seed: int, epoch: int, world_size: int, pairs_per_batch: int,
-                 batches_per_epoch: int | None, role: str) -> list[PlanRow]:
+                 batches_per_epoch: int | None, role: str, pair_cameras: PairCameras = "cross") -> list[PlanRow]:
     groups = _by_pid(records, role)
     pids = list(groups)
     if len(pids) < 2:
@@ -175,6 +201,8 @@ def _pair_global(records: Sequence[TrackletRecord], seed: int, epoch: int, world
     rng = _plan_rng(seed, epoch)
     pos_queue: deque[int] = deque()
     all_ids = np.array(pids)
+    # camera -> identities seen by some other camera (the candidates for side B of a cross-camera negative)
+    elsewhere = {c: [q for q in pids if any(cc != c for cc in cams[q])] for c in {r.camid for r in records}}
     rows = []
     for b in range(n_batches):
         # an odd N gives the extra pair to positives on alternate local steps of each rank, and, within one
@@ -191,9 +219,12 @@ def _pair_global(records: Sequence[TrackletRecord], seed: int, epoch: int, world
             c = cams[p][int(cam_b)][int(rng.integers(len(cams[p][int(cam_b)])))]
             pairs.append((a, c, 1.0))
         for _ in range(pairs_per_batch - n_pos):
-            p, q = rng.choice(all_ids, size=2, replace=False)
-            a = groups[int(p)][int(rng.integers(len(groups[int(p)])))]
-            c = groups[int(q)][int(rng.integers(len(groups[int(q)])))]
+            if pair_cameras == "cross":
+                a, c = _cross_negative(rng, records, all_ids, groups, cams, elsewhere)
+            else:
+                p, q = rng.choice(all_ids, size=2, replace=False)
+                a = groups[int(p)][int(rng.integers(len(groups[int(p)])))]
+                c = groups[int(q)][int(rng.integers(len(groups[int(q)])))]
             pairs.append((a, c, 0.0))
         order = rng.permutation(len(pairs))
         pairs = [pairs[int(i)] for i in order]
@@ -210,7 +241,8 @@ def global_plan(records: Sequence[TrackletRecord], cfg: ExperimentConfig, batchi
         return _pk_global(records, cfg.seed, epoch, world_size, d.ids_per_batch, d.tracklets_per_id,
                           d.batches_per_epoch, "train")
     if batching == "pairs":
-        return _pair_global(records, cfg.seed, epoch, world_size, d.pairs_per_batch, d.batches_per_epoch, "train")
+        return _pair_global(records, cfg.seed, epoch, world_size, d.pairs_per_batch, d.batches_per_epoch, "train",
+                            d.pair_cameras)
     raise ReidError(f"unknown batching '{batching}'; expected 'pk' or 'pairs'")
 
 
