@@ -8,6 +8,8 @@ Defaults and why:
   Opting out (`--dashboard-host 0.0.0.0`) keeps the token check, but tokens travel in clear text over HTTP.
 - the metrics endpoint (`--metrics-export-port`) binds ALL interfaces and has no authentication (ray 2.60): it only
   serves metric values, but firewall it like the GCS port.
+- the head advertises the custom resource `reid_driver` (DRIVER_SLOTS of it): job drivers and Tune trial drivers
+  ask for one (`jobs/submit.py`, `tune/runner.py`), so they run on the head, as on the cloud shapes (cluster/*.yaml).
 
 `python -m jobs.local_cluster start|token|stop` is the command-line side (see docs/operations.md). Tests use
 `LocalHead(..., block=True)`: `ray start --head --block` stays in the foreground, so stopping that one process stops
@@ -17,6 +19,7 @@ exactly this cluster (plain `ray stop` would stop every Ray process of the machi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -32,6 +35,8 @@ from pathlib import Path
 DEFAULT_DASHBOARD_PORT = 8265
 DEFAULT_METRICS_PORT = 8080
 DEFAULT_GCS_PORT = 6379
+DRIVER_RESOURCE = "reid_driver"  # the same name as tune.runner.DRIVER_RESOURCE and jobs.submit
+DRIVER_SLOTS = 100               # concurrent drivers (jobs + Tune trials) the head takes
 
 
 def ray_cli() -> str:
@@ -92,6 +97,7 @@ class LocalHead:
     object_store_memory: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     block: bool = False
+    resources: dict[str, float] = field(default_factory=lambda: {DRIVER_RESOURCE: DRIVER_SLOTS})
     process: subprocess.Popen | None = None
 
     @property
@@ -121,6 +127,8 @@ class LocalHead:
             args.append(f"--num-gpus={self.num_gpus}")
         if self.object_store_memory:
             args.append(f"--object-store-memory={self.object_store_memory}")
+        if self.resources:
+            args.append(f"--resources={json.dumps(self.resources)}")
         if self.temp_dir is not None:
             args.append(f"--temp-dir={self.temp_dir}")
         if self.block:
@@ -243,7 +251,8 @@ Ray head started with token authentication.
   workers join with     ray start --address=<this host's IP>:{args.port}   (with RAY_AUTH_MODE=token and the token)
 Submit jobs with:
   export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=$(python -m jobs.local_cluster token)
-  python -m jobs.submit train --address {head.dashboard_url} -- baseline ray.storage_path=$PWD/runs ...""")
+  python -m jobs.submit train --address {head.dashboard_url} --python {sys.executable} -- baseline \\
+      ray.storage_path=$PWD/runs ...""")
     return 0
 
 

@@ -7,14 +7,22 @@
 It runs (and with --dry-run only prints) the plain `ray job submit` command that docs/operations.md spells out:
 
     ray job submit --address URL --runtime-env jobs/runtime_env/<kind>.yaml --working-dir <project root>
-        --entrypoint-num-cpus N [--entrypoint-num-gpus G] -- <python> -m reid.cli <command> <args...>
+        --entrypoint-num-cpus N [--entrypoint-resources '{"reid_driver": 1}'] [--entrypoint-num-gpus G]
+        -- <python> -m reid.cli <command> <args...>
 
 - working dir: the project's source is uploaded (minus .gitignore'd files and the YAML's excludes) and becomes the
   job's current directory, so `python -m reid.cli` runs the submitted code; the cluster provides the dependencies.
-- `<python>`: a job's entrypoint runs in a shell on the head node, where a bare `python` is whatever comes first on
-  the head's PATH (ray 2.60: `ModuleNotFoundError: No module named 'ray'` when Ray lives in a venv). So the
-  entrypoint names the interpreter: `--python`, default `$REID_JOB_PYTHON`, else this interpreter (right for a
-  local cluster started from this environment); the project image (infra/Dockerfile) has `/app/.venv/bin/python`.
+- placement: Ray schedules the entrypoint like a task, on ANY node with room for its resources, not necessarily
+  the head. The drivers of train, tune and pose jobs host the Ray Train controller / the Tune loop, whose loss
+  kills the job, so they ask for one `reid_driver` (a custom resource only head nodes advertise: cluster/*.yaml,
+  the KubeRay heads, jobs/local_cluster.py) and no CPU, and run on the head, never on a spot worker. evaluate and
+  prepare do real work in the driver (CPUs the head does not offer) and are cheap to rerun. `--driver-anywhere`
+  drops the pin, for a cluster whose head has no `reid_driver`.
+- `<python>`: the entrypoint runs in a shell where a bare `python` is whatever comes first on that node's PATH
+  (ray 2.60: `ModuleNotFoundError: No module named 'ray'` when Ray lives in a venv). So the entrypoint names the
+  interpreter: `--python`, default `$REID_JOB_PYTHON`, else the project image's `/app/.venv/bin/python`
+  (infra/Dockerfile), the same on every node of every cluster shape; for a cluster started from a checkout
+  (`cluster/local.sh`) pass that checkout's `.venv/bin/python`.
 - paths: the job runs in a temporary copy of the working dir that is deleted with the session, so every path
   argument must be absolute (or a URI) on storage the cluster shares, and training jobs must name
   `ray.storage_path`.
@@ -25,6 +33,7 @@ It runs (and with --dry-run only prints) the plain `ray job submit` command that
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -37,6 +46,7 @@ from reid.errors import ReidError
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_ENV_DIR = Path(__file__).resolve().parent / "runtime_env"
 IMAGE_PYTHON = "/app/.venv/bin/python"
+DRIVER_RESOURCE = "reid_driver"  # advertised by head nodes only; tune.runner and jobs.local_cluster use the same name
 
 
 @dataclass(frozen=True)
@@ -46,12 +56,14 @@ class JobKind:
     command: the `reid` subcommand; num_cpus / num_gpus: what the entrypoint (the driver process) reserves, on top of
     what its Ray Train workers, Tune trials and Ray Data actors ask for themselves; path_options: options whose value
     is a path; path_keys: dotted config overrides that are paths; positional_path: the first positional argument
-    is a path (a run directory); needs_storage: the job writes a run, so `ray.storage_path` must be given.
+    is a path (a run directory); needs_storage: the job writes a run, so `ray.storage_path` must be given;
+    pinned: the driver takes a `reid_driver` slot (and `num_cpus` is 0), so it runs on the head.
     """
 
     command: str
     num_cpus: float
     num_gpus: float = 0.0
+    pinned: bool = False
     path_options: tuple[str, ...] = ()
     path_keys: tuple[str, ...] = ("ray.storage_path", "data.root", "data.manifest", "train.init_from", "output_dir")
     positional_path: bool = False
@@ -62,16 +74,18 @@ class JobKind:
 
 
 JOBS: dict[str, JobKind] = {
-    # the driver only builds the dataset plan and hosts the Train controller (0 CPU); workers ask for their own
-    "train": JobKind("train", num_cpus=0.25, path_options=("--resume", "--init-from"), needs_storage=True),
+    # the driver only builds the dataset plan and hosts the Train controller (which Ray Train puts on the driver's
+    # node): pinned to the head; workers ask for their own CPUs / GPUs
+    "train": JobKind("train", num_cpus=0.0, pinned=True, path_options=("--resume", "--init-from"),
+                     needs_storage=True),
     # features come from Ray Data actors (GPUs when ray.use_gpu); the driver loads the model and scores
     "evaluate": JobKind("eval", num_cpus=1.0, path_options=("--out",), positional_path=True),
-    # the Tune driver; every trial reserves its own resources (tune.runner.trial_resources)
-    "tune": JobKind("tune", num_cpus=0.25, path_options=("--out", "--from-results", "--results-md")),
+    # the Tune driver, pinned to the head; every trial reserves its own resources (tune.runner.trial_resources)
+    "tune": JobKind("tune", num_cpus=0.0, pinned=True, path_options=("--out", "--from-results", "--results-md")),
     # decoding / packing runs in the driver process
     "prepare": JobKind("prepare", num_cpus=2.0, path_options=("--root", "--out", "--csv", "--attributes", "--splits")),
     # Keypoint R-CNN runs in Ray Data actors (--gpus-per-worker); the driver only plans and writes
-    "pose": JobKind("pose", num_cpus=0.25, path_options=("--manifest", "--out", "--weights")),
+    "pose": JobKind("pose", num_cpus=0.0, pinned=True, path_options=("--manifest", "--out", "--weights")),
 }
 
 
@@ -117,9 +131,14 @@ def check_paths(kind: str, args: list[str]) -> None:
                         "'runs/...' would land in the job's temporary working directory")
 
 
+def entrypoint_resources(kind: str, pin: bool = True) -> str | None:
+    """The `--entrypoint-resources` JSON of a kind (None when its driver is not pinned)."""
+    return json.dumps({DRIVER_RESOURCE: 1}) if pin and JOBS[kind].pinned else None
+
+
 def build_command(kind: str, reid_args: list[str], *, address: str, python: str, submission_id: str | None = None,
                   no_wait: bool = False, num_gpus: float | None = None,
-                  working_dir: Path = PROJECT_ROOT) -> list[str]:
+                  working_dir: Path = PROJECT_ROOT, pin: bool = True) -> list[str]:
     """The `ray job submit` argv of a `kind` job running `reid <command> <reid_args>`."""
     if kind not in JOBS:
         raise ReidError(f"unknown job kind '{kind}'; expected one of {sorted(JOBS)}")
@@ -131,7 +150,12 @@ def build_command(kind: str, reid_args: list[str], *, address: str, python: str,
     from jobs.local_cluster import ray_cli
 
     cmd = [ray_cli(), "job", "submit", "--address", address, "--runtime-env", str(runtime_env),
-           "--working-dir", str(working_dir), "--entrypoint-num-cpus", f"{spec.num_cpus:g}"]
+           "--working-dir", str(working_dir)]
+    resources = entrypoint_resources(kind, pin)
+    cpus = spec.num_cpus if resources or not spec.pinned else 0.25  # unpinned: a sliver, as before the pin
+    cmd += ["--entrypoint-num-cpus", f"{cpus:g}"]
+    if resources:
+        cmd += ["--entrypoint-resources", resources]
     gpus = spec.num_gpus if num_gpus is None else num_gpus
     if gpus:
         cmd += ["--entrypoint-num-gpus", f"{gpus:g}"]
@@ -162,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog="Everything after `--` goes to the reid command.")
     parser.add_argument("kind", choices=sorted(JOBS))
     parser.add_argument("--address", default=default_address(), help="dashboard / Jobs API URL")
-    parser.add_argument("--python", default=os.environ.get("REID_JOB_PYTHON", sys.executable),
-                        help=f"the project's interpreter ON THE CLUSTER (image: {IMAGE_PYTHON})")
+    parser.add_argument("--python", default=os.environ.get("REID_JOB_PYTHON", IMAGE_PYTHON),
+                        help=f"the project's interpreter ON THE CLUSTER (default $REID_JOB_PYTHON, else the "
+                             f"image's {IMAGE_PYTHON}; a checkout's cluster: its .venv/bin/python)")
+    parser.add_argument("--driver-anywhere", action="store_true",
+                        help="do not pin the driver to the head (for a cluster without the reid_driver resource)")
     parser.add_argument("--submission-id", help="job id (default: generated by Ray)")
     parser.add_argument("--no-wait", action="store_true", help="return once submitted (follow with ray job logs)")
     parser.add_argument("--entrypoint-num-gpus", type=float, help="GPUs for the driver process (default per kind)")
@@ -171,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cmd = build_command(args.kind, reid_args, address=args.address, python=args.python,
-                            submission_id=args.submission_id, no_wait=args.no_wait, num_gpus=args.entrypoint_num_gpus)
+                            submission_id=args.submission_id, no_wait=args.no_wait, num_gpus=args.entrypoint_num_gpus,
+                            pin=not args.driver_anywhere)
     except ReidError as exc:
         print(f"jobs.submit: error: {exc}", file=sys.stderr)
         return 2

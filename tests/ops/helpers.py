@@ -126,6 +126,7 @@ def submit_train(env: dict[str, str], address: str, job_id: str, reid_args: list
                  timeout: float = 900) -> subprocess.CompletedProcess:
     """`python -m jobs.submit train ...`: the project's wrapper around `ray job submit`."""
     cmd = [sys.executable, "-m", "jobs.submit", "train", "--address", address, "--submission-id", job_id,
+           "--python", sys.executable,  # the cluster runs from this checkout, not the image
            *([] if wait else ["--no-wait"]), "--", *reid_args]
     return subprocess.run(cmd, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
 
-from jobs.submit import IMAGE_PYTHON, JOBS, PROJECT_ROOT, RUNTIME_ENV_DIR, build_command, check_paths, main
+from jobs.submit import (
+    DRIVER_RESOURCE,
+    IMAGE_PYTHON,
+    JOBS,
+    PROJECT_ROOT,
+    RUNTIME_ENV_DIR,
+    build_command,
+    check_paths,
+    main,
+)
 from reid.errors import ReidError
 
 
@@ -78,12 +88,41 @@ def test_dry_run_prints_the_command_and_errors_exit_2(capsys):
     assert "ray.storage_path" in capsys.readouterr().err
 
 
-def test_default_interpreter_is_this_environment(monkeypatch, capsys):
-    monkeypatch.delenv("REID_JOB_PYTHON", raising=False)
-    main(["pose", "--dry-run", "--", "--manifest", "/m", "--out", "/o"])
-    assert f"-- {sys.executable} -m reid.cli pose" in capsys.readouterr().out
-
-
 def test_unknown_kind_is_an_error():
     with pytest.raises(ReidError, match="unknown job kind"):
         build_command("serve", [], address="a", python="p")
+
+
+@pytest.mark.parametrize("kind", sorted(JOBS))
+def test_long_lived_drivers_are_pinned_to_the_head_and_the_rest_take_cpus(kind):
+    """train / tune / pose drivers host the Train controller or the Tune loop: a `reid_driver` slot (only heads
+    advertise it) and no CPU, so a spot worker's reclaim cannot kill the job. evaluate / prepare need CPUs."""
+    args = {"train": ["baseline", "ray.storage_path=/s"], "evaluate": ["/s/run"], "tune": ["list"],
+            "prepare": ["mars", "--root", "/r", "--out", "/o"], "pose": ["--manifest", "/m", "--out", "/o"]}[kind]
+    cmd = build_command(kind, args, address="a", python="py")
+    if kind in ("train", "tune", "pose"):
+        assert json.loads(_flag(cmd, "--entrypoint-resources")) == {DRIVER_RESOURCE: 1}
+        assert float(_flag(cmd, "--entrypoint-num-cpus")) == 0
+        loose = build_command(kind, args, address="a", python="py", pin=False)
+        assert "--entrypoint-resources" not in loose and float(_flag(loose, "--entrypoint-num-cpus")) > 0
+    else:
+        assert "--entrypoint-resources" not in cmd and float(_flag(cmd, "--entrypoint-num-cpus")) >= 1
+
+
+def test_the_default_interpreter_is_the_images_not_the_submitters(capsys, monkeypatch):
+    monkeypatch.delenv("REID_JOB_PYTHON", raising=False)
+    assert main(["train", "--dry-run", "--", "baseline", "ray.storage_path=/shared/runs"]) == 0
+    printed = capsys.readouterr().out
+    assert f"-- {IMAGE_PYTHON} -m reid.cli train" in printed and sys.executable not in printed
+    assert main(["train", "--dry-run", "--driver-anywhere", "--", "baseline", "ray.storage_path=/s"]) == 0
+    assert "--entrypoint-resources" not in capsys.readouterr().out
+
+
+def test_local_heads_advertise_the_driver_resource():
+    from jobs.local_cluster import LocalHead
+
+    flags = [a for a in LocalHead().args() if a.startswith("--resources=")]
+    assert len(flags) == 1 and json.loads(flags[0].split("=", 1)[1]) == {DRIVER_RESOURCE: 100}
+    from tune.runner import DRIVER_RESOURCE as tune_name
+
+    assert tune_name == DRIVER_RESOURCE
