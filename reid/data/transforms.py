@@ -7,7 +7,11 @@ frame and break the temporal models and the optical flow.
 
 Training: resize to (resize_height, resize_width) -> zero-pad by `pad` -> random crop (height, width) -> horizontal
 flip (p = 0.5) -> random erasing (Zhong et al. 2020: area 2-40 %, aspect 0.3-3.3, filled with the ImageNet mean).
-Test: resize to (height, width) only.
+Test (`data.augment.test_crop`): `resize` = a plain resize to (height, width); `center` = resize to
+(resize_height, resize_width), zero-pad by `pad`, then the CENTRE (height, width) window, i.e. the middle of the
+training crops' range, at the training scale (adfta section 4.1: "a single center crop for testing"). A plain resize
+would show the test frames at another scale than the training crops (288x144 -> 256x128 is 12.5 % for adfta, 64x48
+-> 56x40 14-20 % and an aspect change for the RCN methods).
 
 Normalisation runs on the worker's device, in torch: `normalize_imagenet` (RGB, ImageNet mean / std) and
 `to_yuv_standardized` (RCN: RGB -> YUV, then each channel of each frame standardised to zero mean, unit std).
@@ -51,16 +55,19 @@ class AugmentParams:
 
 
 def sample_augment(rng: np.random.Generator, data: DataConfig, train: bool) -> AugmentParams:
-    """Draw one tracklet's augmentation (test: a plain resize to (height, width))."""
+    """Draw one tracklet's augmentation; at test time (`train=False`) no randomness: a plain resize to
+    (height, width), or with `data.augment.test_crop == "center"` the centre crop of the training geometry."""
     out = (data.height, data.width)
-    if not train:
-        return AugmentParams(out, 0, 0, 0, out)
     a = data.augment
+    if not train and a.test_crop == "resize":
+        return AugmentParams(out, 0, 0, 0, out)
     resized = (a.resize_height or data.height, a.resize_width or data.width)
     room_y, room_x = resized[0] + 2 * a.pad - out[0], resized[1] + 2 * a.pad - out[1]
     if room_y < 0 or room_x < 0:
         raise ReidError(f"augment: resized {resized} plus padding {a.pad} is smaller than the crop {out}; "
                         f"set data.augment.resize_height/width >= data.height/width")
+    if not train:  # the centre of the padded image = the centre of the resized one (the padding is symmetric)
+        return AugmentParams(resized, a.pad, room_y // 2, room_x // 2, out)
     top, left = int(rng.integers(0, room_y + 1)), int(rng.integers(0, room_x + 1))
     flip = bool(a.flip and rng.random() < 0.5)
     erase = None

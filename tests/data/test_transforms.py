@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from reid.config.schema import DataConfig
 from reid.data.transforms import (
@@ -59,11 +60,89 @@ def test_random_erasing_box_and_fill():
     assert (out != 7).any(axis=-1).sum() == 2 * 15
 
 
-def test_test_mode_is_plain_resize():
-    d = DataConfig(height=10, width=8)
+def test_test_mode_resize_is_plain_resize():
+    d = DataConfig(height=10, width=8, augment={"resize_height": 12, "resize_width": 10, "test_crop": "resize"})
     p = sample_augment(np.random.default_rng(0), d, train=False)
     assert p == AugmentParams((10, 8), 0, 0, 0, (10, 8))
     assert apply_augment(clip(h=20, w=12), p).shape == (4, 10, 8, 3)
+
+
+def naive_center_crop(frames, resized, out):
+    """adfta 4.1 "a single center crop for testing": bilinear resize of each frame to `resized` (h, w), then the
+    window of size `out` whose margins differ by at most one pixel (the extra pixel below / right)."""
+    (rh, rw), (h, w) = resized, out
+    big = np.stack([np.asarray(Image.fromarray(f).resize((rw, rh), Image.BILINEAR)) for f in frames])
+    top, left = (rh - h) // 2, (rw - w) // 2
+    assert (rh - h - top) - top in (0, 1) and (rw - w - left) - left in (0, 1)
+    return big[:, top:top + h, left:left + w]
+
+
+@pytest.mark.parametrize("resized,pad", [((20, 12), 0), ((19, 11), 0), ((20, 12), 3), ((16, 8), 2)])
+def test_test_mode_center_crop_matches_naive(resized, pad):
+    d = DataConfig(height=16, width=8, augment={"resize_height": resized[0], "resize_width": resized[1],
+                                                "pad": pad, "test_crop": "center", "random_erasing": 1.0})
+    frames = clip(h=40, w=24)
+    draws = {sample_augment(np.random.default_rng(k), d, train=False) for k in range(5)}
+    assert len(draws) == 1  # deterministic: no flip, no erasing, no random offset
+    p = draws.pop()
+    out = apply_augment(frames, p)
+    assert out.shape == (4, 16, 8, 3)
+    np.testing.assert_array_equal(out, naive_center_crop(frames, resized, (16, 8)))
+    np.testing.assert_array_equal(apply_augment(frames, p, chw=True), to_chw(out))
+    if resized != (16, 8):  # the old plain resize to (height, width) is a different picture
+        plain = apply_augment(frames, AugmentParams((16, 8), 0, 0, 0, (16, 8)))
+        assert not np.array_equal(out, plain)
+
+
+def test_center_crop_is_the_middle_of_the_training_crops():
+    d = DataConfig(height=16, width=8, augment={"resize_height": 20, "resize_width": 12, "pad": 0, "flip": False,
+                                                "test_crop": "center"})
+    rng = np.random.default_rng(0)
+    train = [sample_augment(rng, d, train=True) for _ in range(400)]
+    test = sample_augment(rng, d, train=False)
+    assert {p.resized for p in train} == {test.resized} == {(20, 12)}  # same scale as training
+    assert (min(p.top for p in train) + max(p.top for p in train)) / 2 == test.top == 2
+    assert (min(p.left for p in train) + max(p.left for p in train)) / 2 == test.left == 2
+
+
+def test_center_crop_keypoints_follow_the_frames():
+    # a 4 x 4 white block in a 40 x 24 frame, halved to 20 x 12, centre-cropped to 16 x 8: the block's centroid
+    # and the keypoint put on it must land on the same output pixel coordinates
+    frames = np.zeros((1, 40, 24, 3), dtype=np.uint8)
+    frames[0, 16:20, 8:12] = 255
+    kps = np.zeros((1, 18, 3), dtype=np.float32)
+    kps[0, 2] = (9.5, 17.5, 1)  # (x, y): the block's centre in pixel-centre coordinates
+    d = DataConfig(height=16, width=8, augment={"resize_height": 20, "resize_width": 12, "pad": 4,
+                                                "test_crop": "center"})
+    p = sample_augment(np.random.default_rng(0), d, train=False)
+    out = apply_augment(frames, p)[0, :, :, 0].astype(np.float64)
+    ys, xs = np.mgrid[0:16, 0:8]
+    cy, cx = (out * ys).sum() / out.sum(), (out * xs).sum() / out.sum()
+    moved = augment_keypoints(kps, (40, 24), p)
+    assert moved[0, 2, 0] == pytest.approx(cx, abs=0.05) and moved[0, 2, 1] == pytest.approx(cy, abs=0.05)
+    assert (moved[0, 2, 0], moved[0, 2, 1]) == (2.5, 6.5)  # (9.5 + .5) / 2 - .5 - 2, (17.5 + .5) / 2 - .5 - 2
+    plain = augment_keypoints(kps, (40, 24), AugmentParams((16, 8), 0, 0, 0, (16, 8)))
+    assert (plain[0, 2, 0], plain[0, 2, 1]) != (2.5, 6.5)  # the old plain resize puts it elsewhere
+
+
+@pytest.mark.parametrize("recipe,crop", [
+    ("adfta", "center"), ("adfta-ilidsvid", "center"), ("adfta-prid2011", "center"), ("adfta-synthetic", "center"),
+    ("fcnta", "center"), ("fcnta-prid2011", "center"), ("fcnta-prid2011-legacy", "center"),
+    ("fcnta-synthetic", "center"), ("fcnta-ilidsvid-to-prid2011", "center"),
+    ("astpn", "center"), ("astpn-prid2011", "center"), ("astpn-prid2011-legacy", "center"),
+    ("astpn-mars", "center"), ("astpn-synthetic", "center"), ("astpn-ilidsvid-to-prid2011", "center"),
+    ("asanet", "resize"), ("asanet-synthetic", "resize"), ("posetap", "resize"), ("posetap-mars", "resize"),
+    ("baseline", "resize"),
+])
+def test_recipes_test_crop(recipe, crop):
+    from reid.config.loader import build_config
+
+    cfg = build_config(recipe.split("-")[0], [recipe], [])
+    assert cfg.data.augment.test_crop == crop
+    a = cfg.data.augment
+    if crop == "resize":  # the papers resize to the network input: no resize_* for a centre crop to differ from
+        assert (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width) == (cfg.data.height,
+                                                                                          cfg.data.width)
 
 
 def test_resize_and_crop_from_config():
