@@ -1,0 +1,38 @@
+"""`reid export`: a run's per-sequence feature extractor as ONNX or TorchScript with a JSON sidecar."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DESCRIPTION = """Export a trained run's feature extractor with its preprocessing inside the graph.
+
+  reid export runs/baseline-default-synthetic-s0 --format onnx
+  reid export RUN --format torchscript --out model.pt --fixed-t
+
+Input: uint8 frames [C, T, H, W, 3] of one tracklet (C clips of T frames, any H, W); output: its embedding [D].
+A sidecar <out>.json gives the input size, T, feature dim, normalisation, distance and the model hash.
+fcnta/astpn (siamese): the per-sequence part only; posetap also takes pose maps (docs/deploy.md)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--out", help="output file (default <run>/export/model.onnx or model.pt)")
+    parser.add_argument("--fixed-t", action="store_true",
+                        help="fix T (frames per clip) to the run's data.seq_len instead of a dynamic axis")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reid.deploy.export import SUFFIX, export_run
+    from reid.deploy.runs import load_run
+
+    loaded = load_run(Path(args.run))
+    out = Path(args.out) if args.out else loaded.run_dir / "export" / f"model{SUFFIX[args.format]}"
+    model_file, side = export_run(loaded, args.format, out, dynamic_t=not args.fixed_t)
+    meta = json.loads(side.read_text())
+    print(f"exported {loaded.cfg.method} ({args.format}, feature dim {meta['feature_dim']}, "
+          f"T {'dynamic' if meta['dynamic_T'] else meta['T']}, model hash {meta['model_hash']}) to {model_file}")
+    print(f"sidecar: {side}")
+    return 0

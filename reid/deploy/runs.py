@@ -1,0 +1,76 @@
+"""A trained run as the deploy commands need it: config, method spec, model with its weights, and a model hash."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from reid.config.schema import ExperimentConfig
+from reid.registry import MethodSpec
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    checkpoint: Path | None
+    cfg: ExperimentConfig
+    spec: MethodSpec
+    model: torch.nn.Module
+    manifest_path: Path
+    model_hash: str
+    feature_dim: int
+
+
+def model_hash(model: torch.nn.Module) -> str:
+    """sha256 (first 16 hex digits) over the model's tensors, names sorted: equal weights <=> equal hash.
+
+    An index remembers the hash of the model that embedded its gallery, so a query embedded by another model (or
+    by the same run after more training) is refused instead of silently compared in an unrelated feature space.
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
+    """The run at `path` (a run directory or a checkpoint directory inside one), its model in eval mode on the CPU.
+
+    Reuses `reid eval`'s run discovery and `reid.training.api.load_model` (checkpoint selection and checks)."""
+    from reid.commands.eval import find_run
+    from reid.config import build_config
+    from reid.data.records import read_manifest
+    from reid.registry import get_method
+    from reid.training.api import load_model, manifest_path_for
+    from reid.training.worker import data_info
+
+    run_dir, checkpoint = find_run(Path(path))
+    cfg = build_config(None, [run_dir / "config.yaml"], overrides or [])
+    spec = get_method(cfg.method)
+    manifest_path = manifest_path_for(cfg)
+    info = data_info(read_manifest(manifest_path), cfg)
+    model, used = load_model(cfg, checkpoint or run_dir, info, spec)
+    model.eval()
+    dim = _feature_dim(model, cfg, spec)
+    return LoadedRun(run_dir=run_dir, checkpoint=used, cfg=cfg, spec=spec, model=model,
+                     manifest_path=manifest_path, model_hash=model_hash(model), feature_dim=dim)
+
+
+@torch.no_grad()
+def _feature_dim(model: torch.nn.Module, cfg: ExperimentConfig, spec: MethodSpec) -> int:
+    """Feature width D from one forward pass on zeros (models do not all expose it as an attribute)."""
+    from reid.deploy.graph import dummy_inputs
+
+    batch = dict(zip(("frames", *extra_inputs(spec)), dummy_inputs(cfg, spec, clips=1), strict=True))
+    batch["frames"] = batch["frames"].permute(0, 1, 4, 2, 3).float()
+    return int(model({k: v.float() for k, v in batch.items()})["features"].shape[-1])
+
+
+def extra_inputs(spec: MethodSpec) -> tuple[str, ...]:
+    """Per-frame inputs besides the frames that the model's forward reads at test time (attributes are labels)."""
+    return tuple(sorted(spec.inputs - {"frames", "attributes"}))
