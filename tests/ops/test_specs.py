@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.submit import IMAGE_PYTHON, JOBS, RUNTIME_ENV_DIR
+from jobs.submit import DRIVER_RESOURCE, IMAGE_PYTHON, JOBS, RUNTIME_ENV_DIR, entrypoint_resources
 from reid.training.metrics import METRIC_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "registry.example.com/reid:0.1.0"
 LAUNCHER = ["cluster/local.yaml", "cluster/single-gpu-node.yaml", "cluster/multi-node-gpu-aws.yaml"]
 KUBERAY = ["cluster/kuberay-raycluster.yaml", "infra/kuberay/rayjob-train.yaml", "infra/kuberay/rayjob-tune.yaml"]
+AWS = ["cluster/single-gpu-node.yaml", "cluster/multi-node-gpu-aws.yaml"]
 
 
 def load_all(rel: str) -> list[dict]:
@@ -63,7 +64,7 @@ def test_gpu_launcher_specs_ask_for_gpu_machines():
     assert single["available_node_types"]["ray.head.gpu"]["node_config"]["InstanceType"].startswith("g5.")
     multi = load_all("cluster/multi-node-gpu-aws.yaml")[0]
     types = multi["available_node_types"]
-    assert types[multi["head_node_type"]]["resources"] == {"CPU": 0}  # nothing heavy on the head
+    assert types[multi["head_node_type"]]["resources"] == {"CPU": 0, DRIVER_RESOURCE: 100}  # drivers only
     assert types["ray.worker.gpu"]["node_config"]["InstanceType"].startswith("g5.")
     assert types["ray.worker.cpu"]["node_config"]["InstanceMarketOptions"]["MarketType"] == "spot"
     assert multi["max_workers"] >= sum(t.get("max_workers", 0) for t in types.values())
@@ -102,12 +103,15 @@ def test_rayjob_entrypoints_run_the_project_interpreter_with_shared_paths(rel, k
     spec = job["spec"]
     entry = spec["entrypoint"]
     assert f"{IMAGE_PYTHON} -m reid.cli {JOBS[kind].command} " in entry
-    assert spec["entrypointNumCpus"] == JOBS[kind].num_cpus
+    assert spec["entrypointNumCpus"] == JOBS[kind].num_cpus == 0
+    assert spec["entrypointResources"] == entrypoint_resources(kind)  # the same pin as `ray job submit`
     assert spec["shutdownAfterJobFinishes"] is True and spec["backoffLimit"] >= 1
     paths = re.findall(r"(?:ray\.storage_path|data\.root|--out)[= ](\S+)", entry)
     assert paths and all(p.startswith("/shared/") for p in paths), paths
     env = yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]
     assert env["RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"] == "600"
+    assert env["RAY_TRAIN_COLLECTIVE_TIMEOUT_S"] == "1800"  # a stalled rank fails the group instead of hanging
+    assert spec["activeDeadlineSeconds"] <= 86400  # a hung job is bounded (the demo's own scale)
     if kind == "train":
         assert "ray.use_gpu=true" in entry and "ray.max_failures=" in entry
     else:  # a retried submission continues the sweep instead of refusing the existing directory
@@ -117,8 +121,10 @@ def test_rayjob_entrypoints_run_the_project_interpreter_with_shared_paths(rel, k
 def test_dockerfile_installs_the_locked_project_where_the_jobs_expect_it():
     text = (ROOT / "infra/Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim", text, re.M)
-    syncs = re.findall(r"^RUN uv sync (.*)$", text, re.M)
+    syncs = re.findall(r"^RUN --mount=type=cache,target=/home/ray/.cache/uv,uid=1000,gid=1000 \\\n    uv sync (.*)$",
+                       text, re.M)  # the uv cache in a BuildKit cache mount, never in a layer
     assert len(syncs) == 2 and all("--frozen" in s and "--no-dev" in s for s in syncs)
+    assert len(re.findall(r"\buv sync\b", text)) == 2
     assert "COPY --chown=ray:ray pyproject.toml uv.lock" in text
     assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in text and IMAGE_PYTHON == "/app/.venv/bin/python"
     assert "PATH=/app/.venv/bin:$PATH" in text
