@@ -12,16 +12,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reid import ray_runtime
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
+
+# the start-up helpers live in reid.ray_runtime (one Ray start-up for every entry point); kept here for callers
+start_local_ray = ray_runtime.start_local_ray
+_own_address_for_workers = ray_runtime.own_address_for_workers
 
 _PATH_KEYS = ("data.root", "data.manifest", "ray.storage_path", "output_dir", "train.init_from",
               "model.weights_path")
@@ -41,68 +44,9 @@ def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None) -> None:
-    """Connect to `ray.address` (or $RAY_ADDRESS), else start a local cluster, dashboard on (module docstring).
-    On a `ray start` head node, pass ray.address=auto to use that cluster."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if cfg.ray.address or os.environ.get("RAY_ADDRESS"):  # a cluster (`ray job submit` sets RAY_ADDRESS)
-        ray.init(address=cfg.ray.address or os.environ["RAY_ADDRESS"])
-        return
-    start_local_ray(num_cpus=int(num_cpus) if num_cpus else None, object_store_memory=cfg.ray.object_store_memory)
-
-
-def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
-    """`ray.init` of a fresh local cluster with the dashboard, retried when the node fails to come up.
-
-    address="local": our own cluster, never another one found through /tmp/ray on a shared machine. The retry is
-    for ray issue #65983: on an overloaded machine the dashboard agent can miss the raylet's fixed 15 s port-file
-    timeout, the raylet exits and `ray.init` raises "The current node timed out during startup" (or the dashboard
-    itself misses its start-up wait: "Failed to start the dashboard").
-    """
-    import ray
-
-    for attempt in range(1, attempts + 1):
-        try:
-            with _own_address_for_workers():
-                ray.init(address="local", include_dashboard=True, **kwargs)
-            return
-        except Exception as exc:
-            # start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried
-            if type(exc) not in (Exception, TimeoutError, ConnectionError, RuntimeError) or attempt == attempts:
-                raise
-            print(f"[reid] Ray node failed to start (attempt {attempt}/{attempts}, overloaded machine?); retrying",
-                  flush=True)
-            ray.shutdown()
-
-
-@contextlib.contextmanager
-def _own_address_for_workers():
-    """Start the cluster on a chosen GCS port with RAY_ADDRESS pointing at it in the raylet's environment.
-
-    Ray Train's PlacementGroupCleaner asks the State API for the controller's state with no address; where several
-    Ray clusters run on one machine (CI, shared dev boxes), auto-detection then fails ("Found multiple active Ray
-    instances"), the placement groups of finished Train-in-Tune runs are never removed, and later trials wait for
-    resources forever. Workers inherit the raylet's environment, so they find their own cluster. The driver's
-    environment is restored afterwards (a later local cluster in this process must not connect to this one).
-    """
-    from ray._private.services import get_node_ip_address
-
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        port = sock.getsockname()[1]
-    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT")}
-    os.environ["RAY_GCS_SERVER_PORT"] = str(port)
-    os.environ["RAY_ADDRESS"] = f"{get_node_ip_address()}:{port}"
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    """`reid.ray_runtime.init_ray` with the sweep's config: `ray.address` (or $RAY_ADDRESS), else a local cluster,
+    dashboard on (module docstring). On a `ray start` head node, pass ray.address=auto to use that cluster."""
+    ray_runtime.init_ray(cfg.ray, num_cpus=num_cpus)
 
 
 DRIVER_RESOURCE = "reid_driver"  # a custom resource only head nodes advertise (cluster/*.yaml, KubeRay head)

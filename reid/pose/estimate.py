@@ -28,6 +28,7 @@ from reid.data.records import Manifest, TrackletRecord, read_manifest, write_man
 from reid.errors import ReidError
 from reid.pose.base import KeypointError, check_keypoints
 from reid.pose.openpose_json import SUFFIX, OpenPoseJsonKeypoints, write_openpose_json
+from reid.ray_runtime import init_ray
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,8 @@ def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: Pose
     import ray
 
     started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False)
+    if started:  # no Ray Train here, so no dashboard (reid.ray_runtime)
+        init_ray(None, address=address, dashboard=False)
     try:
         ds = ray.data.from_items([{"row": i} for i in range(len(stems))],
                                  override_num_blocks=max(1, min(len(stems), 4 * workers)))

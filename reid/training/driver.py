@@ -12,24 +12,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from reid.config.schema import ExperimentConfig, RayConfig
+from reid.config.schema import ExperimentConfig
+from reid.ray_runtime import init_ray  # the one Ray start-up of every entry point (also used by inference)
 
 
 def storage_root(cfg: ExperimentConfig) -> str:
     path = cfg.ray.storage_path
     return path if "://" in path else str(Path(path).resolve())
-
-
-def init_ray(ray_cfg: RayConfig) -> None:
-    """Connect to `ray.address`, or start a local cluster sized to this machine."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    if ray_cfg.address:
-        ray.init(address=ray_cfg.address, log_to_driver=True)
-    else:
-        ray.init(object_store_memory=ray_cfg.object_store_memory, log_to_driver=True)
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:

@@ -1,0 +1,184 @@
+"""The one place the project starts or connects to Ray: every entry point (train, demo, tune, pose, bench, batch
+inference) calls `init_ray`.
+
+What it does, and why:
+
+- **Address.** `ray.address` (or $RAY_ADDRESS, which `ray job submit` sets) connects to that cluster; otherwise a
+  fresh local cluster is started with `address="local"`, never another cluster found through /tmp/ray on a shared
+  machine.
+- **Workers use the driver's interpreter.** When the driver runs under `uv run`, Ray 2.60 (RAY_ENABLE_UV_RUN_RUNTIME_ENV,
+  on by default) turns `ray.init` into `runtime_env={"py_executable": "uv run ... python", "working_dir": cwd}`
+  (ray/_private/worker.py `_maybe_modify_runtime_env`, ray/_private/runtime_env/uv_runtime_env_hook.py): every worker
+  start runs `uv run`, which re-syncs an environment per worker ("Uninstalled 1 package / Installed 1 package",
+  "VIRTUAL_ENV ... does not match"), costs seconds per actor and uploads the working directory. The project's
+  environment is already synced, so runs it starts turn that off; set RAY_ENABLE_UV_RUN_RUNTIME_ENV=1 to ask for
+  Ray's behaviour (`use_driver_python`).
+- **Object store cap** (`ray.object_store_memory`): Ray's default is 30% of RAM, which on a small shared machine
+  starves the training processes.
+- **Fractional CPUs**: `--num-cpus 1.5` (Tune sizes trials in fractions); `ray.init(num_cpus=...)` takes an
+  integer, so it is rounded down, to at least 1 (a cluster of 0 CPUs would leave every task pending).
+- **Dashboard** on by default: Ray Train's PlacementGroupCleaner reads the controller's state through the State API
+  that the dashboard serves; with `include_dashboard=False` ray 2.60 left the placement groups of finished
+  Train-inside-Tune runs behind and later trials hung (shared/notes/ray-2.60-facts.md section 3.4). Jobs that run no
+  Ray Train (pose estimation, the data benchmark) pass `dashboard=False` and start faster.
+- **Start-up retry** (ray issue #65983): on an overloaded machine the dashboard agent can miss the raylet's fixed
+  15 s port-file timeout, the raylet exits and `ray.init` raises "The current node timed out during startup".
+- **Own GCS address in the raylet's environment** (`own_address_for_workers`): the PlacementGroupCleaner calls the
+  State API with no address; where several Ray clusters run on one machine, auto-detection fails ("Found multiple
+  active Ray instances") and finished runs' placement groups are never removed.
+- **Token auth.** A local cluster gets token auth (what ray 2.59+ does by default) with RAY_AUTH_MODE set here, so
+  Ray does not print its "Token authentication is enabled" warning on every start. Connecting to an explicit
+  address, Ray only looks for a token for `address="auto"`; here a token that is available (RAY_AUTH_TOKEN,
+  RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) turns token mode on for any address, unless RAY_AUTH_MODE is set.
+- **Quiet console** (`quiet=True`): the driver's `ray` logger at WARNING (Ray's INFO start-up lines stay in the
+  session's log files); `log_to_driver` stays on because the epoch lines come from Ray Train's rank-0 worker. One
+  line says where Ray's logs are (`ray_log_dir`); Ray Train's own logs are under its `train/` folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing only: this module is imported by entry points before any config is loaded
+    from reid.config.schema import RayConfig
+
+UV_RUN_ENV = "RAY_ENABLE_UV_RUN_RUNTIME_ENV"
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+# Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
+_RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)
+
+
+def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None, address: str | None = None,
+             dashboard: bool = True, quiet: bool = True, attempts: int = 3) -> None:
+    """Connect to `ray_cfg.address` / `address` / $RAY_ADDRESS, or start a local cluster (module docstring).
+
+    num_cpus: CPUs of a local cluster (rounded down, at least 1; None = this machine's). Does nothing when Ray is already
+    initialised in this process (a Tune trial, a test's cluster).
+    """
+    import ray
+
+    if ray.is_initialized():
+        return
+    use_driver_python()
+    target = address or (ray_cfg.address if ray_cfg else None) or os.environ.get("RAY_ADDRESS")
+    logging_kwargs: dict[str, Any] = {"log_to_driver": True}
+    if quiet:
+        logging_kwargs["logging_level"] = logging.WARNING
+    if target:
+        use_token_if_available()
+        ray.init(address=target, **logging_kwargs)
+    else:
+        os.environ.setdefault(AUTH_MODE_ENV, "token")
+        start_local_ray(attempts=attempts, num_cpus=max(1, math.floor(num_cpus)) if num_cpus else None,
+                        object_store_memory=ray_cfg.object_store_memory if ray_cfg else None,
+                        include_dashboard=dashboard, **logging_kwargs)
+    if quiet:
+        log_dir = ray_log_dir()
+        where = f"{log_dir} (Ray Train: {log_dir / 'train'})" if log_dir else "the head node's /tmp/ray/session_latest/logs"
+        print(f"[reid] Ray's own logs: {where}", flush=True)
+
+
+def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
+    """`ray.init(address="local", ...)` of a fresh cluster, retried when the node fails to come up (issue #65983)."""
+    import ray
+
+    kwargs.setdefault("include_dashboard", True)
+    use_driver_python()
+    for attempt in range(1, attempts + 1):
+        try:
+            with own_address_for_workers():
+                ray.init(address="local", **kwargs)
+            return
+        except Exception as exc:
+            if type(exc) not in _RETRIED or attempt == attempts:
+                raise
+            print(f"[reid] Ray node failed to start (attempt {attempt}/{attempts}, overloaded machine?); retrying",
+                  flush=True)
+            ray.shutdown()
+
+
+def use_driver_python() -> bool:
+    """Turn off Ray's `uv run` worker environment unless the user set RAY_ENABLE_UV_RUN_RUNTIME_ENV; returns
+    whether it stays on.
+
+    Ray reads the variable once, when `ray._private.ray_constants` is imported (the import of `ray`), and
+    `ray.init` reads the module attribute; so both are set: the attribute for this process, the variable for
+    processes started from it (a job's driver, a `reid` subprocess of a worker).
+    """
+    os.environ.setdefault(UV_RUN_ENV, "0")
+    enabled = os.environ[UV_RUN_ENV].strip().lower() in ("1", "true", "yes", "on")
+    constants = sys.modules.get("ray._private.ray_constants")
+    if constants is not None:
+        constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV = enabled
+    return enabled
+
+
+def use_token_if_available() -> bool:
+    """Token mode for a client of a cluster that has token auth: RAY_AUTH_MODE=token when a token is available and
+    the mode is unset (Ray itself does this only for address="auto"). Returns whether token mode is on."""
+    mode = os.environ.get(AUTH_MODE_ENV)
+    if mode is not None:
+        return mode.strip().lower() == "token"
+    if not token_available():
+        return False
+    os.environ[AUTH_MODE_ENV] = "token"
+    with contextlib.suppress(ImportError, AttributeError):
+        from ray._raylet import Config  # the cached RayConfig must see the new mode (as Ray's own setup does)
+
+        Config.initialize("")
+    return True
+
+
+def token_available() -> bool:
+    """RAY_AUTH_TOKEN, else the file RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token (Ray's lookup order)."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return True
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").expanduser()
+    return path.is_file() and bool(path.read_text().strip())
+
+
+def ray_log_dir() -> Path | None:
+    """The logs folder of this process's Ray session (`<session>/logs`; Ray Train writes under `logs/train`), or
+    None when Ray is not initialised here (or the driver is a Ray Client)."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is None:
+        return None
+    return Path(node.get_logs_dir_path())
+
+
+@contextlib.contextmanager
+def own_address_for_workers() -> Iterator[None]:
+    """Start the cluster on a chosen GCS port with RAY_ADDRESS pointing at it in the raylet's environment.
+
+    Workers inherit the raylet's environment, so Ray Train's PlacementGroupCleaner finds its own cluster even where
+    several run on one machine. The driver's environment is restored afterwards (a later local cluster in this
+    process must not connect to this one).
+    """
+    from ray._private.services import get_node_ip_address
+
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        port = sock.getsockname()[1]
+    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT")}
+    os.environ["RAY_GCS_SERVER_PORT"] = str(port)
+    os.environ["RAY_ADDRESS"] = f"{get_node_ip_address()}:{port}"
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -1,0 +1,115 @@
+"""reid.ray_runtime: workers use the driver's interpreter even under `uv run`, token mode, the log folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray._private.ray_constants as ray_constants
+import ray._private.worker as ray_worker
+from ray._private.runtime_env import uv_runtime_env_hook
+
+from reid import ray_runtime
+
+REPO = Path(__file__).resolve().parents[1]
+UV_CMDLINE = ["uv", "run", "--frozen", "python", "driver.py"]
+
+
+@pytest.fixture
+def under_uv_run(monkeypatch):
+    """This process looks like a driver started by `uv run` to Ray's detection (its parent's command line)."""
+    monkeypatch.setattr(uv_runtime_env_hook, "_get_uv_run_cmdline", lambda: list(UV_CMDLINE))
+    monkeypatch.setattr(ray_constants, "RAY_ENABLE_UV_RUN_RUNTIME_ENV", True)  # Ray's default
+    monkeypatch.delenv(ray_runtime.UV_RUN_ENV, raising=False)
+
+
+def test_ray_alone_would_start_workers_through_uv_run(under_uv_run, tmp_path, monkeypatch):
+    """The control: with Ray's default, the job's workers get `uv run ... python` as their interpreter."""
+    monkeypatch.chdir(tmp_path)
+    env = ray_worker._maybe_modify_runtime_env(None, False)
+    assert env["py_executable"].startswith("uv run --frozen") and env["py_executable"].endswith(" python")
+
+
+def test_runs_the_project_starts_use_the_driver_python(under_uv_run):
+    assert ray_runtime.use_driver_python() is False
+    assert os.environ[ray_runtime.UV_RUN_ENV] == "0"  # inherited by processes started from here
+    assert ray_constants.RAY_ENABLE_UV_RUN_RUNTIME_ENV is False
+    assert ray_worker._maybe_modify_runtime_env(None, False) is None  # the runtime env left as given
+
+
+def test_uv_run_workers_on_request(under_uv_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(ray_runtime.UV_RUN_ENV, "1")
+    assert ray_runtime.use_driver_python() is True
+    assert ray_worker._maybe_modify_runtime_env(None, False)["py_executable"].startswith("uv run")
+
+
+@pytest.mark.parametrize(("env", "token_file", "expected"), [
+    ({}, False, False),
+    ({}, True, True),
+    ({"RAY_AUTH_TOKEN": "abc"}, False, True),
+    ({"RAY_AUTH_MODE": "disabled"}, True, False),  # the user's explicit mode wins
+])
+def test_token_mode_when_a_token_is_available(env, token_file, expected, tmp_path, monkeypatch):
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if token_file:
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text("secret\n")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert ray_runtime.use_token_if_available() is expected
+    assert (os.environ.get("RAY_AUTH_MODE") == "token") is expected
+
+
+_DRIVER = """
+import json, os, sys
+import ray
+from ray._private.runtime_env.uv_runtime_env_hook import _get_uv_run_cmdline
+from reid.config.schema import RayConfig
+from reid.ray_runtime import init_ray, ray_log_dir
+
+detected = _get_uv_run_cmdline()
+init_ray(RayConfig(object_store_memory=150 * 1024**2), num_cpus=1, dashboard=False)
+
+@ray.remote(num_cpus=0.5)
+def interpreter():
+    return sys.executable
+
+print(json.dumps({"detected": detected, "driver": sys.executable, "worker": ray.get(interpreter.remote(), timeout=300),
+                  "job_env": ray.get_runtime_context().runtime_env, "logs": str(ray_log_dir())}))
+ray.shutdown()
+"""
+
+# Started as `uv run driver.py`: a process whose command line is exactly what Ray's detection looks for (its
+# argv[0] is "uv", argv[1] "run"; the interpreter runs the file named `run`), which starts the real driver.
+_FAKE_UV = """
+import os, subprocess, sys
+sys.exit(subprocess.call([os.environ["DRIVER_PYTHON"], "driver.py"]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_a_driver_under_uv_run_starts_workers_with_its_own_python(tmp_path):
+    """A real driver whose parent is `uv run`: Ray detects it, and still the worker runs the driver's interpreter
+    with no uv re-sync (no `py_executable` in the job's runtime env)."""
+    (tmp_path / "driver.py").write_text(_DRIVER)
+    (tmp_path / "run").write_text(_FAKE_UV)
+    env = {k: v for k, v in os.environ.items() if k not in (ray_runtime.UV_RUN_ENV, "RAY_ADDRESS")}
+    env.update(DRIVER_PYTHON=sys.executable, PYTHONPATH=str(REPO), RAY_AUTH_MODE="disabled")
+    proc = subprocess.run(["uv", "run", "driver.py"], executable=sys.executable, cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["detected"][:2] == ["uv", "run"]  # Ray's own detection sees `uv run`
+    assert "py_executable" not in out["job_env"]
+    assert out["worker"] == out["driver"]
+    assert "Uninstalled" not in proc.stderr and "does not match" not in proc.stderr
+    assert Path(out["logs"]).is_dir() and f"Ray's own logs: {out['logs']}" in proc.stdout
