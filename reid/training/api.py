@@ -19,7 +19,7 @@ from reid.errors import ReidError
 
 @dataclass
 class TrainResult:
-    run_dir: Path
+    run_dir: Path  # a URI string ("s3://bucket/runs/<name>") when ray.storage_path is one (_finish_uri_run)
     history: list[dict[str, Any]] = field(default_factory=list)
     best_checkpoint: Path | None = None
     best_map: float = -1.0
@@ -66,9 +66,11 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
         # `reid train --resume RUN_DIR`, which reads this file
         save_config(cfg, run_dir_for(cfg) / "config.yaml")
     result = fit_ray(cfg, manifest_path, callbacks=callbacks)
-    run_dir = Path(result.path) if "://" not in str(result.path) else run_dir_for(cfg)
     if result.error is not None:
         raise result.error
+    if "://" in cfg.ray.storage_path:
+        return _finish_uri_run(cfg, result)
+    run_dir = Path(result.path)  # local storage: Ray's absolute run directory
     save_config(cfg, run_dir / "config.yaml")
     history = read_history(run_dir) or _metrics_history(result)
     best_ckpt, best_map = None, -1.0
@@ -78,6 +80,35 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
     out = TrainResult(run_dir=run_dir, history=history, best_checkpoint=best_ckpt, best_map=best_map,
                       final=dict(result.metrics or {}))
     _write_summary(out)
+    return out
+
+
+def _finish_uri_run(cfg: ExperimentConfig, result) -> TrainResult:
+    """Config and summary of a run whose `ray.storage_path` is a URI (s3://, gs://, ...).
+
+    Ray's `Result.path` has no scheme ("bucket/runs/<name>" for s3://bucket/runs): `Path(result.path)` would be a
+    relative directory, so config.yaml and summary.json would land in the job's temporary working directory and the
+    checkpoint paths would lose their scheme. They are written through the run's own filesystem
+    (`result.filesystem`, pyarrow) next to the checkpoints, and every returned path keeps the scheme.
+    """
+    import yaml
+
+    scheme = cfg.ray.storage_path.split("://", 1)[0]
+    fs, root = result.filesystem, str(result.path).rstrip("/")
+    fs.create_dir(root, recursive=True)
+
+    def put(name: str, text: str) -> None:
+        with fs.open_output_stream(f"{root}/{name}") as stream:
+            stream.write(text.encode())
+
+    put("config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    best_ckpt, best_map = None, -1.0
+    for checkpoint, metrics in result.best_checkpoints or []:
+        if metrics.get("checkpoint_score", -1.0) > best_map:
+            best_ckpt, best_map = f"{scheme}://{checkpoint.path}", metrics["checkpoint_score"]
+    out = TrainResult(run_dir=f"{scheme}://{root}", history=_metrics_history(result), best_checkpoint=best_ckpt,
+                      best_map=best_map, final=dict(result.metrics or {}))
+    put("summary.json", json.dumps(_summary(out), indent=2))
     return out
 
 
@@ -124,14 +155,18 @@ def _train_local(cfg: ExperimentConfig, manifest_path: Path, on_epoch=None) -> T
     return out
 
 
-def _write_summary(result: TrainResult) -> None:
-    result.run_dir.mkdir(parents=True, exist_ok=True)
-    (result.run_dir / "summary.json").write_text(json.dumps({
+def _summary(result: TrainResult) -> dict[str, Any]:
+    return {
         "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
         "best_mAP": result.best_map,
         "epochs": len(result.history),
         "final": {k: v for k, v in result.final.items() if isinstance(v, int | float | str | bool)},
-    }, indent=2))
+    }
+
+
+def _write_summary(result: TrainResult) -> None:
+    result.run_dir.mkdir(parents=True, exist_ok=True)
+    (result.run_dir / "summary.json").write_text(json.dumps(_summary(result), indent=2))
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
