@@ -149,3 +149,17 @@ def test_the_long_lived_raycluster_keeps_its_gcs_in_the_shipped_redis():
     assert {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": secret}} in redis["env"]
     assert "--requirepass" in redis["args"][0] and "--appendonly yes" in redis["args"][0]
     assert service["spec"]["selector"] == docs[("Deployment", host)]["spec"]["selector"]["matchLabels"]
+
+
+def test_ablation_specs_name_their_datasets_by_absolute_paths():
+    """A sweep job's driver runs in a temporary copy of the working directory: a relative `data.root` in a spec
+    would resolve there. Datasets live under /shared/data on every cluster shape (docs/operations.md)."""
+    from tune.ablation import REAL_DATA_KEYS
+
+    for path in sorted((ROOT / "tune/ablations").glob("*.yaml")):
+        for row in yaml.safe_load(path.read_text())["rows"]:
+            for key in ("data.root", "data.manifest"):
+                assert key in REAL_DATA_KEYS
+                value = (row.get("overrides") or {}).get(key)
+                if value is not None:
+                    assert value.startswith("/shared/data/") or "://" in value, (path.name, row["name"], value)
