@@ -8,6 +8,7 @@ from pathlib import Path
 
 from reid.data.datasets import LOADERS, dataset_options, load_dataset, mars_protocol_sets
 from reid.data.datasets.common import format_summary, summarize
+from reid.data.jpeg_store import pack_jpeg
 from reid.data.pack import PackOptions, pack_manifest
 from reid.data.records import write_manifest
 from reid.errors import ReidError
@@ -23,6 +24,8 @@ tracklets and frames per role; also written to DIR/summary.json). Expected layou
 
 Without --pack, frames stay where they are and the manifest stores the dataset root. With --pack video, every
 tracklet is encoded into DIR/videos/<tracklet>.mp4 (H.264, no B-frames, short GOP) and the manifest points there.
+With --pack jpeg, every tracklet's frames go into Parquet shards DIR/jpeg/shard-*.parquet as JPEG bytes (JPEG frame
+files are copied byte for byte); `reid bench data` compares the two stores (docs/datasets.md, "Frame stores").
 """
 
 # CLI flag -> loader option; a flag the dataset does not take is an error naming what it does take
@@ -42,10 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attributes", help="MARS / Duke: attribute CSV joined by (pid, camera, tracklet)")
     parser.add_argument("--no-check-frames", dest="check_frames", action="store_const", const=False,
                         help="MARS: trust the name lists, do not list the frame folders")
-    parser.add_argument("--pack", choices=["video"], help="encode each tracklet into one video file under --out")
+    parser.add_argument("--pack", choices=["video", "jpeg"],
+                        help="video: one H.264 file per tracklet; jpeg: JPEG bytes in Parquet shards (under --out)")
     parser.add_argument("--workers", type=int, default=1, help="--pack: encoding processes")
     parser.add_argument("--gop", type=int, default=PackOptions.gop, help="--pack: keyframe interval (frames)")
-    parser.add_argument("--crf", type=int, default=PackOptions.crf, help="--pack: x264 quality (lower = better)")
+    parser.add_argument("--crf", type=int, default=PackOptions.crf, help="--pack video: x264 quality (lower = better)")
+    parser.add_argument("--quality", type=int, default=90, help="--pack jpeg: JPEG quality for frames it encodes")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.pack == "video":
         manifest = pack_manifest(manifest, out, PackOptions(gop=args.gop, crf=args.crf), workers=args.workers)
+    elif args.pack == "jpeg":
+        manifest = pack_jpeg(manifest, out, quality=args.quality)
     manifest.validate_paths()
     path = write_manifest(manifest, out / "manifest.parquet")
     summary = summarize(manifest)

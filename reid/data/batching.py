@@ -66,9 +66,19 @@ class ErrorLog:
         self.bad[index] = message
         self.fresh.append((index, message))
         log.warning("skipping unreadable tracklet %s (record %d): %s", tracklet_id, index, message)
+        self.check(message)
+
+    def merge(self, known: dict[int, str]) -> None:
+        """Take in what other decoders found (record index -> message), then check the threshold."""
+        for index, message in known.items():
+            self.bad.setdefault(int(index), message)
+        if known:
+            self.check(known[max(known)])
+
+    def check(self, latest: str) -> None:
         if len(self.bad) > self.max_fraction * self.num_tracklets:
             raise ReidError(f"{len(self.bad)} of {self.num_tracklets} training tracklets could not be decoded, more "
-                            f"than data.max_errored_fraction={self.max_fraction:g}; latest: {message}")
+                            f"than data.max_errored_fraction={self.max_fraction:g}; latest: {latest}")
 
 
 class _IdentityUnreadable(Exception):
@@ -106,6 +116,8 @@ class BatchMaker:
         self.columns = manifest.attributes.column_names
         self.sampler: FrameSampler = build_sampler(cfg.data.train_sampler, cfg.data, train=train)
         self.decoder = decoder if decoder is not None else Decoder(cfg.data.decode_timeout_s)
+        a = cfg.data.augment  # JPEG store: libjpeg-turbo may decode at 1/2, 1/4 ... while it stays this large
+        self.decoder.draft_size = (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width)
         self.errors = ErrorLog(len(train_idx), cfg.data.max_errored_fraction, dict(known_bad or {}))
 
     # -- one tracklet -------------------------------------------------------------------------------------------
@@ -115,7 +127,7 @@ class BatchMaker:
         frames uint8 [T, 3, H, W] (+ flow, pose_maps, keypoints as requested)."""
         rec = self.manifest.records[index]
         if frames is None:
-            frames = read_frames(self.manifest, rec, frame_idx, self.decoder)
+            frames = read_frames(self.manifest, rec, frame_idx, self.decoder, tag=index)
         if "frame_size" in rec.extra:  # packed videos pad odd sizes; crop back to the stored size
             h0, w0 = (int(v) for v in rec.extra["frame_size"].split("x"))
             frames = frames[:, :h0, :w0]
@@ -146,7 +158,7 @@ class BatchMaker:
                 frame_idx = self.sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0]))
                 slots.append(slot)
                 requests.append(VideoRequest(self.manifest.resolve(rec.video), rec.frame_start, rec.num_frames,
-                                             frame_idx))
+                                             frame_idx, tag=idx))
         return dict(zip(slots, self.decoder.videos(requests), strict=True))
 
     def _slot(self, row: PlanRow, slot: int, indices: list[int],

@@ -3,12 +3,18 @@
 One tracklet = one `VideoReader` opened where it is used (never carried across a fork) with `num_threads=1`, and
 ONE batched random-access `get_batch` over the tracklet's sorted unique frames.
 
-Why a helper process: decord's `get_batch` can spin forever when a container over-reports its frame count
-(dmlc/decord#373) and cannot be interrupted from Python. With `timeout_s` set, a `Decoder` runs decord in a
-long-lived child interpreter (started with `subprocess`, so nothing is forked from a process that holds readers) and
-waits for each tracklet at most `timeout_s` seconds; on expiry it kills the child, starts a fresh one on the next
-request, and raises `DecodeTimeout`, so the caller can skip the tracklet instead of hanging. Indices are also clamped
-to `len(vr)` and to the manifest's frame range before any decode.
+Time bounds: decord's `get_batch` can spin forever when a container over-reports its frame count (dmlc/decord#373)
+and cannot be interrupted from Python. A `Decoder` bounds every video decode in one of two ways:
+- `on_hang` given (inside Ray's decoding actors): decord runs in THIS process, so frames go from the decoder into the
+  batch with no copy through a pipe; a watchdog thread (`HangWatchdog`) ends the process when one decode runs past
+  `timeout_s`, after `on_hang(tag, message)` has recorded the tracklet as unreadable. Ray restarts the actor and
+  retries its task, and the new actor skips the recorded tracklet. (decord calls its C library through ctypes, which
+  releases the GIL, so the watchdog runs while a decode hangs.)
+- no `on_hang` (in-process training, tests, DataLoader workers, where ending the process is not an option): decord
+  runs in a long-lived child interpreter (started with `subprocess`, so nothing is forked from a process that holds
+  readers); the caller waits for each tracklet at most `timeout_s` seconds, then kills the child, starts a fresh one
+  on the next request and raises `DecodeTimeout`, so the caller can skip the tracklet instead of hanging.
+Indices are also clamped to `len(vr)` and to the manifest's frame range before any decode.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -123,12 +133,62 @@ _STARTUP_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """Frames `indices` (tracklet-relative, int [T]) of the tracklet at `frame_start` .. + `num_frames` of `path`."""
+    """Frames `indices` (tracklet-relative, int [T]) of the tracklet at `frame_start` .. + `num_frames` of `path`.
+
+    `tag` names the request for a hang report (the record index in a manifest; -1 = none).
+    """
 
     path: Path
     frame_start: int
     num_frames: int
     indices: np.ndarray
+    tag: int = -1
+
+
+HangHandler = Callable[[int, str], None]
+_EXIT_ON_HANG = 75  # the exit status of a process ended by the watchdog (EX_TEMPFAIL)
+
+
+class HangWatchdog:
+    """Ends the process when one guarded block runs longer than `timeout_s` (after calling `on_hang(tag, message)`).
+
+    For processes that a supervisor restarts (Ray actors): a decode stuck inside C code cannot be interrupted, but
+    the process can end. `on_hang` must record the culprit where the restarted process will find it.
+    """
+
+    def __init__(self, timeout_s: float, on_hang: HangHandler) -> None:
+        self.timeout_s, self.on_hang = float(timeout_s), on_hang
+        self._lock = threading.Lock()
+        self._deadline: float | None = None
+        self._what: tuple[int, str] = (-1, "")
+        self._thread = threading.Thread(target=self._watch, name="reid-decode-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def guard(self, tag: int, what: str) -> Iterator[None]:
+        with self._lock:
+            self._deadline, self._what = time.monotonic() + self.timeout_s, (tag, what)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deadline = None
+
+    def _watch(self) -> None:
+        tick = min(1.0, self.timeout_s / 4)
+        while True:
+            time.sleep(tick)
+            with self._lock:
+                late = self._deadline is not None and time.monotonic() > self._deadline
+                tag, what = self._what
+            if late:
+                message = (f"decoding {what} took longer than {self.timeout_s:g} s; the file is probably corrupt "
+                           f"(decord can spin forever on such files)")
+                log.error("%s; ending this decoding process so that it is restarted without it", message)
+                try:
+                    self.on_hang(tag, message)
+                finally:
+                    os._exit(_EXIT_ON_HANG)
 
 
 _CHILD_CODE = "import sys; from reid.data.decode import _serve; _serve(int(sys.argv[1]))"
@@ -140,11 +200,23 @@ class Decoder:
     Create one per worker process (a Ray actor, a DataLoader worker); it is not picklable and not thread-safe.
     """
 
-    def __init__(self, timeout_s: float | None = 60.0) -> None:
+    def __init__(self, timeout_s: float | None = 60.0, on_hang: HangHandler | None = None) -> None:
         self.timeout_s = timeout_s
         self._proc: subprocess.Popen | None = None
         self._conn: Connection | None = None
         self._owner = os.getpid()
+        # in-process decoding under a watchdog that ends the process (see the module docstring)
+        self._watchdog = HangWatchdog(timeout_s, on_hang) if (on_hang is not None and timeout_s) else None
+        self._shards = None  # jpeg_store.ShardReader, opened on the first JPEG-store record
+        self.draft_size: tuple[int, int] | None = None  # JPEG store: decode at a reduced DCT scale down to this
+
+    def jpeg(self, manifest: Manifest, record: TrackletRecord, indices: np.ndarray) -> np.ndarray:
+        """uint8 [T, H, W, 3] of a JPEG-store record (no time bound needed: JPEG decoding cannot spin)."""
+        from reid.data.jpeg_store import ShardReader, read_jpeg_frames
+
+        if self._shards is None:
+            self._shards = ShardReader()
+        return read_jpeg_frames(manifest, record, indices, self._shards, self.draft_size)
 
     def _start(self) -> None:
         parent, child = socket.socketpair()
@@ -192,9 +264,10 @@ class Decoder:
         except Exception:
             pass
 
-    def video(self, path: str | Path, frame_start: int, num_frames: int, indices: np.ndarray) -> np.ndarray:
+    def video(self, path: str | Path, frame_start: int, num_frames: int, indices: np.ndarray,
+              tag: int = -1) -> np.ndarray:
         """uint8 [T, H, W, 3] for tracklet-relative `indices`; raises DecodeError / DecodeTimeout."""
-        out = self.videos([VideoRequest(Path(path), frame_start, num_frames, indices)])[0]
+        out = self.videos([VideoRequest(Path(path), frame_start, num_frames, indices, tag)])[0]
         if isinstance(out, DecodeError):
             raise out
         return out
@@ -205,11 +278,15 @@ class Decoder:
         Requests are pipelined to the child (one round trip per chunk, not per tracklet) and every answer is
         awaited at most `timeout_s`; after a time-out or a crash the child is replaced and the rest resubmitted.
         """
-        if self.timeout_s is None:
+        if self.timeout_s is None or self._watchdog is not None:
             results: list[np.ndarray | DecodeError] = []
             for r in requests:
                 try:
-                    results.append(decode_video_inline(r.path, r.frame_start, r.num_frames, r.indices))
+                    if self._watchdog is None:
+                        results.append(decode_video_inline(r.path, r.frame_start, r.num_frames, r.indices))
+                        continue
+                    with self._watchdog.guard(r.tag, str(r.path)):
+                        results.append(decode_video_inline(r.path, r.frame_start, r.num_frames, r.indices))
                 except DecodeError as exc:
                     results.append(exc)
             return results
@@ -259,13 +336,18 @@ class Decoder:
         return decode_images(paths)
 
 
-def read_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray, decoder: Decoder) -> np.ndarray:
-    """Frames `indices` (tracklet-relative) of one record: uint8 [T, H, W, 3] RGB; raises DecodeError."""
+def read_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray, decoder: Decoder,
+                tag: int = -1) -> np.ndarray:
+    """Frames `indices` (tracklet-relative) of one record: uint8 [T, H, W, 3] RGB; raises DecodeError.
+
+    `tag` (the record's index) names the tracklet in a hang report."""
+    if record.shard:
+        return decoder.jpeg(manifest, record, indices)
     if record.video:
-        return decoder.video(manifest.resolve(record.video), record.frame_start, record.num_frames, indices)
+        return decoder.video(manifest.resolve(record.video), record.frame_start, record.num_frames, indices, tag)
     if record.frames:
         clipped = np.clip(np.asarray(indices, dtype=np.int64), 0, len(record.frames) - 1)
         uniq, inverse = np.unique(clipped, return_inverse=True)
         frames = decoder.images([manifest.resolve(record.frames[int(i)]) for i in uniq])
         return frames[inverse]
-    raise DecodeError(f"tracklet {record.tracklet_id} names neither a video nor frame files")
+    raise DecodeError(f"tracklet {record.tracklet_id} names neither a video, frame files nor a JPEG shard")

@@ -1,27 +1,32 @@
-"""The Ray Data training pipeline: batch slots -> decoding actors -> one whole batch per row -> Train shards.
+"""The Ray Data training pipeline: one dataset per Train worker, executed ONCE for the whole fit.
 
-    ray.data.from_items(slots)                       one source row per batch slot 0 .. num_batches - 1
-      .map_batches(_DecodeBatches, batch_size=1,     a pool of decoding actors; each call turns ONE slot into ONE
-                   compute=ActorPoolStrategy(...))   row holding the whole P x K batch ([B, T, 3, H, W], ...)
-      -> TorchTrainer(datasets={"train": ds})        Train splits it with streaming_split(world_size, equal=True)
-      -> iter_epoch(get_dataset_shard("train"), clock, epoch)
+    ray.data.from_items([{"epoch": e, "slot": s} ...])   the rank's batch slots of every remaining epoch, in order:
+                                                        e = start .. epochs-1, s = rank, rank + W, rank + 2W, ...
+      .map_batches(_DecodeBatches, batch_size=1,        a pool of decoding actors that lives for the whole fit;
+                   compute=ActorPoolStrategy(...))      each call turns ONE (epoch, slot) into ONE row holding the
+                                                        whole P x K batch ([B, T, 3, H, W], ...)
+      -> RankStream.epoch(e)                            the Train worker reads the rows of epoch e, in order
 
 Decisions:
 - One row = one whole batch (tensors [B, ...] inside a single row), read with `batch_size=1` and squeezed. Identity
-  balance survives streaming and splitting; a block can never be sliced through a batch (Ray only splits blocks
-  between rows, and blocks over `target_max_block_size` get split); and "pairs" batches can carry `pair_same` [N]
-  beside [2N] tensors. num_batches is a multiple of the world size, so the equal split never cuts a row.
-- Which epoch a row belongs to: each Train epoch re-executes the dataset, and Ray's reseed-per-execution counts
-  executions, which restart from zero after a process restart, so it cannot resume the data order. A named actor
-  `EpochClock` holds the epoch instead. Every worker calls `clock.set(epoch)` before iterating (`iter_epoch`); the
-  streaming-split coordinator starts an epoch's execution only once ALL workers asked for it, and every execution
-  creates fresh decoding actors, which read the epoch in their constructor; each row then is
-  `global_plan(records, cfg, epoch)[slot]`, a pure function of (seed, epoch, slot). A resumed run calls
-  `iter_epoch(..., epoch=restored_epoch)` and gets exactly that epoch's batches. Each batch carries its epoch;
-  `iter_epoch` fails loudly on a mismatch.
-- Which rank gets which batch is decided by Ray's split at run time (the content of every batch is fixed).
-- Unreadable tracklets are replaced inside the batch (batching.py), reported to the clock, remembered across epochs,
-  and turn into a ReidError past `data.max_errored_fraction`; decodes are time-bounded (decode.py).
+  balance survives streaming; a block can never be sliced through a batch; "pairs" batches can carry `pair_same` [N]
+  beside [2N] tensors.
+- Decoding actors live for the whole fit: each Train worker builds its dataset when it asks for its first epoch
+  (after it restored any checkpoint, so it knows where it resumes) and iterates ONE execution of it through all its
+  remaining epochs. Start-up (actor creation, manifest read) is paid once per fit, not per epoch, and the next
+  epoch's first batches are decoded while the worker validates and checkpoints.
+- The epoch and slot of every batch travel inside the data: row (e, s) is `global_plan(records, cfg, e)[s]`, a pure
+  function of (seed, epoch, slot), and the source rows of rank r are slots r::W. So which rank gets which batch, and
+  in which order (`preserve_order`), is a pure function of (seed, epoch, rank): a resumed run from epoch e gets
+  exactly epoch e's batches, and the in-process iterator (`batching.iter_local_batches`) yields the same ones.
+- Each rank has its own pool of `data.decode_workers` actors (decoding CPUs scale with the Train workers, as GPUs
+  need them), owned by the Train worker process: a worker that dies takes its actors along, and its restart builds
+  a fresh pool.
+- Unreadable tracklets are replaced inside the batch (batching.py), reported to the run's `UnreadableLedger` (a named
+  actor the driver creates), shared between actors, and turn into a ReidError past `data.max_errored_fraction`.
+  Video decodes run in the actor's own process (frames are copied once, from the decoder into the batch), under a
+  watchdog that records a hanging tracklet in the ledger and ends the actor; Ray restarts it and retries the task,
+  and the new actor skips that tracklet (decode.py).
 
 This is the only module of the data package that imports Ray.
 """
@@ -38,7 +43,8 @@ import ray
 
 from reid.config.schema import ExperimentConfig
 from reid.data.batching import BatchMaker
-from reid.data.plan import Batching, global_plan
+from reid.data.decode import Decoder
+from reid.data.plan import Batching, PlanRow, global_plan
 from reid.data.records import read_manifest
 from reid.errors import ReidError
 
@@ -46,66 +52,89 @@ if TYPE_CHECKING:  # the decoding actors import this module; they never need tor
     import torch
 
 log = logging.getLogger(__name__)
+_HANG_REPORT_TIMEOUT_S = 30.0
 
 
 @ray.remote(num_cpus=0)
-class EpochClock:
-    """The current epoch of a run, plus the unreadable tracklets found so far (record index -> message)."""
+class UnreadableLedger:
+    """A run's unreadable training tracklets (record index -> message), and how often decoding actors started."""
 
     def __init__(self) -> None:
-        self._epoch = 0
         self._bad: dict[int, str] = {}
+        self._starts = 0
 
-    def set(self, epoch: int) -> int:
-        self._epoch = int(epoch)
-        return self._epoch
-
-    def get(self) -> int:
-        return self._epoch
-
-    def add_bad(self, items: list[tuple[int, str]]) -> int:
+    def add_bad(self, items: list[tuple[int, str]]) -> dict[int, str]:
+        """Record `items`; returns everything known so far (the caller merges it and checks the threshold)."""
         for index, message in items:
             self._bad.setdefault(int(index), message)
-        return len(self._bad)
+        return dict(self._bad)
 
     def bad_records(self) -> dict[int, str]:
         return dict(self._bad)
 
+    def decoder_started(self) -> dict[int, str]:
+        """Called by every decoding actor's constructor; returns the unreadable tracklets known so far."""
+        self._starts += 1
+        return dict(self._bad)
 
-def get_or_create_clock(name: str, namespace: str | None = None, node_id: str | None = None) -> ray.actor.ActorHandle:
-    """The run's clock actor named `name` (created on first use; the driver should create it before training).
+    def decoder_starts(self) -> int:
+        return self._starts
 
-    `node_id` pins a new clock to that node (the driver's, so that losing a worker node does not take it along).
+
+def get_or_create_ledger(name: str, namespace: str | None = None,
+                         node_id: str | None = None) -> ray.actor.ActorHandle:
+    """The run's ledger actor named `name` (created on first use; the driver creates it before training).
+
+    `node_id` pins a new ledger to that node (the driver's, so that losing a worker node does not take it along).
     """
     options: dict[str, Any] = {"name": name, "namespace": namespace, "get_if_exists": True}
     if node_id is not None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
-    return EpochClock.options(**options).remote()
+    return UnreadableLedger.options(**options).remote()
 
 
 class _DecodeBatches:
-    """Decoding actor: turns a batch slot into the whole batch of the current epoch's plan."""
+    """Decoding actor: turns (epoch, slot) rows into whole batches of that epoch's plan."""
 
     def __init__(self, manifest_path: str, cfg: dict[str, Any], inputs: list[str], batching: Batching,
-                 world_size: int, clock_name: str, clock_namespace: str | None) -> None:
-        self.clock = ray.get_actor(clock_name, namespace=clock_namespace)
-        self.epoch, known_bad = ray.get([self.clock.get.remote(), self.clock.bad_records.remote()])
-        config = ExperimentConfig.model_validate(cfg)
-        manifest = read_manifest(manifest_path)
-        self.rows = global_plan(manifest.records, config, batching, self.epoch, world_size)
-        self.maker = BatchMaker(manifest, config, inputs, train=True, known_bad=known_bad)
+                 world_size: int, ledger_name: str, ledger_namespace: str | None) -> None:
+        self.ledger = ray.get_actor(ledger_name, namespace=ledger_namespace)
+        known_bad = ray.get(self.ledger.decoder_started.remote())
+        self.config = ExperimentConfig.model_validate(cfg)
+        self.manifest = read_manifest(manifest_path)
+        self.batching, self.world_size = batching, world_size
+        self._plans: dict[int, list[PlanRow]] = {}
+        timeout = self.config.data.decode_timeout_s
+        decoder = Decoder(timeout, on_hang=self._record_hang) if timeout else Decoder(None)
+        self.maker = BatchMaker(self.manifest, self.config, inputs, train=True, decoder=decoder,
+                                known_bad=known_bad)
+
+    def _record_hang(self, index: int, message: str) -> None:
+        """Watchdog callback, just before this process ends: the restarted actor must skip the tracklet."""
+        if index >= 0:
+            ray.get(self.ledger.add_bad.remote([(index, message)]), timeout=_HANG_REPORT_TIMEOUT_S)
+
+    def _row(self, epoch: int, slot: int) -> PlanRow:
+        if epoch not in self._plans:
+            if len(self._plans) >= 2:  # rows arrive in epoch order; keep the current and the next epoch
+                del self._plans[min(self._plans)]
+            self._plans[epoch] = global_plan(self.manifest.records, self.config, self.batching, epoch,
+                                             self.world_size)
+        return self._plans[epoch][slot]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[np.ndarray]] = {}
-        for slot in batch["id"]:
+        for epoch, slot in zip(batch["epoch"], batch["slot"], strict=True):
+            errors = self.maker.errors
             try:
-                made = self.maker(self.rows[int(slot)])
+                made = self.maker(self._row(int(epoch), int(slot)))
             finally:
-                if self.maker.errors.fresh:  # report even when the threshold error is on its way up
-                    self.clock.add_bad.remote(list(self.maker.errors.fresh))
-                    self.maker.errors.fresh.clear()
+                if errors.fresh:  # report even when the threshold error is on its way up
+                    fresh = list(errors.fresh)
+                    errors.fresh.clear()
+                    errors.merge(ray.get(self.ledger.add_bad.remote(fresh)))
             for k, v in made.items():
                 out.setdefault(k, []).append(v)
         return {k: np.stack(v) for k, v in out.items()}
@@ -116,50 +145,93 @@ class _DecodeBatches:
             maker.close()
 
 
-def build_train_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_inputs: Iterable[str],
-                        batching: Batching, world_size: int, clock_name: str,
-                        clock_namespace: str | None = None) -> ray.data.Dataset:
-    """The training dataset: one row per batch, `num_batches` (a multiple of `world_size`) rows per epoch.
+def batches_per_epoch(manifest_path: str | Path, cfg: ExperimentConfig, batching: Batching, world_size: int) -> int:
+    """Global batches per epoch (a multiple of `world_size`; the same in every epoch)."""
+    return len(global_plan(read_manifest(manifest_path).records, cfg, batching, 0, world_size))
 
-    Needs the clock actor `clock_name` to exist (`get_or_create_clock`). Columns follow the batch contract of
+
+def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_inputs: Iterable[str],
+                       batching: Batching, *, rank: int, world_size: int, epochs: range, ledger_name: str,
+                       ledger_namespace: str | None = None) -> ray.data.Dataset:
+    """Rank `rank`'s batches of `epochs`, in order: rows (epoch, slot) for slot = rank, rank + W, ...
+
+    Needs the ledger actor `ledger_name` to exist (`get_or_create_ledger`). Columns follow the batch contract of
     batching.py with a leading row axis of 1 per row.
     """
-    manifest = read_manifest(manifest_path)  # validates the manifest on the driver, with a clear error
-    num_batches = len(global_plan(manifest.records, cfg, batching, 0, world_size))
+    if not 0 <= rank < world_size:
+        raise ReidError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+    num_batches = batches_per_epoch(manifest_path, cfg, batching, world_size)  # validates the manifest
+    items = [{"epoch": e, "slot": s} for e in epochs for s in range(rank, num_batches, world_size)]
+    if not items:
+        raise ReidError(f"no batches to produce for epochs {epochs.start}..{epochs.stop - 1}")
     d = cfg.data
-    # from_items builds its blocks on the driver: no read task, whose default 1-CPU request would deadlock on a
-    # small node where the Train workers and decoding actors already hold fractional CPUs.
-    ds = ray.data.from_items([{"id": i} for i in range(num_batches)], override_num_blocks=num_batches)
-    return ds.map_batches(
+    # from_items builds its blocks in this process: no read task, whose default 1-CPU request would deadlock on a
+    # small node where the Train workers and decoding actors already hold fractional CPUs. One row per block, so
+    # every batch is one task for the actor pool.
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ds.map_batches(
         _DecodeBatches,
         fn_constructor_kwargs={"manifest_path": str(Path(manifest_path).resolve()), "cfg": cfg.model_dump(),
                                "inputs": sorted(set(spec_inputs) | {"frames"}), "batching": batching,
-                               "world_size": world_size, "clock_name": clock_name,
-                               "clock_namespace": clock_namespace},
+                               "world_size": world_size, "ledger_name": ledger_name,
+                               "ledger_namespace": ledger_namespace},
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=d.decode_workers),
         num_cpus=d.decode_cpus,
         zero_copy_batch=True,
     )
+    ds.context.execution_options.preserve_order = True  # the order of the source rows is the training order
+    ds.context.enable_progress_bars = False  # one long execution per fit; the epoch lines report progress
+    return ds
 
 
-def iter_epoch(shard: Any, clock: ray.actor.ActorHandle, epoch: int, *,
-               prefetch_batches: int = 1) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of `epoch` from a Train worker's shard (`ray.train.get_dataset_shard("train")`, or any DataIterator).
+class RankStream:
+    """One Train worker's batches, epoch after epoch, from ONE execution of its dataset (`build_rank_dataset`).
 
-    Every worker must call this once per epoch with the same `epoch`; it sets the clock first. Tensors land on the
-    worker's device (`iter_torch_batches(device="auto")`); frames stay uint8 until the worker normalises them.
+    `epoch(e)` must be called for consecutive epochs starting at `epochs.start`; it yields exactly the rank's
+    `per_epoch` batches of epoch e and checks each batch's (epoch, slot) against the plan.
     """
-    ray.get(clock.set.remote(epoch))
-    for batch in shard.iter_torch_batches(batch_size=1, prefetch_batches=prefetch_batches):
-        out = {k: v[0] for k, v in batch.items()}
-        got = int(out["epoch"])
-        if got != epoch:
-            raise ReidError(f"the data pipeline produced a batch of epoch {got} while epoch {epoch} was requested; "
-                            f"all Train workers must call iter_epoch with the same epoch")
-        yield out
+
+    def __init__(self, dataset: ray.data.Dataset, epochs: range, per_epoch: int, rank: int, world_size: int, *,
+                 prefetch_batches: int = 2) -> None:
+        self.epochs, self.per_epoch, self.rank, self.world_size = epochs, per_epoch, rank, world_size
+        self._next = epochs.start
+        self._rows = iter(dataset.iter_torch_batches(batch_size=1, prefetch_batches=prefetch_batches))
+
+    @property
+    def next_epoch(self) -> int:
+        return self._next
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        if epoch != self._next:
+            raise ReidError(f"the data stream is at epoch {self._next}, epoch {epoch} was requested")
+        self._next = epoch + 1
+        for i in range(self.per_epoch):
+            try:
+                batch = next(self._rows)
+            except StopIteration:
+                raise ReidError(f"the data stream ended in epoch {epoch} after {i} of {self.per_epoch} batches"
+                                ) from None
+            out = {k: v[0] for k, v in batch.items()}
+            got, slot = int(out["epoch"]), int(out["batch_index"])
+            want = self.rank + i * self.world_size
+            if (got, slot) != (epoch, want):
+                raise ReidError(f"the data pipeline produced batch {slot} of epoch {got} where batch {want} of epoch "
+                                f"{epoch} was due (rank {self.rank} of {self.world_size})")
+            yield out
 
 
-def unreadable_tracklets(clock: ray.actor.ActorHandle) -> dict[int, str]:
+def open_rank_stream(manifest_path: str | Path, cfg: ExperimentConfig, spec_inputs: Iterable[str],
+                     batching: Batching, *, rank: int, world_size: int, start_epoch: int, ledger_name: str,
+                     ledger_namespace: str | None = None, prefetch_batches: int = 2) -> RankStream:
+    """A RankStream over epochs `start_epoch` .. `cfg.train.epochs - 1` (what a Train worker iterates in a fit)."""
+    epochs = range(start_epoch, cfg.train.epochs)
+    ds = build_rank_dataset(manifest_path, cfg, spec_inputs, batching, rank=rank, world_size=world_size,
+                            epochs=epochs, ledger_name=ledger_name, ledger_namespace=ledger_namespace)
+    per_epoch = batches_per_epoch(manifest_path, cfg, batching, world_size) // world_size
+    return RankStream(ds, epochs, per_epoch, rank, world_size, prefetch_batches=prefetch_batches)
+
+
+def unreadable_tracklets(ledger: ray.actor.ActorHandle) -> dict[int, str]:
     """Record index -> message of every tracklet the decoding actors had to skip so far."""
-    return ray.get(clock.bad_records.remote())
+    return ray.get(ledger.bad_records.remote())

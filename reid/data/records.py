@@ -33,8 +33,9 @@ class TrackletRecord:
 
     `pid` is the dataset's raw identity (MARS: 0 = distractor, -1 = junk); `camid` the raw camera number.
     The frames come either from `video` (one file, frames `frame_start .. frame_start + num_frames - 1`) or from
-    `frames` (one image file per frame, in temporal order). `attributes` maps column names of the manifest's
-    attribute schema to class indices. `keypoints` is a .npy file of float32 [num_frames, 18, 3] (x, y, confidence)
+    `frames` (one image file per frame, in temporal order), or from a JPEG shard: row `shard_row` of the Parquet
+    file `shard` holds the tracklet's frames as JPEG bytes (`reid.data.jpeg_store`). `attributes` maps column names
+    of the manifest's attribute schema to class indices. `keypoints` is a .npy file of float32 [num_frames, 18, 3] (x, y, confidence)
     in frame pixel coordinates, COCO-18 / OpenPose joint order.
     """
 
@@ -51,6 +52,8 @@ class TrackletRecord:
     keypoints: str | None = None
     tracklet_no: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    shard: str | None = None
+    shard_row: int = 0
 
     def with_role(self, role: str) -> TrackletRecord:
         return replace(self, role=role)
@@ -70,6 +73,8 @@ _SCHEMA = pa.schema([
     ("keypoints", pa.string()),
     ("tracklet_no", pa.int64()),
     ("extra", pa.map_(pa.string(), pa.string())),
+    ("shard", pa.string()),
+    ("shard_row", pa.int64()),
 ])
 
 
@@ -89,6 +94,8 @@ def records_to_table(records: Sequence[TrackletRecord]) -> pa.Table:
         cols["keypoints"].append(r.keypoints)
         cols["tracklet_no"].append(int(r.tracklet_no))
         cols["extra"].append(list(r.extra.items()))
+        cols["shard"].append(r.shard)
+        cols["shard_row"].append(int(r.shard_row))
     return pa.table(cols, schema=_SCHEMA)
 
 
@@ -108,6 +115,7 @@ def table_to_records(table: pa.Table) -> list[TrackletRecord]:
             attributes=None if attrs is None else {k: int(v) for k, v in attrs},
             keypoints=row.get("keypoints"), tracklet_no=int(row.get("tracklet_no") or 0),
             extra={k: v for k, v in (row.get("extra") or [])},
+            shard=row.get("shard"), shard_row=int(row.get("shard_row") or 0),
         ))
     return out
 
@@ -135,7 +143,8 @@ class Manifest:
 
     def validate_paths(self) -> None:
         for r in self.records:
-            for rel in ([r.video] if r.video else []) + list(r.frames[:1]) + ([r.keypoints] if r.keypoints else []):
+            named = [r.video, r.shard, r.keypoints, *r.frames[:1]]
+            for rel in (n for n in named if n):
                 self.resolve(rel)
             if r.role not in ROLES:
                 raise ManifestError(f"tracklet {r.tracklet_id}: role '{r.role}' is not one of {ROLES}")

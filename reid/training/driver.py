@@ -24,13 +24,16 @@ def storage_root(cfg: ExperimentConfig) -> str:
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The function every Ray Train worker runs."""
     from reid.data.records import read_manifest
+    from reid.registry import get_method
     from reid.training.ray_session import RaySession
     from reid.training.worker import run_worker
 
     cfg = ExperimentConfig.model_validate(loop_config["config"])
     manifest = read_manifest(loop_config["manifest"])
     run_dir = Path(loop_config["run_dir"]) if "://" not in loop_config["run_dir"] else None
-    session = RaySession(loop_config["clock"], run_dir)
+    spec = get_method(cfg.method)
+    session = RaySession({"manifest": loop_config["manifest"], "cfg": cfg, "inputs": spec.inputs,
+                          "batching": spec.batching, "ledger": loop_config["ledger"]}, run_dir)
     run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True, run_dir=run_dir)
 
 
@@ -39,7 +42,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from reid.data.pipeline import build_train_dataset, get_or_create_clock
+    from reid.data.pipeline import batches_per_epoch, get_or_create_ledger
     from reid.registry import get_method
 
     spec = get_method(cfg.method)
@@ -50,22 +53,22 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
-    # One clock per fit call: the clock of a previous fit of the same run may still be shutting down (its last
+    batches_per_epoch(manifest_path, cfg, spec.batching, cfg.ray.num_workers)  # a bad manifest fails here, clearly
+    # One ledger per fit call: the ledger of a previous fit of the same run may still be shutting down (its last
     # handle just went), and getting it by name would hand that dying actor to this fit.
-    clock_name = f"reid-epoch-clock-{run}-{uuid.uuid4().hex[:8]}"
-    # The clock lives on the driver's node, like Ray Train's controller: anywhere else, losing that node kills it
+    ledger_name = f"reid-unreadable-{run}-{uuid.uuid4().hex[:8]}"
+    # The ledger lives on the driver's node, like Ray Train's controller: anywhere else, losing that node kills it
     # and every retry of the run fails on it. The handle is kept for the whole fit: a named actor without handles
     # is garbage-collected, and with it the record of unreadable tracklets (reported after the fit).
-    clock = get_or_create_clock(clock_name, node_id=ray.get_runtime_context().get_node_id())
-    dataset = build_train_dataset(str(manifest_path), cfg, spec.inputs, spec.batching, cfg.ray.num_workers,
-                                  clock_name)
+    # Each Train worker builds its own data stream (reid.data.pipeline): no `datasets=` for the trainer.
+    ledger = get_or_create_ledger(ledger_name, node_id=ray.get_runtime_context().get_node_id())
     resources = {"CPU": cfg.ray.cpus_per_worker}
     if cfg.ray.use_gpu:
         resources["GPU"] = cfg.ray.gpus_per_worker
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": str(manifest_path),
-                           "clock": clock_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}"},
+                           "ledger": ledger_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}"},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(
@@ -77,29 +80,28 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
             failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures),
             callbacks=callbacks or None,
         ),
-        datasets={"train": dataset},
     )
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
     try:
         result = trainer.fit()  # Train V2 raises the run's error (TrainingFailedError) instead of returning it
     except Exception as exc:
-        bad = report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
+        bad = report_unreadable(ledger, cfg, f"{storage_root(cfg)}/{run}")
         if bad:
             raise_if_too_many_unreadable(bad, cfg, manifest_path, exc)
         raise
-    report_unreadable(clock, cfg, f"{storage_root(cfg)}/{run}")
-    ray.kill(clock)
+    report_unreadable(ledger, cfg, f"{storage_root(cfg)}/{run}")
+    ray.kill(ledger)
     return result
 
 
-def report_unreadable(clock, cfg: ExperimentConfig, run_dir: str) -> dict[int, str]:
+def report_unreadable(ledger, cfg: ExperimentConfig, run_dir: str) -> dict[int, str]:
     """Print how many training tracklets the decoding actors skipped and keep the list (record index -> reason) in
-    `<run_dir>/unreadable.json`: the clock actor that counted them ends with this driver."""
+    `<run_dir>/unreadable.json`: the ledger actor that counted them ends with this driver."""
     import json
 
     from reid.data.pipeline import unreadable_tracklets
 
-    bad = unreadable_tracklets(clock)
+    bad = unreadable_tracklets(ledger)
     if bad:
         print(f"[reid] skipped {len(bad)} unreadable training tracklet(s) (data.max_errored_fraction="
               f"{cfg.data.max_errored_fraction:g}); first: {bad[min(bad)]}", flush=True)

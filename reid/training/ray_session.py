@@ -1,4 +1,5 @@
-"""The Ray Train side of a Session: shards from `get_dataset_shard`, checkpoints via `ray.train.report`."""
+"""The Ray Train side of a Session: each worker's own data stream (`reid.data.pipeline`), checkpoints via
+`ray.train.report`."""
 
 from __future__ import annotations
 
@@ -19,15 +20,16 @@ from reid.training.session import Session
 
 
 class RaySession(Session):
-    def __init__(self, clock_name: str, run_dir: Path | None = None) -> None:
-        from reid.data.pipeline import get_or_create_clock
+    """`data` holds what the worker's data stream needs: manifest path, config, method inputs and batching, and the
+    name of the run's UnreadableLedger actor."""
 
+    def __init__(self, data: dict[str, Any], run_dir: Path | None = None) -> None:
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
         self.device = ray.train.torch.get_device()
-        self._clock = get_or_create_clock(clock_name)
-        self._shard = ray.train.get_dataset_shard("train")
+        self._data = data
+        self._stream = None
         self._storage = Path(ctx.get_storage().storage_fs_path) if hasattr(ctx, "get_storage") else None
         self._checkpoint = ray.train.get_checkpoint()
         self._tmp = tempfile.TemporaryDirectory(prefix="reid-ckpt-")
@@ -43,9 +45,15 @@ class RaySession(Session):
         return ray.train.torch.prepare_model(model)
 
     def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
-        from reid.data.pipeline import iter_epoch
+        """Opened at the first epoch this worker trains (after a resume: the checkpoint's), one stream per fit."""
+        from reid.data.pipeline import open_rank_stream
 
-        return iter_epoch(self._shard, self._clock, epoch)
+        if self._stream is None or self._stream.next_epoch != epoch:
+            d = self._data
+            self._stream = open_rank_stream(d["manifest"], d["cfg"], d["inputs"], d["batching"], rank=self.rank,
+                                            world_size=self.world_size, start_epoch=epoch,
+                                            ledger_name=d["ledger"])
+        return self._stream.epoch(epoch)
 
     def resume_state_dir(self) -> Path | None:
         if self._checkpoint is None:

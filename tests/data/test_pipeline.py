@@ -1,5 +1,8 @@
+import os
 import threading
+import time
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -7,10 +10,11 @@ import ray
 
 from reid.bench.toydata import write_toy_dataset
 from reid.config.schema import ExperimentConfig
-from reid.data.batching import make_batch
-from reid.data.pipeline import build_train_dataset, get_or_create_clock, iter_epoch, unreadable_tracklets
+from reid.data.batching import iter_local_batches, make_batch
+from reid.data.pipeline import get_or_create_ledger, open_rank_stream, unreadable_tracklets
 from reid.data.plan import global_plan
-from reid.data.records import read_manifest
+from reid.data.records import Manifest, read_manifest, write_manifest
+from reid.errors import ReidError
 
 pytestmark = pytest.mark.ray
 P, K, T = 2, 2, 4
@@ -18,7 +22,7 @@ P, K, T = 2, 2, 4
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False)
+    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -28,66 +32,76 @@ def manifest_path(tmp_path_factory):
     return write_toy_dataset(tmp_path_factory.mktemp("toy"), ids=8, cams=2, num_frames=10)
 
 
-def cfg(**data):
+def cfg(epochs=2, **data):
     base = {"height": 32, "width": 16, "seq_len": T, "ids_per_batch": P, "tracklets_per_id": K,
             "decode_workers": 1, "decode_cpus": 0.5, "decode_timeout_s": 30}
-    return ExperimentConfig(seed=11, data={**base, **data})
+    return ExperimentConfig(seed=11, train={"epochs": epochs}, data={**base, **data})
 
 
-def run_epoch(shard, clock, epoch):
-    return {int(b["batch_index"]): {k: v.numpy() for k, v in b.items()} for b in iter_epoch(shard, clock, epoch)}
+def stream(path, c, name, *, inputs=("frames",), rank=0, world_size=1, start=0):
+    ledger = get_or_create_ledger(name)
+    s = open_rank_stream(path, c, set(inputs), "pk", rank=rank, world_size=world_size, start_epoch=start,
+                         ledger_name=name)
+    return s, ledger
+
+
+def run_epoch(s, epoch):
+    return [{k: v.numpy() for k, v in b.items()} for b in s.epoch(epoch)]
+
+
+def assert_same_batches(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert sorted(g) == sorted(w)
+        for k in w:
+            np.testing.assert_array_equal(g[k], w[k], err_msg=k)
 
 
 @pytest.mark.timeout(300)
-def test_batches_shapes_and_epochs(ray_cluster, manifest_path):
-    c = cfg()
-    clock = get_or_create_clock("test-run-a")
-    ds = build_train_dataset(manifest_path, c, {"frames", "flow"}, "pk", world_size=1, clock_name="test-run-a")
-    e0 = run_epoch(ds.iterator(), clock, 0)
-    e1 = run_epoch(ds.iterator(), clock, 1)
-    assert sorted(e0) == sorted(e1) == [0, 1, 2, 3]  # 8 identities / P = 2
+def test_one_execution_serves_every_epoch_with_the_in_process_batches(ray_cluster, manifest_path):
+    c = cfg(epochs=3, decode_workers=2)
+    s, ledger = stream(manifest_path, c, "test-run-a", inputs=("frames", "flow"))
     m = read_manifest(manifest_path)
-    for b in e0.values():
+    epochs = [run_epoch(s, e) for e in range(3)]
+    assert [[int(b["batch_index"]) for b in e] for e in epochs] == [[0, 1, 2, 3]] * 3  # 8 identities / P = 2
+    for b in epochs[0]:
         assert b["frames"].shape == (P * K, T, 3, 32, 16) and b["frames"].dtype == np.uint8
         assert b["flow"].shape == (P * K, T, 2, 32, 16) and b["flow"].dtype == np.float16
         assert b["pid"].dtype == np.int64 and b["camid"].shape == (P * K,) and int(b["epoch"]) == 0
         assert set(Counter(m.records[i].pid for i in b["index"]).values()) == {K}
-    assert any(not np.array_equal(e0[i]["index"], e1[i]["index"]) for i in e0)  # a new plan each epoch
-    # the pipeline's batch is exactly the in-process batch of the same plan row
-    row = global_plan(m.records, c, "pk", 1, 1)[2]
-    local = make_batch(row, m, c, {"frames", "flow"}, train=True)
-    for k, v in local.items():
-        np.testing.assert_array_equal(e1[2][k], v)
+    assert any(not np.array_equal(a["index"], b["index"]) for a, b in zip(*epochs[:2], strict=True))
+    # every batch is exactly the in-process batch of the same plan row
+    for e in range(3):
+        rows = global_plan(m.records, c, "pk", e, 1)
+        assert_same_batches(epochs[e], [make_batch(r, m, c, {"frames", "flow"}, train=True) for r in rows])
+    # the decoding actors started once for the fit, not once per epoch
+    assert ray.get(ledger.decoder_starts.remote()) == 2
+    with pytest.raises(ReidError, match="at epoch 3, epoch 0 was requested"):
+        next(s.epoch(0))
 
 
 @pytest.mark.timeout(300)
-def test_a_restarted_run_gets_the_same_epoch(ray_cluster, manifest_path):
-    """A fresh dataset and clock (a resumed run) asked for epoch 1 yields the same batches as an in-process run."""
-    c = cfg()
-    clock = get_or_create_clock("test-run-b")
-    ds = build_train_dataset(manifest_path, c, {"frames"}, "pk", world_size=1, clock_name="test-run-b")
-    again = run_epoch(ds.iterator(), clock, 1)
+def test_a_resumed_run_gets_the_same_epochs(ray_cluster, manifest_path):
+    """A fresh stream that starts at epoch 1 (a resumed run) yields exactly epoch 1's and 2's batches."""
+    c = cfg(epochs=3)
+    s, _ = stream(manifest_path, c, "test-run-b", start=1)
     m = read_manifest(manifest_path)
-    rows = global_plan(m.records, c, "pk", 1, 1)
-    assert sorted(again) == [r.batch for r in rows]
-    for row in rows:
-        local = make_batch(row, m, c, {"frames"}, train=True)
-        np.testing.assert_array_equal(again[row.batch]["frames"], local["frames"])
-        np.testing.assert_array_equal(again[row.batch]["index"], local["index"])
+    for e in (1, 2):
+        want = list(iter_local_batches(m, c, {"frames"}, "pk", e))
+        assert_same_batches(run_epoch(s, e), [{k: v.numpy() for k, v in b.items()} for b in want])
 
 
 @pytest.mark.timeout(300)
-def test_two_shards_see_disjoint_whole_batches(ray_cluster, manifest_path):
-    c = cfg(batches_per_epoch=3)  # rounded up to 4 for two workers
-    clock = get_or_create_clock("test-run-split")
-    ds = build_train_dataset(manifest_path, c, {"frames"}, "pk", world_size=2, clock_name="test-run-split")
-    shards = ds.streaming_split(2, equal=True)
-    seen: list[dict] = [{}, {}]
+def test_each_rank_gets_its_own_batches_deterministically(ray_cluster, manifest_path):
+    c = cfg(epochs=2, batches_per_epoch=3)  # rounded up to 4 for two workers
+    m = read_manifest(manifest_path)
+    seen: list[list] = [[], []]
     errors = []
 
     def consume(rank):
         try:
-            seen[rank] = run_epoch(shards[rank], clock, 0)
+            s, _ = stream(manifest_path, c, f"test-run-split-{rank}", rank=rank, world_size=2)
+            seen[rank] = [run_epoch(s, e) for e in range(2)]
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -95,13 +109,13 @@ def test_two_shards_see_disjoint_whole_batches(ray_cluster, manifest_path):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(100)
+        t.join(200)
     assert not errors, errors
-    assert len(seen[0]) == len(seen[1]) == 2
-    assert not set(seen[0]) & set(seen[1]) and set(seen[0]) | set(seen[1]) == {0, 1, 2, 3}
-    for part in seen:
-        for b in part.values():
-            assert b["frames"].shape[0] == P * K and len(set(b["pid"].tolist())) == P
+    for rank in range(2):
+        for e in range(2):
+            assert [int(b["batch_index"]) for b in seen[rank][e]] == [rank, rank + 2]
+            want = iter_local_batches(m, c, {"frames"}, "pk", e, rank=rank, world_size=2)
+            assert_same_batches(seen[rank][e], [{k: v.numpy() for k, v in b.items()} for b in want])
 
 
 @pytest.mark.timeout(300)
@@ -110,13 +124,51 @@ def test_corrupt_video_is_skipped_and_counted(ray_cluster, tmp_path):
     m = read_manifest(path)
     victim = 3
     (m.root / m.records[victim].video).write_bytes(b"\x00garbage" * 300)
-    c = cfg(max_errored_fraction=0.2, batches_per_epoch=4, ids_per_batch=4, tracklets_per_id=4)
-    clock = get_or_create_clock("test-run-corrupt")
-    ds = build_train_dataset(path, c, {"frames"}, "pk", world_size=1, clock_name="test-run-corrupt")
-    batches = run_epoch(ds.iterator(), clock, 0)
+    c = cfg(epochs=1, max_errored_fraction=0.2, batches_per_epoch=4, ids_per_batch=4, tracklets_per_id=4)
+    s, ledger = stream(path, c, "test-run-corrupt")
+    batches = run_epoch(s, 0)
     assert len(batches) == 4
-    for b in batches.values():
+    for b in batches:
         assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
         assert set(Counter(b["pid"].tolist()).values()) == {4}
-    bad = unreadable_tracklets(clock)
+    bad = unreadable_tracklets(ledger)
     assert list(bad) == [victim] and "cannot open video" in bad[victim]
+
+
+@pytest.mark.timeout(300)
+def test_too_many_unreadable_tracklets_fail_the_stream_clearly(ray_cluster, tmp_path):
+    path = write_toy_dataset(tmp_path, ids=4, cams=2, tracklets_per_cam=2, num_frames=8)
+    m = read_manifest(path)
+    for victim in (0, 5, 9):
+        (m.root / m.records[victim].video).write_bytes(b"\x00garbage" * 300)
+    c = cfg(epochs=1, max_errored_fraction=0.1, batches_per_epoch=2, ids_per_batch=4, tracklets_per_id=4)
+    s, ledger = stream(path, c, "test-run-too-many")
+    with pytest.raises(Exception, match="max_errored_fraction=0.1"):
+        run_epoch(s, 0)
+    assert len(unreadable_tracklets(ledger)) >= 2
+
+
+@pytest.mark.timeout(300)
+def test_a_hanging_decode_ends_in_time_and_the_tracklet_is_replaced(ray_cluster, tmp_path):
+    """A tracklet whose decode never returns (a FIFO with no writer) makes the watchdog end the decoding actor;
+    Ray restarts it, the retried batch skips that tracklet, and every batch still arrives."""
+    path = write_toy_dataset(tmp_path, ids=4, cams=2, tracklets_per_cam=2, num_frames=8)
+    m = read_manifest(path)
+    victim = 2
+    fifo = m.root / "videos" / "never.mp4"
+    os.mkfifo(fifo)
+    records = list(m.records)
+    records[victim] = replace(records[victim], video="videos/never.mp4")
+    write_manifest(Manifest(records, m.root, m.dataset, m.attributes, m.meta), path)
+    c = cfg(epochs=1, max_errored_fraction=0.2, batches_per_epoch=2, ids_per_batch=4, tracklets_per_id=4,
+            decode_timeout_s=3)
+    t0 = time.monotonic()
+    s, ledger = stream(path, c, "test-run-hang")
+    batches = run_epoch(s, 0)
+    assert time.monotonic() - t0 < 120
+    assert len(batches) == 2
+    for b in batches:
+        assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
+    bad = unreadable_tracklets(ledger)
+    assert list(bad) == [victim] and "longer than 3 s" in bad[victim]
+    assert ray.get(ledger.decoder_starts.remote()) == 2  # the first actor ended, its restart finished the epoch

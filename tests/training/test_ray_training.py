@@ -41,6 +41,8 @@ def test_two_workers_train_report_checkpoint_and_resume_equivalently(ray_cluster
         train(cut)
     resumed = train(cut)  # same name and storage: Ray Train V2 resumes from the latest checkpoint (epoch 2)
     assert [int(h["epoch"]) for h in resumed.history][-1] == 3
+    # exact by design: each rank's batches are a pure function of (seed, epoch, rank), its random draws too
     a, b = _final_weights(full.run_dir), _final_weights(resumed.run_dir)
-    for key in a:
-        assert torch.allclose(a[key].float(), b[key].float(), atol=1e-4), key
+    assert sorted(a) == sorted(b)
+    for key in a:  # weights and BatchNorm buffers alike
+        assert torch.equal(a[key], b[key]), key
