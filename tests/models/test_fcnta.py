@@ -108,3 +108,83 @@ def test_short_cpu_training_run_learns(tmp_path):
                                                      "train.eval_every=8", *SMALL_RCN_INPUT)
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["val/mAP"] > untrained["mAP"]
+
+
+def naive_fcn_scores(fcn: FCNTemporalAttention, z: torch.Tensor) -> torch.Tensor:
+    """alpha of eq. 1a for one sequence z [N, D], written out with scalar time loops from the FCN-32s design of the
+    module docstring (fig. 3): 'same' 1-D convolutions, ReLU, max-pool 2 per encoder stage; fc6 / fc7 / score;
+    transposed-convolution up-sampling by s; crop to N. Eval mode (dropout off)."""
+    n = z.shape[0]
+    s = fcn.stride
+    x = z.T                                                        # [D, N]
+    pad = (-n) % s
+    if pad:
+        x = torch.cat([x, x[:, -1:].repeat(1, pad)], dim=1)        # repeat the last frame up to a multiple of s
+
+    def conv(x: torch.Tensor, layer: torch.nn.Conv1d) -> torch.Tensor:
+        k = layer.kernel_size[0]
+        half = k // 2
+        length = x.shape[1]
+        out = torch.zeros(layer.out_channels, length)
+        for t in range(length):
+            for j in range(k):
+                src = t + j - half
+                if 0 <= src < length:                              # zero 'same' padding
+                    out[:, t] += layer.weight[:, :, j] @ x[:, src]
+            out[:, t] += layer.bias
+        return out
+
+    convs = [m for m in fcn.encoder if isinstance(m, torch.nn.Conv1d)]
+    for layer in convs:
+        y = torch.relu(conv(x, layer))
+        x = torch.stack([torch.maximum(y[:, 2 * i], y[:, 2 * i + 1]) for i in range(y.shape[1] // 2)], dim=1)
+    head = [m for m in fcn.head if isinstance(m, torch.nn.Conv1d)]
+    x = torch.relu(conv(x, head[0]))                               # fc6
+    x = torch.relu(conv(x, head[1]))                               # fc7
+    score = conv(x, head[2])[0]                                    # one logit per down-sampled step
+    kernel = fcn.upscore.weight[0, 0]                              # transposed conv: out[i*s + j - s/2] += in[i] k[j]
+    up = torch.zeros(score.shape[0] * s)
+    for i in range(score.shape[0]):
+        for j in range(kernel.shape[0]):
+            o = i * s + j - s // 2
+            if 0 <= o < up.shape[0]:
+                up[o] += score[i] * kernel[j]
+    return up[:n]
+
+
+@pytest.mark.parametrize("n", [16, 13])
+def test_fcn_matches_naive_fcn32s(n):
+    torch.manual_seed(0)
+    fcn = FCNTemporalAttention(8, [6, 6], hidden=5).eval()
+    with torch.no_grad():
+        fcn.upscore.weight.add_(torch.randn_like(fcn.upscore.weight) * 0.3)   # a learned, non-interpolating kernel
+        z = torch.randn(2, n, 8)
+        got = fcn(z)
+        for b in range(2):
+            assert torch.allclose(got[b], naive_fcn_scores(fcn, z[b]), atol=1e-5)
+
+
+def test_fcn_check_rejects_a_broken_fcn():
+    """Broken FCNs (the wrong end of the up-sampled scores kept; zero instead of repeated padding) fail the check."""
+    torch.manual_seed(0)
+    fcn = FCNTemporalAttention(8, [6, 6], hidden=5).eval()
+
+    class WrongCrop(FCNTemporalAttention):
+        def forward(self, z):
+            n = z.shape[1]
+            x = torch.nn.functional.pad(z.transpose(1, 2), (0, (-n) % self.stride), mode="replicate")
+            return self.upscore(self.head(self.encoder(x)))[:, 0, -n:]
+
+    class ZeroPad(FCNTemporalAttention):
+        def forward(self, z):
+            n = z.shape[1]
+            x = torch.nn.functional.pad(z.transpose(1, 2), (0, (-n) % self.stride))
+            return self.upscore(self.head(self.encoder(x)))[:, 0, :n]
+
+    z = torch.randn(2, 13, 8)
+    for cls in (WrongCrop, ZeroPad):
+        broken = cls(8, [6, 6], hidden=5).eval()
+        broken.load_state_dict(fcn.state_dict())
+        with torch.no_grad():
+            assert torch.allclose(fcn(z)[0], naive_fcn_scores(fcn, z[0]), atol=1e-5)
+            assert not torch.allclose(broken(z)[0], naive_fcn_scores(fcn, z[0]), atol=1e-5)

@@ -213,25 +213,132 @@ def test_forward_backward_every_variant(variant):
         assert "temporal_weights" not in out
 
 
-def test_alignnet_tap_combines_frames_by_eq7():
-    _, model = _tiny("alignnet_tap")
+AS_WRITTEN = {"paf": "signed", "part_temperature": 1.0, "part_pool": "mean"}   # eqs. 2-5 exactly as printed
+PROJECT = {"paf": "abs", "part_temperature": 0.05, "part_pool": "sum"}
+
+
+def naive_tap_logit(net: TemporalAttentionNet, x: torch.Tensor) -> torch.Tensor:
+    """N of eq. 8 for one frame, written out with F.conv2d and the BN formula: x [C, h, w] -> scalar."""
+    import torch.nn.functional as F
+
+    y = F.conv2d(x[None], net.conv1.weight, None, padding=1)[0]
+    bn = net.bn
+    y = (y - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + bn.eps)
+    y = torch.clamp(y * bn.weight[:, None, None] + bn.bias[:, None, None], min=0)
+    y = F.conv2d(y[None], net.conv2.weight, net.conv2.bias, padding=1)[0]
+    return y.mean()                                   # pooled over space and channels
+
+
+def naive_posetap_video(model, frames: torch.Tensor, pose: torch.Tensor, paf: str = "signed",
+                        temperature: float = 1.0, pool: str = "mean") -> torch.Tensor:
+    """f_video of AlignNet + TAP written from section 3 of the paper, frame by frame, without the model's forward.
+
+    frames [B, T, 3, H, W]; pose [B, T, 57, h, w] at the feature-map size. Uses the model's trained pieces (ResNet
+    A, TAP nets N) as black boxes; everything else (eqs. 2-7, 8-9) is spelled out here.
+    """
+    sets = naive_sets()
+    b_n, t_n = frames.shape[:2]
+    videos = []
+    for b in range(b_n):
+        descs, w_app, w_part = [], [], []
+        for t in range(t_n):
+            fa = model.appearance(frames[b, t][None])[0]                          # eq. 1: [C, h, w]
+            c, h, w = fa.shape
+            parts, upper = [], None
+            for r in range(3):
+                chans = [pose[b, t, k].abs() if (paf == "abs" and k >= 19) else pose[b, t, k] for k in sets[r]]
+                comp = sum(chans) / len(chans)                                    # eq. 2
+                e = torch.exp(comp / temperature)
+                rbar = e / e.sum()                                                # eq. 3 (sum over k, n)
+                far = fa * rbar                                                   # eq. 4
+                if pool == "sum":
+                    far = far * (h * w)
+                parts.append(far.mean(dim=(1, 2)))                                # eq. 5 (avgpool)
+                if r == 0:
+                    upper = far                                                   # f_{a,u}: the TAP input
+            descs.append(torch.cat([fa.mean(dim=(1, 2)), *parts]))                # eq. 6
+            w_app.append(torch.sigmoid(naive_tap_logit(model.tap["appearance"], fa)))      # eqs. 8-9
+            w_part.append(torch.sigmoid(naive_tap_logit(model.tap["parts"], upper)))
+        c = descs[0].shape[0] // 4
+        app = sum(w_app[t] * descs[t][:c] for t in range(t_n))                    # eq. 7, appearance TAP
+        prt = sum(w_part[t] * descs[t][c:] for t in range(t_n))                   # eq. 7, the part TAP's weights
+        videos.append(torch.cat([app, prt]))
+    return torch.stack(videos)
+
+
+def _naive_case(form: dict, **extra):
+    torch.manual_seed(0)
+    _, model = _tiny("alignnet_tap", last_stride=1, **form, **extra)
     model.eval()
-    batch = {"frames": torch.randn(2, 3, 3, 64, 32), "pose_maps": torch.rand(2, 3, 57, 8, 4)}
+    frames = torch.randn(2, 3, 3, 64, 32)
+    pose = torch.rand(2, 3, 57, 4, 2) * 2 - 1        # 64x32 at stride 16: 4x2 feature maps, no resize
+    pose[..., 0, :] += 1.5                           # make the head maps peak at the top, so the parts differ
+    return model, frames, pose
+
+
+@pytest.mark.parametrize("form", [AS_WRITTEN, PROJECT], ids=["as-written", "project"])
+def test_alignnet_tap_matches_naive_paper_implementation(form):
+    """The whole AlignNet + TAP forward against a naive implementation of eqs. 1-9 (no circularity: the naive
+    side never calls the model's forward, only its ResNet and the TAP nets' weights)."""
+    model, frames, pose = _naive_case(form)
     with torch.no_grad():
-        out = model(batch)
-        per_frame = [model({"frames": batch["frames"][:, t:t + 1], "pose_maps": batch["pose_maps"][:, t:t + 1]})
-                     for t in range(3)]
-    # with T = 1 the model returns w_t * f_t, so f_t (the frame descriptor of eq. 6) is recovered by dividing
-    frame_desc, weights = [], out["temporal_weights"]
-    for t in range(3):
-        g, w = per_frame[t]["global"], per_frame[t]["temporal_weights"][:, 0]
-        assert torch.allclose(w, weights[:, t], atol=1e-6)
-        frame_desc.append(torch.cat([g[:, :512] / w[:, :1], g[:, 512:] / w[:, 1:]], dim=1))
-    expected = [sum(weights[b, t, 0] * frame_desc[t][b, :512] for t in range(3)) for b in range(2)]
-    expected_parts = [sum(weights[b, t, 1] * frame_desc[t][b, 512:] for t in range(3)) for b in range(2)]
-    for b in range(2):
-        assert torch.allclose(out["global"][b, :512], expected[b], rtol=1e-4, atol=1e-5)
-        assert torch.allclose(out["global"][b, 512:], expected_parts[b], rtol=1e-4, atol=1e-5)
+        got = model({"frames": frames, "pose_maps": pose})["global"]
+        want = naive_posetap_video(model, frames, pose, form["paf"], form["part_temperature"], form["part_pool"])
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("key", ["paf", "part_temperature", "part_pool"])
+def test_each_as_written_setting_is_checked(key):
+    """Each of the three settings changes the output: the model with the project's value of one setting fails the
+    naive check of the equations as written (so the check would catch a wrong default sneaking in)."""
+    form = {**AS_WRITTEN, key: PROJECT[key]}
+    model, frames, pose = _naive_case(form)
+    with torch.no_grad():
+        got = model({"frames": frames, "pose_maps": pose})["global"]
+        want = naive_posetap_video(model, frames, pose)                 # eqs. 2-5 as written
+    assert not torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_naive_check_rejects_a_part_tap_reading_the_wrong_part():
+    """A deliberately broken model whose part TAP reads the middle-part features f_{a,m} instead of f_{a,u}
+    (its first two composite rows swapped for the TAP only) must fail the same naive check."""
+    from reid.models.posetap import PoseTAP
+
+    class WrongPartTAP(PoseTAP):
+        def forward(self, batch):
+            real = self.tap["parts"].forward
+            # feed the TAP the middle part: recompute masks, swap rows 0 and 1 in what the TAP sees
+            b, t = batch["frames"].shape[:2]
+            fa = self.appearance(batch["frames"].flatten(0, 1))
+            masks = self.parts(batch["pose_maps"].flatten(0, 1), tuple(fa.shape[-2:]))
+            middle = (fa * masks[:, 1:2]).unflatten(0, (b, t))
+            self.tap["parts"].forward = lambda _upper: real(middle)
+            try:
+                return super().forward(batch)
+            finally:
+                del self.tap["parts"].forward
+
+    model, frames, pose = _naive_case(AS_WRITTEN)
+    broken = WrongPartTAP(model.params, DataInfo(num_classes=3, seq_len=2, height=64, width=32))
+    broken.load_state_dict(model.state_dict())
+    broken.eval()
+    with torch.no_grad():
+        want = naive_posetap_video(model, frames, pose)
+        assert torch.allclose(model({"frames": frames, "pose_maps": pose})["global"], want, rtol=1e-4, atol=1e-5)
+        got = broken({"frames": frames, "pose_maps": pose})["global"]
+    c = model.channels
+    assert torch.allclose(got[:, :c], want[:, :c], rtol=1e-4, atol=1e-5)      # appearance TAP untouched
+    assert not torch.allclose(got[:, c:], want[:, c:], rtol=1e-4, atol=1e-5)  # the part blocks are caught
+
+
+def test_naive_check_rejects_swapped_tap_weights():
+    """A broken model that weights the appearance block with the part TAP's weights and vice versa fails."""
+    model, frames, pose = _naive_case(AS_WRITTEN)
+    with torch.no_grad():
+        want = naive_posetap_video(model, frames, pose)
+        model.tap["appearance"], model.tap["parts"] = model.tap["parts"], model.tap["appearance"]
+        got = model({"frames": frames, "pose_maps": pose})["global"]
+    assert not torch.allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_missing_pose_maps_is_a_clear_error():
