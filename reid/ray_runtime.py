@@ -76,7 +76,8 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
         use_token_if_available()
         ray.init(address=target, **logging_kwargs)
     else:
-        os.environ.setdefault(AUTH_MODE_ENV, "token")
+        if AUTH_MODE_ENV not in os.environ:
+            token_mode_on()
         start_local_ray(attempts=attempts, num_cpus=max(1, math.floor(num_cpus)) if num_cpus else None,
                         object_store_memory=ray_cfg.object_store_memory if ray_cfg else None,
                         include_dashboard=dashboard, **logging_kwargs)
@@ -129,12 +130,19 @@ def use_token_if_available() -> bool:
         return mode.strip().lower() == "token"
     if not token_available():
         return False
-    os.environ[AUTH_MODE_ENV] = "token"
-    with contextlib.suppress(ImportError, AttributeError):
-        from ray._raylet import Config  # the cached RayConfig must see the new mode (as Ray's own setup does)
-
-        Config.initialize("")
+    token_mode_on()
     return True
+
+
+def token_mode_on() -> None:
+    """RAY_AUTH_MODE=token for this process and the ones it starts. Ray caches its config (RayConfig, C++) at
+    import: without the refresh this driver would start a token-mode cluster and then talk to it without a token
+    ("InvalidAuthToken: Authentication token is missing or incorrect"). The same two steps as Ray's own
+    `authentication_token_setup._enable_token_auth`."""
+    from ray._raylet import Config
+
+    os.environ[AUTH_MODE_ENV] = "token"
+    Config.initialize("")
 
 
 def token_available() -> bool:

@@ -99,11 +99,13 @@ sys.exit(subprocess.call([os.environ["DRIVER_PYTHON"], "driver.py"]))
 @pytest.mark.timeout(600)
 def test_a_driver_under_uv_run_starts_workers_with_its_own_python(tmp_path):
     """A real driver whose parent is `uv run`: Ray detects it, and still the worker runs the driver's interpreter
-    with no uv re-sync (no `py_executable` in the job's runtime env)."""
+    with no uv re-sync (no `py_executable` in the job's runtime env). Also: the default token-auth start-up works
+    and prints no warning."""
     (tmp_path / "driver.py").write_text(_DRIVER)
     (tmp_path / "run").write_text(_FAKE_UV)
-    env = {k: v for k, v in os.environ.items() if k not in (ray_runtime.UV_RUN_ENV, "RAY_ADDRESS")}
-    env.update(DRIVER_PYTHON=sys.executable, PYTHONPATH=str(REPO), RAY_AUTH_MODE="disabled")
+    # RAY_AUTH_MODE unset: the local cluster gets token auth and the driver must talk to it with the token
+    env = {k: v for k, v in os.environ.items() if k not in (ray_runtime.UV_RUN_ENV, "RAY_ADDRESS", "RAY_AUTH_MODE")}
+    env.update(DRIVER_PYTHON=sys.executable, PYTHONPATH=str(REPO))
     proc = subprocess.run(["uv", "run", "driver.py"], executable=sys.executable, cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=540)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -113,3 +115,4 @@ def test_a_driver_under_uv_run_starts_workers_with_its_own_python(tmp_path):
     assert out["worker"] == out["driver"]
     assert "Uninstalled" not in proc.stderr and "does not match" not in proc.stderr
     assert Path(out["logs"]).is_dir() and f"Ray's own logs: {out['logs']}" in proc.stdout
+    assert "Token authentication is enabled" not in proc.stderr
