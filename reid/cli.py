@@ -1,16 +1,19 @@
 """The `reid` command. Each subcommand lives in `reid/commands/<name>.py` with `add_arguments` and `run`.
 
 Errors the user can act on (`ReidError`) are printed as one message without a traceback, exit status 2 (the same
-status argparse uses for unknown options).
+status argparse uses for unknown options). Any other failure prints one line with its cause, the file holding the
+traceback and Ray's log folder, exit status 1 (`reid.commands.failure`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
+from reid.commands.failure import TRACEBACK_ENV, report_failure
 from reid.errors import ReidError
 
 # name -> one-line help; the module reid.commands.<name> provides add_arguments(parser) and run(args) -> int
@@ -77,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"reid {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # anything else (a Ray Train run that failed, a cluster that did not start): one line naming the cause and
+        # the logs to read; the traceback goes to a file (REID_TRACEBACK=1 prints it instead)
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        print(report_failure(args.command, exc), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

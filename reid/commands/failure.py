@@ -1,0 +1,61 @@
+"""A failed command prints one line (the cause and the log to read) instead of a traceback; the traceback goes to a
+file. Set REID_TRACEBACK=1 to get the traceback on the console instead."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from reid.errors import ReidError
+
+TRACEBACK_ENV = "REID_TRACEBACK"
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception that started it: through Ray Train's TrainingFailedError (`worker_failures`,
+    `controller_failure`), Ray's RayTaskError (`cause`) and `raise ... from`."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        failures = getattr(exc, "worker_failures", None)
+        inner = (next(iter(failures.values()), None) if isinstance(failures, dict) and failures else None)
+        inner = inner or getattr(exc, "controller_failure", None) or getattr(exc, "cause", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
+
+
+def describe(exc: BaseException) -> str:
+    """`Type: first line of the message` (a ReidError: just its message, it is written for the user)."""
+    cause = root_cause(exc)
+    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+    # RayTaskError's text starts with the task's name and then the remote traceback; the last line is the error
+    text = lines[-1] if lines and lines[0].startswith("ray::") else (lines[0] if lines else "")
+    if isinstance(cause, ReidError):
+        return text
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+def report_failure(command: str, exc: BaseException) -> str:
+    """Write the full traceback to a log file and return the one line for the console."""
+    log_dir = Path(tempfile.gettempdir()) / "reid-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text("".join(traceback.format_exception(exc)))
+    line = f"reid {command}: error: {describe(exc)} (traceback: {path}"
+    ray_logs = _ray_logs()
+    return line + (f"; Ray's logs: {ray_logs})" if ray_logs else ")")
+
+
+def _ray_logs() -> Path | None:
+    import sys
+
+    if "ray" not in sys.modules:  # a command that never started Ray: do not import it just to ask
+        return None
+    from reid.ray_runtime import ray_log_dir
+
+    return ray_log_dir()

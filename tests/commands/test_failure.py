@@ -1,0 +1,61 @@
+"""A failed command: one line with the cause and the logs to read, the traceback in a file, no traceback printed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from reid.cli import main
+from reid.commands import failure, synth
+from reid.errors import ReidError
+
+
+class _WorkerGroupError(Exception):  # the shape of ray.train's TrainingFailedError: {rank: exception}
+    def __init__(self, failures: dict[int, Exception]) -> None:
+        super().__init__("Training failed due to worker errors:\n[Rank 0]\nTraceback ...")
+        self.worker_failures = failures
+
+
+def _chained() -> Exception:
+    try:
+        try:
+            raise OSError("disk full\nmore detail")
+        except OSError as inner:
+            raise RuntimeError("fit failed") from inner
+    except RuntimeError as outer:
+        return outer
+
+
+def test_the_cause_is_found_inside_ray_trains_and_pythons_wrappers():
+    cause = ValueError("bad shape [2, 3]")
+    assert failure.root_cause(_WorkerGroupError({1: cause})) is cause
+    assert failure.describe(_WorkerGroupError({0: cause})) == "ValueError: bad shape [2, 3]"
+    assert failure.describe(_chained()) == "OSError: disk full"
+    assert failure.describe(_WorkerGroupError({0: ReidError("no manifest at x")})) == "no manifest at x"
+
+
+def test_a_failed_command_prints_one_line_and_keeps_the_traceback(monkeypatch, capsys):
+    def broken(args):
+        raise _WorkerGroupError({0: ZeroDivisionError("division by zero")})
+
+    monkeypatch.setattr(synth, "run", broken)
+    monkeypatch.delenv(failure.TRACEBACK_ENV, raising=False)
+    assert main(["synth", "--out", "nowhere"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err + captured.out
+    assert lines[0].startswith("reid synth: error: ZeroDivisionError: division by zero (traceback: ")
+    log = Path(re.search(r"traceback: (\S+?)[;)]", lines[0]).group(1))
+    assert "ZeroDivisionError" in log.read_text() and "Traceback" in log.read_text()
+
+
+def test_the_traceback_on_request(monkeypatch):
+    def broken(args):
+        raise KeyError("x")
+
+    monkeypatch.setattr(synth, "run", broken)
+    monkeypatch.setenv(failure.TRACEBACK_ENV, "1")
+    with pytest.raises(KeyError):
+        main(["synth", "--out", "nowhere"])
