@@ -1,0 +1,62 @@
+"""`reid index`: embed a manifest's gallery with the project's Ray Data batch inference and store it (store.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reid.deploy import ann, store
+from reid.deploy.runs import LoadedRun
+from reid.errors import ReidError
+
+
+def embed_manifest_rows(run: LoadedRun, manifest_path: Path, indices: list[int]) -> np.ndarray:
+    """Embeddings [N, D] of the manifest rows `indices` by `reid.training.inference.extract_features_ray`
+    (decoding actors -> model actors), L2-normalised when the run evaluates with `eval.normalize`."""
+    from reid.training.inference import extract_features_ray
+
+    feats = extract_features_ray(run.cfg, manifest_path, run.model, indices)
+    emb = torch.stack([feats[i] for i in indices]).float()
+    if run.cfg.eval.normalize:
+        emb = torch.nn.functional.normalize(emb, dim=1)
+    return emb.numpy()
+
+
+def index_manifest(run: LoadedRun, manifest_path: Path, out: Path, *, roles: tuple[str, ...] = ("gallery",),
+                   add: bool = False, kind: ann.Kind = "auto") -> tuple[int, int]:
+    """Build (or with `add`, extend) the index at `out`; returns (rows added, rows in the index).
+
+    Checked before any file is written: the manifest has rows of `roles`; without `add`, `out` holds no index;
+    with `add`, the index was built by this very model (hash and feature dim)."""
+    from reid.data.records import read_manifest
+
+    manifest_path = Path(manifest_path).resolve()
+    if not manifest_path.is_file():
+        raise ReidError(f"no manifest at {manifest_path}")
+    manifest = read_manifest(manifest_path)
+    old = None
+    if add:
+        old = store.load_index(out)
+        store.check_model(old.meta, run.model_hash, run.feature_dim, str(out))
+    elif (out / store.META).exists():
+        raise ReidError(f"{out} already holds an index; use --add to extend it or choose another --out")
+    known = set(old.table.column("tracklet_id").to_pylist()) if old is not None else set()
+    indices = [i for i, r in enumerate(manifest.records) if r.role in roles and r.tracklet_id not in known]
+    if not indices:
+        what = "new " if known else ""
+        raise ReidError(f"empty gallery: {manifest_path} has no {what}tracklets with role {'/'.join(roles)} "
+                        f"(roles there: {sorted({r.role for r in manifest.records})})")
+    emb = embed_manifest_rows(run, manifest_path, indices)
+    table = store.gallery_table(manifest.records, indices, str(manifest_path), emb)
+    if old is None:
+        meta = {"model_hash": run.model_hash, "feature_dim": run.feature_dim, "distance": run.cfg.eval.distance,
+                "l2_normalized": run.cfg.eval.normalize, "method": run.cfg.method, "run": str(run.run_dir.resolve()),
+                "checkpoint": str(run.checkpoint)}
+        index = store.build(meta, table, emb, kind)
+    else:
+        meta = old.meta
+        table, index = store.extend(old, table, emb, kind)
+    store.write_index(out, meta, table, index)
+    return len(indices), len(table)
