@@ -10,6 +10,13 @@ per branch predict the one-vs-rest units of that branch's attribute groups (eqs.
 Dimensions follow the operations of eqs. 1-6: f_re_ID, f_ID, f_ir_ID are C/4; the attribute features are pooled
 C/2 maps, so they are C/2 (the text's "C/4" for them cannot come from pooling a C/2 map); fusion (b) maps the
 concatenated attribute features (C) to C/4 with one FC. f_final: (a) 5C/4, (b) C, table IV subsets n * C/4.
+
+Spatial pooling F_SP: `spatial_pool` (AGW: GeM) pools the non-negative maps, i.e. the attribute stages' outputs
+(eqs. 3, 5). The maps after a 1x1 conv (F_re, F_ir, F_ID of eqs. 2, 4, 6) are signed, and GeM is undefined there
+(it clamps negatives to eps), so they are average-pooled. Eq. 6 applies F_ID BEFORE F_SP: f_ID = F_TP(F_SP(F_ID(X_ID))).
+
+The packaged default (reid/configs/asanet.yaml) is ASANet-b, the paper's headline MARS model (tables I, V, VII):
+fusion (b) with ASRE and without the PMI triplet loss; variant `b-asre-pmi` adds PMI.
 """
 
 from __future__ import annotations
@@ -103,8 +110,7 @@ class ASANet(nn.Module):
         self.stage_ir = residual_stage(p.depth, c, c // 2, blocks, p.last_stride)
         q = c // 4
         make_pool = GeM if p.spatial_pool == "gem" else AvgPool
-        self.pool_re_attr, self.pool_ir_attr = make_pool(), make_pool()
-        self.pool_id = make_pool() if "id" in p.branches else None
+        self.pool_re_attr, self.pool_ir_attr = make_pool(), make_pool()   # F_SP of eqs. 3, 5 (non-negative maps)
         self.reduce = nn.ModuleDict({b: nn.Conv2d(2 * c, q, 1) for b in p.branches})        # F_ID, F_re, F_ir
         self.fc = nn.ModuleDict({b: nn.Linear(q, q) for b in p.branches if b != "id"})     # W_re, W_ir
         self.asre = nn.ModuleDict({b: ASRE(q, c // 2, p.asre_key_dim, p.asre_alpha, p.asre_mask_activation)
@@ -149,12 +155,12 @@ class ASANet(nn.Module):
         for branch in BRANCH_ORDER:
             if branch not in self.params.branches:
                 continue
+            x_i = self.reduce[branch](x_id)                       # F_ID / F_re / F_ir (X_ID), [BT, C/4, h', w']
             if branch == "id":
-                # eq. 6; the 1x1 conv F_ID commutes with average pooling, and GeM needs the non-negative X_ID
-                pooled = self.pool_id(x_id)[:, :, None, None]
-                parts.append(self._temporal_mean(self.reduce["id"](pooled).flatten(1), b, t))
+                # eq. 6 in its order: the 1x1 conv F_ID first, then F_SP and F_TP. The conv output is signed, so
+                # F_SP is the average (GeM before the conv, the old order, is a different function of X_ID)
+                parts.append(self._temporal_mean(x_i.mean(dim=(2, 3)), b, t))
                 continue
-            x_i = self.reduce[branch](x_id)                       # F_re(X_ID) / F_ir(X_ID), [BT, C/4, h', w']
             if branch in self.asre:
                 x_i, mask = self.asre[branch](x_i, x_attr[branch])   # eqs. 8-10
                 maps.append(mask)
@@ -175,12 +181,15 @@ class ASANet(nn.Module):
 
 
 _ALL = ["id", "re", "ir"]
+# every row sets lambda_PMI explicitly: the packaged default (ASANet-b) trains without PMI, so a "-pmi" row must not
+# inherit the recipe's zeros. 0.005 -> 0.01 once the ID-irrelevant BCE < 0.15 (sec. IV-B)
+_PMI = {"loss.lambda_pmi": 0.005, "loss.lambda_pmi_raised": 0.01}
 _NO_PMI = {"loss.lambda_pmi": 0.0, "loss.lambda_pmi_raised": 0.0}
 
 
 def _row(fusion: str, asre: bool, pmi: bool, branches: list[str] = _ALL, **extra: object) -> dict[str, object]:
     row: dict[str, object] = {"model.fusion": fusion, "model.asre": asre, "model.branches": list(branches)}
-    return {**row, **({} if pmi else _NO_PMI), **extra}
+    return {**row, **(_PMI if pmi else _NO_PMI), **extra}
 
 
 VARIANTS: dict[str, dict[str, object]] = {

@@ -1,6 +1,7 @@
 """ASA-Net: structure, every variant at a tiny size, the eq. 19 objective and its lambda_PMI schedule, configs,
 ablation specs, and a short CPU training run on the tiny synthetic set."""
 
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_every_variant_forward_backward_tiny(variant):
     unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not unused, unused
     expected = {"ce", "wrt", "center", "loss", "lambda_pmi"}
-    expected |= {"bce"} if model_p.get("attribute_heads", True) else set()
+    expected |= {"bce", "bce_ir"} if model_p.get("attribute_heads", True) else set()
     expected |= set() if loss_p.get("lambda_pmi_raised", 1.0) == 0 else {"pmi"}
     assert set(losses) == expected
     k = len([b for b in model_p["branches"] if b != "id"])
@@ -106,6 +107,10 @@ def test_objective_is_eq_19_and_bce_covers_both_branches():
            "pmi": pmi_triplet_loss(out["global"], out["ir_attr"], pid)}
     for k, v in ref.items():
         assert torch.allclose(losses[k], v, atol=1e-6), k
+    # the pose / motion BCE is logged apart (it drives the lambda_PMI switch) but is not added a second time
+    ir = slice(UNITS_RE, None)
+    assert torch.allclose(losses["bce_ir"], masked_bce_with_logits(out["attr_logits"][:, ir], targets[:, ir],
+                                                                   mask[:, ir]), atol=1e-6)
     total = ref["ce"] + ref["wrt"] + 0.3 * ref["center"] + 1.5 * ref["bce"] + 0.2 * ref["pmi"]
     assert torch.allclose(losses["loss"], total, atol=1e-6)
 
@@ -123,8 +128,11 @@ def test_center_gradient_split_and_own_lr():
     assert torch.allclose(objective.center.centers.grad[:, :8], c_ref.grad)     # centers: unweighted dL/dc
 
 
+PMI_ON = {"lambda_cent": 0.0005, "lambda_bce": 1.5, "lambda_pmi": 0.005, "lambda_pmi_raised": 0.01}
+
+
 def test_lambda_pmi_schedule_is_latched_and_checkpointed():
-    objective = SPEC.build_objective({}, INFO).train()
+    objective = SPEC.build_objective(PMI_ON, INFO).train()
     batch = _batch()
     targets, _ = objective.attribute_targets(batch["attributes"])
     out = {"global": torch.randn(6, 8), "logits": torch.randn(6, 3), "ir_attr": torch.randn(6, 4)}
@@ -139,9 +147,64 @@ def test_lambda_pmi_schedule_is_latched_and_checkpointed():
     assert float(again["lambda_pmi"]) == pytest.approx(0.01)
     assert torch.allclose(again["loss"] - 0.01 * again["pmi"],
                           again["ce"] + again["wrt"] + 0.0005 * again["center"] + 1.5 * again["bce"], atol=1e-6)
-    fresh = SPEC.build_objective({}, INFO)
+    fresh = SPEC.build_objective(PMI_ON, INFO)
     fresh.load_state_dict(objective.state_dict())
     assert "pmi_raised" in objective.state_dict() and bool(fresh.pmi_raised)
+
+
+def test_lambda_pmi_switch_reads_the_pose_motion_bce_only():
+    """Sec. IV-B raises lambda_PMI when "the prediction of pose and motion is accurate enough": the switch reads the
+    BCE of the ID-irrelevant units (the last UNITS_IR columns), not the combined BCE of both branches."""
+    batch = _batch()
+    out = {"global": torch.randn(6, 8), "logits": torch.randn(6, 3), "ir_attr": torch.randn(6, 4)}
+    targets, mask = SPEC.build_objective(PMI_ON, INFO).attribute_targets(batch["attributes"])
+    perfect = (targets * 2 - 1) * 20.0
+    # ID-relevant units perfect, pose / motion right but unsure (BCE 0.2 per unit, logit -log(e^0.2 - 1)):
+    # combined BCE ~ 0.2 * 66 / 116 labelled units < 0.15 (the old switch fired), pose / motion BCE 0.2 > 0.15
+    re_good = perfect.clone()
+    re_good[:, UNITS_RE:] = (targets[:, UNITS_RE:] * 2 - 1) * -math.log(math.exp(0.2) - 1)
+    objective = SPEC.build_objective(PMI_ON, INFO).train()
+    losses = objective({**out, "attr_logits": re_good}, batch)
+    assert float(losses["bce"]) < 0.15 < float(losses["bce_ir"])
+    assert not bool(objective.pmi_raised) and float(losses["lambda_pmi"]) == pytest.approx(0.005)
+    # pose / motion perfect, ID-relevant units at chance: combined BCE > 0.15 (the old switch stayed off)
+    ir_good = perfect.clone()
+    ir_good[:, :UNITS_RE] = 0.0
+    objective = SPEC.build_objective(PMI_ON, INFO).train()
+    losses = objective({**out, "attr_logits": ir_good}, batch)
+    assert float(losses["bce_ir"]) < 0.15 < float(losses["bce"])
+    assert bool(objective.pmi_raised) and float(losses["lambda_pmi"]) == pytest.approx(0.01)
+
+
+def naive_f_id(model, frames: torch.Tensor) -> torch.Tensor:
+    """Eq. 6 in the paper's order, written out: X_ID_ID = F_ID(X_ID) (a 1x1 conv, one dot product per pixel), then
+    F_SP (spatial mean of the signed map) and F_TP (mean over the T frames). frames [B, T, 3, H, W] -> [B, C/4]."""
+    b, t = frames.shape[:2]
+    x_id = model.stage_id(model.backbone(frames.flatten(0, 1)))             # [BT, 2C, h, w]
+    conv = model.reduce["id"]
+    w, bias = conv.weight[:, :, 0, 0], conv.bias                             # [C/4, 2C], [C/4]
+    n, _, h, wd = x_id.shape
+    out = torch.zeros(n, w.shape[0])
+    for i in range(h):
+        for j in range(wd):
+            out += x_id[:, :, i, j] @ w.t() + bias                           # F_ID at pixel (i, j)
+    return (out / (h * wd)).unflatten(0, (b, t)).mean(dim=1)
+
+
+def test_identity_feature_follows_eq_6_order():
+    torch.manual_seed(0)
+    model = SPEC.build_model({**TINY, "spatial_pool": "gem", "fusion": "none", "branches": ["id"],
+                              "attribute_heads": False}, DataInfo(num_classes=3)).eval()
+    frames = torch.randn(2, 3, 3, 64, 32)
+    with torch.no_grad():
+        got = model({"frames": frames})["global"]
+        want = naive_f_id(model, frames)
+        assert torch.allclose(got, want, atol=1e-4)
+        # the old order, GeM (p = 3) on X_ID and then F_ID, is a different feature: this test would fail on it
+        from reid.models.layers.gem import gem
+        x_id = model.stage_id(model.backbone(frames.flatten(0, 1)))
+        old = model.reduce["id"](gem(x_id, 3.0)[:, :, None, None]).flatten(1).unflatten(0, (2, 3)).mean(dim=1)
+        assert not torch.allclose(old, want, atol=1e-2)
 
 
 def test_missing_attributes_are_clear_errors():
@@ -165,9 +228,21 @@ def test_packaged_configs_and_variants_resolve():
     assert (cfg.data.seq_len, cfg.data.ids_per_batch, cfg.data.tracklets_per_id) == (6, 8, 4)
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adam", 3e-4, 5e-4)
     assert cfg.scheduler.milestones == [100, 250, 350] and cfg.train.epochs == 700
-    assert (cfg.loss["lambda_cent"], cfg.loss["lambda_bce"], cfg.loss["center_lr"]) == (0.0005, 1.5, 0.5)
-    swapped = build_config("asanet", ["asanet-mars-lambda-swapped"], [])
-    assert (swapped.loss["lambda_cent"], swapped.loss["lambda_bce"]) == (1.5, 0.0005)
+    # the paper's headline model ASANet-b (tables I, V, VII): fusion b, ASRE, no PMI; the paper text's weights
+    assert (cfg.model["fusion"], cfg.model["asre"], cfg.model["branches"]) == ("b", True, ["id", "re", "ir"])
+    assert (cfg.loss["lambda_pmi"], cfg.loss["lambda_pmi_raised"]) == (0.0, 0.0)
+    assert (cfg.loss["lambda_cent"], cfg.loss["lambda_bce"], cfg.loss["center_lr"]) == (1.5, 0.0005, 0.5)
+    assert build_config("asanet", [], ["variant=b-asre"]).loss == cfg.loss
+    pmi = build_config("asanet", [], ["variant=b-asre-pmi"])
+    assert (pmi.loss["lambda_pmi"], pmi.loss["lambda_pmi_raised"]) == (0.005, 0.01)
+    for files in (["asanet-mars-lambda-swapped"], ["asanet-lambda-swapped"], ["asanet-synthetic", "asanet-lambda-swapped"],
+                  ["asanet-duke", "asanet-lambda-swapped"]):
+        swapped = build_config("asanet", files, [])
+        assert (swapped.loss["lambda_cent"], swapped.loss["lambda_bce"]) == (0.0005, 1.5), files
+    paper = build_config("asanet", ["asanet-synthetic", "asanet-lambda-paper"], [])
+    assert (paper.loss["lambda_cent"], paper.loss["lambda_bce"]) == (1.5, 0.0005)
+    synthetic = build_config("asanet", ["asanet-synthetic"], [])
+    assert (synthetic.loss["lambda_cent"], synthetic.loss["lambda_bce"], synthetic.loss["lambda_pmi"]) == (1.5, 0.0005, 0)
     assert build_config("asanet", ["asanet-duke"], []).data.dataset == "duke"
     assert build_config("asanet", ["asanet-mars"], []).data.dataset == "mars"
     assert build_config("asanet", ["asanet-synthetic"], []).model["depth"] == 18
@@ -190,7 +265,7 @@ def test_ablation_specs_name_existing_variants(table, rows):
 def test_short_cpu_training_run_learns(tmp_path):
     history, untrained = short_run_against_untrained(
         "asanet", "asanet-synthetic", tmp_path, "model.pretrained=false", "train.epochs=6", "train.eval_every=6",
-        "scheduler.milestones=[100]", "optim.lr=1e-3")
+        "scheduler.milestones=[100]", "optim.lr=1e-3", "variant=b-asre-pmi")   # ASANet-b-PMI: the PMI term runs
     losses = [h["loss"] for h in history]
     assert (losses[-1] + losses[-2]) / 2 < losses[0]
     assert max(h["train/pmi"] for h in history) > 0          # K = 3: AP and AN differ
