@@ -1,49 +1,62 @@
-"""Clips/s of the Ray Data pipeline vs a torchreid-style DataLoader, and the raw decode limit.
+"""What a fit pays for its data: the Ray Data pipeline at fit level, per frame store, against the decode limit and
+a torchreid-style DataLoader.
 
-Three readers of the SAME tracklets (the same P x K plan rows, T frames per clip by restricted random sampling, the
-same output size), medians over --repeats:
-  pipeline   reid.data.pipeline: --workers decoding actors (1 CPU each); decord, one batched random-access read per
-             tracklet, one crop / flip per clip; uint8 out (normalisation happens later on the training device).
-  baseline   what torchreid does: a torch DataLoader with --workers worker processes; every frame opened with PIL
-             from its own JPEG file and transformed independently (Resize, flip, Pad 10 + RandomCrop, ToTensor,
-             Normalize); float32 out. Video datasets are first unpacked to JPEG frames (not timed).
-  raw decode the same frames decoded in a tight loop by one process, no transforms: the decode limit per core.
-Throughput is steady state: from the first batch to the last, counting the batches after the first, so worker and
-actor start-up is left out on both sides. Targets: pipeline per worker >= 1.5 x baseline per worker, and within 2x
-of the raw decode limit (pipeline per worker >= 0.5 x raw).
+All readers take the SAME tracklets (the same P x K plan rows, T frames per clip by restricted random sampling, the
+same output size), in one run, side by side:
+  pipeline   reid.data.pipeline as a Train worker uses it: a pool of --workers decoding actors (1 CPU each) that
+             lives for the whole fit, --epochs epochs of --batches batches. Reported: start-up (fit start to the
+             first batch: actor creation, manifest read), the fit-level rate (clips from the first batch of the fit
+             to its last, epoch boundaries included) and the steady state (within an epoch; median over epochs).
+             Also with 1 actor, for the 1 -> N scaling. uint8 out (normalisation happens later, on the device).
+  raw decode the same frames of the same store decoded in a tight loop by one process, the way the pipeline
+             decodes them, no transforms: the decode limit per core.
+  baseline   what torchreid does: a torch DataLoader with --workers processes; every frame opened with PIL from its
+             own JPEG file and transformed independently (Resize, flip, Pad 10 + RandomCrop, ToTensor, Normalize);
+             float32 out. Video datasets are first unpacked to JPEG frames (not timed).
+Stores (--stores): `video` (H.264 files, decord; what `reid prepare --pack video` writes) and `jpeg` (JPEG bytes in
+Parquet shards, Pillow / libjpeg-turbo; `reid prepare --pack jpeg`); the input is converted to each (not timed) and
+its bytes per frame reported. Medians over --repeats (this machine is shared and noisy).
+
+Targets per decode core: fit-level pipeline >= 0.9 x the raw decode limit of the same store; >= 3 x the
+torchreid-style loader; 1 -> 2 decode actors >= 1.8 x.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from reid.config.schema import ExperimentConfig
 from reid.data.plan import PlanRow, pk_plan
-from reid.data.records import Manifest, read_manifest
+from reid.data.records import Manifest, read_manifest, write_manifest
 from reid.data.sampling import RestrictedSampler
 from reid.errors import ReidError
+
+STORES = ("video", "jpeg")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", help="manifest.parquet to read (default: generate the synthetic 'tiny' set)")
     p.add_argument("--root", help="dataset root holding manifest.parquet (alternative to --manifest)")
+    p.add_argument("--stores", default="video,jpeg", help="frame stores to compare: video, jpeg (comma-separated)")
     p.add_argument("--seq-len", type=int, default=8, help="T, frames per clip")
     p.add_argument("--size", default="256x128", help="output frame size HxW")
-    p.add_argument("--batches", type=int, default=8, help="P x K batches per repeat (>= 2)")
+    p.add_argument("--batches", type=int, default=8, help="P x K batches per epoch (>= 2)")
+    p.add_argument("--epochs", type=int, default=3, help="epochs per pipeline fit")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats (the median is shown)")
     p.add_argument("--workers", type=int, default=2, help="decoding actors = DataLoader worker processes")
     p.add_argument("--ids-per-batch", type=int, default=4, help="P")
     p.add_argument("--tracklets-per-id", type=int, default=4, help="K")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the numbers to this JSON file")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -57,35 +70,55 @@ def _size(text: str) -> tuple[int, int]:
 def _dataset(args: argparse.Namespace, tmp: Path) -> Path:
     if args.manifest or args.root:
         return Path(args.manifest or Path(args.root) / "manifest.parquet")
-    try:
-        from reid.data.synth import generate
-    except ImportError:  # the generator is optional here: fall back to the moving-squares set
-        from reid.bench.toydata import write_toy_dataset
-        return write_toy_dataset(tmp / "toy", ids=16, num_frames=32, size=(128, 64))
+    from reid.data.synth import generate
+
     return generate(tmp / "synthetic", preset="tiny", seed=0)
 
 
+def store_copy(m: Manifest, store: str, tmp: Path) -> Manifest:
+    """The same tracklets in `store` (converted once, not timed); a manifest already in that store is used as is."""
+    if store == "jpeg":
+        if all(r.shard for r in m.records):
+            return m
+        from reid.data.jpeg_store import pack_jpeg
+
+        packed = pack_jpeg(m, tmp / "jpeg-store", progress=False)
+        write_manifest(packed)
+        return packed
+    if store == "video":
+        if all(r.video for r in m.records):
+            return m
+        raise ReidError("the video store needs a manifest of videos (`reid prepare ... --pack video`); "
+                        "drop 'video' from --stores")
+    raise ReidError(f"unknown store '{store}'; expected one of {', '.join(STORES)}")
+
+
+def bytes_per_frame(m: Manifest) -> float:
+    files = {m.resolve(r.video or r.shard) for r in m.records if r.video or r.shard}
+    files |= {m.resolve(f) for r in m.records for f in r.frames}
+    return sum(p.stat().st_size for p in files) / max(1, sum(r.num_frames for r in m.records))
+
+
 def frames_manifest(m: Manifest, out: Path) -> Manifest:
-    """The same records with one JPEG file per frame (videos are unpacked with PyAV; frame records are kept)."""
-    import av
+    """The same records with one JPEG file per frame (the torchreid layout); frame records are kept."""
     from PIL import Image
 
+    from reid.data.decode import Decoder, read_frames
+
     records = []
+    decoder = Decoder(None)
     for r in m.records:
         if r.frames or r.role != "train":
             records.append(r)
             continue
         d = out / r.tracklet_id
         d.mkdir(parents=True, exist_ok=True)
-        files: list[str] = []
-        with av.open(str(m.resolve(r.video))) as container:
-            for i, frame in enumerate(container.decode(video=0)):
-                if i >= r.frame_start + r.num_frames:
-                    break
-                if i >= r.frame_start:
-                    Image.fromarray(frame.to_ndarray(format="rgb24")).save(d / f"{i:05d}.jpg", quality=95)
-                    files.append(f"{r.tracklet_id}/{i:05d}.jpg")
-        records.append(replace(r, video=None, frame_start=0, frames=tuple(files), num_frames=len(files)))
+        frames = read_frames(m, r, np.arange(r.num_frames), decoder)
+        files = []
+        for i, f in enumerate(frames):
+            Image.fromarray(f).save(d / f"{i:05d}.jpg", quality=95)
+            files.append(f"{r.tracklet_id}/{i:05d}.jpg")
+        records.append(replace(r, video=None, shard=None, frame_start=0, frames=tuple(files), num_frames=len(files)))
     return Manifest(records, out, m.dataset, m.attributes, m.meta)
 
 
@@ -115,112 +148,167 @@ class TorchreidStyleDataset:
         return torch.stack(clip), rec.pid
 
 
-def _steady_rate(arrivals: list[float], clips_per_batch: int) -> float:
+def _rate(arrivals: list[float], clips_per_batch: int) -> float:
     if len(arrivals) < 2:
-        raise ReidError("need at least 2 batches per repeat to measure a steady-state rate (--batches >= 2)")
+        raise ReidError("need at least 2 batches to measure a rate (--batches >= 2)")
     return (len(arrivals) - 1) * clips_per_batch / (arrivals[-1] - arrivals[0])
 
 
 def bench_baseline(m: Manifest, rows: list[PlanRow], seq_len: int, size: tuple[int, int], workers: int) -> float:
+    """Steady-state clips/s of the torchreid-style loader (its worker start-up left out, to its advantage)."""
     import torch
 
     ds = TorchreidStyleDataset(m, seq_len, size, seed=rows[0].epoch)
     loader = torch.utils.data.DataLoader(ds, batch_sampler=[list(r.indices) for r in rows], num_workers=workers)
-    arrivals = []
-    for _ in loader:
-        arrivals.append(time.perf_counter())
-    return _steady_rate(arrivals, len(rows[0].indices))
+    arrivals = [time.perf_counter() for _ in loader]
+    return _rate(arrivals, len(rows[0].indices))
 
 
-def bench_raw(m: Manifest, rows: list[PlanRow], seq_len: int) -> float:
-    """Decode-only clips/s of one process over the same clips (decord for videos, PIL for frame files)."""
-    from reid.data.decode import decode_images, decode_video_inline
+def bench_raw(m: Manifest, rows: list[PlanRow], cfg: ExperimentConfig) -> float:
+    """Decode-only clips/s of one process over the same clips, decoded as the pipeline decodes them."""
+    from reid.data.decode import Decoder, read_frames
 
+    decoder = Decoder(None)
+    a = cfg.data.augment
+    decoder.draft_size = (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width)
+    sampler = RestrictedSampler(cfg.data.seq_len)
     t0 = time.perf_counter()
     n = 0
     for row in rows:
-        for index in row.indices:
+        for slot, index in enumerate(row.indices):
             rec = m.records[index]
-            idx = RestrictedSampler(seq_len)(rec.num_frames, np.random.default_rng([row.seed, n]))
-            if rec.video:
-                decode_video_inline(m.resolve(rec.video), rec.frame_start, rec.num_frames, idx)
-            else:
-                decode_images([m.resolve(rec.frames[int(i)]) for i in np.unique(idx)])
+            read_frames(m, rec, sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0])), decoder)
             n += 1
     return n / (time.perf_counter() - t0)
 
 
-def bench_pipeline(manifest_path: Path, cfg: ExperimentConfig, repeats: int, workers: int) -> list[float]:
+@dataclass
+class FitTiming:
+    """One pipeline fit: start-up, fit-level and steady-state rates (clips/s), decoding-actor starts."""
+
+    startup_s: float
+    fit_rate: float
+    steady_rate: float
+    actor_starts: int
+    epoch_rates: list[float] = field(default_factory=list)
+
+
+def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) -> FitTiming:
+    """A fit's data path, timed from the moment the Train worker would open its stream."""
+    import uuid
+
     import ray
 
-    from reid.data.pipeline import build_train_dataset, get_or_create_clock, iter_epoch
+    from reid.data.pipeline import get_or_create_ledger, open_rank_stream
 
-    started = not ray.is_initialized()
-    if started:  # one CPU per decoding actor (the batch slots are built on the driver, no read task)
-        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    name = f"bench-data-{uuid.uuid4().hex[:8]}"
+    ledger = get_or_create_ledger(name)
+    clips = cfg.data.ids_per_batch * cfg.data.tracklets_per_id
     try:
-        name = f"bench-data-{time.monotonic_ns()}"
-        clock = get_or_create_clock(name)
-        ds = build_train_dataset(manifest_path, cfg, {"frames"}, "pk", world_size=1, clock_name=name)
-        rates = []
-        for epoch in range(repeats):
-            arrivals = []
-            for _ in iter_epoch(ds.iterator(), clock, epoch):
-                arrivals.append(time.perf_counter())
-            rates.append(_steady_rate(arrivals, cfg.data.ids_per_batch * cfg.data.tracklets_per_id))
-        return rates
+        t0 = time.perf_counter()
+        stream = open_rank_stream(manifest_path, cfg, {"frames"}, "pk", rank=0, world_size=1, start_epoch=0,
+                                  ledger_name=name)
+        per_epoch: list[list[float]] = []
+        for epoch in range(epochs):
+            per_epoch.append([time.perf_counter() for _ in stream.epoch(epoch)])
+        arrivals = [t for e in per_epoch for t in e]
+        starts = ray.get(ledger.decoder_starts.remote())
     finally:
-        if started:
-            ray.shutdown()
+        ray.kill(ledger)
+    steady = [_rate(e, clips) for e in per_epoch]
+    return FitTiming(arrivals[0] - t0, _rate(arrivals, clips), statistics.median(steady), starts, steady)
 
 
-def _progress(name: str, rates: list[float]) -> None:
-    print(f"{name}: clips/s per repeat " + ", ".join(f"{r:.1f}" for r in rates), file=sys.stderr, flush=True)
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
-def format_table(title: str, pipeline: float, baseline: float, raw: float, workers: int) -> str:
-    per = (pipeline / workers, baseline / workers, raw)
-    lines = [title,
-             f"{'reader':<40}{'clips/s':>10}{'clips/s/core':>14}{'vs baseline':>13}",
-             f"{'pipeline (Ray Data, decord, uint8)':<40}{pipeline:>10.1f}{per[0]:>14.1f}{per[0] / per[1]:>12.2f}x",
-             f"{'baseline (DataLoader, PIL per frame)':<40}{baseline:>10.1f}{per[1]:>14.1f}{1.0:>12.2f}x",
-             f"{'raw decode limit (1 process)':<40}{raw:>10.1f}{per[2]:>14.1f}{per[2] / per[1]:>12.2f}x",
-             f"pipeline / baseline per core: {per[0] / per[1]:.2f} (target >= 1.5)",
-             f"pipeline / raw decode limit per core: {per[0] / per[2]:.2f} (target >= 0.5)"]
+def _median_timing(runs: list[FitTiming]) -> FitTiming:
+    return FitTiming(statistics.median(r.startup_s for r in runs), statistics.median(r.fit_rate for r in runs),
+                     statistics.median(r.steady_rate for r in runs), max(r.actor_starts for r in runs))
+
+
+def measure_store(store: str, m: Manifest, path: Path, args: argparse.Namespace, cfg: ExperimentConfig,
+                  plans: list[list[PlanRow]]) -> dict[str, float]:
+    """Every number of one store, measured side by side (interleaved over the repeats)."""
+    cfg_1 = cfg.model_copy(update={"data": cfg.data.model_copy(update={"decode_workers": 1})})
+    raw, fit_n, fit_1 = [], [], []
+    for rep in range(args.repeats):
+        raw.append(bench_raw(m, plans[rep % len(plans)], cfg))
+        fit_n.append(bench_pipeline_fit(path, cfg, args.epochs))
+        if args.workers > 1:
+            fit_1.append(bench_pipeline_fit(path, cfg_1, args.epochs))
+        _progress(f"{store} repeat {rep + 1}/{args.repeats}: raw {raw[-1]:.1f} clips/s, pipeline x{args.workers} "
+                  f"fit-level {fit_n[-1].fit_rate:.1f} (start-up {fit_n[-1].startup_s:.1f} s, steady "
+                  f"{fit_n[-1].steady_rate:.1f})" + (f", x1 {fit_1[-1].fit_rate:.1f}" if fit_1 else ""))
+    n = _median_timing(fit_n)
+    one = _median_timing(fit_1) if fit_1 else n
+    return {"bytes_per_frame": bytes_per_frame(m), "raw": statistics.median(raw), "startup_s": n.startup_s,
+            "fit": n.fit_rate, "steady": n.steady_rate, "fit_1": one.fit_rate, "actor_starts": n.actor_starts}
+
+
+def format_report(title: str, stores: dict[str, dict[str, float]], baseline: float, workers: int,
+                  default: str) -> str:
+    """The table and the target lines; `default` is the store the ratio lines speak of."""
+    lines = [title, f"{'store':<7}{'bytes/frame':>12}{'raw/core':>10}{'start-up':>10}{'fit-level':>11}"
+                    f"{'fit/core':>10}{'steady':>9}{'fit/raw':>9}{'x1 actor':>10}{'1->N':>7}"]
+    for name, s in stores.items():
+        per_core = s["fit"] / workers
+        lines.append(f"{name:<7}{s['bytes_per_frame']:>12.0f}{s['raw']:>10.1f}{s['startup_s']:>9.1f}s"
+                     f"{s['fit']:>11.1f}{per_core:>10.1f}{s['steady']:>9.1f}{per_core / s['raw']:>9.2f}"
+                     f"{s['fit_1']:>10.1f}{s['fit'] / s['fit_1']:>7.2f}")
+    lines.append(f"{'torchreid-style DataLoader (PIL per frame, float32)':<52}{baseline:>8.1f} clips/s, "
+                 f"{baseline / workers:.1f} per core")
+    s = stores[default]
+    per_core = s["fit"] / workers
+    lines += [f"(clips/s; {workers} decoding actors = {workers} DataLoader workers; start-up = fit start to first "
+              f"batch; decoding-actor starts per fit: {int(s['actor_starts'])})",
+              f"store: {default}",
+              f"fit-level pipeline / raw decode per core: {per_core / s['raw']:.2f} (target >= 0.9)",
+              f"fit-level pipeline / torchreid-style loader per core: {per_core / (baseline / workers):.2f} "
+              f"(target >= 3)",
+              f"1 -> {workers} decoding actors: {s['fit'] / s['fit_1']:.2f}x (target >= {0.9 * workers:.1f})"]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     size = _size(args.size)
-    if args.batches < 2 or args.repeats < 1 or args.workers < 1:
-        raise ReidError("need --batches >= 2, --repeats >= 1 and --workers >= 1")
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    bad = [s for s in stores if s not in STORES]
+    if bad or not stores:
+        raise ReidError(f"--stores takes {', '.join(STORES)} (comma-separated), got '{args.stores}'")
+    if args.batches < 2 or args.repeats < 1 or args.workers < 1 or args.epochs < 1:
+        raise ReidError("need --batches >= 2, --epochs >= 1, --repeats >= 1 and --workers >= 1")
+    from reid.ray_runtime import init_ray
+
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="reid-bench-data-") as tmpdir:
         tmp = Path(tmpdir)
-        manifest_path = _dataset(args, tmp)
-        m = read_manifest(manifest_path)
-        cfg = ExperimentConfig(seed=args.seed, data={
+        source_path = _dataset(args, tmp)
+        source = read_manifest(source_path)
+        cfg = ExperimentConfig(seed=args.seed, train={"epochs": args.epochs}, data={
             "height": size[0], "width": size[1], "seq_len": args.seq_len, "train_sampler": "restricted",
             "ids_per_batch": args.ids_per_batch, "tracklets_per_id": args.tracklets_per_id,
             "batches_per_epoch": args.batches, "decode_workers": args.workers, "decode_cpus": 1.0,
             "augment": {"pad": 10, "flip": True, "random_erasing": 0.0}})
-        plans = [pk_plan(m.records, seed=args.seed, epoch=e, ids_per_batch=args.ids_per_batch,
+        plans = [pk_plan(source.records, seed=args.seed, epoch=e, ids_per_batch=args.ids_per_batch,
                          tracklets_per_id=args.tracklets_per_id, batches_per_epoch=args.batches)
                  for e in range(args.repeats)]
-        raw_rates = [bench_raw(m, rows, args.seq_len) for rows in plans]
-        _progress("raw decode", raw_rates)
-        frames = frames_manifest(m, tmp / "frames") if any(r.video for r in m.records) else m
-        base_rates = [bench_baseline(frames, rows, args.seq_len, size, args.workers) for rows in plans]
-        _progress("baseline", base_rates)
-        pipe_rates = bench_pipeline(manifest_path, cfg, args.repeats, args.workers)
-        _progress("pipeline", pipe_rates)
-        raw, baseline, pipeline = (statistics.median(r) for r in (raw_rates, base_rates, pipe_rates))
-    train = sum(r.role == "train" for r in m.records)
-    title = (f"reid bench data: {m.dataset or 'dataset'} ({train} train tracklets), T={args.seq_len}, "
-             f"{size[0]}x{size[1]}, P x K = {args.ids_per_batch} x {args.tracklets_per_id}, {args.batches} batches x "
-             f"{args.repeats} repeats (medians), {args.workers} workers")
-    print(format_table(title, pipeline, baseline, raw, args.workers))
+        frames = frames_manifest(source, tmp / "frames")
+        base = statistics.median(bench_baseline(frames, rows, args.seq_len, size, args.workers) for rows in plans)
+        _progress(f"torchreid-style loader: {base:.1f} clips/s")
+        init_ray(num_cpus=args.workers, dashboard=False)  # one CPU per decoding actor; no-op inside a cluster
+        for store in stores:
+            m = store_copy(source, store, tmp)
+            path = source_path if m is source else m.root / "manifest.parquet"
+            results[store] = measure_store(store, m, path, args, cfg, plans)
+    train = sum(r.role == "train" for r in source.records)
+    title = (f"reid bench data: {source.dataset or 'dataset'} ({train} train tracklets), T={args.seq_len}, "
+             f"{size[0]}x{size[1]}, P x K = {args.ids_per_batch} x {args.tracklets_per_id}, {args.epochs} epochs x "
+             f"{args.batches} batches per fit, {args.repeats} repeats (medians), {args.workers} decoding actors")
+    default = min(results, key=lambda s: -results[s]["fit"])  # the faster store speaks in the target lines
+    print(format_report(title, results, base, args.workers, default))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"title": title, "baseline": base, "workers": args.workers,
+                                               "stores": results}, indent=2) + "\n")
     return 0

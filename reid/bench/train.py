@@ -3,7 +3,8 @@
 Each worker count trains the same config for a few epochs (with Ray Train when workers > 0, in-process for 0);
 the first epoch is warm-up and is left out; the numbers are medians over the remaining epochs. The total throughput
 of N workers is rank 0's clips/s times N (every rank gets the same number of equal batches). Scaling efficiency of
-N workers = throughput(N) / (N * throughput(1)).
+N workers = throughput(N) / (N * throughput(1)). Data wait share = time waiting for the next batch / whole step
+time (wait + forward + backward + optimiser), per worker count: the part of a step the data path costs the device.
 
   reid bench train --method baseline --workers 1,2 --epochs 4
   reid bench train --method asanet --workers 1,2,4 ray.use_gpu=true      # on a GPU node
@@ -44,6 +45,7 @@ def measure(cfg, workers: int, storage: Path) -> dict[str, float]:
     per_worker = statistics.median(h["clips_per_s"] for h in steady)
     out = {"workers": workers, "clips_per_s": per_worker * max(workers, 1)}
     out.update({k: statistics.median(h[k] for h in steady) for k in PHASES})
+    out["data_wait_share"] = out["data_wait_s"] / max(sum(out[k] for k in PHASES), 1e-12)
     return out
 
 
@@ -71,4 +73,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r['workers']:>8}{r['clips_per_s']:>10.2f}" + "".join(f"{r[k] * 1000:>8.0f}ms" for k in PHASES)
               + f"{eff:>9}")
     print("(phase times are per step on rank 0; scaling = throughput(N) / (N x throughput(1)))")
+    for r in rows:
+        print(f"data wait share: {100 * r['data_wait_share']:.1f}% ({r['workers']} worker(s); target <= 5%)")
     return 0

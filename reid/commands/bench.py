@@ -10,10 +10,11 @@ the ratio, as medians over repeats (timings on a shared machine are noisy).
 
   reid bench data    clips/s of the Ray Data pipeline vs a torchreid-style DataLoader, and the raw decode limit
   reid bench eval    CMC/mAP and re-ranking on a MARS-sized random problem vs per-query loops
-  reid bench train   training throughput and step-time breakdown for a method and worker count
+  reid bench train   training throughput, step-time breakdown and data wait share for a method and worker count
+  reid bench gpu     every GPU check in one command (fed ResNet-50 step, every method in bf16, DDP, nvJPEG, gpu tests)
 """
 
-BENCHES = ("data", "eval", "train")
+BENCHES = ("data", "eval", "train", "gpu")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from reid.cli import main
@@ -18,3 +20,5 @@ def test_bench_train_prints_throughput_and_breakdown(tmp_path, capsys):
     assert "clips/s" in out and "data wait" in out and "forward" in out and "backward" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("0 "))
     assert float(row.split()[1]) > 0  # clips/s measured
+    share = re.search(r"^data wait share: ([\d.]+)% \(0 worker\(s\); target <= 5%\)$", out, re.M)
+    assert share and 0 <= float(share.group(1)) < 100

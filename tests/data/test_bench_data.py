@@ -1,4 +1,5 @@
 import argparse
+import json
 import re
 
 import pytest
@@ -14,11 +15,17 @@ def parse(argv):
     return p.parse_args(argv)
 
 
-def test_table_ratios():
-    table = bench_data.format_table("t", pipeline=120.0, baseline=40.0, raw=100.0, workers=2)
-    assert "pipeline / baseline per core: 3.00" in table
-    assert "pipeline / raw decode limit per core: 0.60" in table
-    assert re.search(r"baseline \(DataLoader, PIL per frame\)\s+40\.0\s+20\.0\s+1\.00x", table)
+def test_report_ratios():
+    stores = {"video": {"bytes_per_frame": 900, "raw": 100.0, "startup_s": 2.0, "fit": 180.0, "steady": 190.0,
+                        "fit_1": 95.0, "actor_starts": 2},
+              "jpeg": {"bytes_per_frame": 4000, "raw": 200.0, "startup_s": 2.0, "fit": 360.0, "steady": 370.0,
+                       "fit_1": 190.0, "actor_starts": 2}}
+    report = bench_data.format_report("t", stores, baseline=60.0, workers=2, default="jpeg")
+    assert "fit-level pipeline / raw decode per core: 0.90 (target >= 0.9)" in report
+    assert "fit-level pipeline / torchreid-style loader per core: 6.00 (target >= 3)" in report
+    assert "1 -> 2 decoding actors: 1.89x (target >= 1.8)" in report
+    assert re.search(r"^video\s+900\s+100\.0\s+2\.0s\s+180\.0\s+90\.0\s+190\.0\s+0\.90\s+95\.0\s+1\.89$", report,
+                     re.M)
 
 
 def test_bad_arguments():
@@ -26,28 +33,30 @@ def test_bad_arguments():
         bench_data.run(parse(["--size", "32by16"]))
     with pytest.raises(ReidError, match="--batches >= 2"):
         bench_data.run(parse(["--batches", "1"]))
+    with pytest.raises(ReidError, match="--stores takes video, jpeg"):
+        bench_data.run(parse(["--stores", "h265"]))
 
 
 @pytest.mark.ray
-@pytest.mark.timeout(300)  # ~20 s on an idle 2-core machine
+@pytest.mark.timeout(600)
 def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):
     ray = pytest.importorskip("ray")
     manifest = write_toy_dataset(tmp_path / "toy", ids=4, cams=2, num_frames=8)
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False)
+    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     try:
         code = bench_data.run(parse(["--manifest", str(manifest), "--seq-len", "2", "--size", "32x16",
-                                     "--batches", "2", "--repeats", "1", "--workers", "1",
-                                     "--ids-per-batch", "2", "--tracklets-per-id", "2"]))
+                                     "--batches", "2", "--epochs", "2", "--repeats", "1", "--workers", "2",
+                                     "--ids-per-batch", "2", "--tracklets-per-id", "2",
+                                     "--json", str(tmp_path / "out.json")]))
     finally:
         ray.shutdown()
     out = capsys.readouterr().out
     assert code == 0
-    assert "T=2, 32x16, P x K = 2 x 2, 2 batches x 1 repeats" in out
-    rates = {}
-    for name in ("pipeline", "baseline", "raw decode limit"):
-        m = re.search(rf"^{re.escape(name)} \(.*?\)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x$", out, re.M)
-        assert m, out
-        rates[name] = float(m.group(1))
-        assert rates[name] > 0
-    assert re.search(r"pipeline / baseline per core: [\d.]+ \(target >= 1.5\)", out)
-    assert re.search(r"pipeline / raw decode limit per core: [\d.]+ \(target >= 0.5\)", out)
+    assert "T=2, 32x16, P x K = 2 x 2, 2 epochs x 2 batches per fit, 1 repeats (medians), 2 decoding actors" in out
+    for store in ("video", "jpeg"):
+        assert re.search(rf"^{store}\s+\d+\s+[\d.]+\s+[\d.]+s(\s+[\d.]+){{6}}$", out, re.M), out
+    assert re.search(r"fit-level pipeline / raw decode per core: [\d.]+ \(target >= 0.9\)", out)
+    assert re.search(r"fit-level pipeline / torchreid-style loader per core: [\d.]+ \(target >= 3\)", out)
+    assert "decoding-actor starts per fit: 2)" in out  # the pool, once per fit (2 epochs)
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert set(saved["stores"]) == {"video", "jpeg"} and saved["stores"]["jpeg"]["fit"] > 0

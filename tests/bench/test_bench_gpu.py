@@ -1,0 +1,62 @@
+"""`reid bench gpu`: runs on CPU up to the CUDA check; its measuring functions are exercised on CPU here."""
+
+import argparse
+
+import pytest
+import torch
+
+from reid.bench import gpu
+from reid.data.synth import generate
+from reid.errors import ReidError
+
+
+def parse(argv):
+    p = argparse.ArgumentParser()
+    gpu.add_arguments(p)
+    return p.parse_args(argv)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
+def test_without_cuda_it_stops_with_a_clear_error(tmp_path):
+    with pytest.raises(ReidError, match="needs a CUDA device and none is visible"):
+        gpu.run(parse(["--out", str(tmp_path)]))
+    assert not list(tmp_path.iterdir())
+
+
+def test_actor_counts_double_up_to_the_cpus_left():
+    assert gpu._actor_counts("3,5") == [3, 5]
+    counts = gpu._actor_counts(None)
+    assert counts[0] == 1 and counts == sorted(counts) and len(set(counts)) == len(counts)
+
+
+@pytest.mark.timeout(600)
+def test_step_time_measures_a_finite_step_for_a_method(tmp_path):
+    manifest = generate(tmp_path / "syn", preset="tiny", seed=0)
+    res = gpu.step_time("baseline", ["baseline-synthetic"], ["data.ids_per_batch=2", "data.tracklets_per_id=2",
+                                                             "model.pretrained=false"],
+                        manifest, torch.device("cpu"), steps=1, warmup=1)
+    assert res["finite"] and res["step_s"] > 0 and res["batch"] == 4 and res["clips_per_s"] > 0
+
+
+def test_sections_record_failures_and_budget():
+    s = gpu.Sections(budget_s=100)
+    assert s.run("ok", lambda: {"x": 1}) == {"x": 1}
+    assert s.run("bad", lambda: 1 / 0) is None and s.failed
+    assert "ZeroDivisionError" in s.results["bad"]["error"]
+    assert s.run("late", lambda: 1, need_s=1000) is None and "time budget" in s.results["late"]["skipped"]
+
+
+def test_markdown_summary_lists_every_part():
+    summary = {"date": "2026-12-02", "gpu": "NVIDIA H200", "gpus": 1, "cpus": 16, "torch": "2.x",
+               "headline": " ".join(gpu.HEADLINE),
+               "gpu_only": {"step_s": 0.1, "clips_per_s": 640.0, "batch": 64, "peak_mem_gib": 20.0},
+               "fed": {"jpeg": [{"actors": 4, "busy": 0.93, "clips_per_s": 600.0}]},
+               "decode_cpus_for_90pct": {"jpeg": 4},
+               "methods": {"baseline": {"step_s": 0.1, "clips_per_s": 640.0, "peak_mem_gib": 20.0, "finite": True},
+                           "astpn": None},
+               "method_astpn": {"error": "RuntimeError: boom"}, "ddp": {"skipped": "one GPU visible"},
+               "nvjpeg": {"frames_per_s": 5000.0}, "gpu_tests": {"returncode": 0, "summary": "3 passed"}}
+    md = gpu.format_markdown(summary)
+    assert "| jpeg | 4 | 0.93 | 600 |" in md and "jpeg: 4" in md
+    assert "| baseline | 100.0 | 640 | 20.00 | True |" in md and "| astpn | RuntimeError: boom" in md
+    assert "Failed sections:" in md and "3 passed" in md
