@@ -79,6 +79,21 @@ def resolve_weights(depth: int, path: str | None) -> str | None:
     return path
 
 
+def check_weights(model_params: dict) -> None:
+    """Fail before any worker starts when a config's required weights are missing (the driver's pre-flight).
+
+    `model_params` is a config's `model` section; sections without a ResNet trunk (no `pretrained` key) and
+    `pretrained: false` pass. URIs are not opened here (the workers read them); local files and the torchvision
+    cache are checked on this machine, which on a cluster shares /shared with the workers.
+    """
+    if not model_params.get("pretrained", False):
+        return
+    path = model_params.get("weights_path")
+    if path is None or ("://" in path and not path.startswith("torchvision://")):
+        return
+    resolve_weights(int(model_params.get("depth", 50)), path)
+
+
 def _read_state(source: str) -> dict[str, torch.Tensor]:
     """A state dict from a local file or a pyarrow.fs URI, with `weights_only=True`."""
     if "://" not in source:

@@ -94,3 +94,16 @@ def test_synthetic_recipes_keep_random_weights_without_the_file(empty_torch_home
     assert cfg.model.get("weights_path") is None
     msg = load_imagenet_weights(torchvision.models.resnet18(weights=None), 18, None)
     assert "starting from random weights" in msg
+
+
+def test_the_drivers_preflight_names_the_missing_file_before_any_worker(empty_torch_home):
+    from reid.models.backbones import check_weights
+
+    model = build_config("asanet", ["asanet-mars"], []).model
+    with pytest.raises(ReidError, match="required by this recipe are missing"):
+        check_weights(model)
+    check_weights(build_config("asanet", ["asanet-mars"], ["model.pretrained=false"]).model)
+    check_weights(build_config("astpn", ["astpn-mars"], []).model)  # no ResNet trunk: nothing to check
+    check_weights(build_config("baseline", ["baseline-synthetic"], []).model)  # optional weights
+    _imagenet_like_file(cached_weights_path(model.get("depth", 50)), depth=model.get("depth", 50))
+    check_weights(model)
