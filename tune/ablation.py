@@ -58,6 +58,8 @@ class AblationSpec(_Strict):
     paper_dataset: str
     metrics: list[Metric]
     test_config: str | None = None
+    # dotted config keys whose resolved value each row ran with goes into the table ("which form was run")
+    show: list[str] = Field(default_factory=list)
     rows: list[AblationRow]
 
 
@@ -128,12 +130,12 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     for i, row in enumerate(chosen):
         overrides = row_overrides(spec, row, dataset, size, user, epochs)
         try:
-            validate_overrides(base, overrides)  # every row's config is valid before any trial starts
+            resolved = validate_overrides(base, overrides)  # every row's config is valid before any trial starts
         except ConfigError as exc:
             raise ConfigError(f"ablation {spec.table}, row '{row.name}': {exc}") from None
         test_config = spec.test_config if dataset == "paper" else None
         grid[f"{i:02d}"] = {"name": row.name, "overrides": overrides, "test_overrides": row.test_overrides,
-                            "test_config": test_config}
+                            "test_config": test_config, "settings": shown_settings(spec, resolved)}
     first = absolute_paths(validate_overrides(base, next(iter(grid.values()))["overrides"]))
     manifest_path_for(first)  # generate the (shared) synthetic set once, before the trials
     # paths inside the rows must be absolute too: trials run in their own working directory
@@ -160,6 +162,20 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     return recorded
 
 
+def shown_settings(spec: AblationSpec, cfg: ExperimentConfig) -> str | None:
+    """The resolved values of the spec's `show` keys for one row, e.g. "model.paf=abs, model.part_pool=sum"."""
+    if not spec.show:
+        return None
+    tree = cfg.model_dump(mode="json")
+    values = []
+    for key in spec.show:
+        node: Any = tree
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        values.append(f"{key.split('.')[-1]}={node}")
+    return ", ".join(values)
+
+
 def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Row name -> our metrics: the row's test-time evaluation when it has one, else its final validation."""
     rows: dict[str, Any] = {}
@@ -172,6 +188,7 @@ def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]]) -> dic
         rows[grid[row_id]["name"]] = {**{k: v for k, v in ours.items() if v is not None},
                                       "epochs": m.get("epoch"), "trial_id": m.get("trial_id"),
                                       "queries": m.get("test/valid_queries", m.get("val/valid_queries")),
+                                      "settings": grid[row_id].get("settings"),
                                       "status": "ERROR" if r.error else "TERMINATED",
                                       "error": str(r.error).splitlines()[0] if r.error else None}
     return {"table": spec.table, "rows": rows}
@@ -222,7 +239,8 @@ def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
     if queries:
         meta["our test split"] = (f"{'/'.join(map(str, queries))} valid queries: one query moves R1 by "
                                   f"{100.0 / queries[0]:.1f} points")
-    md, csv_rows = ablation_table(spec, ours, meta)
+    settings = {name: row["settings"] for name, row in recorded.get("rows", {}).items() if row.get("settings")}
+    md, csv_rows = ablation_table(spec, ours, meta, settings)
     errors = {n: r.get("error") for n, r in recorded.get("rows", {}).items() if r.get("status") == "ERROR"}
     if errors:
         md += "\nRows that failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()) + "\n"

@@ -125,12 +125,14 @@ def primary_metric(metrics: Sequence[str], rows: Sequence[dict[str, Any]]) -> st
     return next((m for m in metrics if counts[m] >= 2), metrics[0])
 
 
-def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]) -> tuple[str, list[dict]]:
+def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str],
+                   settings: dict[str, str] | None = None) -> tuple[str, list[dict]]:
     """Markdown of a paper table regenerated: per row the paper's number beside ours for every metric, the rank
     of the row in each (on the primary metric) and whether its pairwise order agrees with the paper's.
 
-    spec: an AblationSpec; ours: row name -> {metric: value} (percent); meta: dataset / size / hardware lines.
-    Returns (markdown, csv rows).
+    spec: an AblationSpec; ours: row name -> {metric: value} (percent); meta: dataset / size / hardware lines;
+    settings: row name -> the resolved values of the spec's `show` keys that row ran with (a "settings" column,
+    so the table says e.g. which form of an equation was run). Returns (markdown, csv rows).
     """
     rows = [{"name": r.name, "variant": r.variant, "paper": r.paper} for r in spec.rows]
     key = primary_metric(spec.metrics, rows)
@@ -142,7 +144,7 @@ def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]
     p_rank = {i: 1 + sum(v > rows[i]["paper"][key] for v in p_vals) for i in both}
     o_rank = {i: 1 + sum(v > ours[rows[i]["name"]][key] for v in o_vals) for i in both}
 
-    headers = ["row", "variant"]
+    headers = ["row", "variant"] + (["settings"] if settings else [])
     for m in spec.metrics:
         headers += [f"paper {m}", f"ours {m}"]
     headers += [f"rank paper / ours ({key})", "order agrees"]
@@ -151,6 +153,9 @@ def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]
         mine = ours.get(r["name"], {})
         line: list[Any] = [r["name"], r["variant"]]
         rec: dict[str, Any] = {"row": r["name"], "variant": r["variant"]}
+        if settings:
+            line.append(settings.get(r["name"], "not run"))
+            rec["settings"] = settings.get(r["name"])
         for m in spec.metrics:
             line += [r["paper"].get(m), mine.get(m)]
             rec[f"paper_{m}"], rec[f"ours_{m}"] = r["paper"].get(m), mine.get(m)

@@ -406,7 +406,58 @@ def test_ablation_specs_resolve(table):
     paper = {"table1": [79.7, 82.6, 83.2], "table1-ilidsvid": [75.7, 75.7, 80.7, 86.0],
              "table1-prid2011": [85.4, 90.5, 94.4, 94.4], "table2": [83.2, 84.9, 85.4],
              "table2-ilidsvid": [83.0, 85.9], "table2-prid2011": [96.0, 96.7]}[table]
-    assert [r["paper"]["R1"] for r in spec["rows"]] == paper
+    plain = [r for r in spec["rows"] if not r["variant"].endswith("_as_written")]
+    assert [r["paper"]["R1"] for r in plain] == paper
+    # every AlignNet row (but table 1(a)'s no-pretrain row) also runs with eqs. 2-5 as written, same paper number,
+    # and the table prints which form each row ran
+    written = {r["name"]: r for r in spec["rows"] if r["variant"].endswith("_as_written")}
+    for r in plain:
+        if r["variant"] != "baseline" and "No synthetic" not in r["name"]:
+            twin = written.pop(f"{r['name']} (eqs. 2-5 as written)")
+            assert twin["variant"] == f"{r['variant']}_as_written" and twin["paper"] == r["paper"]
+            init = r["overrides"].get("train.init_from")
+            assert twin["overrides"] == {**r["overrides"], **({"train.init_from": init.replace(
+                r["variant"], twin["variant"])} if init else {})}
+    assert not written
+    assert spec["show"] == ["model.paf", "model.part_temperature", "model.part_pool"]
+
+
+def test_as_written_variants_set_eqs_2_to_5_as_printed():
+    from reid.models.posetap import AS_WRITTEN
+
+    for v in ("alignnet_avg", "alignnet_tap"):
+        cfg = build_config("posetap", [], [f"variant={v}_as_written"])
+        assert (cfg.model["paf"], cfg.model["part_temperature"], cfg.model["part_pool"]) == ("signed", 1.0, "mean")
+        assert cfg.model["pooling"] == v.split("_")[1]
+    assert set(AS_WRITTEN) == {"model.paf", "model.part_temperature", "model.part_pool"}
+    # what the ablation runner records per row (from the row's resolved config)
+    from reid.config import validate_overrides
+    from tune.ablation import load_spec, shown_settings
+
+    spec = load_spec("posetap-table1")
+    base = build_config("posetap", ["posetap-synthetic"], [])
+    assert shown_settings(spec, validate_overrides(base, {"variant": "alignnet_tap_as_written"})) == \
+        "paf=signed, part_temperature=1.0, part_pool=mean"
+    assert shown_settings(spec, validate_overrides(base, {"variant": "alignnet_tap"})) == \
+        "paf=abs, part_temperature=0.05, part_pool=sum"
+
+
+def test_ablation_table_says_which_form_each_row_ran():
+    from tune.ablation import load_spec, render
+
+    spec = load_spec("posetap-table1")
+    recorded = {"rows": {"AlignNet + TAP": {"R1": 50.0, "settings": "paf=abs, part_temperature=0.05, part_pool=sum"},
+                         "AlignNet + TAP (eqs. 2-5 as written)": {
+                             "R1": 40.0, "settings": "paf=signed, part_temperature=1.0, part_pool=mean"}}}
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        md = render(spec, recorded, Path(d) / "table").read_text()
+    assert "| settings |" in md
+    assert "| AlignNet + TAP | alignnet_tap | paf=abs, part_temperature=0.05, part_pool=sum |" in md
+    assert "| alignnet_tap_as_written | paf=signed, part_temperature=1.0, part_pool=mean |" in md
+    assert "| Baseline | baseline | not run |" in md
 
 
 @pytest.mark.slow
