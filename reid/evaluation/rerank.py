@@ -110,6 +110,17 @@ def _rerank(src: FeatureSource | MatrixSource, nq: int, k1: int, k2: int, lambda
         nn, row_max, qg = knn_symmetric(src, nq, k, block_rows)
     else:
         nn, row_max, qg = knn_by_rows(src, nq, k, block_rows)
+    return rerank_from_neighbours(src, nq, nn, row_max, qg, k1, k2, lambda_value, chunk_pairs)
+
+
+def rerank_from_neighbours(src: FeatureSource | MatrixSource, nq: int, nn: np.ndarray, row_max: np.ndarray,
+                           qg: np.ndarray, k1: int, k2: int, lambda_value: float,
+                           chunk_pairs: int = 4_000_000) -> np.ndarray:
+    """Eqs. 4-11 from given neighbour lists nn [N, K] (each point first in its own list, K >= min(N, k1 + 1)),
+    row maxima row_max [N] and original distances qg [Nq, Ng]; `_rerank` computes these exactly, reid.deploy
+    takes nn from a FAISS index (galleries too large for the blocked exact pass)."""
+    n = src.n
+    k = nn.shape[1]
     if np.any(row_max <= 0):
         raise ReidError("re-ranking: a point has zero distance to every other point (all features identical?)")
     rows, cols = _expanded_sets(nn, k1)
