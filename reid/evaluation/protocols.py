@@ -16,6 +16,9 @@ Names:
   ilidsvid        one trial: query = role query (camera-1 probes), gallery = role gallery (camera-2); 10 trials.
   prid2011        as ilidsvid (cam_a probes, cam_b gallery); 10 trials.
   generic         query = role query; gallery = role gallery minus junk.
+  mars-two-camera ASTPN's reduction of MARS (Xu et al., ICCV 2017, sec. 4.2): per test identity, one probe tracklet
+                  from one camera and one gallery tracklet from another, both cameras drawn at random (seed 0;
+                  `mars-two-camera:<seed>` for another draw). See `reid.evaluation.two_camera`.
   cross-dataset   train on one dataset, test on another: the test dataset's default protocol, labelled
                   "<train> -> <test>"; needs `train_dataset`.
 """
@@ -124,7 +127,7 @@ DEFAULT_PROTOCOL: dict[str, str] = {
 
 
 def protocol_names() -> list[str]:
-    return sorted([*_PROTOCOLS, "cross-dataset"])
+    return sorted([*_PROTOCOLS, "cross-dataset", "mars-two-camera"])
 
 
 def default_protocol(dataset: str) -> str:
@@ -149,6 +152,10 @@ def get_protocol(name: str | None, *, dataset: str | None = None, train_dataset:
                             "(e.g. train on ilidsvid, test on prid2011)")
         inner = get_protocol(default_protocol(dataset))
         return Protocol(**{**inner.__dict__, "label_suffix": f" (cross-dataset {train_dataset} -> {dataset})"})
+    if name == "mars-two-camera" or name.startswith("mars-two-camera:"):
+        from reid.evaluation.two_camera import two_camera_protocol
+
+        return two_camera_protocol(name)
     if name not in _PROTOCOLS:
         raise ReidError(f"unknown protocol '{name}'; known protocols: {', '.join(protocol_names())}")
     return _PROTOCOLS[name]
