@@ -122,9 +122,10 @@ class BatchMaker:
 
     # -- one tracklet -------------------------------------------------------------------------------------------
     def clip(self, index: int, frame_idx: np.ndarray, rng: np.random.Generator, train: bool,
-             frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
+             frames: np.ndarray | None = None, out_frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Decode (unless `frames` [T, H0, W0, 3] are given), augment and derive the extras of one clip:
-        frames uint8 [T, 3, H, W] (+ flow, pose_maps, keypoints as requested)."""
+        frames uint8 [T, 3, H, W] (+ flow, pose_maps, keypoints as requested). `out_frames` [T, 3, H, W]: write the
+        frames there (a slot of the batch buffer: decoded frames are copied once, into the batch)."""
         rec = self.manifest.records[index]
         if frames is None:
             frames = read_frames(self.manifest, rec, frame_idx, self.decoder, tag=index)
@@ -132,7 +133,9 @@ class BatchMaker:
             h0, w0 = (int(v) for v in rec.extra["frame_size"].split("x"))
             frames = frames[:, :h0, :w0]
         params = sample_augment(rng, self.cfg.data, train)
-        x = apply_augment(frames, params, erase=False, chw=True)  # uint8 [T, 3, H, W]
+        if out_frames is not None and out_frames.shape[0] != len(frames):
+            out_frames = None
+        x = apply_augment(frames, params, erase=False, chw=True, out=out_frames)  # uint8 [T, 3, H, W]
         out: dict[str, np.ndarray] = {}
         if "flow" in self.inputs:  # before erasing, so the erased box does not fake motion
             out["flow"] = normalize_flow(clip_flow(x, chw=True)).astype(np.float16)
@@ -161,8 +164,8 @@ class BatchMaker:
                                              frame_idx, tag=idx))
         return dict(zip(slots, self.decoder.videos(requests), strict=True))
 
-    def _slot(self, row: PlanRow, slot: int, indices: list[int],
-              prefetched: dict[int, np.ndarray | DecodeError]) -> dict[str, np.ndarray]:
+    def _slot(self, row: PlanRow, slot: int, indices: list[int], prefetched: dict[int, np.ndarray | DecodeError],
+              out_frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Load slot `slot`, replacing an unreadable tracklet by another of the same identity (indices updated)."""
         pid = self.manifest.records[indices[slot]].pid
         tried: set[int] = set()
@@ -177,7 +180,7 @@ class BatchMaker:
                 try:
                     if isinstance(frames, DecodeError):
                         raise frames
-                    return self.clip(idx, frame_idx, rng, self.train, frames)
+                    return self.clip(idx, frame_idx, rng, self.train, frames, out_frames)
                 except DecodeError as exc:
                     self.errors.add(idx, rec.tracklet_id, str(exc))
             tried.add(idx)
@@ -206,26 +209,34 @@ class BatchMaker:
     def __call__(self, row: PlanRow) -> dict[str, np.ndarray]:
         indices = list(row.indices)
         clips: list[dict[str, np.ndarray] | None] = [None] * len(indices)
+        d = self.cfg.data
+        buffer = None if d.train_sampler == "all" else np.empty((len(indices), d.seq_len, 3, d.height, d.width),
+                                                                   dtype=np.uint8)
         prefetched = self._prefetch(row, indices)
         pending = list(range(len(indices)))
         swaps = 0
         while pending:
             slot = pending.pop(0)
             try:
-                clips[slot] = self._slot(row, slot, indices, prefetched if indices[slot] == row.indices[slot] else {})
+                clips[slot] = self._slot(row, slot, indices, prefetched if indices[slot] == row.indices[slot] else {},
+                                         None if buffer is None else buffer[slot])
             except _IdentityUnreadable as exc:
                 moved = self._move_identity(row, exc.pid, indices, swaps)
                 swaps += 1
                 pending = sorted(set(pending) | set(moved))
-        return self._collate(row, indices, clips)
+        return self._collate(row, indices, clips, buffer)
 
-    def _collate(self, row: PlanRow, indices: list[int], clips: list) -> dict[str, np.ndarray]:
+    def _collate(self, row: PlanRow, indices: list[int], clips: list,
+                 buffer: np.ndarray | None = None) -> dict[str, np.ndarray]:
         recs = [self.manifest.records[i] for i in indices]
         lengths = {c["frames"].shape[0] for c in clips}
         if len(lengths) > 1:  # sampler 'all': loop-pad every clip to the longest
             t = max(lengths)
             clips = [{k: v[loop_pad(np.arange(v.shape[0]), t)] for k, v in c.items()} for c in clips]
-        out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
+        if buffer is not None and all(np.shares_memory(c["frames"], buffer[s]) for s, c in enumerate(clips)):
+            out = {"frames": buffer, **{k: np.stack([c[k] for c in clips]) for k in clips[0] if k != "frames"}}
+        else:
+            out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
         out["pid"] = np.array([self.labels[r.pid] for r in recs], dtype=np.int64)
         out["camid"] = np.array([r.camid for r in recs], dtype=np.int64)
         out["index"] = np.array(indices, dtype=np.int64)

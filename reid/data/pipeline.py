@@ -137,7 +137,8 @@ class _DecodeBatches:
                     errors.merge(ray.get(self.ledger.add_bad.remote(fresh)))
             for k, v in made.items():
                 out.setdefault(k, []).append(v)
-        return {k: np.stack(v) for k, v in out.items()}
+        # one batch per call (batch_size=1): a leading axis as a view, no copy of the batch
+        return {k: v[0][None] if len(v) == 1 else np.stack(v) for k, v in out.items()}
 
     def __del__(self) -> None:
         maker = getattr(self, "maker", None)

@@ -95,20 +95,28 @@ def resize_clip(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR)) for f in frames])
 
 
-def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True, chw: bool = False) -> np.ndarray:
+def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True, chw: bool = False,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """Apply one tracklet's transform to all its frames: uint8 [T, H0, W0, 3] -> uint8 [T, h, w, 3].
 
     `chw=True` writes [T, 3, h, w] directly (crop, flip and transpose in one copy). `erase=False` leaves random
-    erasing to a later `apply_erase` (the optical flow is computed in between).
+    erasing to a later `apply_erase` (the optical flow is computed in between). `out`: write into this uint8 array
+    of the output shape (a slot of a batch buffer) instead of a new one.
     """
     x = resize_clip(frames, p.resized)
     oh, ow = p.out
     t = x.shape[0]
-    out = np.zeros((t, 3, oh, ow) if chw else (t, oh, ow, 3), dtype=np.uint8)
+    shape = (t, 3, oh, ow) if chw else (t, oh, ow, 3)
+    if out is None:
+        out = np.zeros(shape, dtype=np.uint8)
+    elif out.shape != shape or out.dtype != np.uint8:
+        raise ReidError(f"apply_augment: out has shape {out.shape} {out.dtype}, expected {shape} uint8")
     # the crop window in padded coordinates, intersected with the unpadded image
     y0, x0 = p.top - p.pad, p.left - p.pad
     sy0, sx0 = max(y0, 0), max(x0, 0)
     sy1, sx1 = min(y0 + oh, x.shape[1]), min(x0 + ow, x.shape[2])
+    if (sy0 - y0, sy1 - y0, sx0 - x0, sx1 - x0) != (0, oh, 0, ow):
+        out.fill(0)  # the crop reaches into the zero padding
     if sy1 > sy0 and sx1 > sx0:
         src = x[:, sy0:sy1, sx0:sx1]
         dy0, dy1, dx0, dx1 = sy0 - y0, sy1 - y0, sx0 - x0, sx1 - x0

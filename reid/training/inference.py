@@ -8,6 +8,7 @@ on the driver before any metric is computed.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,8 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torc
     """Features (or, with `states`, per-frame states [C*L, D]) of the tracklets `indices`, keyed by index."""
     from reid.data.records import read_manifest, relabel
     from reid.evaluation.features import pool_chunks
+    from reid.ray_runtime import init_ray
     from reid.registry import get_method
-    from reid.training.driver import init_ray
 
     init_ray(cfg.ray)
     spec = get_method(cfg.method)
@@ -103,7 +104,14 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torc
                                                "attributes_json": manifest.attributes.to_json(), "states": states},
                         compute=ray.data.ActorPoolStrategy(size=1),
                         num_gpus=1 if use_gpu else 0, num_cpus=0.5)
+    t0 = time.perf_counter()
     rows = ds.take_all()
+    seconds = time.perf_counter() - t0
+    # frames per clip: the states' length, else the test sampler's clip length (dense: L, others: T)
+    chunk_len = cfg.data.test_chunk_len if cfg.data.test_sampler == "dense" else cfg.data.seq_len
+    n_frames = sum(r["feature"].shape[0] for r in rows) if states else len(rows) * chunk_len
+    print(f"[reid] features of {len(indices)} tracklets ({len(rows)} clips, ~{n_frames} frames) in {seconds:.1f} s: "
+          f"{n_frames / max(seconds, 1e-9):.0f} frames/s", flush=True)
     order = {i: n for n, i in enumerate(indices)}
     if states:
         per: dict[int, list[tuple[int, np.ndarray]]] = {}

@@ -133,3 +133,30 @@ def test_test_clips_dense(manifest_path):
         assert np.all(clips["flow"][:, 0] == 0)  # flow restarts in every chunk
     finally:
         maker.close()
+
+
+def test_clips_are_written_into_the_batch_buffer_once(manifest_path):
+    """Each slot's frames are augmented straight into the batch array (no per-clip array stacked afterwards), with
+    the same values as the clip computed on its own, padding zeroed and erasing applied."""
+    m = read_manifest(manifest_path)
+    c = cfg(augment={"pad": 6, "random_erasing": 1.0})
+    maker = BatchMaker(m, c, {"frames", "flow"}, train=True, decoder=None)
+    try:
+        row = epoch_plan(m.records, c, "pk", epoch=1)[0]
+        b = maker(row)
+        assert b["frames"].flags.c_contiguous and b["frames"].base is None
+        for slot, idx in enumerate(row.indices):
+            rng = np.random.default_rng([row.seed, slot, 0])
+            frame_idx = maker.sampler(m.records[idx].num_frames, rng)
+            alone = maker.clip(idx, frame_idx, rng, train=True)
+            np.testing.assert_array_equal(b["frames"][slot], alone["frames"])
+            np.testing.assert_array_equal(b["flow"][slot], alone["flow"])
+        # a buffer slot that held other data is fully overwritten (zero padding included)
+        dirty = np.full_like(b["frames"][0], 255)
+        rng = np.random.default_rng([row.seed, 0, 0])
+        frame_idx = maker.sampler(m.records[row.indices[0]].num_frames, rng)
+        again = maker.clip(row.indices[0], frame_idx, rng, train=True, out_frames=dirty)
+        assert np.shares_memory(again["frames"], dirty)
+        np.testing.assert_array_equal(dirty, b["frames"][0])
+    finally:
+        maker.close()
