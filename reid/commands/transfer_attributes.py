@@ -35,8 +35,9 @@ from reid.models.attribute_transfer import (
 )
 
 DESCRIPTION = """Train the attribute-transfer model of adfta (section 3.2) on a labelled source attribute set and
-unlabelled target re-ID frames, then label every target tracklet: per-frame scores averaged over the tracklet
-(eq. 9; --merge identity pools all tracklets of a person) and thresholded at 0.5 (eq. 10).
+unlabelled target re-ID frames, then label every target tracklet: per-frame scores averaged over all frames of its
+identity (eq. 9; --merge tracklet averages each tracklet on its own) and thresholded at 0.5 (eq. 10). The MMD runs
+on the raw attribute features as eqs. 5-6 write it (--mmd-features normalized: L2-normalised first).
 
 Losses (table 2 of the paper, --variant): bce (eq. 7), bce_mmd, wbce (eq. 8), wbce_mmd (+ MMD, eqs. 5-6).
 
@@ -62,8 +63,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-batch", type=int, default=32, help="target frames per step (MMD variants)")
     p.add_argument("--target-frames", type=int, default=4, help="frames drawn from each target tracklet per step")
     p.add_argument("--predict-frames", type=int, default=8, help="frames per tracklet for eq. 9 (0 = all)")
-    p.add_argument("--merge", choices=("tracklet", "identity"), default="tracklet",
-                   help="eq. 9 over each tracklet, or over all frames of an identity (pid > 0)")
+    p.add_argument("--merge", choices=("identity", "tracklet"), default="identity",
+                   help="eq. 9 over all frames of an identity (the paper; pid > 0, others alone) or over each "
+                        "tracklet")
+    p.add_argument("--mmd-features", choices=("raw", "normalized"), default="raw",
+                   help="MMD of eqs. 5-6 on the raw attribute features (the paper) or on L2-normalised ones")
     p.add_argument("--label-roles", default="all", help="roles of the tracklets to label, comma-separated, or all")
     p.add_argument("--mmd-roles", default="train", help="roles whose frames feed the MMD term")
     p.add_argument("--height", type=int, default=256)
@@ -204,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     settings = TransferSettings(
         variant=args.variant, depth=args.depth, pretrained=not args.no_pretrained, weights_path=args.weights,
         epochs=args.epochs, lr=args.lr, wbce_sigma=args.wbce_sigma, mmd_alpha=args.mmd_alpha,
-        mmd_weight=args.mmd_weight, threshold=args.threshold)
+        mmd_weight=args.mmd_weight, threshold=args.threshold, mmd_normalize=args.mmd_features == "normalized")
     source, manifest, to_label = _inputs(args)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     order = np.random.default_rng(args.seed).permutation(len(source.images))
@@ -226,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"variant": args.variant, "settings": asdict(settings), "history": history,
               "source_val_accuracy": history[-1].get("val_acc"),
               "target": str(args.target), "tracklets_labelled": len(to_label), "merge": args.merge,
+              "mmd_features": args.mmd_features,
               "positive_ratio_source": dict(zip(source.names, pos_ratio.tolist(), strict=True)),
               "positive_ratio_transferred": dict(zip(source.names, ((labels == 1).sum(0) / np.maximum(
                   known.sum(0), 1)).tolist(), strict=True)),

@@ -2,8 +2,16 @@
 
 An image model learns the binary attributes of a labelled SOURCE attribute set (RAP in the paper) while an MMD term
 (eqs. 5-6) pulls the distribution of its attribute features on unlabelled TARGET re-ID frames towards the source
-one. It then labels the target tracklets: per-frame sigmoid scores averaged over the frames (eq. 9), thresholded
-at 0.5 (eq. 10). Table 2's four rows are the `variant`s: bce, bce_mmd, wbce (eq. 8), wbce_mmd.
+one. It then labels the target tracklets: per-frame sigmoid scores averaged over the frames of each IDENTITY (eq. 9: "for
+each identity ... x_t is the t-th frame of this person"; `merge_and_threshold` with `groups` = person ids; per
+tracklet is an option), thresholded at 0.5 (eq. 10). Table 2's four rows are the `variant`s: bce, bce_mmd, wbce
+(eq. 8), wbce_mmd.
+
+The MMD of eqs. 5-6 runs on the attribute features F as the paper writes it (`mmd_normalize=False`, the default).
+Option: L2-normalise F first (`mmd_normalize=True`). Why the option exists: with alpha = 0.5 the kernel
+exp(-||a - b||^2 / 0.5) of two unrelated raw features is ~0 (squared distances of BN + ReLU features grow with
+their width), so the MMD is close to its constant 1/n_s + 1/n_t and has almost no gradient; on unit-norm features
+d^2 <= 4 and the kernel is informative. docs/methods/adfta.md records a measurement.
 
 Architecture (fig. 3): ResNet trunk -> global average pool -> attribute feature layer F (FC + BN + ReLU; the MMD
 is measured here) -> prediction layer (FC, sigmoid). This is an image model trained by a plain in-process loop,
@@ -37,7 +45,8 @@ VARIANTS: dict[str, tuple[bool, bool]] = {
 class TransferSettings:
     """Hyper-parameters of the transfer model. The paper gives only alpha = 0.5 and th = 0.5; the rest are
     decisions: SGD (momentum 0.9, weight decay 5e-4), lr x0.1 after 70% of the epochs, MMD weight 1, WBCE sigma 1
-    (the DeepMAR weighting that eq. 8 follows), features L2-normalised before the MMD (see `mmd_normalize`)."""
+    (the DeepMAR weighting that eq. 8 follows). The MMD runs on the raw attribute features, as eqs. 5-6 write it;
+    `mmd_normalize=True` L2-normalises them first (an option, see the module docstring)."""
 
     variant: Variant = "wbce_mmd"
     depth: Literal[18, 34, 50] = 18
@@ -51,9 +60,9 @@ class TransferSettings:
     wbce_sigma: float = 1.0
     mmd_alpha: float = 0.5
     mmd_weight: float = 1.0
-    # exp(-d^2 / (2 * 0.5^2)) vanishes for the distances between raw high-dimensional features (no gradient at
-    # all); on unit-norm features d^2 <= 4, the scale at which alpha = 0.5 is meaningful.
-    mmd_normalize: bool = True
+    # False = eqs. 5-6 as written. True: exp(-d^2 / (2 * 0.5^2)) nearly vanishes for the distances between raw
+    # high-dimensional features (almost no gradient); on unit-norm features d^2 <= 4, where alpha = 0.5 is meaningful
+    mmd_normalize: bool = False
     threshold: float = 0.5
 
     def __post_init__(self) -> None:

@@ -111,6 +111,33 @@ def test_variant_without_mmd_and_identity_merge(toy):
     assert "mmd" not in report["history"][0] and report["merge"] == "identity"
 
 
+def _scores(path) -> dict[tuple[int, int], list[float]]:
+    with open(path, newline="") as fh:
+        return {(int(r["person_id"]), int(r["camera_id"])): [float(r[n]) for n in ("up-Red", "low-Black", "hs-Hat")]
+                for r in csv.DictReader(fh)}
+
+
+def test_defaults_follow_the_paper_identity_merge_and_raw_mmd(toy):
+    """Eq. 9 averages the frame scores over all frames of a PERSON; the MMD of eqs. 5-6 runs on raw features.
+
+    Naive eq. 9 from a per-tracklet run of the same training (same seed): every toy tracklet of persons 1 and 2 has
+    3 decoded frames, so the person's score is the plain mean of its two tracklet means."""
+    assert main(_args(toy, "--merge", "tracklet")) == 0
+    per_tracklet = _scores(toy / "out" / "attrs.scores.csv")
+    assert main(_args(toy)) == 0                                   # the defaults
+    report = json.loads((toy / "out" / "attrs.report.json").read_text())
+    assert report["merge"] == "identity" and report["mmd_features"] == "raw"
+    assert report["settings"]["mmd_normalize"] is False
+    per_person = _scores(toy / "out" / "attrs.scores.csv")
+    for pid in (1, 2):
+        naive = [(a + b) / 2 for a, b in zip(per_tracklet[(pid, 1)], per_tracklet[(pid, 2)], strict=True)]
+        assert per_person[(pid, 1)] == per_person[(pid, 2)] == pytest.approx(naive, abs=2e-4)
+    assert per_tracklet[(1, 1)] != per_tracklet[(1, 2)]             # the tracklet merge keeps them apart
+    assert per_person[(3, 1)] == pytest.approx(per_tracklet[(3, 1)], abs=1e-4)   # a person with one tracklet
+    assert main(_args(toy, "--mmd-features", "normalized")) == 0
+    assert json.loads((toy / "out" / "attrs.report.json").read_text())["settings"]["mmd_normalize"] is True
+
+
 def test_bad_source_is_a_clear_error(toy, capsys):
     (toy / "source" / "groups.json").unlink()
     assert main(_args(toy)) == 2

@@ -76,3 +76,35 @@ def test_mmd_is_zero_for_identical_sets_and_has_gradients():
     loss = mmd_loss(fs, torch.randn(8, 4) * 0.3 + 1.0)
     loss.backward()
     assert loss > 0 and torch.isfinite(fs.grad).all() and fs.grad.abs().sum() > 0
+
+
+def test_transfer_model_mmd_is_eqs_5_6_on_raw_features_by_default():
+    """The transfer model's MMD term is eq. 5 with the kernel of eq. 6 on the attribute features F themselves (the
+    paper); the old default L2-normalised F first, which this naive double sum would not match."""
+    from torch import nn
+
+    from reid.models.attribute_transfer import TransferSettings, transfer_terms
+
+    class Net(nn.Module):   # the transfer net's interface: images -> (features F [N, 3], logits [N, 2])
+        def __init__(self) -> None:
+            super().__init__()
+            self.feature = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+            self.predict = nn.Linear(3, 2)
+
+        def forward(self, x):
+            f = self.feature(x)
+            return f, self.predict(f)
+
+    torch.manual_seed(0)
+    net = Net()
+    src, tgt = torch.randn(4, 3, 2, 2) * 0.3, torch.randn(5, 3, 2, 2) * 0.3 + 0.2
+    labels, ratio = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]]).float(), torch.tensor([0.5, 0.5])
+    settings = TransferSettings(variant="wbce_mmd")
+    assert settings.mmd_normalize is False
+    with torch.no_grad():
+        got = transfer_terms(net, src, labels, tgt, ratio, settings)["mmd"]
+        feats = net(torch.cat([src, tgt]))[0]
+    raw = naive_mmd(feats[:4], feats[4:], 0.5)
+    normed = naive_mmd(*torch.nn.functional.normalize(feats, dim=1).split([4, 5]), 0.5)
+    assert math.isclose(float(got), raw, rel_tol=1e-5, abs_tol=1e-7)
+    assert not math.isclose(raw, normed, rel_tol=1e-2)

@@ -61,9 +61,14 @@ def test_transfer_terms_per_variant(variant, resnet_net):
         feats, logits = net(torch.cat([src, tgt]))
     assert torch.isclose(terms["attr"], weighted_bce_with_logits(logits[:4], labels, ratio if weighted else None))
     if with_mmd:
-        f = nn.functional.normalize(feats, dim=1)
-        assert torch.isclose(terms["mmd"], mmd_loss(f[:4], f[4:], 0.5))
+        # eqs. 5-6 on the raw attribute features by default; L2-normalised ones only with mmd_normalize
+        assert torch.isclose(terms["mmd"], mmd_loss(feats[:4], feats[4:], 0.5))
         assert torch.isclose(terms["loss"], terms["attr"] + terms["mmd"])
+        with torch.no_grad():
+            normed = transfer_terms(net, src, labels, tgt, ratio, TransferSettings(variant=variant,
+                                                                                    mmd_normalize=True))
+        f = nn.functional.normalize(feats, dim=1)
+        assert torch.isclose(normed["mmd"], mmd_loss(f[:4], f[4:], 0.5))
 
 
 def test_merge_and_threshold_eqs_9_10():
