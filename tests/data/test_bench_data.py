@@ -41,8 +41,9 @@ def test_bad_arguments():
 @pytest.mark.timeout(600)
 def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):
     ray = pytest.importorskip("ray")
+    from reid.ray_runtime import start_local_ray
     manifest = write_toy_dataset(tmp_path / "toy", ids=4, cams=2, num_frames=8)
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     try:
         code = bench_data.run(parse(["--manifest", str(manifest), "--seq-len", "2", "--size", "32x16",
                                      "--batches", "2", "--epochs", "2", "--repeats", "1", "--workers", "2",

@@ -11,10 +11,12 @@ import ray
 from reid.bench.toydata import write_toy_dataset
 from reid.config.schema import ExperimentConfig
 from reid.data.batching import iter_local_batches, make_batch
+from reid.data.jpeg_store import pack_jpeg
 from reid.data.pipeline import get_or_create_ledger, open_rank_stream, unreadable_tracklets
 from reid.data.plan import global_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
 from reid.errors import ReidError
+from reid.ray_runtime import start_local_ray
 
 pytestmark = pytest.mark.ray
 P, K, T = 2, 2, 4
@@ -22,7 +24,7 @@ P, K, T = 2, 2, 4
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -119,20 +121,30 @@ def test_each_rank_gets_its_own_batches_deterministically(ray_cluster, manifest_
 
 
 @pytest.mark.timeout(300)
-def test_corrupt_video_is_skipped_and_counted(ray_cluster, tmp_path):
-    path = write_toy_dataset(tmp_path, ids=4, cams=2, tracklets_per_cam=2, num_frames=8)
+@pytest.mark.parametrize("store", ["video", "jpeg"])
+def test_corrupt_tracklet_is_skipped_and_counted(ray_cluster, tmp_path, store):
+    path = write_toy_dataset(tmp_path / "video", ids=4, cams=2, tracklets_per_cam=2, num_frames=8)
     m = read_manifest(path)
     victim = 3
-    (m.root / m.records[victim].video).write_bytes(b"\x00garbage" * 300)
+    if store == "jpeg":
+        m = pack_jpeg(m, tmp_path / "jpeg", progress=False)
+        records = list(m.records)
+        records[victim] = replace(records[victim], shard="jpeg/gone.parquet")  # a shard lost on the way
+        path = write_manifest(Manifest(records, m.root, m.dataset, m.attributes, m.meta))
+        (m.root / "jpeg" / "gone.parquet").write_bytes(b"PAR1 truncated")
+        expected = "cannot open JPEG shard"
+    else:
+        (m.root / m.records[victim].video).write_bytes(b"\x00garbage" * 300)
+        expected = "cannot open video"
     c = cfg(epochs=1, max_errored_fraction=0.2, batches_per_epoch=4, ids_per_batch=4, tracklets_per_id=4)
-    s, ledger = stream(path, c, "test-run-corrupt")
+    s, ledger = stream(path, c, f"test-run-corrupt-{store}")
     batches = run_epoch(s, 0)
     assert len(batches) == 4
     for b in batches:
         assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
         assert set(Counter(b["pid"].tolist()).values()) == {4}
     bad = unreadable_tracklets(ledger)
-    assert list(bad) == [victim] and "cannot open video" in bad[victim]
+    assert list(bad) == [victim] and expected in bad[victim]
 
 
 @pytest.mark.timeout(300)

@@ -6,6 +6,7 @@ import pytest
 import ray
 import torch
 
+from reid.ray_runtime import start_local_ray
 from reid.training.api import newest_checkpoint, train
 from reid.training.checkpoint import load_state
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray.init(num_cpus=2, object_store_memory=300 * 1024**2, include_dashboard=False, log_to_driver=False)
+    start_local_ray(num_cpus=2, object_store_memory=300 * 1024**2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
