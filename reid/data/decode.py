@@ -19,6 +19,7 @@ Indices are also clamped to `len(vr)` and to the manifest's frame range before a
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import socket
@@ -26,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -89,21 +90,35 @@ def decode_video_inline(path: str | Path, frame_start: int, num_frames: int, ind
     return frames[inverse]
 
 
-def decode_images(paths: list[Path]) -> np.ndarray:
-    """Load frame files with PIL: uint8 [T, H, W, 3] RGB (frames of another size are resized to the first's)."""
+def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int] | None = None,
+               error: type[DecodeError] = DecodeError) -> np.ndarray:
+    """Images (files, or encoded bytes) with Pillow (libjpeg-turbo for JPEG): uint8 [N, H, W, 3] RGB. Frames of
+    another size are resized to the first one's.
+
+    `draft_size` (h, w): let libjpeg-turbo decode at a reduced DCT scale (1/2, 1/4, 1/8) as long as the result stays
+    at least that large; the caller resizes to its exact output size anyway.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    out = []
-    for p in paths:
+    out: list[np.ndarray] = []
+    for i, src in enumerate(sources):
         try:
-            with Image.open(p) as im:
+            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
+                if draft_size is not None:
+                    im.draft("RGB", (draft_size[1], draft_size[0]))
                 im = im.convert("RGB")
                 if out and im.size != (out[0].shape[1], out[0].shape[0]):
                     im = im.resize((out[0].shape[1], out[0].shape[0]), Image.BILINEAR)
                 out.append(np.asarray(im))
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise DecodeError(f"cannot read frame {p}: {exc}") from None
+            what = f"frame {i} is not a readable JPEG" if isinstance(src, bytes) else f"cannot read frame {src}"
+            raise error(f"{what} ({exc})") from None
     return np.stack(out)
+
+
+def decode_images(paths: list[Path]) -> np.ndarray:
+    """Load frame files with PIL: uint8 [T, H, W, 3] RGB (frames of another size are resized to the first's)."""
+    return decode_pil(paths)
 
 
 def _serve(fd: int) -> None:

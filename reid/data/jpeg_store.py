@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reid.data.decode import DecodeError, decode_images, decode_video_inline
+from reid.data.decode import DecodeError, decode_images, decode_pil, decode_video_inline
 from reid.data.records import Manifest, TrackletRecord
 from reid.errors import ReidError
 
@@ -43,26 +43,9 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
 
 
 def decode_jpegs(blobs: Sequence[bytes], draft_size: tuple[int, int] | None = None) -> np.ndarray:
-    """JPEG bytes -> uint8 [N, H, W, 3] RGB. Frames of another size are resized to the first one's.
-
-    `draft_size` (h, w): let libjpeg-turbo decode at a reduced scale (1/2, 1/4, 1/8) as long as the result stays at
-    least that large; the caller resizes to its exact output size anyway.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    out: list[np.ndarray] = []
-    for i, blob in enumerate(blobs):
-        try:
-            with Image.open(io.BytesIO(blob)) as im:
-                if draft_size is not None:
-                    im.draft("RGB", (draft_size[1], draft_size[0]))
-                im = im.convert("RGB")
-                if out and im.size != (out[0].shape[1], out[0].shape[0]):
-                    im = im.resize((out[0].shape[1], out[0].shape[0]), Image.BILINEAR)
-                out.append(np.asarray(im))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise JpegStoreError(f"frame {i} is not a readable JPEG ({exc})") from None
-    return np.stack(out)
+    """JPEG bytes -> uint8 [N, H, W, 3] RGB (`decode.decode_pil`: libjpeg-turbo, optional DCT-domain downscaling
+    while the result stays at least `draft_size` (h, w) large)."""
+    return decode_pil(blobs, draft_size, error=JpegStoreError)
 
 
 class JpegStoreError(DecodeError):
