@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -36,6 +36,10 @@ class DataConfig(Strict):
     dataset: Literal["synthetic", "mars", "ilidsvid", "prid2011", "duke", "generic"] = "synthetic"
     root: str = Field("data/synthetic-demo", description="prepared dataset directory (holds manifest.parquet)")
     manifest: str | None = Field(None, description="explicit manifest path; default <root>/manifest.parquet")
+    attributes: Literal["annotated", "transferred"] = Field(
+        "annotated", description="attribute labels: 'annotated' = the dataset's own attribute file (in the prepared "
+        "manifest); 'transferred' = data.manifest is the manifest `reid transfer-attributes --out-manifest` writes "
+        "(adfta, section 3.2)")
     synth_preset: Literal["tiny", "demo", "large"] = Field(
         "demo", description="preset used to generate the synthetic set when root does not exist yet"
     )
@@ -67,6 +71,13 @@ class DataConfig(Strict):
         0.05, ge=0.0, le=1.0, description="share of unreadable tracklets tolerated before the run fails"
     )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @model_validator(mode="after")
+    def _transferred_needs_manifest(self) -> DataConfig:
+        if self.attributes == "transferred" and not self.manifest:
+            raise ValueError("data.attributes=transferred needs data.manifest: the manifest that "
+                             "`reid transfer-attributes ... --out-manifest PATH` writes")
+        return self
 
 
 class OptimConfig(Strict):

@@ -35,6 +35,10 @@ def manifest_path_for(cfg: ExperimentConfig) -> Path:
     # absolute: Ray Train workers and Ray Data actors do not run in the driver's working directory
     if path.is_file():
         return path.resolve()
+    if cfg.data.attributes == "transferred":   # written by `reid transfer-attributes`, never generated here
+        raise ReidError(f"no transferred-attribute manifest at {path}: write it with `reid transfer-attributes "
+                        f"--source <attribute set> --target {cfg.data.root} --out <labels.csv> --out-manifest {path}` "
+                        f"(docs/datasets.md), or set data.attributes=annotated data.manifest=null")
     if cfg.data.dataset == "synthetic":
         from reid.data.synth import ensure_dataset
 
