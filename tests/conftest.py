@@ -6,6 +6,9 @@ import torch
 
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# CI runs `uv run pytest`: Ray 2.60 would then start every worker of the tests' own clusters through `uv run`
+# (an environment re-sync per worker start); set before any test module imports ray (reid.ray_runtime explains)
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
 @pytest.fixture(autouse=True)

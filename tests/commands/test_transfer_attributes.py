@@ -77,6 +77,7 @@ def _args(toy, *extra):
             "--device", "cpu", "--decode-timeout", "0", *extra]
 
 
+@pytest.mark.slow
 def test_transfer_writes_a_file_adfta_trains_from(toy, capsys):
     assert main(_args(toy, "--variant", "wbce_mmd", "--out-manifest", str(toy / "labelled" / "manifest.parquet"))) == 0
     assert "wrote" in capsys.readouterr().out

@@ -37,6 +37,7 @@ def test_bad_arguments():
         bench_data.run(parse(["--stores", "h265"]))
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):

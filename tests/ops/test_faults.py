@@ -46,6 +46,7 @@ def test_killed_worker_restores_from_checkpoint_and_matches_the_uninterrupted_ru
     assert_same_weights(state["model"], final_state(reference_job.run_dir)["model"])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(driver, ops_data, tmp_path):
     cfg = tiny_config(ops_data, tmp_path, "nan-loss", "train.inject_fault=nan@2:1/0", "ray.max_failures=0")
@@ -61,6 +62,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(driver, ops_d
         assert torch.isfinite(value.float()).all(), key
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_corrupt_videos_are_skipped_and_counted_and_fail_past_the_threshold(driver, ops_data, tmp_path, capfd):
     data = tmp_path / "data"
@@ -92,6 +94,7 @@ def test_corrupt_videos_are_skipped_and_counted_and_fail_past_the_threshold(driv
     assert len(json.loads((tmp_path / "runs" / "corrupt-strict" / "unreadable.json").read_text())) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_truncated_manifest_fails_before_any_worker_starts(driver, ops_data, tmp_path):
     cut = tmp_path / "cut.parquet"

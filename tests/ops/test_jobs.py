@@ -30,6 +30,7 @@ from tests.ops.helpers import (
 pytestmark = pytest.mark.ray
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_head_needs_the_token_and_keeps_the_dashboard_on_loopback(head, submitter):
     env = submitter
@@ -72,6 +73,7 @@ def _listen_addresses(port: int) -> set[str]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_submitted_training_job_succeeds_with_logs_checkpoint_and_metrics(head, reference_job):
     job = reference_job

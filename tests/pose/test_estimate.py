@@ -77,6 +77,7 @@ def test_output_stems_are_safe_and_unique():
     assert output_stems(recs) == ["a_b", "a_b-1", ".._x"]
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.timeout(300)
 def test_ray_data_job_with_random_weights(frame_dataset):

@@ -17,6 +17,7 @@ def trained_run(tmp_path_factory, tiny_data, tiny_config):
     return train(tiny_config(tiny_data, storage, "train.epochs=1", "name=evalme")).run_dir
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_eval_local_prints_table_and_writes_json(trained_run, capsys):
     assert main(["eval", str(trained_run), "--backend", "local"]) == 0
@@ -26,6 +27,7 @@ def test_eval_local_prints_table_and_writes_json(trained_run, capsys):
     assert 0 <= metrics["mAP"] <= 100 and metrics["valid_queries"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.timeout(600)
 def test_eval_with_ray_data_batch_inference_matches_local(trained_run, tmp_path):
@@ -41,6 +43,7 @@ def test_eval_with_ray_data_batch_inference_matches_local(trained_run, tmp_path)
     assert a["mAP"] == pytest.approx(b["mAP"], abs=1e-3) and a["R1"] == pytest.approx(b["R1"], abs=1e-3)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_report_command_writes_self_contained_html(trained_run, tmp_path):
     out = tmp_path / "report.html"
@@ -54,6 +57,7 @@ def test_eval_of_a_folder_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_cross_dataset_eval_of_a_run_on_another_dataset(trained_run, tmp_path, capsys):
     """Trained on the tiny set (12 training identities), tested on another synthetic set with 6: the classifier is

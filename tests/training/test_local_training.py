@@ -14,6 +14,7 @@ def _weights(path):
     return load_state(path)["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_tiny_run_reports_and_checkpoints(tiny_data, tmp_path, tiny_config):
     cfg = tiny_config(tiny_data, tmp_path, "train.epochs=2", "train.keep_checkpoints=1")
@@ -30,6 +31,7 @@ def test_tiny_run_reports_and_checkpoints(tiny_data, tmp_path, tiny_config):
     assert 0 <= outcome.metrics["mAP"] <= 100 and outcome.metrics["valid_queries"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_interrupted_and_resumed_run_matches_uninterrupted(tiny_data, tmp_path, tiny_config):
     epochs = ["train.epochs=3", "train.eval_every=3"]

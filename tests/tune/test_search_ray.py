@@ -43,6 +43,7 @@ def tiny_cfg(tmp_path_factory):
 SPACE = {"method": "baseline", "params": {"loss.triplet_margin": "uniform(0.1, 0.8)"}}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_two_trial_optuna_search_writes_the_best_config(ray_cluster, tiny_cfg, tmp_path):
     space = space_from_mapping("margin", SPACE)
@@ -73,6 +74,7 @@ class InterruptAfterFirstTrial:
         return _Cb()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_interrupted_sweep_resumes_without_rerunning_completed_trials(ray_cluster, tiny_cfg, tmp_path):
     from ray import tune
@@ -99,6 +101,7 @@ def test_interrupted_sweep_resumes_without_rerunning_completed_trials(ray_cluste
         assert json.loads(text.strip().splitlines()[0])["epoch"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)  # about 270 s on an idle 2-core machine
 def test_trials_that_fit_a_torch_trainer_run_one_after_another(ray_cluster, tiny_cfg, tmp_path):
     """Train V2 inside Tune: every trial fits a TorchTrainer (one worker, Ray Data decoding) and reports through
