@@ -48,11 +48,12 @@ BUILTIN_SPACES: dict[str, dict[str, Any]] = {
         "data.seq_len": "choice([2, 4, 6, 8])"}},
     "asanet": {"method": "asanet", "params": {
         "loss.lambda_pmi": "loguniform(1e-3, 5e-2)",
-        "loss.lambda_cent": "loguniform(1e-4, 5e-3)",
-        "loss.lambda_bce": "uniform(0.5, 3.0)",
+        # both weight orders: the paper's text (cent 1.5, BCE 5e-4, the default) and the swapped one (5e-4, 1.5)
+        "loss.lambda_cent": "loguniform(1e-4, 3.0)",
+        "loss.lambda_bce": "loguniform(1e-4, 3.0)",
         "loss.weight_wrt": "uniform(0.5, 2.0)",
         "data.seq_len": "choice([2, 4, 6, 8])"},
-        # the paper doubles lambda_PMI once the attribute BCE is low (0.005 -> 0.01); keep that ratio
+        # the paper doubles lambda_PMI once the pose / motion BCE is low (0.005 -> 0.01); keep that ratio
         "tied": {"loss.lambda_pmi_raised": "2 * loss.lambda_pmi"}},
     "posetap": {"method": "posetap", "params": {
         "loss.margin": "uniform(0.1, 0.8)",           # ranking (triplet) margin
