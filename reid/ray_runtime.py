@@ -30,9 +30,13 @@ What it does, and why:
   Ray does not print its "Token authentication is enabled" warning on every start. Connecting to an explicit
   address, Ray only looks for a token for `address="auto"`; here a token that is available (RAY_AUTH_TOKEN,
   RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) turns token mode on for any address, unless RAY_AUTH_MODE is set.
-- **Quiet console** (`quiet=True`): the driver's `ray` logger at WARNING (Ray's INFO start-up lines stay in the
-  session's log files); `log_to_driver` stays on because the epoch lines come from Ray Train's rank-0 worker. One
-  line says where Ray's logs are (`ray_log_dir`); Ray Train's own logs are under its `train/` folder.
+- **Quiet console** (`quiet=True`, `quiet_libraries`): every line stays in the session's log files, only the console
+  loses it. `log_to_driver` stays on because the epoch lines come from Ray Train's rank-0 worker, so each source of
+  noise is turned down where it is emitted: the driver's `ray` logger at WARNING (start-up INFO lines); Ray Data's
+  console handler at WARNING (reid/ray_data_logging.yaml); Ray Train's console at CRITICAL (`train_logging_config`:
+  its INFO lines, "Reporting training result ..." for every epoch and rank, and transient time-outs it logs with a
+  traceback); no PreemptionWatcher on a local cluster; and one line of Ray core advice dropped from the driver's
+  console (`CONSOLE_SKIP`). One line says where Ray's logs are (`ray_log_dir`); Ray Train's are under `train/`.
 """
 
 from __future__ import annotations
@@ -52,12 +56,21 @@ if TYPE_CHECKING:  # typing only: this module is imported by entry points before
 
 UV_RUN_ENV = "RAY_ENABLE_UV_RUN_RUNTIME_ENV"
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
+DATA_LOGGING_ENV = "RAY_DATA_LOGGING_CONFIG"
+DATA_LOGGING_YAML = Path(__file__).with_name("ray_data_logging.yaml")
+# Lines of Ray's own that the driver does not print (they stay in the worker's log file), with why:
+CONSOLE_SKIP = (
+    # core_worker.cc logs at ERROR, for every actor created with restarts and constructor arguments passed by
+    # reference: Ray Data's actor pools always pass their map transformer that way (ray issue #53727). It is advice
+    # about Ray Data's own design, the same on every run, and nothing this run can act on.
+    r"has constructor arguments in the object store and max_restarts > 0",
+)
 # Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
 _RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)
 
 
 def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None, address: str | None = None,
-             dashboard: bool = True, quiet: bool = True, attempts: int = 3) -> None:
+             dashboard: bool = True, quiet: bool = True, attempts: int = 5) -> None:
     """Connect to `ray_cfg.address` / `address` / $RAY_ADDRESS, or start a local cluster (module docstring).
 
     num_cpus: CPUs of a local cluster (rounded down, at least 1; None = this machine's). Does nothing when Ray is already
@@ -72,6 +85,8 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
     logging_kwargs: dict[str, Any] = {"log_to_driver": True}
     if quiet:
         logging_kwargs["logging_level"] = logging.WARNING
+    if quiet:
+        quiet_libraries(local=not target)
     if target:
         use_token_if_available()
         ray.init(address=target, **logging_kwargs)
@@ -85,6 +100,44 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
         log_dir = ray_log_dir()
         where = f"{log_dir} (Ray Train: {log_dir / 'train'})" if log_dir else "the head node's /tmp/ray/session_latest/logs"
         print(f"[reid] Ray's own logs: {where}", flush=True)
+
+
+def quiet_libraries(local: bool) -> None:
+    """Ray Data's and Ray Train's console noise off at the source (module docstring); the user's own settings of
+    these variables win. Ray Train reads RAY_TRAIN_* in the driver when a fit starts and hands them to its
+    controller; Ray Data reads RAY_DATA_LOGGING_CONFIG in each process that runs a dataset (the local cluster's
+    workers inherit this environment; a remote cluster's workers keep their own)."""
+    os.environ.setdefault(DATA_LOGGING_ENV, str(DATA_LOGGING_YAML))
+    if local:
+        # The PreemptionWatcher polls for nodes being drained (cloud spot instances); a local cluster has none, and
+        # creating the actor logs a core-worker ERROR line about its constructor arguments.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+    skip_console_lines(CONSOLE_SKIP)
+
+
+def skip_console_lines(patterns: tuple[str, ...]) -> None:
+    """Add `patterns` to Ray's RAY_DEDUP_LOGS_SKIP_REGEX (the driver's filter of worker lines), which Ray reads once
+    at import; the deduplicators it built from it are updated here. Without log dedup (RAY_DEDUP_LOGS=0) Ray
+    applies no skip filter at all."""
+    import re
+
+    from ray._private import ray_logging
+
+    user = os.environ.get("RAY_DEDUP_LOGS_SKIP_REGEX")
+    skip = re.compile("|".join(([f"(?:{user})"] if user else []) + list(patterns)))
+    for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
+        dedup.skip_re = skip
+
+
+def train_logging_config(quiet: bool = True):
+    """Ray Train's `RunConfig(logging_config=...)`: quiet runs keep Ray Train's console to CRITICAL. Its INFO lines
+    ("Reporting training result ..." per epoch and rank, worker-group start-up), and the transient time-outs it
+    logs with a traceback and then carries on from (a GetTimeoutError stopping the PlacementGroupCleaner, "Failed
+    to send resource request"), all still go to `<session>/logs/train/`; a run that fails raises in the driver,
+    where the command prints one line for it."""
+    import ray.train
+
+    return ray.train.LoggingConfig(log_level="CRITICAL" if quiet else "INFO")
 
 
 def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:

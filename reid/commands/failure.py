@@ -58,4 +58,6 @@ def _ray_logs() -> Path | None:
         return None
     from reid.ray_runtime import ray_log_dir
 
-    return ray_log_dir()
+    # a node that failed to start is not initialised; its logs are the newest session's (Ray's own symlink)
+    latest = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs"
+    return ray_log_dir() or (latest if latest.is_dir() else None)

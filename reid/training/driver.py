@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reid.config.schema import ExperimentConfig
-from reid.ray_runtime import init_ray  # the one Ray start-up of every entry point (also used by inference)
+from reid.ray_runtime import init_ray, train_logging_config  # the one Ray start-up of every entry point
 
 
 def storage_root(cfg: ExperimentConfig) -> str:
@@ -79,6 +79,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
                                                          checkpoint_score_order="max"),
             failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures),
             callbacks=callbacks or None,
+            logging_config=train_logging_config(),  # Ray Train's own lines to its log files (reid.ray_runtime)
         ),
     )
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
