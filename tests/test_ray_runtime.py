@@ -116,3 +116,30 @@ def test_a_driver_under_uv_run_starts_workers_with_its_own_python(tmp_path):
     assert "Uninstalled" not in proc.stderr and "does not match" not in proc.stderr
     assert Path(out["logs"]).is_dir() and f"Ray's own logs: {out['logs']}" in proc.stdout
     assert "Token authentication is enabled" not in proc.stderr
+
+
+def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypatch):
+    from ray._private import ray_logging
+
+    for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
+        monkeypatch.setattr(dedup, "skip_re", dedup.skip_re)  # restored after the test
+    for key in (ray_runtime.DATA_LOGGING_ENV, "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "RAY_DEDUP_LOGS_SKIP_REGEX"):
+        monkeypatch.delenv(key, raising=False)
+    ray_runtime.quiet_libraries(local=True)
+    assert Path(os.environ[ray_runtime.DATA_LOGGING_ENV]).is_file()
+    assert os.environ["RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"] == "0"
+    assert ray_runtime.train_logging_config().log_level == "CRITICAL"
+    advice = ("[2026-12-02 04:39:11,074 E 13950 16332] core_worker.cc:2465: Actor with class name: 'MapWorker' and "
+              "ID: 'd5' has constructor arguments in the object store and max_restarts > 0. If the arguments ...")
+    out = ray_logging.stderr_deduplicator.deduplicate({"ip": "1", "pid": 7, "lines": [advice, "[reid] epoch 1/2"]})
+    assert [line for batch in out for line in batch["lines"]] == ["[reid] epoch 1/2"]
+
+
+def test_ray_data_logging_yaml_is_ray_datas_default_with_a_quieter_console():
+    import yaml
+    from ray.data._internal.logging import DEFAULT_CONFIG
+
+    ours = yaml.safe_load(ray_runtime.DATA_LOGGING_YAML.read_text())
+    assert ours["loggers"] == {"ray.data": {**DEFAULT_CONFIG["loggers"]["ray.data"], "handlers": ["file", "console"]}}
+    assert ours["handlers"]["file"] == DEFAULT_CONFIG["handlers"]["file"]
+    assert ours["handlers"]["console"] == {**DEFAULT_CONFIG["handlers"]["console"], "level": "WARNING"}
