@@ -41,10 +41,11 @@ from reid.data.sampling import RestrictedSampler
 from reid.errors import ReidError
 
 STORES = ("video", "jpeg")
+_LEDGERS: list = []
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--manifest", help="manifest.parquet to read (default: generate the synthetic 'tiny' set)")
+    p.add_argument("--manifest", help="manifest.parquet to read (default: the synthetic 'tiny' set at --size)")
     p.add_argument("--root", help="dataset root holding manifest.parquet (alternative to --manifest)")
     p.add_argument("--stores", default="video,jpeg", help="frame stores to compare: video, jpeg (comma-separated)")
     p.add_argument("--seq-len", type=int, default=8, help="T, frames per clip")
@@ -72,7 +73,8 @@ def _dataset(args: argparse.Namespace, tmp: Path) -> Path:
         return Path(args.manifest or Path(args.root) / "manifest.parquet")
     from reid.data.synth import generate
 
-    return generate(tmp / "synthetic", preset="tiny", seed=0)
+    h, w = _size(args.size)  # frames stored at the output size, as prepared MARS frames are (256x128)
+    return generate(tmp / "synthetic", preset="tiny", seed=0, height=h, width=w)
 
 
 def store_copy(m: Manifest, store: str, tmp: Path) -> Manifest:
@@ -204,17 +206,15 @@ def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) 
     name = f"bench-data-{uuid.uuid4().hex[:8]}"
     ledger = get_or_create_ledger(name)
     clips = cfg.data.ids_per_batch * cfg.data.tracklets_per_id
-    try:
-        t0 = time.perf_counter()
-        stream = open_rank_stream(manifest_path, cfg, {"frames"}, "pk", rank=0, world_size=1, start_epoch=0,
-                                  ledger_name=name)
-        per_epoch: list[list[float]] = []
-        for epoch in range(epochs):
-            per_epoch.append([time.perf_counter() for _ in stream.epoch(epoch)])
-        arrivals = [t for e in per_epoch for t in e]
-        starts = ray.get(ledger.decoder_starts.remote())
-    finally:
-        ray.kill(ledger)
+    _LEDGERS.append(ledger)  # kept to the end: an actor of the pool may still be starting when the fit's rows are done
+    t0 = time.perf_counter()
+    stream = open_rank_stream(manifest_path, cfg, {"frames"}, "pk", rank=0, world_size=1, start_epoch=0,
+                              ledger_name=name)
+    per_epoch: list[list[float]] = []
+    for epoch in range(epochs):
+        per_epoch.append([time.perf_counter() for _ in stream.epoch(epoch)])
+    arrivals = [t for e in per_epoch for t in e]
+    starts = ray.get(ledger.decoder_starts.remote())
     steady = [_rate(e, clips) for e in per_epoch]
     return FitTiming(arrivals[0] - t0, _rate(arrivals, clips), statistics.median(steady), starts, steady)
 

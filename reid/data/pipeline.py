@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # the decoding actors import this module; they never need tor
 
 log = logging.getLogger(__name__)
 _HANG_REPORT_TIMEOUT_S = 30.0
+_POOL_START_TIMEOUT_S = 600
 
 
 @ray.remote(num_cpus=0)
@@ -182,6 +183,9 @@ def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_in
         zero_copy_batch=True,
     )
     ds.context.execution_options.preserve_order = True  # the order of the source rows is the training order
+    # the whole pool is up before the first batch (one start-up, then full speed); a cluster that cannot place it
+    # fails with Ray's "Timed out while starting actors ... not enough resources" instead of waiting forever
+    ds.context.wait_for_min_actors_s = _POOL_START_TIMEOUT_S
     ds.context.enable_progress_bars = False  # one long execution per fit; the epoch lines report progress
     return ds
 

@@ -43,6 +43,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
     from ray.train.torch import TorchTrainer
 
     from reid.data.pipeline import batches_per_epoch, get_or_create_ledger
+    from reid.models.backbones import check_weights
     from reid.registry import get_method
 
     spec = get_method(cfg.method)
@@ -53,7 +54,9 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
-    batches_per_epoch(manifest_path, cfg, spec.batching, cfg.ray.num_workers)  # a bad manifest fails here, clearly
+    # pre-flight on the driver: a bad manifest or missing required weights fail here, in one line, before any worker
+    batches_per_epoch(manifest_path, cfg, spec.batching, cfg.ray.num_workers)
+    check_weights(cfg.model)
     # One ledger per fit call: the ledger of a previous fit of the same run may still be shutting down (its last
     # handle just went), and getting it by name would hand that dying actor to this fit.
     ledger_name = f"reid-unreadable-{run}-{uuid.uuid4().hex[:8]}"
