@@ -140,6 +140,9 @@ def test_recipes_test_crop(recipe, crop):
     cfg = build_config(recipe.split("-")[0], [recipe], [])
     assert cfg.data.augment.test_crop == crop
     a = cfg.data.augment
+    # the crop keeps most of the frame: no recipe may inherit a resize meant for another input size
+    assert (a.resize_height or cfg.data.height) <= 1.2 * cfg.data.height
+    assert (a.resize_width or cfg.data.width) <= 1.2 * cfg.data.width
     if crop == "resize":  # the papers resize to the network input: no resize_* for a centre crop to differ from
         assert (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width) == (cfg.data.height,
                                                                                           cfg.data.width)
