@@ -28,6 +28,10 @@ COMMANDS: dict[str, str] = {
     "pose": "estimate keypoints with Keypoint R-CNN as a Ray Data job",
     "transfer-attributes": "adfta attribute transfer: label a target dataset from a source attribute set",
     "bench": "benchmarks: data pipeline, evaluation, training",
+    "export": "export a run's feature extractor (ONNX / TorchScript, preprocessing in the graph)",
+    "index": "embed a gallery with Ray Data batch inference into a FAISS index",
+    "search": "search an index with a tracklet (frames directory, video or manifest row)",
+    "serve": "serve an index over HTTP with Ray Serve",
 }
 
 

@@ -66,8 +66,14 @@ def export_run(run: LoadedRun, fmt: Format, out: Path, *, dynamic_t: bool = True
             for n in names:
                 axes[n] = {0: "clips", 1: "T"} if dynamic_t else {0: "clips"}
             axes["frames"].update({2: "height", 3: "width"})
-            torch.onnx.export(graph, args, str(tmp), input_names=names, output_names=["embedding"],
-                              dynamic_axes=axes, opset_version=17, dynamo=False)
+            try:
+                torch.onnx.export(graph, args, str(tmp), input_names=names, output_names=["embedding"],
+                                  dynamic_axes=axes, opset_version=17, dynamo=False)
+            except Exception as exc:  # the exporter's errors are long; one line names the operator
+                tmp.unlink(missing_ok=True)
+                first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                raise ReidError(f"ONNX export of {run.cfg.method} failed ({first}); try --format torchscript "
+                                "(docs/deploy.md lists what exports)") from None
         else:
             traced = torch.jit.trace(graph, args, check_trace=False)
             traced.save(str(tmp))

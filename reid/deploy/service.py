@@ -1,0 +1,126 @@
+"""`reid serve`: the index behind a Ray Serve HTTP endpoint.
+
+POST / with JSON {"frames": [base64 JPEG, ...]} or {"video": base64 video bytes} (optionally "top_k") returns
+{"hits": [{rank, tracklet_id, pid, camid, distance}, ...], "model_hash": ...}. Bad input answers HTTP 400 with
+{"error": one line}. Requests are batched (`serve.batch`): the tracklets of a batch are embedded one after the
+other and searched in one FAISS call. Replicas each load the model and the index.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from reid.errors import ReidError
+
+MAX_FRAMES = 512
+
+
+def materialise(body: dict[str, Any], workdir: Path) -> Path:
+    """Write the request's frames (or video) under `workdir`; returns the query path for `resolve_query`."""
+    try:
+        if isinstance(body.get("frames"), list) and body["frames"]:
+            if len(body["frames"]) > MAX_FRAMES:
+                raise ReidError(f"at most {MAX_FRAMES} frames per request, got {len(body['frames'])}")
+            folder = workdir / "tracklet"
+            folder.mkdir()
+            for i, b64 in enumerate(body["frames"]):
+                (folder / f"{i:05d}.jpg").write_bytes(base64.b64decode(b64, validate=True))
+            return folder
+        if isinstance(body.get("video"), str):
+            path = workdir / "tracklet.mp4"
+            path.write_bytes(base64.b64decode(body["video"], validate=True))
+            return path
+    except (binascii.Error, ValueError) as exc:
+        raise ReidError(f"frames/video must be base64: {exc}") from None
+    raise ReidError('the request body must be JSON {"frames": [base64 JPEG, ...]} or {"video": base64}')
+
+
+@serve.deployment(max_ongoing_requests=16)  # >= max_batch_size, so a batch can fill
+class SearchService:
+    def __init__(self, index_dir: str, run: str | None = None, top_k: int = 10) -> None:
+        from reid.deploy.runs import load_run
+        from reid.deploy.search import open_for
+        from reid.deploy.store import load_index
+
+        meta = load_index(Path(index_dir)).meta
+        self.run = load_run(Path(run or meta["run"]))
+        self.gallery = open_for(self.run, Path(index_dir))
+        self.top_k = top_k
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def _search(self, items: list[tuple[np.ndarray, int]]) -> list[list[dict[str, Any]]]:
+        from reid.deploy.search import search_embedding
+
+        out = []
+        for emb, k in items:  # FAISS and the hit table per query; the embeddings came in one batch
+            out.append([{k2: v for k2, v in h.__dict__.items() if k2 in ("rank", "tracklet_id", "pid", "camid",
+                                                                             "distance")}
+                        for h in search_embedding(self.gallery, emb, k).hits])
+        return out
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
+    async def _embed(self, queries: list[Path]) -> list[np.ndarray | str]:
+        from reid.deploy.query import embed_query, resolve_query
+
+        out: list[np.ndarray | str] = []
+        for q in queries:
+            try:
+                out.append(embed_query(self.run, *resolve_query(q)))
+            except ReidError as exc:
+                out.append(str(exc))
+        return out
+
+    async def __call__(self, request) -> Any:
+        from starlette.responses import JSONResponse
+
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "the request body is not JSON"}, status_code=400)
+        workdir = Path(tempfile.mkdtemp(prefix="reid-serve-"))
+        try:
+            if not isinstance(body, dict):
+                raise ReidError("the request body must be a JSON object")
+            k = int(body.get("top_k", self.top_k))
+            emb = await self._embed(materialise(body, workdir))
+            if isinstance(emb, str):
+                raise ReidError(emb)
+            hits = await self._search((emb, max(1, k)))
+        except ReidError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return JSONResponse({"hits": hits, "model_hash": self.run.model_hash})
+
+
+def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: str = "127.0.0.1",
+          port: int = 8000, top_k: int = 10, num_cpus: float = 0.5) -> str:
+    """Start Ray (if needed) and Serve, deploy, and return the endpoint URL."""
+    from reid.config.schema import RayConfig
+    from reid.deploy.store import load_index
+    from reid.training.driver import init_ray
+
+    load_index(Path(index_dir))  # a clear error here rather than in a replica's log
+    # Serve marks its HTTP proxy dead after 3 missed 5 s readiness checks; a busy 2-core machine misses them while
+    # the replicas import torch. Read by the Serve controller, which inherits the environment of a local cluster.
+    for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
+        os.environ.setdefault(name, "60")
+    init_ray(RayConfig())  # the project's one Ray start-up (a local cluster unless ray.address / $RAY_ADDRESS)
+    serve.start(http_options={"host": host, "port": port})
+    app = SearchService.options(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus}).bind(
+        str(Path(index_dir).resolve()), str(Path(run).resolve()) if run else None, top_k)
+    serve.run(app, name="reid", route_prefix="/")
+    return f"http://{host}:{port}/"
+
+
+def stop() -> None:
+    serve.shutdown()

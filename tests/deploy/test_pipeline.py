@@ -1,0 +1,159 @@
+"""End to end on the synthetic set: trained run -> export -> index (Ray Data) -> search -> serve (Ray Serve),
+and bad input: clear one-line errors that leave the index directory as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from reid.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())} if path.exists() else {}
+
+
+def _frames(manifest: Path, tracklet: str) -> np.ndarray:
+    from reid.data.decode import Decoder, read_frames
+    from reid.data.records import read_manifest
+
+    m = read_manifest(manifest)
+    rec = next(r for r in m.records if r.tracklet_id == tracklet)
+    decoder = Decoder(timeout_s=None)
+    try:
+        return read_frames(m, rec, np.arange(rec.num_frames), decoder)
+    finally:
+        decoder.close()
+
+
+@pytest.fixture(scope="module")
+def built(trained_run, deploy_data, tmp_path_factory):
+    idx = tmp_path_factory.mktemp("deploy") / "idx"
+    manifest = deploy_data / "manifest.parquet"
+    assert main(["index", str(trained_run), "--manifest", str(manifest), "--out", str(idx)]) == 0
+    return idx, manifest
+
+
+@pytest.mark.timeout(900)
+def test_train_export_index_search_serve(built, trained_run, tmp_path, capsys):
+    from reid.data.records import read_manifest
+    from reid.deploy import service
+    from reid.deploy.loadtest import frames_payload, post, run_load
+    from reid.deploy.runs import load_run
+
+    idx, manifest = built
+    m = read_manifest(manifest)
+    gallery = [r for r in m.records if r.role == "gallery"]
+    table = pq.read_table(idx / "gallery.parquet")
+    assert table.column_names == ["tracklet_id", "pid", "camid", "source", "record", "embedding"]
+    assert len(table) == len(gallery) > 0
+    meta = json.loads((idx / "meta.json").read_text())
+    run = load_run(trained_run)
+    assert meta["model_hash"] == run.model_hash and meta["feature_dim"] == 512 and meta["index_kind"] == "flat"
+
+    # export of the same run carries the same hash as the index
+    assert main(["export", str(trained_run), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert json.loads((tmp_path / "m.onnx.json").read_text())["model_hash"] == meta["model_hash"]
+
+    # search with a gallery tracklet as a manifest row, as its video, and as a directory of its frames (PNG):
+    # each finds that tracklet first at distance ~0
+    target = gallery[3]
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    from PIL import Image
+
+    for i, f in enumerate(_frames(manifest, target.tracklet_id)):
+        Image.fromarray(f).save(frames_dir / f"{i:04d}.png")
+    capsys.readouterr()
+    for query in (["--query", str(manifest), "--row", target.tracklet_id], ["--query", str(m.resolve(target.video))],
+                  ["--query", str(frames_dir)]):
+        assert main(["search", str(idx), *query, "--top-k", "3", "--json", "--html", str(tmp_path / "s.html")]) == 0
+        out = capsys.readouterr().out
+        hits = json.loads(out[:out.rindex("]") + 1])
+        assert hits[0]["tracklet_id"] == target.tracklet_id and hits[0]["distance"] < 1e-3, (query, hits)
+        assert len(hits) == 3 and hits[0]["distance"] <= hits[1]["distance"] <= hits[2]["distance"]
+    assert (tmp_path / "s.html").read_text().count("<img") >= 4  # the query strip and the hits' strips
+    assert main(["search", str(idx), "--query", str(frames_dir), "--rerank", "--top-k", "5"]) == 0
+    assert target.tracklet_id in capsys.readouterr().out
+
+    # incremental --add: the queries join the gallery, the old rows keep their embeddings
+    added_idx = tmp_path / "idx2"
+    shutil.copytree(idx, added_idx)
+    assert main(["index", str(trained_run), "--manifest", str(manifest), "--out", str(added_idx), "--add",
+                 "--role", "query"]) == 0
+    t2 = pq.read_table(added_idx / "gallery.parquet")
+    assert len(t2) == len(gallery) + len(m.by_role("query"))
+    assert t2.slice(0, len(table)).column("embedding").equals(table.column("embedding"))
+
+    # serve: 1 replica on localhost, a gallery tracklet as JPEG frames finds itself; bad input is a 400
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = service.start(idx, port=port, replicas=1)
+    try:
+        payload = frames_payload(_frames(manifest, target.tracklet_id), top_k=3)
+        status, body = post(url, json.dumps(payload).encode())
+        assert status == 200 and body["hits"][0]["tracklet_id"] == target.tracklet_id, body
+        assert body["model_hash"] == meta["model_hash"]
+        status, body = post(url, json.dumps({"video": "bm90IGEgdmlkZW8="}).encode())
+        assert status == 400 and "cannot read query video" in body["error"]
+        result = run_load(url, payload, requests=8, concurrency=2, max_seconds=120)
+        print(f"load test: {result.line()}")
+        assert result.ok == 8 and result.errors == 0 and result.p50_ms <= result.p99_ms
+    finally:
+        service.stop()
+
+
+def _cli_error(argv: list[str], capsys) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.timeout(600)
+def test_bad_input_is_one_line_and_changes_nothing(built, trained_run, tmp_path, capsys):
+    from PIL import Image
+
+    idx, manifest = built
+    before = _snapshot(idx)
+    bad_video = tmp_path / "broken.mp4"
+    bad_video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    assert "cannot read query video" in _cli_error(["search", str(idx), "--query", str(bad_video)], capsys)
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("RGB", (32, 64)).save(mixed / "0.jpg")
+    Image.new("RGB", (40, 80)).save(mixed / "1.jpg")
+    assert "mixed sizes" in _cli_error(["search", str(idx), "--query", str(mixed)], capsys)
+
+    empty_out = tmp_path / "never"
+    err = _cli_error(["index", str(trained_run), "--manifest", str(manifest), "--out", str(empty_out),
+                      "--role", "unused"], capsys)
+    assert "empty gallery" in err and not empty_out.exists()
+    assert "already holds an index" in _cli_error(["index", str(trained_run), "--manifest", str(manifest),
+                                                   "--out", str(idx)], capsys)
+    assert _snapshot(idx) == before
+
+    # an index built by another model: another hash, or another feature dim
+    for key, value, expect in (("model_hash", "0123456789abcdef", "built by another model"),
+                               ("feature_dim", 2048, "2048-d")):
+        other = tmp_path / f"other-{key}"
+        shutil.copytree(idx, other)
+        meta = json.loads((other / "meta.json").read_text())
+        (other / "meta.json").write_text(json.dumps({**meta, key: value}))
+        snap = _snapshot(other)
+        assert expect in _cli_error(["search", str(other), "--query", str(manifest), "--row",
+                                     pq.read_table(idx / "gallery.parquet").column("tracklet_id")[0].as_py(),
+                                     "--run", str(trained_run)], capsys)
+        assert expect in _cli_error(["index", str(trained_run), "--manifest", str(manifest), "--out", str(other),
+                                     "--add", "--role", "query"], capsys)
+        assert _snapshot(other) == snap
