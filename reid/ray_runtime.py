@@ -85,6 +85,7 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
     logging_kwargs: dict[str, Any] = {"log_to_driver": True}
     if quiet:
         logging_kwargs["logging_level"] = logging.WARNING
+        logging_kwargs["runtime_env"] = {"worker_process_setup_hook": "reid.ray_runtime.quiet_worker_process"}
     if quiet:
         quiet_libraries(local=not target)
     if target:
@@ -127,6 +128,19 @@ def skip_console_lines(patterns: tuple[str, ...]) -> None:
     skip = re.compile("|".join(([f"(?:{user})"] if user else []) + list(patterns)))
     for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
         dedup.skip_re = skip
+
+
+def quiet_worker_process() -> None:
+    """Runs in every worker process of a quiet job (`worker_process_setup_hook`). Ray Train 2.60 logs "Reporting
+    training result N: TrainingReport(...)" (every epoch, every rank) through `logging.getLogger(__file__)` in
+    ray/train/v2/_internal/execution/context.py: a logger named by a file path, outside `ray.train`, so
+    Train's own log-level setting never reaches it and the worker's root logger prints it. Its content is in
+    the run's metrics.jsonl."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray version: nothing to quiet
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def train_logging_config(quiet: bool = True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -135,6 +136,13 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
     assert [line for batch in out for line in batch["lines"]] == ["[reid] epoch 1/2"]
 
 
+def test_the_misnamed_train_report_logger_is_quieted_in_workers():
+    from ray.train.v2._internal.execution import context
+
+    ray_runtime.quiet_worker_process()
+    assert logging.getLogger(context.__file__).getEffectiveLevel() == logging.WARNING
+
+
 def test_ray_data_logging_yaml_is_ray_datas_default_with_a_quieter_console():
     import yaml
     from ray.data._internal.logging import DEFAULT_CONFIG
@@ -142,4 +150,4 @@ def test_ray_data_logging_yaml_is_ray_datas_default_with_a_quieter_console():
     ours = yaml.safe_load(ray_runtime.DATA_LOGGING_YAML.read_text())
     assert ours["loggers"] == {"ray.data": {**DEFAULT_CONFIG["loggers"]["ray.data"], "handlers": ["file", "console"]}}
     assert ours["handlers"]["file"] == DEFAULT_CONFIG["handlers"]["file"]
-    assert ours["handlers"]["console"] == {**DEFAULT_CONFIG["handlers"]["console"], "level": "WARNING"}
+    assert ours["handlers"]["console"] == {**DEFAULT_CONFIG["handlers"]["console"], "level": "ERROR"}
