@@ -1,0 +1,64 @@
+"""Re-ranking from an index's kNN equals the exact re-ranking when the kNN is exact and the row maxima are taken
+over all points; it differs when the neighbour lists are wrong (the test can fail)."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import torch
+
+from reid.deploy import ann
+from reid.deploy.rerank_knn import index_neighbours, rerank_with_index
+from reid.evaluation.rerank import rerank_features
+
+
+def _feats(n: int = 300, d: int = 32, ids: int = 30) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((ids, d)).astype(np.float32)
+    x = centres[np.arange(n) % ids] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_exact_knn_and_full_sample_reproduce_rerank_features():
+    x = _feats()
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    got = rerank_with_index(torch.from_numpy(x), 40, index, sample=len(x))
+    want = rerank_features(torch.from_numpy(x[:40]), torch.from_numpy(x[40:]))
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_wrong_neighbour_lists_change_the_result():
+    x = _feats()
+
+    class Shuffled:  # a broken "index": the point itself, then other points than its neighbours
+        ntotal = len(x)
+
+        def search(self, q, k):
+            d, i = flat.search(q, k)
+            return d, np.concatenate([i[:, :1], (i[:, 1:] + 7) % len(x)], 1)
+
+    flat = faiss.IndexFlatL2(x.shape[1])
+    flat.add(x)
+    good = rerank_with_index(torch.from_numpy(x), 40, flat, k1=5, sample=len(x))
+    bad = rerank_with_index(torch.from_numpy(x), 40, Shuffled(), k1=5, sample=len(x))
+    assert np.abs(good - bad).max() > 1e-2
+
+
+def test_neighbour_lists_start_with_the_point_itself():
+    x = _feats(50)
+    index = faiss.IndexFlatL2(x.shape[1])
+    index.add(x)
+    nn = index_neighbours(index, x, 6)
+    assert (nn[:, 0] == np.arange(50)).all() and (nn[:, 1:] != np.arange(50)[:, None]).all()
+
+
+def test_flat_search_matches_brute_force_and_kinds_by_size():
+    x = _feats(200)
+    index = ann.new_index(x.shape[1], len(x), "euclidean")
+    index.add(ann.prepare(x, "euclidean"))
+    dist, ids = ann.search(index, x[:5], 3, "euclidean")
+    brute = np.linalg.norm(x[:5, None] - x[None], axis=2)
+    assert (ids == np.argsort(brute, 1)[:, :3]).all()
+    assert np.allclose(dist, np.sort(brute, 1)[:, :3], atol=1e-3)
+    assert [ann.choose_kind(n) for n in (10, 60_000, 10**6)] == ["flat", "hnsw", "ivfpq"]
