@@ -26,9 +26,11 @@ def test_demo_trains_evaluates_and_reports_quietly(tmp_path):
     cmd = [sys.executable, "-m", "reid.cli", "demo", "--preset", "tiny", "--data", str(data), "--out", str(out),
            "--epochs", "2", "data.height=64", "data.width=32", "data.seq_len=2", "data.batches_per_epoch=2",
            "ray.object_store_memory=300000000", "data.decode_cpus=0.25"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1400)
-    console = proc.stdout + proc.stderr
-    lines = console.rstrip("\n").split("\n")  # as a terminal shows it: a progress bar redraws one line with \r
+    # bytes, not text=True: universal newlines would turn each \r of a progress bar's redraw into a line of its own
+    proc = subprocess.run(cmd, capture_output=True, timeout=1400)
+    stdout, stderr = proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    console = stdout + stderr
+    lines = console.rstrip("\n").split("\n")  # as a terminal shows it: a progress bar redraws its one line
     assert proc.returncode == 0, console[-4000:]
     assert len(lines) <= MAX_LINES, f"{len(lines)} lines:\n" + console
     assert "Traceback" not in console, console
@@ -36,7 +38,7 @@ def test_demo_trains_evaluates_and_reports_quietly(tmp_path):
     assert sum("[reid] epoch" in ln for ln in lines) == 2  # one progress line per epoch
     logs = re.search(r"Ray's own logs: (\S+)", console)
     assert logs and Path(logs.group(1)).is_dir()
-    assert "untrained (random init)" in proc.stdout and "report" in proc.stdout
+    assert "untrained (random init)" in stdout and "report" in stdout
     run = out / "train"
     summary = json.loads((run / "demo.json").read_text())
     for key in ("trained", "untrained"):
