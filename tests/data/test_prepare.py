@@ -75,6 +75,24 @@ def test_prepare_pack_video_is_frame_accurate(tmp_path):
     assert json.loads((out / "summary.json").read_text())["total"]["frames"] == 48
 
 
+def test_prepare_pack_defaults_to_the_jpeg_store_and_reads_the_same_frames(tmp_path):
+    from reid.data.decode import Decoder, read_frames
+
+    root = tmp_path / "ilids"
+    make_ilids(root, [1, 2], frames=12, trials=1)
+    assert prepare(["ilidsvid", "--root", str(root), "--out", str(tmp_path / "plain"), "--trial", "0"]) == 0
+    assert prepare(["ilidsvid", "--root", str(root), "--out", str(tmp_path / "jpeg"), "--trial", "0",
+                    "--pack"]) == 0
+    plain, packed = read_manifest(tmp_path / "plain"), read_manifest(tmp_path / "jpeg")
+    assert packed.meta["store"] == "jpeg" and len(packed.records) == len(plain.records) == 4
+    idx = np.array([11, 3, 7, 0, 5])
+    for a, b in zip(plain.records, packed.records, strict=True):
+        assert b.shard and not b.frames and b.num_frames == a.num_frames == 12
+        ref = read_frames(plain, a, idx, Decoder(None)).astype(float)
+        got = read_frames(packed, b, idx, Decoder(None)).astype(float)
+        assert np.abs(got - ref).mean() < 2.0  # the fixture's PNG frames are encoded at quality 90
+
+
 def test_padded_size():
     assert padded_size(7, 5) == (8, 10)  # 6 and 8 are widths decord 0.6.0 cannot return
     assert padded_size(128, 64) == (128, 64)
