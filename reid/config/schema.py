@@ -112,7 +112,7 @@ class TrainConfig(Strict):
     eval_every: int = Field(1, ge=1, description="validate every N epochs (and at the end)")
     init_from: str | None = Field(None, description="run directory or checkpoint to initialise weights from")
     inject_fault: str | None = Field(
-        None, description="testing aid: kind@epoch[:step][/rank], kind raise|kill|nan (see reid.training.faults)"
+        None, description="testing aid: kind@epoch[:step][/rank], kind raise|kill|nan|stall (see reid.training.faults)"
     )
 
 

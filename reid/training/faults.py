@@ -3,7 +3,8 @@
 Format: `<kind>@<epoch>[:<step>][/<rank>]`, epochs and steps 1-based; kinds:
 - `raise`: raise RuntimeError (a Python failure of the worker),
 - `kill`:  SIGKILL the worker process (a hard crash: no cleanup, no flush),
-- `nan`:   poison that step's inputs so every loss term becomes NaN (exercises the NaN guard).
+- `nan`:   poison that step's inputs so every loss term becomes NaN (exercises the NaN guard),
+- `stall`: sleep STALL_S seconds before the step (a hung step: for stopping a job mid-run, watchdogs, alerts).
 A fault fires once per run: a marker file in the run directory records it, so a retried or resumed run goes on.
 """
 
@@ -12,12 +13,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from reid.errors import ReidError
 
-_PATTERN = re.compile(r"^(raise|kill|nan)@(\d+)(?::(\d+))?(?:/(\d+))?$")
+_PATTERN = re.compile(r"^(raise|kill|nan|stall)@(\d+)(?::(\d+))?(?:/(\d+))?$")
+STALL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class Fault:
         m = _PATTERN.match(text.strip())
         if not m:
             raise ReidError(f"train.inject_fault '{text}' is not of the form kind@epoch[:step][/rank] "
-                            f"with kind raise|kill|nan (e.g. kill@2:1/1)")
+                            f"with kind raise|kill|nan|stall (e.g. kill@2:1/1)")
         return cls(m.group(1), int(m.group(2)), int(m.group(3) or 1), int(m.group(4) or 0))
 
 
@@ -62,4 +65,7 @@ class FaultInjector:
             raise RuntimeError(f"injected fault: raise at epoch {epoch} step {step} on rank {self.rank}")
         if kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if kind == "stall":
+            time.sleep(STALL_S)
+            return
         batch["frames"] = batch["frames"] * float("nan")

@@ -18,7 +18,7 @@ from reid.data.records import Manifest, read_manifest, write_manifest
 from reid.errors import ReidError
 from reid.ray_runtime import start_local_ray
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # minutes: Ray clusters and decoding actors
 P, K, T = 2, 2, 4
 
 

@@ -103,7 +103,9 @@ def test_stopped_job_resubmitted_with_resume_continues_from_its_checkpoint(head,
     env = submitter
     storage = tmp_path / "runs"
     run_dir = storage / "stopme"
-    out = submit_train(env, head.dashboard_url, "reid-stopme", tiny_overrides(ops_data, storage, "stopme"), wait=False)
+    # epoch 2 stalls before its first step, so the stop lands mid-run however fast the epochs are
+    out = submit_train(env, head.dashboard_url, "reid-stopme",
+                       tiny_overrides(ops_data, storage, "stopme", "train.inject_fault=stall@2:1"), wait=False)
     assert out.returncode == 0, out.stderr[-2000:]
     deadline = time.monotonic() + 600
     while not list(run_dir.glob("checkpoint_*")):  # epoch 1 is checkpointed: stop the driver now

@@ -10,7 +10,7 @@ from reid.ray_runtime import start_local_ray
 from reid.training.api import newest_checkpoint, train
 from reid.training.checkpoint import load_state
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # minutes: Ray clusters and decoding actors
 
 
 @pytest.fixture(scope="module")
