@@ -233,7 +233,7 @@ class BatchMaker:
         if len(lengths) > 1:  # sampler 'all': loop-pad every clip to the longest
             t = max(lengths)
             clips = [{k: v[loop_pad(np.arange(v.shape[0]), t)] for k, v in c.items()} for c in clips]
-        if buffer is not None and all(np.shares_memory(c["frames"], buffer[s]) for s, c in enumerate(clips)):
+        if buffer is not None and all(c["frames"].base is buffer for c in clips):  # every clip went into its slot
             out = {"frames": buffer, **{k: np.stack([c[k] for c in clips]) for k in clips[0] if k != "frames"}}
         else:
             out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}

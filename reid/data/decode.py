@@ -19,6 +19,7 @@ Indices are also clamped to `len(vr)` and to the manifest's frame range before a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -209,6 +210,10 @@ class HangWatchdog:
 _CHILD_CODE = "import sys; from reid.data.decode import _serve; _serve(int(sys.argv[1]))"
 
 
+def _unguarded(tag: int, what: str) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 class Decoder:
     """Reads a tracklet's frames; video decodes are time-bounded by a helper process when `timeout_s` is set.
 
@@ -295,12 +300,10 @@ class Decoder:
         """
         if self.timeout_s is None or self._watchdog is not None:
             results: list[np.ndarray | DecodeError] = []
+            guard = self._watchdog.guard if self._watchdog is not None else _unguarded
             for r in requests:
                 try:
-                    if self._watchdog is None:
-                        results.append(decode_video_inline(r.path, r.frame_start, r.num_frames, r.indices))
-                        continue
-                    with self._watchdog.guard(r.tag, str(r.path)):
+                    with guard(r.tag, str(r.path)):
                         results.append(decode_video_inline(r.path, r.frame_start, r.num_frames, r.indices))
                 except DecodeError as exc:
                     results.append(exc)
