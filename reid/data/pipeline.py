@@ -154,7 +154,7 @@ def batches_per_epoch(manifest_path: str | Path, cfg: ExperimentConfig, batching
 
 def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_inputs: Iterable[str],
                        batching: Batching, *, rank: int, world_size: int, epochs: range, ledger_name: str,
-                       ledger_namespace: str | None = None) -> ray.data.Dataset:
+                       ledger_namespace: str | None = None, num_batches: int | None = None) -> ray.data.Dataset:
     """Rank `rank`'s batches of `epochs`, in order: rows (epoch, slot) for slot = rank, rank + W, ...
 
     Needs the ledger actor `ledger_name` to exist (`get_or_create_ledger`). Columns follow the batch contract of
@@ -162,7 +162,8 @@ def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_in
     """
     if not 0 <= rank < world_size:
         raise ReidError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
-    num_batches = batches_per_epoch(manifest_path, cfg, batching, world_size)  # validates the manifest
+    if num_batches is None:  # reads and validates the manifest
+        num_batches = batches_per_epoch(manifest_path, cfg, batching, world_size)
     items = [{"epoch": e, "slot": s} for e in epochs for s in range(rank, num_batches, world_size)]
     if not items:
         raise ReidError(f"no batches to produce for epochs {epochs.start}..{epochs.stop - 1}")
@@ -199,7 +200,7 @@ class RankStream:
 
     def __init__(self, dataset: ray.data.Dataset, epochs: range, per_epoch: int, rank: int, world_size: int, *,
                  prefetch_batches: int = 2) -> None:
-        self.epochs, self.per_epoch, self.rank, self.world_size = epochs, per_epoch, rank, world_size
+        self.per_epoch, self.rank, self.world_size = per_epoch, rank, world_size
         self._next = epochs.start
         self._rows = iter(dataset.iter_torch_batches(batch_size=1, prefetch_batches=prefetch_batches))
 
@@ -231,9 +232,11 @@ def open_rank_stream(manifest_path: str | Path, cfg: ExperimentConfig, spec_inpu
                      ledger_namespace: str | None = None, prefetch_batches: int = 2) -> RankStream:
     """A RankStream over epochs `start_epoch` .. `cfg.train.epochs - 1` (what a Train worker iterates in a fit)."""
     epochs = range(start_epoch, cfg.train.epochs)
+    num_batches = batches_per_epoch(manifest_path, cfg, batching, world_size)
     ds = build_rank_dataset(manifest_path, cfg, spec_inputs, batching, rank=rank, world_size=world_size,
-                            epochs=epochs, ledger_name=ledger_name, ledger_namespace=ledger_namespace)
-    per_epoch = batches_per_epoch(manifest_path, cfg, batching, world_size) // world_size
+                            epochs=epochs, ledger_name=ledger_name, ledger_namespace=ledger_namespace,
+                            num_batches=num_batches)
+    per_epoch = num_batches // world_size
     return RankStream(ds, epochs, per_epoch, rank, world_size, prefetch_batches=prefetch_batches)
 
 
