@@ -37,3 +37,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """The synthetic 'tiny' set, generated once per session and shared read-only (ops, deploy tests)."""
+    from reid.data.synth import ensure_dataset
+
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    ensure_dataset(root, "tiny")
+    return root

@@ -15,12 +15,8 @@ TINY = ["model.depth=18", "model.pretrained=false", "data.height=64", "data.widt
 
 
 @pytest.fixture(scope="session")
-def deploy_data(tmp_path_factory) -> Path:
-    from reid.data.synth import ensure_dataset
-
-    root = tmp_path_factory.mktemp("deploy-synth") / "tiny"
-    ensure_dataset(root, "tiny")
-    return root
+def deploy_data(tiny_synth) -> Path:
+    return tiny_synth
 
 
 @pytest.fixture(scope="session")

@@ -25,12 +25,8 @@ from tests.ops.helpers import (
 
 
 @pytest.fixture(scope="session")
-def ops_data(tmp_path_factory) -> Path:
-    from reid.data.synth import ensure_dataset
-
-    root = tmp_path_factory.mktemp("ops-synth") / "tiny"
-    ensure_dataset(root, "tiny")
-    return root
+def ops_data(tiny_synth) -> Path:
+    return tiny_synth
 
 
 @pytest.fixture(scope="session")
