@@ -183,11 +183,19 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return newest_checkpoint(run_dir)
 
 
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """A run's whole checkpoint directories, oldest first: `checkpoints/epoch_NNNN` (in-process) or Ray's
+    timestamped `checkpoint_<time>` directories (not `checkpoint_manager_snapshot.json`), leaving out any whose
+    `state.pt` was cut short (see `reid.training.checkpoint.is_complete`)."""
+    from reid.training.checkpoint import is_complete
+
+    return [p for p in sorted(run_dir.glob("checkpoints/epoch_*")) + sorted(run_dir.glob("checkpoint_*"))
+            if p.is_dir() and not p.name.endswith(".tmp") and is_complete(p)]
+
+
 def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint directory of a run: `checkpoints/epoch_NNNN` (in-process) or Ray's timestamped
-    `checkpoint_<time>` directories (not `checkpoint_manager_snapshot.json`)."""
-    found = [p for p in sorted(run_dir.glob("checkpoints/epoch_*")) + sorted(run_dir.glob("checkpoint_*"))
-             if p.is_dir() and not p.name.endswith(".tmp")]
+    """The newest whole checkpoint directory of a run (see `complete_checkpoints`)."""
+    found = complete_checkpoints(run_dir)
     return found[-1] if found else None
 
 

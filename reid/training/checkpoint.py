@@ -8,7 +8,9 @@ YAML text). Random state needs no entry: every random draw of an epoch is derive
 
 from __future__ import annotations
 
+import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ def save_state(directory: str | Path, *, model: nn.Module, objective: nn.Module,
                next_epoch: int, best_map: float, config_yaml: str) -> Path:
     path = Path(directory) / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{STATE_FILE}.partial")
     torch.save({
         "model": unwrap(model).state_dict(),
         "objective": objective.state_dict(),
@@ -38,8 +41,21 @@ def save_state(directory: str | Path, *, model: nn.Module, objective: nn.Module,
         "next_epoch": next_epoch,
         "best_map": best_map,
         "config_yaml": config_yaml,
-    }, path)
+    }, partial)
+    os.replace(partial, path)  # a reader sees the old file or the whole new one, never half of it
     return path
+
+
+def is_complete(directory: str | Path) -> bool:
+    """Whether a checkpoint directory holds a whole `state.pt`.
+
+    torch.save writes a zip archive whose central directory comes last, so a file cut short (a worker killed while
+    Ray copied the checkpoint into storage; the copy is not atomic) has none and fails this check. Ray itself never
+    restores such a directory (it is not in its checkpoint manager's record); readers of a run directory use this to
+    skip it the same way."""
+    path = Path(directory)
+    path = path / STATE_FILE if path.is_dir() else path
+    return path.is_file() and zipfile.is_zipfile(path)
 
 
 def load_state(directory: str | Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from reid.config import build_config
+from reid.training.api import complete_checkpoints
 from reid.training.checkpoint import load_state
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -184,8 +185,9 @@ class MetricsScraper:
 
 
 def final_state(run_dir: Path) -> dict:
-    """The state of the run's checkpoint with the highest next_epoch."""
-    ckpts = checkpoint_dirs(run_dir) + sorted(run_dir.glob("checkpoints/epoch_*"))
+    """The state of the run's whole checkpoint with the highest next_epoch (a checkpoint whose copy into storage was
+    cut short by a killed worker is left out, as Ray leaves it out of its record)."""
+    ckpts = complete_checkpoints(run_dir)
     assert ckpts, f"no checkpoint in {run_dir}: {sorted(p.name for p in run_dir.iterdir())}"
     return max((load_state(c) for c in ckpts), key=lambda s: s["next_epoch"])
 
