@@ -58,6 +58,23 @@ def test_cluster_launcher_specs_validate_and_start_ray_securely(rel):
             assert "RAY_AUTH_MODE=token" in cmd and ray_start_flags(cmd)["address"] == "$RAY_HEAD_IP:6379"
 
 
+@pytest.mark.parametrize("rel, path, value", [
+    ("cluster/multi-node-gpu-aws.yaml", "max_workers", "eight"),
+    ("cluster/multi-node-gpu-aws.yaml", "available_node_types/ray.worker.gpu/max_worker", 2),  # a typo
+    ("cluster/multi-node-gpu-aws.yaml", "available_node_types/ray.worker.gpu/node_config", None),  # required
+    ("cluster/single-gpu-node.yaml", "docker/pull_befor_run", True),
+    ("cluster/local.yaml", "provider/type", None),
+])
+def test_a_broken_launcher_spec_fails_rays_validation(rel, path, value):
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    raw = load_all(rel)[0]
+    validate_config(prepare_config(raw))
+    broken = _break(raw, path, value)
+    with pytest.raises(Exception):  # noqa: B017 - jsonschema's ValidationError or Ray's own ValueError
+        validate_config(prepare_config(broken))
+
+
 def test_gpu_launcher_specs_ask_for_gpu_machines():
     single = load_all("cluster/single-gpu-node.yaml")[0]
     assert single["max_workers"] == 0
@@ -94,6 +111,87 @@ def test_kuberay_specs_use_the_image_token_auth_and_gpu_resources(rel):
         c = group["template"]["spec"]["containers"][0]
         assert {"name": "metrics", "containerPort": 8080} in c["ports"]  # what prometheus.yml keeps
         assert any(v["mountPath"] == "/shared" for v in c["volumeMounts"])
+
+
+K8S_VERSION = "1.33"  # Kubernetes schema the manifests are checked against (any supported EKS/GKE release)
+KUBERAY_SCHEMA = ROOT / "tests/data/kuberay/ray.io_v1.schema.yaml"
+KUBERAY_FILES = [*KUBERAY, "infra/kuberay/redis.yaml"]
+
+
+def _k8s_definitions() -> dict:
+    from importlib.resources import files
+
+    strict = files("kubernetes_validate") / f"kubernetes-json-schema/v{K8S_VERSION}.0-local-strict/_definitions.json"
+    return json.loads(strict.read_text())
+
+
+def schema_errors(doc: dict) -> list[str]:
+    """Every violation of the real schemas by one manifest document: KubeRay kinds against the ray.io/v1 schema of
+    tests/data/kuberay (whose Kubernetes types resolve into the strict Kubernetes OpenAPI schema), every other kind
+    against that Kubernetes schema directly (kubernetes-validate). Unknown fields count, as under `kubectl apply`."""
+    import jsonschema
+    import kubernetes_validate
+    from referencing import Registry, Resource
+
+    if doc.get("apiVersion") != "ray.io/v1":
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as e:
+            return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"]
+        return []
+    kuberay = yaml.safe_load(KUBERAY_SCHEMA.read_text())
+    defs = _k8s_definitions()
+    registry = Registry().with_resources([(defs["$id"], Resource.from_contents(defs)),
+                                          (kuberay["$id"], Resource.from_contents(kuberay))])
+    kind = doc.get("kind")
+    if kind not in ("RayCluster", "RayJob"):
+        return [f"kind {kind!r} is not a KubeRay kind this project applies"]
+    validator = jsonschema.Draft202012Validator({"$ref": f"{kuberay['$id']}#/$defs/{kind}"}, registry=registry)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+@pytest.mark.parametrize("rel", KUBERAY_FILES)
+def test_kubernetes_manifests_match_the_kuberay_and_kubernetes_schemas(rel):
+    for doc in load_all(rel):
+        assert schema_errors(doc) == [], (rel, doc["kind"])
+
+
+def _break(doc: dict, path: str, value) -> dict:
+    """A deep copy of doc with the value at a slash path set (or, for value None, deleted)."""
+    import copy
+
+    out = copy.deepcopy(doc)
+    *parents, last = path.split("/")
+    node = out
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is None:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
+@pytest.mark.parametrize("rel, path, value", [
+    ("infra/kuberay/rayjob-train.yaml", "spec/entrypointNumCPUs", 0),  # a typo of entrypointNumCpus
+    ("infra/kuberay/rayjob-train.yaml", "spec/submissionMode", "K8sJob"),
+    ("infra/kuberay/rayjob-tune.yaml", "spec/rayClusterSpec/workerGroupSpecs/0/template", None),
+    ("infra/kuberay/rayjob-tune.yaml", "spec/rayClusterSpec/headGroupSpec/rayStartParams/num-cpus", 0),  # not a str
+    ("cluster/kuberay-raycluster.yaml", "spec/authOptions/mode", "tokens"),
+    ("cluster/kuberay-raycluster.yaml", "spec/workerGroupSpecs/0/minReplica", 0),
+    ("cluster/kuberay-raycluster.yaml", "spec/gcsFaultToleranceOptions/redisPassword/valueFrom/secretKeyRef/nme",
+     "reid-redis"),  # inside a Kubernetes type
+    ("cluster/kuberay-raycluster.yaml", "spec/headGroupSpec/template/spec/containers/0/resource", {}),  # pod spec
+    ("cluster/kuberay-raycluster.yaml", "spec/workerGroupSpecs/0/template/spec/tolerations/0/operator", 1),
+    ("infra/kuberay/redis.yaml", "spec/template/spec/containers/0/volumeMount", []),  # a core Deployment
+])
+def test_a_broken_manifest_fails_the_schema_check(rel, path, value):
+    docs = load_all(rel)
+    index = next(i for i, d in enumerate(docs)
+                 if d["kind"] in ("RayCluster", "RayJob", "Deployment"))
+    assert schema_errors(docs[index]) == []
+    errors = schema_errors(_break(docs[index], path, value))
+    assert errors, path
 
 
 @pytest.mark.parametrize("rel, kind", [("infra/kuberay/rayjob-train.yaml", "train"),
