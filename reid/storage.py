@@ -1,0 +1,135 @@
+"""Where a run reads and writes: local paths and URIs (s3://, gs://, hdfs://, file://) alike, through `pyarrow.fs`.
+
+A location is a string: a local path, or a URI of a scheme pyarrow knows. The few operations a run needs (read and
+write text or bytes, exists, list, copy a directory up or down) take one and pick the filesystem from it, so the
+callers (run outputs, `--resume`, checkpoints to evaluate) have one code path. An S3-compatible server that is not
+AWS (MinIO, Ceph, moto in the tests) is named once for every process by the standard `AWS_ENDPOINT_URL` variable,
+which pyarrow reads (>= 15), so a URI never carries an endpoint and the same string works on every node; Ray Train's
+own checkpoint uploads go through the same `pyarrow.fs.FileSystem.from_uri`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+from reid.errors import ReidError
+
+
+def is_uri(location: str | Path) -> bool:
+    """A location with a scheme (`s3://bucket/runs`); a local path otherwise."""
+    return "://" in str(location)
+
+
+def resolve(location: str | Path) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem of a location and the path inside it (a local path made absolute)."""
+    if not is_uri(location):
+        return pafs.LocalFileSystem(), str(Path(location).resolve())
+    try:
+        return pafs.FileSystem.from_uri(str(location))
+    except (OSError, ValueError, TypeError) as exc:  # unknown scheme, bad bucket name, no credentials
+        raise ReidError(f"cannot open storage location {location}: {exc}") from None
+
+
+def join(location: str | Path, *parts: str) -> str:
+    """`location/part/...`, keeping a URI's scheme (Path would collapse `s3://` to `s3:/`)."""
+    if not is_uri(location):
+        return str(Path(location, *parts))
+    return "/".join([str(location).rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def name(location: str | Path) -> str:
+    """The last component of a location (`runs/a/` -> `a`)."""
+    return str(location).rstrip("/").rsplit("/", 1)[-1]
+
+
+def parent(location: str | Path) -> str:
+    """The location one level up, keeping a URI's scheme."""
+    if not is_uri(location):
+        return str(Path(location).resolve().parent)
+    scheme, rest = str(location).rstrip("/").split("://", 1)
+    return f"{scheme}://{rest.rsplit('/', 1)[0]}"
+
+
+def _info(location: str | Path) -> pafs.FileInfo:
+    fs, path = resolve(location)
+    return fs.get_file_info(path)
+
+
+def exists(location: str | Path) -> bool:
+    return _info(location).type != pafs.FileType.NotFound
+
+
+def is_file(location: str | Path) -> bool:
+    return _info(location).type == pafs.FileType.File
+
+
+def is_dir(location: str | Path) -> bool:
+    """A directory; on object stores, a prefix that holds at least one object (S3 has no empty directories)."""
+    return _info(location).type == pafs.FileType.Directory
+
+
+def read_bytes(location: str | Path) -> bytes:
+    fs, path = resolve(location)
+    try:
+        with fs.open_input_stream(path) as stream:
+            return stream.read()
+    except FileNotFoundError:
+        raise ReidError(f"not found: {location}") from None
+
+
+def read_text(location: str | Path) -> str:
+    return read_bytes(location).decode()
+
+
+def write_bytes(location: str | Path, data: bytes) -> str:
+    """Write a whole file, creating its parent directories. A local file is replaced atomically (a reader never sees
+    half of it); an object store's PUT is atomic already. Returns the location."""
+    fs, path = resolve(location)
+    if not is_uri(location):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return str(location)
+    with fs.open_output_stream(path) as stream:  # object stores create "parents" implicitly
+        stream.write(data)
+    return str(location)
+
+
+def write_text(location: str | Path, text: str) -> str:
+    return write_bytes(location, text.encode())
+
+
+def list_dir(location: str | Path) -> list[str]:
+    """Names of the direct children of a directory, sorted ([] when there is none)."""
+    fs, path = resolve(location)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    return sorted(i.base_name for i in infos)
+
+
+def copy_dir(source: str | Path, destination: str | Path) -> str:
+    """Copy a directory tree between any two locations (local -> bucket, bucket -> local, ...). Returns destination."""
+    src_fs, src = resolve(source)
+    dst_fs, dst = resolve(destination)
+    if src_fs.get_file_info(src).type != pafs.FileType.Directory:
+        raise ReidError(f"not a directory: {source}")
+    if not is_uri(destination):
+        Path(dst).mkdir(parents=True, exist_ok=True)
+    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)
+    return str(destination)
+
+
+def local_dir(location: str | Path, cache: str | Path | None = None) -> Path:
+    """A local directory with the contents of `location`: the path itself when local, else a copy downloaded into
+    `cache` (a new temporary directory by default) - for what only reads local files (torch.load of a checkpoint)."""
+    if not is_uri(location):
+        return Path(location)
+    into = Path(cache) if cache is not None else Path(tempfile.mkdtemp(prefix="reid-storage-"))
+    target = into / name(location)
+    copy_dir(location, target)
+    return target

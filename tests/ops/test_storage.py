@@ -1,0 +1,65 @@
+"""reid.storage against a real S3 protocol (moto's server on 127.0.0.1, tests/ops/storage_server.py) and the local
+filesystem: the same calls, the same results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reid import storage
+from reid.errors import ReidError
+from tests.ops.storage_server import s3_server
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+def root(request, tmp_path, s3):
+    return str(tmp_path / "store") if request.param == "local" else s3.uri(request.node.originalname)
+
+
+def test_write_read_exists_list(root):
+    f = storage.join(root, "runs", "a", "summary.json")
+    assert not storage.exists(f) and storage.list_dir(storage.join(root, "runs")) == []
+    storage.write_text(f, json.dumps({"best_mAP": 41.5}))
+    storage.write_bytes(storage.join(root, "runs", "a", "state.bin"), b"\x00\x01")
+    assert storage.exists(f) and storage.is_file(f) and not storage.is_dir(f)
+    assert storage.is_dir(storage.join(root, "runs", "a"))
+    assert json.loads(storage.read_text(f)) == {"best_mAP": 41.5}
+    assert storage.read_bytes(storage.join(root, "runs", "a", "state.bin")) == b"\x00\x01"
+    assert storage.list_dir(storage.join(root, "runs", "a")) == ["state.bin", "summary.json"]
+    storage.write_text(f, "{}")  # replaced whole
+    assert storage.read_text(f) == "{}"
+
+
+def test_copy_a_directory_up_and_down(root, tmp_path):
+    src = tmp_path / "ckpt"
+    (src / "sub").mkdir(parents=True)
+    (src / "state.pt").write_bytes(b"weights")
+    (src / "sub" / "meta.json").write_text("{}")
+    up = storage.copy_dir(src, storage.join(root, "up", "ckpt"))
+    assert storage.list_dir(up) == ["state.pt", "sub"]
+    down = storage.local_dir(up, tmp_path / "cache")
+    assert (down / "state.pt").read_bytes() == b"weights" and (down / "sub" / "meta.json").read_text() == "{}"
+
+
+def test_uri_paths_keep_their_scheme():
+    assert storage.join("s3://b/runs/", "a", "/x.json") == "s3://b/runs/a/x.json"
+    assert storage.parent("s3://b/runs/a/") == "s3://b/runs" and storage.name("s3://b/runs/a/") == "a"
+    assert storage.is_uri("gs://b/x") and not storage.is_uri("runs/a")
+
+
+def test_clear_errors(s3, tmp_path):
+    with pytest.raises(ReidError, match="not found"):
+        storage.read_text(s3.uri("missing.json"))
+    with pytest.raises(ReidError, match="not found"):
+        storage.read_text(tmp_path / "missing.json")
+    with pytest.raises(ReidError, match="cannot open storage location"):
+        storage.exists("nosuchscheme://x/y")
+    with pytest.raises(ReidError, match="not a directory"):
+        storage.copy_dir(s3.uri("missing"), tmp_path / "x")
