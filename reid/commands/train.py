@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from reid.commands.common import add_config_arguments, setup_logging
 from reid.config import build_config
@@ -38,12 +37,12 @@ def config_from_args(args: argparse.Namespace):
         overrides.insert(0, args.method)
         args.method = None
     files = list(args.config)
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ReidError(f"--resume expects a run directory holding config.yaml; not found: {run_dir}/config.yaml")
-        files.insert(0, str(run_dir / "config.yaml"))
-        overrides += [f"name={run_dir.name}", f"ray.storage_path={run_dir.resolve().parent}"]
+    if args.resume:  # a local run directory or a URI (s3://bucket/runs/<name>)
+        from reid.training.api import resume_source
+
+        config_file, resume_overrides = resume_source(args.resume)
+        files.insert(0, config_file)
+        overrides += resume_overrides
     if args.init_from:
         overrides.append(f"train.init_from={args.init_from}")
     if not args.method and not files and not any(o.startswith("method=") for o in overrides):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from reid import storage
 from reid.data.attributes import AttributeSchema
 from reid.errors import ReidError
 
@@ -152,16 +153,15 @@ class Manifest:
                 raise ManifestError(f"tracklet {r.tracklet_id}: num_frames must be positive")
 
 
-def write_manifest(manifest: Manifest, path: str | Path | None = None) -> Path:
+def write_manifest(manifest: Manifest, path: str | Path | None = None) -> Path | str:
+    """Write the manifest (default: `<root>/manifest.parquet`); `path` may be a URI (s3://...), returned as given.
+    A manifest written away from its root records the root (`reid.root`), so readers find the frames."""
+    if path is not None and storage.is_uri(path):
+        return _write_uri_manifest(manifest, str(path))
     out = Path(path) if path is not None else manifest.root / "manifest.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     table = records_to_table(manifest.records)
-    meta = {
-        "reid.version": MANIFEST_VERSION,
-        "reid.dataset": manifest.dataset,
-        "reid.attributes": manifest.attributes.to_json(),
-        "reid.meta": json.dumps(manifest.meta),
-    }
+    meta = _manifest_meta(manifest)
     if out.parent.resolve() != manifest.root.resolve():
         meta["reid.root"] = str(manifest.root.resolve())
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}})
@@ -169,22 +169,51 @@ def write_manifest(manifest: Manifest, path: str | Path | None = None) -> Path:
     return out
 
 
+def _manifest_meta(manifest: Manifest) -> dict[str, str]:
+    return {"reid.version": MANIFEST_VERSION, "reid.dataset": manifest.dataset,
+            "reid.attributes": manifest.attributes.to_json(), "reid.meta": json.dumps(manifest.meta)}
+
+
+def _write_uri_manifest(manifest: Manifest, uri: str) -> str:
+    table = records_to_table(manifest.records)
+    meta = {**_manifest_meta(manifest), "reid.root": str(manifest.root.resolve())}  # the frames stay where they are
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}})
+    fs, inner = storage.resolve(uri)
+    pq.write_table(table, inner, filesystem=fs)
+    return uri
+
+
 def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
-    """Read a manifest. `root` defaults to the stored root, else the manifest's directory."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "manifest.parquet"
-    if not p.is_file():
+    """Read a manifest (a local path or a URI: s3://bucket/data/manifest.parquet, or the directory holding it).
+    `root` defaults to the stored root, else the manifest's directory. The frames are read from a local (or
+    mounted) root: a manifest under a URI needs a stored root or `root`."""
+    uri = storage.is_uri(path)
+    if uri:
+        p = str(path) if str(path).endswith(".parquet") else storage.join(path, "manifest.parquet")
+        found = storage.is_file(p)
+    else:
+        p = Path(path)
+        if p.is_dir():
+            p = p / "manifest.parquet"
+        found = p.is_file()
+    if not found:
         raise ManifestError(f"manifest not found: expected a Parquet file at {p} "
                             f"(create one with `reid prepare` or `reid synth`)")
     try:
-        table = pq.read_table(p)
+        if uri:
+            fs, inner = storage.resolve(p)
+            table = pq.read_table(inner, filesystem=fs)
+        else:
+            table = pq.read_table(p)
     except Exception as exc:  # pyarrow raises several types for truncated / non-Parquet files
         raise ManifestError(f"manifest {p} cannot be read as Parquet ({type(exc).__name__}: {exc}); "
                             f"is it truncated?") from None
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"reid.")}
     stored_root = meta.get("reid.root")
-    base = Path(root) if root is not None else Path(stored_root) if stored_root else p.parent
+    if uri and root is None and not stored_root:
+        raise ManifestError(f"manifest {p} records no dataset root: pass the local or mounted directory of its "
+                            f"frames (data.root / root=)")
+    base = Path(root) if root is not None else Path(stored_root) if stored_root else Path(p).parent
     manifest = Manifest(
         records=table_to_records(table),
         root=base,

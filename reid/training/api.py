@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reid import storage
 from reid.config import ExperimentConfig, save_config
 from reid.data.records import read_manifest
 from reid.errors import ReidError
@@ -47,6 +48,22 @@ def manifest_path_for(cfg: ExperimentConfig) -> Path:
                     f"(`reid prepare {cfg.data.dataset} --root <dataset root> --out {cfg.data.root}`)")
 
 
+def resume_source(run_dir: str | Path) -> tuple[str, list[str]]:
+    """What `reid train --resume RUN_DIR` builds its config from: a local copy of the run's config.yaml and the
+    overrides that point the run back at RUN_DIR (name, storage path). RUN_DIR may be a URI (s3://bucket/runs/<name>):
+    Ray Train then finds the run's checkpoints there and resumes from the latest one."""
+    import tempfile
+
+    config = storage.join(run_dir, "config.yaml")
+    if not storage.is_file(config):
+        raise ReidError(f"--resume expects a run directory holding config.yaml; not found: {config}")
+    if storage.is_uri(run_dir):
+        local = Path(tempfile.mkdtemp(prefix="reid-resume-")) / "config.yaml"
+        local.write_text(storage.read_text(config))
+        return str(local), [f"name={storage.name(run_dir)}", f"ray.storage_path={storage.parent(run_dir)}"]
+    return config, [f"name={Path(run_dir).name}", f"ray.storage_path={Path(run_dir).resolve().parent}"]
+
+
 def run_dir_for(cfg: ExperimentConfig) -> Path:
     storage = cfg.ray.storage_path
     if "://" in storage:
@@ -65,10 +82,12 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
         return _train_local(cfg, manifest_path, on_epoch)
     from reid.training.driver import fit_ray
 
+    # before training: a run whose driver is stopped (`ray job stop`, a lost node) must be resumable with
+    # `reid train --resume RUN_DIR`, which reads this file (RUN_DIR may be a URI: resume_source)
     if "://" not in cfg.ray.storage_path:
-        # before training: a run whose driver is stopped (`ray job stop`, a lost node) must be resumable with
-        # `reid train --resume RUN_DIR`, which reads this file
         save_config(cfg, run_dir_for(cfg) / "config.yaml")
+    else:
+        storage.write_text(storage.join(cfg.ray.storage_path, cfg.run_name(), "config.yaml"), _config_yaml(cfg))
     result = fit_ray(cfg, manifest_path, callbacks=callbacks)
     if result.error is not None:
         raise result.error
@@ -87,6 +106,12 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
     return out
 
 
+def _config_yaml(cfg: ExperimentConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
 def _finish_uri_run(cfg: ExperimentConfig, result) -> TrainResult:
     """Config and summary of a run whose `ray.storage_path` is a URI (s3://, gs://, ...).
 
@@ -95,7 +120,7 @@ def _finish_uri_run(cfg: ExperimentConfig, result) -> TrainResult:
     checkpoint paths would lose their scheme. They are written through the run's own filesystem
     (`result.filesystem`, pyarrow) next to the checkpoints, and every returned path keeps the scheme.
     """
-    import yaml
+    import pyarrow.fs
 
     scheme = cfg.ray.storage_path.split("://", 1)[0]
     fs, root = result.filesystem, str(result.path).rstrip("/")
@@ -105,24 +130,36 @@ def _finish_uri_run(cfg: ExperimentConfig, result) -> TrainResult:
         with fs.open_output_stream(f"{root}/{name}") as stream:
             stream.write(text.encode())
 
-    put("config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    put("config.yaml", _config_yaml(cfg))
     best_ckpt, best_map = None, -1.0
     for checkpoint, metrics in result.best_checkpoints or []:
         if metrics.get("checkpoint_score", -1.0) > best_map:
             best_ckpt, best_map = f"{scheme}://{checkpoint.path}", metrics["checkpoint_score"]
-    out = TrainResult(run_dir=f"{scheme}://{root}", history=_metrics_history(result), best_checkpoint=best_ckpt,
+    # metrics.jsonl: the workers write it only into a local run directory; a resumed run's result holds only the
+    # epochs of its own fit, so the rows already in the bucket are kept and an epoch reported again replaces its row
+    by_epoch: dict[Any, dict[str, Any]] = {}
+    if fs.get_file_info(f"{root}/metrics.jsonl").type == pyarrow.fs.FileType.File:
+        with fs.open_input_stream(f"{root}/metrics.jsonl") as stream:
+            by_epoch = {row.get("epoch"): row for row in map(json.loads, stream.read().decode().splitlines())}
+    for row in _metrics_history(result):
+        row = {k: v for k, v in row.items() if isinstance(v, int | float | str | bool)}
+        by_epoch[row.get("epoch", len(by_epoch))] = row
+    history = [by_epoch[k] for k in sorted(by_epoch, key=lambda e: (not isinstance(e, int | float), e))]
+    put("metrics.jsonl", "".join(json.dumps(row) + "\n" for row in history))
+    out = TrainResult(run_dir=f"{scheme}://{root}", history=history, best_checkpoint=best_ckpt,
                       best_map=best_map, final=dict(result.metrics or {}))
     put("summary.json", json.dumps(_summary(out), indent=2))
     return out
 
 
-def read_history(run_dir: Path) -> list[dict[str, Any]]:
-    """Per-epoch metrics from `metrics.jsonl`; an epoch repeated after a restore keeps its last report."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
+def read_history(run_dir: Path | str) -> list[dict[str, Any]]:
+    """Per-epoch metrics from `metrics.jsonl` (a local run directory or a URI); an epoch repeated after a restore
+    keeps its last report."""
+    path = storage.join(run_dir, "metrics.jsonl")
+    if not storage.is_file(path):
         return []
     by_epoch = {}
-    for line in path.read_text().splitlines():
+    for line in storage.read_text(path).splitlines():
         row = json.loads(line)
         by_epoch[int(row["epoch"])] = row
     return [by_epoch[e] for e in sorted(by_epoch)]
@@ -173,14 +210,31 @@ def _write_summary(result: TrainResult) -> None:
     (result.run_dir / "summary.json").write_text(json.dumps(_summary(result), indent=2))
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """Best checkpoint of a finished run if recorded, else the newest checkpoint directory found."""
+def latest_checkpoint(run_dir: Path | str) -> Path | str | None:
+    """Best checkpoint of a finished run if recorded, else the newest checkpoint directory found. For a run stored
+    under a URI: the checkpoint's URI (see `load_model`, which downloads it)."""
+    if storage.is_uri(run_dir):
+        return _latest_uri_checkpoint(str(run_dir))
     summary = run_dir / "summary.json"
     if summary.exists():
         best = json.loads(summary.read_text()).get("best_checkpoint")
         if best and Path(best).exists():
             return Path(best)
     return newest_checkpoint(run_dir)
+
+
+def _latest_uri_checkpoint(run_dir: str) -> str | None:
+    from reid.training.checkpoint import STATE_FILE
+
+    summary = storage.join(run_dir, "summary.json")
+    if storage.is_file(summary):
+        best = json.loads(storage.read_text(summary)).get("best_checkpoint")
+        if best and storage.is_file(storage.join(best, STATE_FILE)):
+            return best
+    # Ray's checkpoint_<timestamp> names sort by time; an upload cut short has no state.pt (written last: atomic)
+    found = [storage.join(run_dir, n) for n in storage.list_dir(run_dir) if n.startswith("checkpoint_")]
+    whole = [c for c in found if storage.is_file(storage.join(c, STATE_FILE))]
+    return whole[-1] if whole else None
 
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
@@ -225,6 +279,8 @@ def load_model(cfg: ExperimentConfig, checkpoint: Path | None, info, spec):
     if checkpoint is None and "pretrained" in params:
         params["pretrained"] = False  # "untrained" means random weights, not ImageNet ones
     model = spec.build_model(params, info)
+    if checkpoint is not None and storage.is_uri(checkpoint):
+        checkpoint = _download_checkpoint(str(checkpoint))
     if checkpoint is not None:
         ckpt = Path(checkpoint)
         if ckpt.is_dir() and not (ckpt / STATE_FILE).exists():
@@ -237,6 +293,25 @@ def load_model(cfg: ExperimentConfig, checkpoint: Path | None, info, spec):
         load_checkpoint_weights(model, ckpt)
         checkpoint = ckpt
     return model, checkpoint
+
+
+def _download_checkpoint(uri: str) -> Path:
+    """A local copy of a checkpoint named by URI: a run directory (its best or newest checkpoint), a checkpoint
+    directory, or a state file."""
+    import tempfile
+
+    from reid.training.checkpoint import STATE_FILE
+
+    if storage.is_file(uri):
+        local = Path(tempfile.mkdtemp(prefix="reid-ckpt-")) / storage.name(uri)
+        local.write_bytes(storage.read_bytes(uri))
+        return local
+    if not storage.is_file(storage.join(uri, STATE_FILE)):
+        found = latest_checkpoint(uri)
+        if found is None:
+            raise ReidError(f"no checkpoint found in {uri} (expected {STATE_FILE} in a checkpoint directory)")
+        uri = str(found)
+    return storage.local_dir(uri)
 
 
 def load_checkpoint_weights(model, ckpt: Path) -> None:

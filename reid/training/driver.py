@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from reid import storage
 from reid.config.schema import ExperimentConfig
 from reid.ray_runtime import init_ray, train_logging_config  # the one Ray start-up of every entry point
 
@@ -109,10 +110,9 @@ def report_unreadable(ledger, cfg: ExperimentConfig, run_dir: str) -> dict[int, 
     if bad:
         print(f"[reid] skipped {len(bad)} unreadable training tracklet(s) (data.max_errored_fraction="
               f"{cfg.data.max_errored_fraction:g}); first: {bad[min(bad)]}", flush=True)
-        if "://" not in run_dir:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            (Path(run_dir) / "unreadable.json").write_text(json.dumps({str(k): v for k, v in sorted(bad.items())},
-                                                                   indent=2))
+        # a local run directory or a URI alike (reid.storage): the list belongs next to the run's checkpoints
+        storage.write_text(storage.join(run_dir, "unreadable.json"),
+                           json.dumps({str(k): v for k, v in sorted(bad.items())}, indent=2))
     return bad
 
 

@@ -63,3 +63,26 @@ def test_clear_errors(s3, tmp_path):
         storage.exists("nosuchscheme://x/y")
     with pytest.raises(ReidError, match="not a directory"):
         storage.copy_dir(s3.uri("missing"), tmp_path / "x")
+
+
+def test_a_manifest_in_a_bucket_reads_back_with_its_local_frame_root(s3, ops_data):
+    from reid.data.records import ManifestError, read_manifest, write_manifest
+
+    local = read_manifest(ops_data)
+    uri = write_manifest(local, s3.uri("data", "manifest.parquet"))
+    back = read_manifest(s3.uri("data"))  # the directory holding it, as for a local manifest
+    assert uri == s3.uri("data", "manifest.parquet")
+    assert back.records == local.records and back.root == local.root.resolve()
+    assert back.dataset == local.dataset and back.meta == local.meta
+    with pytest.raises(ManifestError, match="manifest not found"):
+        read_manifest(s3.uri("nothing-here"))
+
+
+def test_the_unreadable_list_is_written_next_to_a_run_in_a_bucket(s3, monkeypatch):
+    from reid.config import build_config
+    from reid.training import driver
+
+    monkeypatch.setattr("reid.data.pipeline.unreadable_tracklets", lambda ledger: {3: "t3.mp4: moov atom not found"})
+    cfg = build_config("baseline", ["baseline-synthetic"], [])
+    assert driver.report_unreadable(None, cfg, s3.uri("runs", "u")) == {3: "t3.mp4: moov atom not found"}
+    assert json.loads(storage.read_text(s3.uri("runs", "u", "unreadable.json"))) == {"3": "t3.mp4: moov atom not found"}
