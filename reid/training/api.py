@@ -141,7 +141,8 @@ def _finish_uri_run(cfg: ExperimentConfig, result) -> TrainResult:
     if fs.get_file_info(f"{root}/metrics.jsonl").type == pyarrow.fs.FileType.File:
         with fs.open_input_stream(f"{root}/metrics.jsonl") as stream:
             by_epoch = {row.get("epoch"): row for row in map(json.loads, stream.read().decode().splitlines())}
-    for row in _metrics_history(result):
+    # then the reports of the kept checkpoints (a resumed fit's own history may start after them), then the fit's
+    for row in [m for _, m in result.best_checkpoints or []] + _metrics_history(result):
         row = {k: v for k, v in row.items() if isinstance(v, int | float | str | bool)}
         by_epoch[row.get("epoch", len(by_epoch))] = row
     history = [by_epoch[k] for k in sorted(by_epoch, key=lambda e: (not isinstance(e, int | float), e))]
