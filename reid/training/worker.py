@@ -24,7 +24,7 @@ from reid.data.records import Manifest, relabel
 from reid.registry import DataInfo, MethodSpec, get_method
 from reid.training.checkpoint import init_weights_from, load_state, restore, save_state
 from reid.training.faults import FaultInjector
-from reid.training.metrics import MetricsExporter
+from reid.training.metrics import MetricsExporter, ledger_counter, watch_line
 from reid.training.optim import build_optimizer, build_scheduler
 from reid.training.session import Session
 from reid.training.step import StepTimes, train_step
@@ -105,7 +105,10 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
 
     validator = Validator(manifest, cfg, spec)
     faults = FaultInjector(cfg.train.inject_fault, run_dir, session.rank)
-    exporter = MetricsExporter(run_name, session.rank, export_metrics)
+    exporter = MetricsExporter(run_name, session.rank, export_metrics, device=device, optimizer=optimizer,
+                               run_dir=run_dir, resumed=resume_dir is not None, unreadable=ledger_counter(session))
+    if export_metrics and session.rank == 0:
+        print(watch_line(run_name), file=session.console(), flush=True)
     config_yaml = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     reported: list[dict[str, Any]] = []
     for epoch in range(start, cfg.train.epochs):
@@ -117,7 +120,8 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
             torch.cuda.reset_peak_memory_stats(device)
         epoch_start = t_prev = time.perf_counter()
         for step, batch in enumerate(session.epoch_batches(epoch)):
-            times.data += time.perf_counter() - t_prev
+            waited = time.perf_counter() - t_prev
+            times.data += waited
             batch = normalize_inputs(batch, spec, device)
             faults.before_step(epoch + 1, step + 1, batch)
             values = train_step(step_model, objective, batch, list(optimizers.values()), device=device,
@@ -125,7 +129,9 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
                                 where=f"epoch {epoch + 1} step {step + 1}")
             for k, v in values.items():
                 sums[k] += v
-            t_prev = time.perf_counter()
+            now = time.perf_counter()
+            exporter.step(values, waited, now - t_prev - waited, int(batch["pid"].shape[0]))
+            t_prev = now
         elapsed = time.perf_counter() - epoch_start
         if times.steps == 0:
             raise RuntimeError(f"epoch {epoch + 1}: worker {session.rank} received no batches")
@@ -169,6 +175,7 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
             print(format_epoch_line(metrics, cfg.train.epochs), file=session.console(), flush=True)
         session.report(metrics, writer)
         reported.append(metrics)
+    exporter.close()
     return reported
 
 
@@ -178,4 +185,6 @@ def format_epoch_line(m: dict[str, Any], epochs: int) -> str:
             f"{m['clips_per_s']:.1f} clips/s  data wait {m['data_wait_s'] * 1000:.0f} ms/step")
     if "val/mAP" in m:
         line += f"  | val mAP {m['val/mAP']:.1f} R1 {m['val/R1']:.1f}"
+        if "val/mINP" in m:
+            line += f" mINP {m['val/mINP']:.1f}"
     return line
