@@ -266,11 +266,13 @@ def test_grafana_dashboard_queries_the_metrics_the_workers_export():
 def test_grafana_dashboard_uses_only_ray_metrics_that_ray_itself_charts():
     """Beside ours, the board shows Ray's own metrics: each name must appear in Ray 2.60's generated dashboards."""
     from ray.dashboard.modules.metrics.grafana_dashboard_factory import (
+        generate_data_grafana_dashboard,
         generate_default_grafana_dashboard,
         generate_train_grafana_dashboard,
     )
 
-    ray_text = generate_default_grafana_dashboard()[0] + generate_train_grafana_dashboard()[0]
+    ray_text = (generate_default_grafana_dashboard()[0] + generate_train_grafana_dashboard()[0]
+                + generate_data_grafana_dashboard()[0])
     known = set(re.findall(r"\bray_[a-z_]+", ray_text))
     dash = json.loads((ROOT / "infra/grafana/reid-dashboard.json").read_text())
     ours = {m for e in _exprs(dash) for m in re.findall(r"\bray_[a-z_]+", e)
