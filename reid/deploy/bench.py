@@ -89,9 +89,19 @@ def bench_ann(n: int, dim: int, kind: str, nq: int = 200, k: int = 10, nprobe: i
             "peak_rss_gib": round(rss_gib(), 2), "queries": nq, "threads": faiss.omp_get_max_threads()}
 
 
-def bench_rerank(n: int, nq: int, dim: int, kind: str = "ivfflat", compare: bool = False) -> dict:
+def mean_ap(dist: np.ndarray, qid: np.ndarray, gid: np.ndarray) -> float:
+    """Mean average precision of the rankings dist [Nq, Ng] (ascending) with identities qid [Nq], gid [Ng]."""
+    match = gid[np.argsort(dist, axis=1, kind="stable")] == qid[:, None]
+    hits = np.cumsum(match, axis=1)
+    prec = hits / np.arange(1, match.shape[1] + 1)
+    return float(np.mean((prec * match).sum(1) / np.maximum(match.sum(1), 1)))
+
+
+def bench_rerank(n: int, nq: int, dim: int, kind: str = "ivfflat", compare: bool = False, *, nlist: int = 0,
+                 nprobe: int = 8, sample: int = 256, train_per_list: int = 39) -> dict:
     """Re-ranking of nq queries against n - nq gallery rows from an index's kNN; with `compare`, also the exact
-    re-ranking (reid.evaluation.rerank.rerank_features) and their top-10 agreement."""
+    re-ranking (reid.evaluation.rerank.rerank_features) and their top-10 agreement. The IVF-Flat index has `nlist`
+    lists (0: 4 sqrt(n), as reid.deploy.ann sizes IVF-PQ), trained on `train_per_list` points per list."""
     import faiss
     import torch
 
@@ -105,17 +115,22 @@ def bench_rerank(n: int, nq: int, dim: int, kind: str = "ivfflat", compare: bool
     if kind == "flat":
         index = faiss.IndexFlatL2(dim)
     else:
-        nlist = int(max(16, np.sqrt(n)))
+        nlist = nlist or int(max(16, 4 * np.sqrt(n)))
         index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, nlist)
-        index.train(feats[np.random.default_rng(0).choice(n, min(n, 40 * nlist), replace=False)])
-        index.nprobe = 8
+        index.train(feats[np.random.default_rng(0).choice(n, min(n, train_per_list * nlist), replace=False)])
+        index.nprobe = nprobe
     index.add(feats)
     build_s = time.perf_counter() - t
     t = time.perf_counter()
-    approx = rerank_with_index(torch.from_numpy(feats), nq, index)
+    stats: dict = {}
+    approx = rerank_with_index(torch.from_numpy(feats), nq, index, sample=sample, stats=stats)
     rerank_s = time.perf_counter() - t
-    out = {"bench": "rerank", "n": n, "queries": nq, "gallery": n - nq, "dim": dim, "knn_index": kind,
-           "index_build_s": round(build_s, 1), "rerank_s": round(rerank_s, 1), "peak_rss_gib": round(rss_gib(), 2),
+    out = {"bench": "rerank", "n": n, "queries": nq, "gallery": n - nq, "dim": dim,
+           "knn_index": "flat" if kind == "flat" else "ivfflat",
+           "nlist": nlist if kind != "flat" else None, "nprobe": nprobe if kind != "flat" else None,
+           "sample": sample, "index_build_s": round(build_s, 1), "rerank_s": round(rerank_s, 1),
+           **{key: round(v, 4 if key.startswith("knn_recall") else 1) for key, v in stats.items()},
+           "peak_rss_gib": round(rss_gib(), 2), "torch_threads": torch.get_num_threads(),
            "rank1_same_id": round(float(np.mean(ids[nq:][approx.argmin(1)] == ids[:nq])), 4)}
     if compare:
         from reid.evaluation.rerank import rerank_features
@@ -128,6 +143,7 @@ def bench_rerank(n: int, nq: int, dim: int, kind: str = "ivfflat", compare: bool
                                                     zip(top_a.tolist(), top_e.tolist(), strict=True)])), 4)
         out["rank1_agree"] = round(float(np.mean(top_a[:, 0] == top_e[:, 0])), 4)
         out["max_abs_diff"] = round(float(np.abs(approx - exact).max()), 4)
+        out["mAP_approx"], out["mAP_exact"] = (round(mean_ap(x, ids[:nq], ids[nq:]), 4) for x in (approx, exact))
         out["peak_rss_gib"] = round(rss_gib(), 2)
     return out
 
@@ -140,10 +156,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", default="ivfpq")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--compare", action="store_true")
+    p.add_argument("--nlist", type=int, default=0, help="rerank: IVF lists (0: 4 sqrt(n))")
+    p.add_argument("--nprobe", type=int, default=8)
+    p.add_argument("--sample", type=int, default=256, help="rerank: points sampled for the row maxima")
+    p.add_argument("--threads", type=int, default=0, help="torch and FAISS threads (0: their default)")
     p.add_argument("--out", help="append the JSON line to this file")
     a = p.parse_args(argv)
+    if a.threads:
+        import faiss
+        import torch
+
+        torch.set_num_threads(a.threads)
+        faiss.omp_set_num_threads(a.threads)
     res = (bench_ann(a.n, a.dim, a.kind, a.queries) if a.what == "ann"
-           else bench_rerank(a.n, a.queries, a.dim, a.kind, a.compare))
+           else bench_rerank(a.n, a.queries, a.dim, a.kind, a.compare, nlist=a.nlist, nprobe=a.nprobe,
+                             sample=a.sample))
     res["date"] = time.strftime("%Y-%m-%d")
     line = json.dumps(res)
     print(line)

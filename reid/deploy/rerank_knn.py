@@ -1,23 +1,28 @@
 """k-reciprocal re-ranking (reid.evaluation.rerank, Zhong et al. CVPR 2017 eqs. 4-11) for galleries too large for
 the exact blocked pass: the neighbour lists N(p, k) of eq. 2 come from a FAISS index instead of all N^2 distances.
 
-Two approximations against `rerank_features`, both measured in docs/deploy.md:
-  - N(p, k) is the index's answer (exact for a flat index, approximate for IVF / HNSW);
-  - the per-row maximum distance that divides d (the authors' normalisation) is the maximum over a fixed random
-    sample of `sample` points instead of all N (a lower bound; with L2-normalised features all distances lie in
-    [0, 2] and the sampled maximum is close to the true one).
-The query x gallery block of d is exact (Nq x Ng, computed in blocks). Memory: O(N k) for the lists plus the sparse
-V and the Nq x Ng output; never an N x N matrix.
+Approximations against `rerank_features`, all measured in docs/deploy.md:
+  - the gallery points' N(p, k) are the index's answer: for an IVF index (IVF-Flat, IVF-PQ) computed by
+    `ivf_knn.ivf_neighbours` (GEMMs over the inverted lists, exact within the probed lists), for any other index by
+    `index.search` (exact for a flat index); the queries' lists are exact (their full rows are computed anyway);
+  - a gallery point's maximum distance, which divides its row of d (the authors' normalisation), is the maximum
+    over the queries and a fixed random sample of `sample` points instead of over all N (a lower bound; with
+    L2-normalised features all distances lie in [0, 2] and the sampled maximum is close to the true one).
+The query x gallery block of d is exact. Memory: the features, O(N k) for the lists, the sparse V and the Nq x N
+query rows; never an N x N matrix.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
+from reid.deploy.ivf_knn import ivf_neighbours
 from reid.errors import ReidError
 from reid.evaluation.distances import pairwise_distance
-from reid.evaluation.knn import FeatureSource
+from reid.evaluation.knn import FeatureSource, smallest_k
 from reid.evaluation.rerank import rerank_from_neighbours
 
 
@@ -38,20 +43,52 @@ def index_neighbours(index, feats: np.ndarray, k: int, batch: int = 4096) -> np.
     return out
 
 
+def _is_ivf(index) -> bool:
+    import faiss
+
+    try:
+        faiss.extract_index_ivf(index)
+    except (RuntimeError, TypeError):
+        return False
+    return True
+
+
 def rerank_with_index(feats: torch.Tensor, nq: int, index, k1: int = 20, k2: int = 6, lambda_value: float = 0.3,
-                      *, metric: str = "sqeuclidean", sample: int = 2048, seed: int = 0) -> np.ndarray:
+                      *, metric: str = "sqeuclidean", sample: int = 256, seed: int = 0, nprobe: int | None = None,
+                      block_rows: int = 256, stats: dict | None = None) -> np.ndarray:
     """Re-ranked distances [Nq, Ng] for feats [N, D] (queries first), `index` a FAISS index over all N rows in
-    that order (searched with its own metric; for "sqeuclidean" and "euclidean" an L2 index)."""
+    that order (an L2 index; for "cosine" over L2-normalised rows). `nprobe` (IVF only) defaults to the index's.
+    `stats`, when given, receives the seconds of each phase and `knn_recall_queries`: the share of the queries'
+    exact k nearest neighbours that the index's lists held (the queries are the only rows whose exact lists are
+    computed; a measure of the gallery lists' recall when queries are drawn like gallery points)."""
     n = feats.shape[0]
     if not 1 <= nq < n:
         raise ReidError(f"re-ranking needs at least one query and one gallery item, got {nq} of {n}")
     if index.ntotal != n:
         raise ReidError(f"the index holds {index.ntotal} vectors, the features {n}")
     k = min(n, max(k1 + 1, k2))
-    nn = index_neighbours(index, feats.numpy(), k)
+    stats = {} if stats is None else stats
+    t = time.perf_counter()
     src = FeatureSource(feats, metric)
+    if _is_ivf(index):
+        nn = ivf_neighbours(index, src.f, k, nprobe)
+    else:
+        nn = index_neighbours(index, src.f.numpy(), k)
+    stats["knn_s"], t = time.perf_counter() - t, time.perf_counter()
     pick = torch.from_numpy(np.random.default_rng(seed).choice(n, size=min(sample, n), replace=False))
     row_max = np.concatenate([pairwise_distance(src.f[s:s + 8192], src.f[pick], metric).max(1).values.double()
                               .numpy() for s in range(0, n, 8192)])
-    qg = pairwise_distance(src.f[:nq], src.f[nq:], metric).numpy()
-    return rerank_from_neighbours(src, nq, nn, row_max, qg, k1, k2, lambda_value)
+    stats["row_max_s"], t = time.perf_counter() - t, time.perf_counter()
+    qg = np.empty((nq, n - nq), dtype=np.float32)
+    approx = nn[:nq].copy()
+    for s in range(0, nq, block_rows):  # full query rows: exact qg, and the queries' exact lists and maxima
+        d = src.rows(s, min(nq, s + block_rows))
+        qg[s:s + d.shape[0]] = d[:, nq:].numpy()
+        nn[s:s + d.shape[0]] = smallest_k(d, k).numpy()
+        row_max[s:s + d.shape[0]] = d.max(1).values.double().numpy()
+        row_max[nq:] = np.maximum(row_max[nq:], d[:, nq:].max(0).values.double().numpy())  # d is symmetric
+    stats["query_rows_s"], t = time.perf_counter() - t, time.perf_counter()
+    stats["knn_recall_queries"] = float((approx[:, :, None] == nn[:nq, None, :]).any(-1).mean())
+    out = rerank_from_neighbours(src, nq, nn, row_max, qg, k1, k2, lambda_value)
+    stats["eqs_4_11_s"] = time.perf_counter() - t
+    return out

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import faiss
 import numpy as np
+import pytest
 import torch
 
 from reid.deploy import ann
+from reid.deploy.ivf_knn import ivf_neighbours
 from reid.deploy.rerank_knn import index_neighbours, rerank_with_index
+from reid.errors import ReidError
 from reid.evaluation.rerank import rerank_features
 
 
@@ -62,3 +65,47 @@ def test_flat_search_matches_brute_force_and_kinds_by_size():
     assert (ids == np.argsort(brute, 1)[:, :3]).all()
     assert np.allclose(dist, np.sort(brute, 1)[:, :3], atol=1e-3)
     assert [ann.choose_kind(n) for n in (10, 60_000, 10**6)] == ["flat", "hnsw", "ivfpq"]
+
+
+def _ivf(x: np.ndarray, nlist: int = 8) -> faiss.IndexIVFFlat:
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(x.shape[1]), x.shape[1], nlist)
+    index.cp.min_points_per_centroid = 1  # a tiny training set: no warning, same clustering
+    index.train(x)
+    index.add(x)
+    return index
+
+
+def _brute_knn(x: np.ndarray, k: int) -> np.ndarray:
+    """Naive eq. 2: every point's k nearest by squared L2, itself first, ties by index."""
+    d = ((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, -1.0)
+    return np.argsort(d, axis=1, kind="stable")[:, :k]
+
+
+def test_ivf_neighbours_probing_every_list_are_the_exact_lists():
+    x = _feats()
+    index = _ivf(x)
+    assert (ivf_neighbours(index, torch.from_numpy(x), 21, nprobe=8) == _brute_knn(x, 21)).all()
+
+
+def test_ivf_neighbours_with_few_lists_probed_are_approximate_but_start_with_the_point():
+    x = _feats()
+    nn = ivf_neighbours(_ivf(x), torch.from_numpy(x), 21, nprobe=1)
+    truth = _brute_knn(x, 21)
+    recall = (nn[:, :, None] == truth[:, None, :]).any(-1).mean()
+    assert (nn[:, 0] == np.arange(len(x))).all() and 0.3 < recall < 1.0
+
+
+def test_ivf_index_probing_every_list_reproduces_rerank_features():
+    x = _feats()
+    got = rerank_with_index(torch.from_numpy(x), 40, _ivf(x), sample=len(x), nprobe=8)
+    want = rerank_features(torch.from_numpy(x[:40]), torch.from_numpy(x[40:]))
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_ivf_neighbours_refuse_an_index_over_other_rows():
+    x = _feats()
+    with pytest.raises(ReidError, match="holds 300 vectors"):
+        ivf_neighbours(_ivf(x), torch.from_numpy(x[:200]), 5)
+    with pytest.raises(ReidError, match="not an IVF index"):
+        ivf_neighbours(faiss.IndexFlatL2(32), torch.from_numpy(x), 5)
