@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ValidationError
 
-from reid.errors import ReidError
+from reid.errors import ConfigError
 
-
-class ConfigError(ReidError, ValueError):
-    """A configuration problem, worded for the person who wrote the config."""
+__all__ = ["ConfigError", "format_validation_error"]
 
 
 def _section_model(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:

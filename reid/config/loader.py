@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from reid.config.errors import ConfigError, format_validation_error
 from reid.config.schema import ExperimentConfig
+from reid.registry import get_method
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -110,8 +111,6 @@ def _validate_section(params_cls: type[BaseModel], values: dict[str, Any], secti
 
 def resolve_config(tree: dict[str, Any]) -> ExperimentConfig:
     """Validate a raw config tree, including the method-specific `model` and `loss` sections."""
-    from reid.registry import get_method
-
     try:
         cfg = ExperimentConfig.model_validate(tree)
     except ValidationError as exc:
@@ -131,8 +130,6 @@ def build_config(
     overrides: Iterable[str] = (),
 ) -> ExperimentConfig:
     """The full precedence chain: method default < files < variant < command-line overrides."""
-    from reid.registry import get_method
-
     tree: dict[str, Any] = {}
     files = list(config_files)
     parsed = [parse_override(o) for o in overrides]
@@ -164,7 +161,7 @@ def validate_overrides(cfg: ExperimentConfig, overrides: Mapping[str, Any]) -> E
     tree = cfg.model_dump(mode="json")
     variant = overrides.get("variant")
     if variant is not None:
-        spec_variants = __import__("reid.registry", fromlist=["get_method"]).get_method(cfg.method).variants
+        spec_variants = get_method(cfg.method).variants
         if variant not in spec_variants:
             raise ConfigError(f"method '{cfg.method}' has no variant '{variant}'; "
                               f"variants: {', '.join(spec_variants) or '(none)'}")

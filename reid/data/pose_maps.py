@@ -19,35 +19,23 @@ from __future__ import annotations
 
 import numpy as np
 
-JOINT_NAMES: tuple[str, ...] = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye",
-    "right_ear", "left_ear",
+from reid.skeleton import (  # noqa: F401  (the skeleton lives in a leaf module; re-exported for callers)
+    BACKGROUND_CHANNEL,
+    HEATMAP_CHANNELS,
+    JOINT_NAMES,
+    LIMBS,
+    NUM_CHANNELS,
+    NUM_HEATMAPS,
+    NUM_JOINTS,
+    NUM_PAFS,
+    PAF_CHANNELS,
+    joint_channel,
+    limb_channels,
 )
-# OpenPose COCO-18 limbs (joint a -> joint b), in PAF channel order (CMU training code mid_1 / mid_2, 0-based)
-LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13), (1, 2), (2, 3), (3, 4), (2, 16),
-    (1, 5), (5, 6), (6, 7), (5, 17), (1, 0), (0, 14), (0, 15), (14, 16), (15, 17),
-)
-NUM_JOINTS = len(JOINT_NAMES)          # 18
-NUM_HEATMAPS = NUM_JOINTS + 1          # 19 (with background)
-NUM_PAFS = 2 * len(LIMBS)              # 38
-NUM_CHANNELS = NUM_HEATMAPS + NUM_PAFS  # 57
-BACKGROUND_CHANNEL = NUM_JOINTS
-HEATMAP_CHANNELS = slice(0, NUM_HEATMAPS)
-PAF_CHANNELS = slice(NUM_HEATMAPS, NUM_CHANNELS)
+
 SIGMA = 7.0 / 8.0
 PAF_WIDTH = 1.0
 _CUTOFF = 4.6052  # exp(-4.6052) = 0.01
-
-
-def joint_channel(name: str) -> int:
-    return JOINT_NAMES.index(name)
-
-
-def limb_channels(limb: int) -> tuple[int, int]:
-    """(x, y) channel numbers of limb `limb`'s part-affinity field."""
-    return NUM_HEATMAPS + 2 * limb, NUM_HEATMAPS + 2 * limb + 1
 
 
 def to_grid(kps: np.ndarray, in_size: tuple[int, int], out_size: tuple[int, int]) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
-from reid.data.attributes import AttributeGroup
+from reid.attribute_schema import AttributeGroup
 from reid.errors import ReidError
 from reid.losses.attributes import group_targets_tensor, masked_bce_with_logits
 from reid.losses.center import CenterLoss
@@ -35,7 +35,7 @@ from reid.losses.objective import Objective
 from reid.losses.pmi import pmi_triplet_loss
 from reid.losses.softmax import cross_entropy_label_smooth
 from reid.losses.wrt import weighted_regularized_triplet
-from reid.registry import DataInfo, Params
+from reid.spec import DataInfo, Params
 
 
 class ASANetLossParams(Params):

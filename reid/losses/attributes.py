@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reid.data.attributes import AttributeGroup, AttributeSchema, group_targets
+from reid.attribute_schema import AttributeGroup, AttributeSchema, group_targets
 
 
 def masked_bce_with_logits(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

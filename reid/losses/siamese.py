@@ -20,7 +20,7 @@ from pydantic import Field
 
 from reid.errors import ReidError
 from reid.losses.objective import Objective
-from reid.registry import Params
+from reid.spec import Params
 
 HingeKind = Literal["squared", "sq_distance", "distance"]
 

@@ -1,10 +1,5 @@
-"""Models, one file per method. Importing this package registers every method in `reid.registry`."""
+"""Models, one file per method. Importing this package registers every method (`reid.registration.METHODS`)."""
 
-import importlib
-import importlib.util
+from reid.models import adfta, asanet, astpn, baseline, fcnta, posetap  # noqa: F401  (each registers its method)
 
 METHOD_MODULES = ("baseline", "adfta", "asanet", "posetap", "fcnta", "astpn")
-
-for _name in METHOD_MODULES:
-    if importlib.util.find_spec(f"reid.models.{_name}") is not None:
-        importlib.import_module(f"reid.models.{_name}")

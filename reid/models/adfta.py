@@ -28,7 +28,8 @@ from reid.losses.objective import Objective
 from reid.losses.softmax import cross_entropy_label_smooth
 from reid.models.backbones import resnet_trunk
 from reid.models.layers.frames import per_frame
-from reid.registry import DataInfo, MethodSpec, Params, register_method
+from reid.registration import register_method
+from reid.spec import DataInfo, MethodSpec, Params
 
 
 class ADFTAParams(Params):

@@ -35,7 +35,8 @@ from reid.models.layers.asre import ASRE
 from reid.models.layers.gem import AvgPool, GeM
 from reid.models.layers.neck import BNNeck
 from reid.models.layers.nonlocal_block import with_non_local
-from reid.registry import DataInfo, MethodSpec, Params, register_method
+from reid.registration import register_method
+from reid.spec import DataInfo, MethodSpec, Params
 
 Branch = Literal["id", "re", "ir"]
 BRANCH_ORDER: tuple[Branch, ...] = ("re", "id", "ir")   # the order of fig. 5

@@ -16,7 +16,8 @@ from reid.losses.softmax import cross_entropy_label_smooth
 from reid.models.backbones import resnet_trunk
 from reid.models.layers.frames import per_frame
 from reid.models.layers.neck import BNNeck
-from reid.registry import DataInfo, MethodSpec, Params, register_method
+from reid.registration import register_method
+from reid.spec import DataInfo, MethodSpec, Params
 
 
 class BaselineParams(Params):

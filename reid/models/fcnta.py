@@ -28,7 +28,8 @@ from torch import nn
 
 from reid.losses.siamese import HingeKind, SiameseLossParams, SiameseObjective
 from reid.models.layers.rcn import RCNFrameCNN, rcn_input
-from reid.registry import DataInfo, MethodSpec, Params, register_method
+from reid.registration import register_method
+from reid.spec import DataInfo, MethodSpec, Params
 
 
 class FcntaParams(Params):

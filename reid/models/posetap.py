@@ -33,7 +33,8 @@ from reid.models.layers.frames import per_frame
 from reid.models.layers.neck import BNNeck
 from reid.models.layers.part_maps import NUM_POSE_CHANNELS, PART_NAMES, CompositePartMaps
 from reid.models.layers.tap import TemporalAttentionNet, weighted_temporal_sum
-from reid.registry import DataInfo, MethodSpec, Params, register_method
+from reid.registration import register_method
+from reid.spec import DataInfo, MethodSpec, Params
 
 log = logging.getLogger(__name__)
 

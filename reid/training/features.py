@@ -19,12 +19,11 @@ from reid.data.batching import BatchMaker, make_test_clips, to_torch
 from reid.errors import ReidError
 from reid.registry import MethodSpec
 from reid.training.checkpoint import unwrap
+from reid.training.inputs import normalize_inputs
 
 
 def _forward_clips(model: nn.Module, clips: dict[str, torch.Tensor], spec: MethodSpec, device: torch.device,
                    batch_size: int, states: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    from reid.training.worker import normalize_inputs
-
     n = clips["frames"].shape[0]
     feats, extras = [], {}
     for start in range(0, n, batch_size):

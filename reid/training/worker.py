@@ -24,10 +24,12 @@ from reid.data.records import Manifest, relabel
 from reid.registry import DataInfo, MethodSpec, get_method
 from reid.training.checkpoint import init_weights_from, load_state, restore, save_state
 from reid.training.faults import FaultInjector
+from reid.training.inputs import normalize_inputs
 from reid.training.metrics import MetricsExporter, ledger_counter, watch_line
 from reid.training.optim import build_optimizer, build_scheduler
 from reid.training.session import Session
 from reid.training.step import StepTimes, train_step
+from reid.training.validate import Validator
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +45,6 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> None:
     torch.manual_seed(((seed * 1_000_003) + epoch * 1009 + rank) % (2**63 - 1))
 
 
-def normalize_inputs(batch: dict[str, Any], spec: MethodSpec, device: torch.device) -> dict[str, torch.Tensor]:
-    """Move a batch to the device and turn uint8 frames into the method's input normalisation."""
-    from reid.data.transforms import normalize_imagenet, to_yuv_standardized
-
-    out = {}
-    for key, value in batch.items():
-        t = torch.as_tensor(value)
-        out[key] = t.to(device, non_blocking=True)
-    frames = out["frames"]
-    out["frames"] = to_yuv_standardized(frames) if spec.input_norm == "yuv" else normalize_imagenet(frames)
-    for key in ("flow", "pose_maps", "keypoints", "pair_same"):
-        if key in out:
-            out[key] = out[key].float()
-    return out
-
-
 def build_components(cfg: ExperimentConfig, info: DataInfo, spec: MethodSpec):
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
     model = spec.build_model(cfg.model, info)
@@ -72,8 +58,6 @@ def build_components(cfg: ExperimentConfig, info: DataInfo, spec: MethodSpec):
 def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, run_name: str,
                export_metrics: bool = False, run_dir: Path | None = None) -> list[dict[str, Any]]:
     """Train `cfg` and return the per-epoch metrics this worker reported."""
-    from reid.training.validate import Validator
-
     spec = get_method(cfg.method)
     info = data_info(manifest, cfg)
     device = session.device

@@ -1,8 +1,9 @@
 """Composite body-part maps from OpenPose-layout pose maps (Jones & Rambhatla, BMVC 2019, section 3.2, eqs. 2-5).
 
-Channel layout of `pose_maps`: the one `reid.data.pose_maps` renders (OpenPose COCO-18): channels 0..17 are the
-joint heat maps in COCO-18 order, 18 is the background map, and channels 19 + 2l, 20 + 2l are the x and y
-components of the part-affinity field of limb l of `reid.data.pose_maps.LIMBS` (OpenPose's PAF order), 57 in all.
+Channel layout of `pose_maps`: the one `reid.data.pose_maps` renders (OpenPose COCO-18, `reid.skeleton`):
+channels 0..17 are the joint heat maps in COCO-18 order, 18 is the background map, and channels 19 + 2l,
+20 + 2l are the x and y components of the part-affinity field of limb l of `reid.skeleton.LIMBS` (OpenPose's PAF
+order), 57 in all.
 
 The sets S_u, S_m, S_l of section 3.2, as written:
 - upper (head): eyes, ears, nose, neck + limbs R-eye-R-ear, L-eye-L-ear, L-eye-nose, R-eye-nose, nose-neck;
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid.data.pose_maps import JOINT_NAMES, LIMBS, NUM_CHANNELS, NUM_HEATMAPS
+from reid.skeleton import JOINT_NAMES, LIMBS, NUM_CHANNELS, NUM_HEATMAPS
 
 NUM_JOINT_MAPS = NUM_HEATMAPS  # 18 joints + background
 NUM_POSE_CHANNELS = NUM_CHANNELS  # 57

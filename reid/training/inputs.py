@@ -1,0 +1,32 @@
+"""A batch as the model sees it: on the device, frames normalised the way the method asks (`MethodSpec.input_norm`).
+
+Shared by the training loop (`worker.py`) and feature extraction (`features.py`, `inference.py`): its own module so
+that neither imports the other (features -> worker -> validate -> features was an import loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from reid.data.transforms import normalize_input
+from reid.spec import MethodSpec
+
+
+def normalize_inputs(batch: Mapping[str, Any], spec: MethodSpec, device: torch.device) -> dict[str, torch.Tensor]:
+    """Move a batch to the device and turn uint8 frames into the method's input normalisation.
+
+    Args:
+        batch: `frames` uint8 [B, T, 3, H, W] and the method's other inputs (numpy arrays or tensors).
+    Returns:
+        the same keys as tensors on `device`: `frames` float32 [B, T, 3, H, W] (ImageNet mean / std, or per-frame
+        standardised YUV for "yuv"); `flow`, `pose_maps`, `keypoints`, `pair_same` as float32; the rest as given.
+    """
+    out = {key: torch.as_tensor(value).to(device, non_blocking=True) for key, value in batch.items()}
+    out["frames"] = normalize_input(out["frames"], spec.input_norm)  # an unknown kind is an error, not ImageNet
+    for key in ("flow", "pose_maps", "keypoints", "pair_same"):
+        if key in out:
+            out[key] = out[key].float()
+    return out
