@@ -21,6 +21,7 @@ from typing import Any
 from reid import ray_runtime
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
+from reid.training.metrics import trial_line_callback, watch_line
 
 # the start-up helpers live in reid.ray_runtime (one Ray start-up for every entry point); kept here for callers
 start_local_ray = ray_runtime.start_local_ray
@@ -47,6 +48,7 @@ def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None) -> None:
     """`reid.ray_runtime.init_ray` with the sweep's config: `ray.address` (or $RAY_ADDRESS), else a local cluster,
     dashboard on (module docstring). On a `ray start` head node, pass ray.address=auto to use that cluster."""
     ray_runtime.init_ray(cfg.ray, num_cpus=num_cpus)
+    print(watch_line(""), flush=True)
 
 
 DRIVER_RESOURCE = "reid_driver"  # a custom resource only head nodes advertise (cluster/*.yaml, KubeRay head)
@@ -150,6 +152,6 @@ def fit(trainable, *, path: Path, resume: bool, param_space: dict[str, Any], tun
         tune_config=tune_config,
         run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
                                   failure_config=tune.FailureConfig(max_failures=failures),
-                                  callbacks=callbacks or None),
+                                  callbacks=[*(callbacks or []), trial_line_callback()]),
     )
     return tuner.fit()
