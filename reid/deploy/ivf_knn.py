@@ -4,8 +4,8 @@ points at once), by dense matrix products over the index's inverted lists.
 Why not `index.search(all N points)`: an IVF search scans each query's `nprobe` lists one vector at a time, which is
 bound by memory bandwidth (at 100,000 x 2048-d and nprobe 8 every query streams ~20 MB). When the queries are the
 indexed points themselves, the points of one inverted list share their probe set, so each list becomes one small
-GEMM per probed list ([m, D] x [D, m'] with m, m' the list sizes), which runs at BLAS speed. Approximation against
-a per-point IVF search: a point probes the `nprobe` lists nearest to its own list's centroid (not to itself); a
+GEMM against its probed lists ([m, D] x [D, C], m the list's size, C the probed lists' total), at BLAS speed.
+Approximation against a per-point IVF search: a point probes the `nprobe` lists nearest to its own list's centroid (not to itself); a
 point near its cell's border may miss a neighbour in a cell that is not among those.
 """
 
@@ -61,9 +61,10 @@ def ivf_neighbours(index, f: torch.Tensor, k: int, nprobe: int | None = None) ->
     for li in np.flatnonzero(sizes):
         a, b = starts[li], starts[li + 1]
         cols = [p for p in probe[li] if sizes[p]]
-        dot = torch.cat([fs[a:b] @ fs[starts[p]:starts[p + 1]].T for p in cols], 1)  # [m, C]
-        cand = torch.cat([ids[starts[p]:starts[p + 1]] for p in cols])
-        csq = torch.cat([sq[starts[p]:starts[p + 1]] for p in cols])
+        parts = [slice(starts[p], starts[p + 1]) for p in cols]
+        dot = fs[a:b] @ torch.cat([fs[x] for x in parts]).T  # [m, C]: one GEMM beats one per probed list
+        cand = torch.cat([ids[x] for x in parts])
+        csq = torch.cat([sq[x] for x in parts])
         d = (sq[a:b, None] + csq[None]).sub_(dot, alpha=2.0)
         m = b - a
         d[torch.arange(m), torch.arange(m)] = float("-inf")  # p itself first, whatever rounding gives d(p, p)
