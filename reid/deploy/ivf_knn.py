@@ -5,8 +5,8 @@ Why not `index.search(all N points)`: an IVF search scans each query's `nprobe` 
 bound by memory bandwidth (at 100,000 x 2048-d and nprobe 8 every query streams ~20 MB). When the queries are the
 indexed points themselves, the points of one inverted list share their probe set, so each list becomes one small
 GEMM against its probed lists ([m, D] x [D, C], m the list's size, C the probed lists' total), at BLAS speed.
-Approximation against a per-point IVF search: a point probes the `nprobe` lists nearest to its own list's centroid (not to itself); a
-point near its cell's border may miss a neighbour in a cell that is not among those.
+Approximation against a per-point IVF search: a point probes the `nprobe` lists nearest to its own list's centroid
+(not to itself); a point near its cell's border may miss a neighbour in a cell that is not among those.
 """
 
 from __future__ import annotations
