@@ -36,9 +36,13 @@ class ReportAuditLog(UserCallback):
             f.write(json.dumps({"time": time.time(), **record}) + "\n")
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
+        import ray
+
         first = metrics[0] if metrics else {}
+        # node: where the controller runs (the driver's node, where Ray Train pins it): the rehearsal checks it
         self._write({"event": "report", "epoch": first.get("epoch"), "workers": len(metrics),
-                     "checkpoint": getattr(checkpoint, "path", None)})
+                     "checkpoint": getattr(checkpoint, "path", None),
+                     "node": ray.get_runtime_context().get_node_id()})
 
     def after_exception(self, run_context, worker_exceptions: dict[int, Exception]) -> None:
         self._write({"event": "failure",
