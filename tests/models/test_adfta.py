@@ -169,7 +169,9 @@ def test_attribute_loss_matches_per_group_bce():
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_every_variant_forward_backward_tiny(variant):
+@torch.no_grad()
+def test_every_variant_outputs_and_loss_terms(variant):
+    """Backward and finite losses of every variant are tests/models/test_contract.py's; these are adfta's outputs."""
     spec = get_method("adfta")
     info = DataInfo(num_classes=3, attributes=SCHEMA, seq_len=3, height=64, width=32)
     model = spec.build_model({"depth": 18, "pretrained": False, "segment_dim": 8, **_variant_model(variant)}, info)
@@ -178,12 +180,9 @@ def test_every_variant_forward_backward_tiny(variant):
              "attributes": torch.tensor([[1, 0, 1, 2], [1, 0, 1, 2], [0, 1, -1, 0], [0, 1, 0, 0]])}
     out = model(batch)
     losses = objective(out, batch)
-    losses["loss"].backward()
     assert out["features"].shape == (4, 24) and out["logits"].shape == (4, 3)
-    assert torch.isfinite(losses["loss"]) and all(torch.isfinite(v).all() for v in out.values())
     assert ("attr" in losses) == (variant != "A")
     assert out["temporal_weights"].shape == (4, 3, len(model.group_names))
-    assert model.classifier.weight.grad is not None and model.fc1.weight.grad.abs().sum() > 0
 
 
 def test_resnet50_builds_and_runs():

@@ -43,19 +43,17 @@ def _split(overrides: dict) -> tuple[dict, dict]:
 
 
 @pytest.mark.parametrize("variant", sorted(SPEC.variants))
-def test_every_variant_forward_backward_tiny(variant):
+@torch.no_grad()
+def test_every_variant_outputs_and_loss_terms(variant):
+    """Backward, finite losses and every parameter reached (DDP without find_unused_parameters) are
+    tests/models/test_contract.py's; these are ASA-Net's outputs and loss terms."""
     model_p, loss_p = _split(SPEC.variants[variant])
     model = SPEC.build_model({**TINY, **model_p}, INFO).train()
     objective = SPEC.build_objective(loss_p, INFO).train()
     batch = _batch(t=1)
     out = model(batch)
     losses = objective(out, batch)
-    losses["loss"].backward()
-    assert all(torch.isfinite(v).all() for v in losses.values())
     assert out["features"].shape == (6, model.feature_dim) and out["logits"].shape == (6, 3)
-    # every trainable parameter takes part in the loss (DDP without find_unused_parameters)
-    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
-    assert not unused, unused
     expected = {"ce", "wrt", "center", "loss", "lambda_pmi"}
     expected |= {"bce", "bce_ir"} if model_p.get("attribute_heads", True) else set()
     expected |= set() if loss_p.get("lambda_pmi_raised", 1.0) == 0 else {"pmi"}

@@ -106,23 +106,19 @@ def test_spec_declares_the_input_pipeline():
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_every_variant_forward_backward(variant):
+@torch.no_grad()
+def test_every_variant_builds_its_pooling(variant):
+    """Backward and finite losses of every variant are tests/models/test_contract.py's; these are the layers."""
     spec = get_method("astpn")
     cfg = build_config("astpn", ["astpn-synthetic"], [f"variant={variant}"])
     model = spec.build_model(cfg.model, INFO)
-    objective = spec.build_objective(cfg.loss, INFO)
     batch = _batch()
     if variant == "no-flow":
         del batch["flow"]
     out = model(batch)
-    losses = objective(out, batch)
-    losses["loss"].backward()
-    assert all(torch.isfinite(v) for v in losses.values())
     assert out["features"].shape == (4, 128) and out["temporal_weights"].shape == (4, 5)
     assert (model.U is not None) == (cfg.model["temporal_pooling"] == "attentive")
     assert (model.cnn.spp is not None) == (cfg.model["spatial_pooling"] == "spp")
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 @pytest.mark.parametrize("table", ['astpn-fig5', 'astpn-fig5-prid2011', 'astpn-fig5-mars', 'astpn-table2', 'astpn-table2-prid2011', 'astpn-table3', 'astpn-table4'])

@@ -30,7 +30,9 @@ def test_batch_hard_triplet_matches_loop():
     assert torch.allclose(batch_hard_triplet(x, y, 0.3), torch.tensor(total / 8), atol=1e-5)
 
 
-def test_baseline_forward_backward_tiny():
+@torch.no_grad()
+def test_baseline_outputs_and_loss_terms():
+    """Build / forward / finite loss / backward / [B, D] are tests/models/test_contract.py's; these are the baseline's."""
     spec = get_method("baseline")
     info = DataInfo(num_classes=3, seq_len=3, height=64, width=32)
     model = spec.build_model({"depth": 18, "pretrained": False}, info)
@@ -38,7 +40,4 @@ def test_baseline_forward_backward_tiny():
     batch = {"frames": torch.randn(4, 3, 3, 64, 32), "pid": torch.tensor([0, 0, 2, 2])}
     out = model(batch)
     assert out["features"].shape == (4, 512) and out["logits"].shape == (4, 3)
-    losses = objective(out, batch)
-    losses["loss"].backward()
-    assert torch.isfinite(losses["loss"]) and set(losses) == {"loss", "ce", "triplet"}
-    assert all(p.grad is not None for p in model.neck.classifier.parameters())
+    assert set(objective(out, batch)) == {"loss", "ce", "triplet"}

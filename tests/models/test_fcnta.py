@@ -72,22 +72,18 @@ def test_spec_declares_the_input_pipeline():
 
 
 @pytest.mark.parametrize("variant", ["full", "mean-pooling", "attention-only", "softmax", "no-flow"])
-def test_every_variant_forward_backward(variant):
+@torch.no_grad()
+def test_every_variant_outputs_and_inputs(variant):
+    """Backward and finite losses of every variant are tests/models/test_contract.py's; these are fcnta's."""
     spec = get_method("fcnta")
     cfg = build_config("fcnta", ["fcnta-synthetic"], [f"variant={variant}"])
     model = spec.build_model(cfg.model, INFO)
-    objective = spec.build_objective(cfg.loss, INFO)
     batch = _batch()
     if variant == "no-flow":
         del batch["flow"]  # the colour-only model does not need it
     out = model(batch)
-    losses = objective(out, batch)
-    losses["loss"].backward()
-    assert all(torch.isfinite(v) for v in losses.values())
     assert out["features"].shape == (4, 128) and out["temporal_weights"].shape == (4, 6)
     assert model.cnn.conv.net[0].in_channels == (3 if variant == "no-flow" else 5)
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_even_fcn_window_is_a_config_error():

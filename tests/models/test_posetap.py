@@ -189,18 +189,15 @@ def _tiny(variant: str, num_classes: int = 3, **extra):
 
 
 @pytest.mark.parametrize("variant", ["baseline", "alignnet_avg", "alignnet_tap"])
-def test_forward_backward_every_variant(variant):
-    spec, model = _tiny(variant)
-    objective = spec.build_objective({}, DataInfo(num_classes=3))
+@torch.no_grad()
+def test_every_variant_outputs(variant):
+    """Backward and finite losses of every variant are tests/models/test_contract.py's; these are the outputs."""
+    _, model = _tiny(variant)
     batch = {"frames": torch.randn(4, 2, 3, 64, 32), "pose_maps": torch.rand(4, 2, 57, 8, 4),
              "pid": torch.tensor([0, 0, 2, 2])}
     out = model(batch)
     dim = 512 * (4 if variant != "baseline" else 1)
     assert out["features"].shape == (4, dim) and out["logits"].shape == (4, 3)
-    losses = objective(out, batch)
-    losses["loss"].backward()
-    assert all(torch.isfinite(v) for v in losses.values())
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
     if variant != "baseline":
         masks = out["spatial_maps"]
         assert masks.shape == (4, 2, 3, 2, 1)   # 64x32 frames, ResNet stride 32 -> 2x1 feature maps
