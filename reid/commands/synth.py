@@ -21,6 +21,13 @@ Presets (knob options override them):
   demo    60 train / 40 test ids, 4 cameras, 8-64 frames, +source domain  (default; ~56 CPU-s, ~30 s on 2 cores)
   large   625 train / 635 test ids, 6 cameras, 8-120 frames, ~10k tracklets, +source domain  (benchmarks)
 
+Phenomenon suites (150 train / 300 test ids, 6 cameras, 8-16 frames, 64x32, >= 500 valid queries): --strength S
+(0..1) puts one nuisance into the data; --strength 0 is the matched control (same people, same tracklets):
+  quality     occluded and lost runs of frames (occlusion = lost = S)      temporal attention
+  misalign    box jitter and partial crops (jitter = partial = S)          posetap AlignNet, astpn pyramid
+  attributes  look-alikes that differ in few local parts (shared = 0.9 S)  adfta disentangling, asanet ASRE
+  pose        non-walking motions, any viewpoint (pose_variation = S)      asanet PMI
+
 Output (DIR, default data/synthetic-<preset>):
   videos/<tracklet_id>.mp4  keypoints/<tracklet_id>.npy  [frames/<tracklet_id>/000000.jpg]
   attributes.csv  summary.json  manifest.parquet  [source_domain/{images/,labels.csv,groups.json}]

@@ -16,10 +16,10 @@ nuisances, one tracklet), video (H.264 encode / decode), plan (who appears where
 
 from reid.data.synth.generate import CSV_COLUMNS, GENERATOR_VERSION, MARS_COLUMNS, ensure_dataset, generate
 from reid.data.synth.layouts import LAYOUTS, write_layout
-from reid.data.synth.presets import KNOB_NAMES, PRESETS, SynthConfig, make_config
+from reid.data.synth.presets import KNOB_NAMES, PRESETS, SUITES, SynthConfig, make_config
 from reid.data.synth.source_domain import BINARY_GROUPS, binary_attributes
 
 __all__ = [
     "BINARY_GROUPS", "CSV_COLUMNS", "GENERATOR_VERSION", "KNOB_NAMES", "LAYOUTS", "MARS_COLUMNS", "PRESETS",
-    "SynthConfig", "binary_attributes", "ensure_dataset", "generate", "make_config", "write_layout",
+    "SUITES", "SynthConfig", "binary_attributes", "ensure_dataset", "generate", "make_config", "write_layout",
 ]

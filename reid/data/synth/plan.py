@@ -1,7 +1,8 @@
 """The dataset plan: identities, cameras, tracklet lengths, motions, viewpoints and MARS-style roles.
 
 A pure function of (config, seed) that ignores the nuisance knobs, so a nuisance knob changes pixels only, never
-who appears where. Conventions follow MARS:
+who appears where. `pose_variation` and `shared_attributes` change the tracklets' motion / viewpoint and the
+identities' looks, each from a stream of its own, and nothing else. Conventions follow MARS:
 - train and test identities are disjoint, pids >= 1 (train 1..N, test N+1..N+M); every identity appears in at
   least two cameras;
 - test tracklets: for each test identity, one `query` tracklet per camera for a random subset of its cameras that
@@ -52,10 +53,19 @@ def plan_dataset(cfg: SynthConfig, seed: int) -> list[TrackletSpec]:
     def add(ident, pid: int, camid: int, role: str, junk: bool = False) -> None:
         counters[pid] = counters.get(pid, 0) + 1
         pose = int(rng.choice(6, p=camera_pose_weights(camid)))
+        num_frames = sample_length(rng, cfg.min_len, cfg.max_len)
+        motion = int(rng.choice(5, p=MOTION_P))
+        yaw = sample_yaw(rng, pose)
+        # pose_variation < 1: some tracklets walk, seen from the camera's typical viewpoint. Drawn from a stream of
+        # its own after the plan's draws, so the rest of the plan is the same at every pose_variation.
+        r_var = stream(seed, len(specs), "pose_variation")
+        if r_var.random() >= cfg.pose_variation:
+            motion, pose = 0, (camid - 1) % 6
+            yaw = sample_yaw(r_var, pose)
         specs.append(TrackletSpec(
             index=len(specs), tracklet_id=f"{pid_str(pid)}C{camid}T{counters[pid]:04d}", identity=ident, pid=pid,
-            camid=camid, role=role, tracklet_no=counters[pid], num_frames=sample_length(rng, cfg.min_len, cfg.max_len),
-            motion=int(rng.choice(5, p=MOTION_P)), pose=pose, yaw=sample_yaw(rng, pose), junk=junk))
+            camid=camid, role=role, tracklet_no=counters[pid], num_frames=num_frames, motion=motion, pose=pose,
+            yaw=yaw, junk=junk))
 
     for ident in people[:n_tr + n_te]:
         n_cams = int(rng.integers(2, cfg.cameras + 1))

@@ -1,4 +1,4 @@
-"""The generator's knobs (one typed, validated config) and the three presets.
+"""The generator's knobs (one typed, validated config), the three size presets and the four phenomenon suites.
 
 Every field of `SynthConfig` is a knob; its `help` metadata is what `reid synth --help` prints, so the CLI documents
 every knob by construction. Invalid values raise `ReidError` naming the allowed range.
@@ -8,10 +8,25 @@ every knob by construction. Invalid values raise `ReidError` naming the allowed 
 | tiny  | 12  | 8   | 3 | 1     | 4    | 2   | 8-16  | 64 (only with --source-domain) |
 | demo  | 60  | 40  | 4 | 1-2   | 30   | 10  | 8-64  | 1000 (always) |
 | large | 625 | 635 | 6 | 1-3   | 2000 | 400 | 8-120 | 5000 (always) |
+
+Phenomenon suites (issue 17, item 1): each puts the nuisance one family of methods targets into the data with the
+`strength` knob (0..1); `strength=0` is its matched control. All four share one size (`SUITE_SIZE`: 150 train / 300
+test ids, 6 cameras, one tracklet per (id, camera), 8-16 frames, 64x32 pixels; 568 valid queries with seed 0) and
+one low, constant level of the other nuisances (`SUITE_BASE`), so a suite and its control differ only in the
+nuisance. The nuisance knobs never change the plan (who appears where, tracklet lengths, roles), and every nuisance
+draws from its own random stream, so the control shows the same people in the same tracklets.
+
+| suite | targets | strength s sets |
+|---|---|---|
+| quality    | temporal attention (adfta T, posetap TAP, fcnta, astpn ATPN) | occlusion = lost = s (per-tracklet runs) |
+| misalign   | posetap AlignNet, astpn spatial pyramid | jitter = s, partial = s (runs of frames cut by the box) |
+| attributes | adfta disentangling, asanet ASRE | shared_attributes = 0.9 s (look-alikes differ in few local parts) |
+| pose       | asanet PMI | pose_variation = s (non-walking motions and any viewpoint) |
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -54,6 +69,13 @@ class SynthConfig:
     noise: float = knob(3.0, "sensor noise, std in grey levels (times a per-camera factor)", 0.0, 64.0)
     illumination: float = knob(1.0, "strength of each camera's illumination and colour cast (0 = neutral)",
                                0.0, 2.0)
+    partial: float = knob(0.0, "probability that a tracklet has a run of frames whose box cuts off the head, the "
+                               "feet or one side of the person (partial crops)", 0.0, 1.0)
+    pose_variation: float = knob(1.0, "probability that a tracklet's motion and viewpoint vary (any of the 5 "
+                                      "motions, any viewpoint); otherwise walking, seen from the camera's typical "
+                                      "viewpoint", 0.0, 1.0)
+    strength: float = knob(0.0, "nuisance strength of a phenomenon suite (suite presets only; 0 = the matched "
+                                "control)", 0.0, 1.0)
     # outputs
     frames: bool = knob(False, "also write frames/<tracklet_id>/000000.jpg ...")
     source_domain: bool = knob(False, "also write the image-level source-domain attribute set "
@@ -90,6 +112,19 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": dict(ids_train=625, ids_test=635, cameras=6, tracklets_per_camera=3, distractors=2000, junk=400,
                   min_len=8, max_len=120, source_domain=True, source_images=5000),
 }
+SUITE_SIZE: dict[str, Any] = dict(ids_train=150, ids_test=300, cameras=6, tracklets_per_camera=1, distractors=100,
+                                  junk=20, min_len=8, max_len=16, height=64, width=32, source_domain=False)
+# the other nuisances, low and the same at every strength of every suite
+SUITE_BASE: dict[str, Any] = dict(occlusion=0.0, lost=0.0, blur=0.0, jitter=0.0, partial=0.0, pose_variation=0.0,
+                                  shared_attributes=0.3, defocus=0.5, noise=3.0, illumination=1.0)
+SUITES: dict[str, Callable[[float], dict[str, Any]]] = {
+    "quality": lambda s: dict(occlusion=s, lost=s),
+    "misalign": lambda s: dict(jitter=s, partial=s),
+    "attributes": lambda s: dict(shared_attributes=round(0.9 * s, 6)),
+    "pose": lambda s: dict(pose_variation=s),
+}
+for _name in SUITES:
+    PRESETS[_name] = {**SUITE_SIZE, **SUITE_BASE}
 KNOB_NAMES = tuple(f.name for f in fields(SynthConfig))
 
 
@@ -100,7 +135,16 @@ def make_config(preset: str = "demo", **knobs: Any) -> SynthConfig:
     unknown = sorted(set(knobs) - set(KNOB_NAMES))
     if unknown:
         raise ReidError(f"unknown synth knob(s) {unknown}; known knobs: {', '.join(KNOB_NAMES)}")
-    values = {**PRESETS[preset], **{k: v for k, v in knobs.items() if v is not None}}
+    given = {k: v for k, v in knobs.items() if v is not None}
+    strength = given.get("strength", 0.0)
+    if preset not in SUITES and strength:
+        raise ReidError(f"synth knob strength applies to the suite presets ({', '.join(SUITES)}), not '{preset}'")
+    if preset in SUITES:
+        if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0.0 <= strength <= 1.0:
+            raise ReidError(f"synth knob strength={strength!r} is out of range: expected 0 .. 1")
+        # explicit knobs still win over the ones the strength sets
+        given = {**SUITES[preset](float(strength)), **given}
+    values = {**PRESETS[preset], **given}
     types = {f.name: f.type for f in fields(SynthConfig)}
     for k, v in values.items():  # integral floats from YAML / JSON are fine for int knobs
         if types[k] in ("int", int) and isinstance(v, float) and v.is_integer():

@@ -3,8 +3,8 @@
 A camera has its own background (a horizontally periodic street texture), colour cast and brightness, defocus
 blur, noise level and typical viewpoint. One tracklet's frames are composed as
 
-    background crop (scrolls with the walker) -> person (render.py) -> occluder -> illumination -> defocus
-    -> motion blur -> noise
+    background crop (scrolls with the walker) -> person (render.py, placed by the box: jitter, partial crops)
+    -> occluder -> illumination -> defocus -> motion blur -> noise
 
 Every nuisance draws from its own random stream, derived from (seed, tracklet index, nuisance name), so switching
 one knob changes only the pixels that nuisance touches: the occluder's run and box, the lost run (frames that show
@@ -76,6 +76,7 @@ class RenderInfo:
     lost: np.ndarray  # bool [T]
     occluded: np.ndarray  # bool [T]
     occluder_box: np.ndarray  # float [T, 4] x0, y0, x1, y1 (NaN where none)
+    partial: np.ndarray  # bool [T] the box is moved off the person (knob partial)
     body_box: np.ndarray  # float [T, 4] the target's box (where an occluder may go)
     flags: dict[str, int]  # the attribute CSV's quality flags
 
@@ -175,6 +176,16 @@ def render_tracklet(spec: TrackletSpec, cfg: SynthConfig, seed: int
         lost = _run(r_lost, t_len, 0.1, 0.4)
     else:
         lost = np.zeros(t_len, dtype=bool)
+    # partial crops: for a run of frames the box slides off the person (head, feet or one side cut off)
+    r_part = stream(seed, spec.index, "partial")
+    partial = _run(r_part, t_len, 0.3, 0.8) & ~lost if r_part.random() < cfg.partial else np.zeros(t_len, bool)
+    side, cut = int(r_part.integers(3)), r_part.uniform(0.2, 0.35)
+    if side == 0:  # box too low: the head is cut off (the person moves up in the frame)
+        jy = jy - partial * cut * h
+    elif side == 1:  # box too high: the feet are cut off
+        jy = jy + partial * cut * h
+    else:  # box beside the person: one side is cut off
+        jx = jx + partial * (1 if r_part.random() < 0.5 else -1) * 1.6 * cut * w
     r_occ = stream(seed, spec.index, "occlusion")
     occluded = _run(r_occ, t_len, 0.25, 0.7) & ~lost if r_occ.random() < cfg.occlusion else np.zeros(t_len, bool)
     occ_kind, occ_frac, occ_pos = int(r_occ.integers(3)), r_occ.uniform(0.3, 0.55), r_occ.uniform(0.1, 0.9)
@@ -214,7 +225,7 @@ def render_tracklet(spec: TrackletSpec, cfg: SynthConfig, seed: int
     cut = np.array([not lost[t] and _outside(kps[t], w, h) for t in range(t_len)])
     flags = {"occlusion": int(occluded.any()), "cut-out": int(cut.mean() >= 0.2), "multi-person": 0,
              "background-dominant": 0, "target-change": 0, "target-miss": int(lost.any()), "wrong-target": 0}
-    return frames, kps, RenderInfo(lost, occluded, occ_box, body_box, flags)
+    return frames, kps, RenderInfo(lost, occluded, occ_box, partial, body_box, flags)
 
 
 def _outside(kp: np.ndarray, w: int, h: int) -> bool:
