@@ -35,9 +35,12 @@ def s3_env(endpoint: str) -> dict[str, str]:
 def s3_server() -> Iterator[S3Server]:
     """moto's server on a free loopback port with one empty bucket, and the environment pointing at it (restored
     afterwards)."""
+    import logging
+
     import pyarrow.fs as pafs
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one INFO line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
