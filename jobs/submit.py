@@ -65,7 +65,7 @@ class JobKind:
     num_gpus: float = 0.0
     pinned: bool = False
     path_options: tuple[str, ...] = ()
-    path_keys: tuple[str, ...] = ("ray.storage_path", "data.root", "data.manifest", "train.init_from", "output_dir")
+    path_keys: tuple[str, ...] = ("ray.storage_path", "data.root", "data.manifest", "train.init_from")
     positional_path: bool = False
     needs_storage: bool = False
 

@@ -27,8 +27,7 @@ from reid.training.metrics import trial_line_callback, watch_line
 start_local_ray = ray_runtime.start_local_ray
 _own_address_for_workers = ray_runtime.own_address_for_workers
 
-_PATH_KEYS = ("data.root", "data.manifest", "ray.storage_path", "output_dir", "train.init_from",
-              "model.weights_path")
+_PATH_KEYS = ("data.root", "data.manifest", "ray.storage_path", "train.init_from", "model.weights_path")
 
 
 def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:

@@ -136,6 +136,9 @@ def build_config(
     # The method can come from the argument, a file, or an override; the default config depends on it.
     for f in files:
         tree = deep_merge(tree, read_yaml(f))
+    # `output_dir` was a field that nothing read (runs go to ray.storage_path); run configs saved before its
+    # removal still carry it, and they must keep loading (`reid eval <run>`)
+    tree.pop("output_dir", None)
     for key, value in parsed:
         if key in ("method", "variant"):
             tree[key] = value

@@ -152,7 +152,6 @@ class ExperimentConfig(Strict):
     method: str = "baseline"
     variant: str | None = Field(None, description="named variant of the method (a row of a paper table)")
     seed: int = 0
-    output_dir: str = "runs"
     data: DataConfig = Field(default_factory=DataConfig)
     model: dict[str, Any] = Field(default_factory=dict)
     loss: dict[str, Any] = Field(default_factory=dict)

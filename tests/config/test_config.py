@@ -71,3 +71,12 @@ def test_run_name_is_deterministic():
     a = build_config("baseline", [], ["seed=1"])
     b = build_config("baseline", [], ["seed=1"])
     assert a.run_name() == b.run_name() == "baseline-default-synthetic-s1"
+
+
+def test_run_config_saved_with_the_removed_output_dir_still_loads(tmp_path):
+    """`output_dir` was never read and is gone from the schema; configs saved by older runs still load."""
+    old = tmp_path / "config.yaml"
+    old.write_text(yaml.safe_dump({**build_config("baseline").model_dump(mode="json"), "output_dir": "runs"}))
+    assert build_config(None, [old]).method == "baseline"
+    with pytest.raises(ConfigError, match="unknown key 'output_dir'"):
+        build_config("baseline", [], ["output_dir=runs"])
