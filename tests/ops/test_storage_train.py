@@ -1,0 +1,75 @@
+"""A Ray Train run whose outputs and checkpoints live in an S3 bucket (moto's server on 127.0.0.1,
+tests/ops/storage_server.py), reached by every Ray process through AWS_ENDPOINT_URL as on a real cluster: a run that
+fails after its first epoch is resumed with `reid train --resume s3://...` and ends with the same weights as the
+same run done in one go. Nothing of the run is written to the local disk (the job's working directory stays empty)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import ray
+
+from reid import storage
+from reid.commands.train import add_arguments, config_from_args
+from reid.config import build_config
+from reid.ray_runtime import start_local_ray
+from reid.training.api import train
+from reid.training.checkpoint import STATE_FILE, load_state
+from tests.ops.helpers import TINY, assert_same_weights
+from tests.ops.storage_server import s3_server
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+# one Train worker and two epochs: the smallest run that has a checkpoint to resume from and one epoch after it
+RUN = [*TINY, "ray.num_workers=1", "ray.cpus_per_worker=0.5", "data.decode_cpus=0.25", "train.epochs=2",
+       "train.eval_every=1", "train.keep_checkpoints=5"]
+
+
+@pytest.fixture(scope="module")
+def s3_ray():
+    """The S3 server first, then Ray: the raylet and its workers inherit the endpoint from this process."""
+    with s3_server() as s3:
+        start_local_ray(num_cpus=2, object_store_memory=200 * 1024**2, include_dashboard=False, log_to_driver=False)
+        try:
+            yield s3
+        finally:
+            ray.shutdown()
+
+
+def final_weights(run_uri: str, tmp) -> dict:
+    """Model weights of the run's last checkpoint in the bucket (Ray's checkpoint_<timestamp> names sort by time)."""
+    names = [n for n in storage.list_dir(run_uri) if n.startswith("checkpoint_") and not n.endswith(".json")]
+    assert names, storage.list_dir(run_uri)
+    local = storage.local_dir(storage.join(run_uri, names[-1]), tmp)
+    return load_state(local / STATE_FILE)["model"]
+
+
+@pytest.mark.timeout(900)
+def test_a_run_in_a_bucket_resumes_from_its_uri_with_the_same_weights(s3_ray, ops_data, tmp_path, monkeypatch):
+    s3 = s3_ray
+    cwd = tmp_path / "job-working-dir"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    common = [f"data.root={ops_data}", f"ray.storage_path={s3.uri('runs')}", *RUN]
+
+    whole = train(build_config("baseline", [], [*common, "name=whole"]))
+    assert whole.run_dir == s3.uri("runs", "whole") and len(whole.history) == 2
+
+    with pytest.raises(Exception, match="inject|fault|RuntimeError"):  # noqa: B017 - Ray wraps the worker's error
+        train(build_config("baseline", [], [*common, "name=cut", "train.inject_fault=raise@2",
+                                            "ray.max_failures=0"]))
+    cut = s3.uri("runs", "cut")
+    assert storage.is_file(storage.join(cut, "config.yaml"))  # written before the fit, for --resume
+    assert any(n.startswith("checkpoint_") for n in storage.list_dir(cut))  # epoch 1's checkpoint
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--resume", cut, "train.inject_fault=null"])
+    resumed = train(config_from_args(args))
+
+    assert resumed.run_dir == cut and str(resumed.best_checkpoint).startswith(cut + "/checkpoint_")
+    assert [r["epoch"] for r in resumed.history] == [1, 2]  # metrics.jsonl in the bucket keeps epoch 1
+    assert storage.is_file(storage.join(cut, "summary.json"))
+    assert_same_weights(final_weights(s3.uri("runs", "whole"), tmp_path / "a"), final_weights(cut, tmp_path / "b"))
+    assert list(cwd.iterdir()) == []
