@@ -79,3 +79,22 @@ def test_resume_source_reads_the_config_of_a_run_in_a_bucket(s3, tmp_path):
     local.mkdir(parents=True)
     (local / "config.yaml").write_text("name: r2\n")
     assert api.resume_source(local) == (str(local / "config.yaml"), ["name=r2", f"ray.storage_path={local.parent}"])
+
+
+def test_a_checkpoint_named_by_uri_is_found_and_downloaded(s3):
+    run = s3.uri("runs", "done")
+    older, newer, cut = (storage.join(run, f"checkpoint_2026-12-02_04-00-0{i}.000000") for i in (1, 2, 3))
+    storage.write_bytes(storage.join(older, "state.pt"), b"epoch 1")
+    storage.write_bytes(storage.join(newer, "state.pt"), b"epoch 2")
+    storage.write_text(storage.join(cut, "meta.json"), "{}")  # an upload cut short: no state.pt
+    storage.write_text(storage.join(run, "checkpoint_manager_snapshot.json"), "{}")
+    assert api.latest_checkpoint(run) == newer  # the newest whole one
+    storage.write_text(storage.join(run, "summary.json"), json.dumps({"best_checkpoint": older}))
+    assert api.latest_checkpoint(run) == older  # the recorded best
+    local = api._download_checkpoint(run)
+    assert (local / "state.pt").read_bytes() == b"epoch 1"
+    assert api._download_checkpoint(storage.join(newer, "state.pt")).read_bytes() == b"epoch 2"
+    from reid.errors import ReidError
+
+    with pytest.raises(ReidError, match="no checkpoint found"):
+        api._download_checkpoint(s3.uri("runs", "empty"))
