@@ -24,6 +24,17 @@ SCHEMA = schema_from_columns({"gender": 2, "age": 3, "hat": 2, "top color": 4, "
 CASES = [(m, v) for m in list_methods() for v in (None, *get_method(m).variants)]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread. Two threads on a busy 2-core machine spend their time waiting for each
+    other (measured on this 2-core machine under load, 2026-12-02: 12 cases at 16x8 frames took 24.7 s of CPU
+    with 2 threads, 1.5 s with 1; the whole file ran in 39 s at load 5)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_overrides(spec: MethodSpec) -> list[str]:
     """The smallest trunk and no downloaded weights, where the method has those parameters."""
     fields = spec.model_params.model_fields
