@@ -65,10 +65,12 @@ def test_clear_errors(s3, tmp_path):
         storage.copy_dir(s3.uri("missing"), tmp_path / "x")
 
 
-def test_a_manifest_in_a_bucket_reads_back_with_its_local_frame_root(s3, ops_data):
-    from reid.data.records import ManifestError, read_manifest, write_manifest
+def test_a_manifest_in_a_bucket_reads_back_with_its_local_frame_root(s3, tmp_path):
+    from reid.data.records import Manifest, ManifestError, TrackletRecord, read_manifest, write_manifest
 
-    local = read_manifest(ops_data)
+    records = [TrackletRecord(f"t{i}", pid=i // 2, camid=i % 2, dataset="tiny", role=role, num_frames=4,
+                              video=f"videos/t{i}.mp4") for i, role in enumerate(["train", "train", "query", "gallery"])]
+    local = read_manifest(write_manifest(Manifest(records, tmp_path, "tiny", meta={"preset": "tiny"})))
     uri = write_manifest(local, s3.uri("data", "manifest.parquet"))
     back = read_manifest(s3.uri("data"))  # the directory holding it, as for a local manifest
     assert uri == s3.uri("data", "manifest.parquet")
