@@ -51,7 +51,6 @@ class DataInfo:
 
     num_classes: int
     attributes: AttributeSchema = field(default_factory=AttributeSchema)
-    seq_len: int = 8  # the clip length T the model was built for (informative: no model reads it)
     height: int = 256
     width: int = 128
     feature_dim: int | None = None

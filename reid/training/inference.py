@@ -49,7 +49,7 @@ class _EmbedChunks:
         self.cfg = ExperimentConfig.model_validate(cfg)
         self.spec = get_method(self.cfg.method)
         info = DataInfo(num_classes=num_classes, attributes=AttributeSchema.from_json(attributes_json),
-                        seq_len=self.cfg.data.seq_len, height=self.cfg.data.height, width=self.cfg.data.width)
+                        height=self.cfg.data.height, width=self.cfg.data.width)
         params = dict(self.cfg.model)
         params["pretrained"] = False if "pretrained" in params else params.get("pretrained")
         params = {k: v for k, v in params.items() if v is not None}

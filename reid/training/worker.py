@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 def data_info(manifest: Manifest, cfg: ExperimentConfig) -> DataInfo:
     train = manifest.by_role("train")
     return DataInfo(num_classes=len(relabel(train)), attributes=manifest.attributes,
-                    seq_len=cfg.data.seq_len, height=cfg.data.height, width=cfg.data.width)
+                    height=cfg.data.height, width=cfg.data.width)
 
 
 def seed_epoch(seed: int, epoch: int, rank: int) -> None:

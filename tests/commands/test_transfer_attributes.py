@@ -94,7 +94,7 @@ def test_transfer_writes_a_file_adfta_trains_from(toy, capsys):
     assert manifest.resolve("videos/q.mp4").is_file()
     train = manifest.by_role("train")
     assert all(r.attributes == values[(r.pid, r.camid, 0)] for r in train)
-    info = DataInfo(num_classes=2, attributes=manifest.attributes, seq_len=2, height=32, width=16)
+    info = DataInfo(num_classes=2, attributes=manifest.attributes, height=32, width=16)
     spec = get_method("adfta")
     model = spec.build_model({"depth": 18, "pretrained": False, "segment_dim": 4}, info)
     attrs = torch.tensor([[r.attributes[c] for c in schema.column_names] for r in train])

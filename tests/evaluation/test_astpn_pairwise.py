@@ -4,7 +4,7 @@ from reid.evaluation.pairwise import PairwiseScorer, pairwise_distance_matrix
 from reid.models.astpn import ASTPN, AstpnParams, attentive_pair_distance, attentive_pool
 from reid.registry import DataInfo
 
-INFO = DataInfo(num_classes=3, seq_len=4, height=32, width=24)
+INFO = DataInfo(num_classes=3, height=32, width=24)
 
 
 def _states(n: int, t: int, d: int = 8, seed: int = 0) -> torch.Tensor:

@@ -64,7 +64,7 @@ def _probe_model(**overrides) -> nn.Module:
     segment_dim 2: segment 1 feeds AP_1 = identity (logits = features), segment 2 feeds AP_2 = first component.
     """
     params = {"depth": 18, "pretrained": False, "segment_dim": 2, "fc_bn": False, **overrides}
-    model = get_method("adfta").build_model(params, DataInfo(num_classes=3, attributes=SCHEMA, seq_len=3))
+    model = get_method("adfta").build_model(params, DataInfo(num_classes=3, attributes=SCHEMA))
     model.backbone = nn.Identity()
     model.fc1 = nn.Linear(6, 6)
     with torch.no_grad():
@@ -133,7 +133,7 @@ def test_large_sigma_is_average_pooling():
 def test_feature_level_weights_one_per_frame():
     """Model C: no disentangling, one predictor over all attributes, one weight per frame."""
     model = get_method("adfta").build_model({"depth": 18, "pretrained": False, **_variant_model("C"),
-                                             "segment_dim": 4}, DataInfo(3, SCHEMA, 3, 64, 32)).eval()
+                                             "segment_dim": 4}, DataInfo(3, SCHEMA, 64, 32)).eval()
     out = model({"frames": torch.randn(2, 3, 3, 64, 32)})
     assert model.group_names == ("frame",) and out["temporal_weights"].shape == (2, 3, 1)
     assert out["features"].shape == (2, 12) and out["attr_logits"].shape == (2, 3)
@@ -146,7 +146,7 @@ def _variant_model(name: str) -> dict:
 
 def test_attribute_loss_matches_per_group_bce():
     spec = get_method("adfta")
-    info = DataInfo(num_classes=3, attributes=SCHEMA, seq_len=3)
+    info = DataInfo(num_classes=3, attributes=SCHEMA)
     objective = spec.build_objective({}, info)
     logits = torch.randn(4, 3)
     attrs = torch.tensor([[1, 0, 1, 2], [0, -1, 0, 0], [1, 1, -1, 1], [0, 0, 0, 1]])
@@ -173,7 +173,7 @@ def test_attribute_loss_matches_per_group_bce():
 def test_every_variant_outputs_and_loss_terms(variant):
     """Backward and finite losses of every variant are tests/models/test_contract.py's; these are adfta's outputs."""
     spec = get_method("adfta")
-    info = DataInfo(num_classes=3, attributes=SCHEMA, seq_len=3, height=64, width=32)
+    info = DataInfo(num_classes=3, attributes=SCHEMA, height=64, width=32)
     model = spec.build_model({"depth": 18, "pretrained": False, "segment_dim": 8, **_variant_model(variant)}, info)
     objective = spec.build_objective({}, info)
     batch = {"frames": torch.randn(4, 3, 3, 64, 32), "pid": torch.tensor([0, 0, 2, 2]),
@@ -187,7 +187,7 @@ def test_every_variant_outputs_and_loss_terms(variant):
 
 def test_resnet50_builds_and_runs():
     model = get_method("adfta").build_model({"depth": 50, "pretrained": False, "segment_dim": 8},
-                                            DataInfo(3, SCHEMA, 2, 64, 32)).eval()
+                                            DataInfo(3, SCHEMA, 64, 32)).eval()
     with torch.no_grad():
         out = model({"frames": torch.randn(1, 2, 3, 64, 32)})
     assert out["features"].shape == (1, 24) and model.fc1.in_features == 2048

@@ -18,7 +18,7 @@ def _model_c(**extra):
     torch.manual_seed(0)
     params = {k.split(".", 1)[1]: v for k, v in VARIANTS["C"].items()}
     model = get_method("adfta").build_model({"depth": 18, "pretrained": False, "segment_dim": 4, **params, **extra},
-                                            DataInfo(3, SCHEMA, 4, 64, 32)).eval()
+                                            DataInfo(3, SCHEMA, 64, 32)).eval()
     with torch.no_grad():
         model.predictors[0].weight.mul_(20.0)      # spread the predictions so the frames' confidences differ
     return model

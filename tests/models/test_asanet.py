@@ -21,7 +21,7 @@ from reid.registry import DataInfo, get_method
 from tests.models.shared import short_run_against_untrained
 
 SCHEMA = schema_from_columns({"motion": 5, "pose": 6, "top color": 4, "gender": 2, "hat": 2, "age": 3})
-INFO = DataInfo(num_classes=3, attributes=SCHEMA, seq_len=2, height=32, width=16)
+INFO = DataInfo(num_classes=3, attributes=SCHEMA, height=32, width=16)
 UNITS_RE, UNITS_IR = 4 + 1 + 1 + 3, 5 + 6          # one-vs-rest units of each attribute branch
 TINY = {"depth": 18, "pretrained": False}
 SPEC = get_method("asanet")

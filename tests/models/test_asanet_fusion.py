@@ -16,7 +16,7 @@ from reid.data.attributes import schema_from_columns
 from reid.registry import DataInfo, get_method
 
 SCHEMA = schema_from_columns({"motion": 5, "pose": 6, "top color": 4, "gender": 2})
-INFO = DataInfo(num_classes=3, attributes=SCHEMA, seq_len=2, height=32, width=16)
+INFO = DataInfo(num_classes=3, attributes=SCHEMA, height=32, width=16)
 
 
 def _model(fusion: str):

@@ -7,7 +7,7 @@ from reid.registry import DataInfo, get_method
 from tests.models.shared import SMALL_RCN_INPUT, check_siamese_ablation_spec
 from tests.models.test_fcnta import learned, short_run_learns
 
-INFO = DataInfo(num_classes=4, seq_len=5, height=32, width=24)  # small frames keep the tests fast on CPU
+INFO = DataInfo(num_classes=4, height=32, width=24)  # small frames keep the tests fast on CPU
 VARIANTS = ["RNN-CNN", "ATPN", "ASPN", "ASTPN", "no-flow"]
 
 
@@ -94,7 +94,7 @@ def test_pairs_batch_pools_partners_and_eval_pairs_with_itself():
 
 
 def test_spatial_pyramid_gives_2720_inputs_to_the_rnn_at_paper_size():
-    info = DataInfo(num_classes=3, seq_len=2, height=56, width=40)
+    info = DataInfo(num_classes=3, height=56, width=40)
     assert ASTPN(AstpnParams(), info).rnn.U.in_features == 32 * (64 + 16 + 4 + 1)
     assert ASTPN(AstpnParams(spatial_pooling="maxpool"), info).rnn.U.in_features == 32 * 10 * 8
 

@@ -34,7 +34,7 @@ def test_batch_hard_triplet_matches_loop():
 def test_baseline_outputs_and_loss_terms():
     """Build / forward / finite loss / backward / [B, D] are tests/models/test_contract.py's; these are the baseline's."""
     spec = get_method("baseline")
-    info = DataInfo(num_classes=3, seq_len=3, height=64, width=32)
+    info = DataInfo(num_classes=3, height=64, width=32)
     model = spec.build_model({"depth": 18, "pretrained": False}, info)
     objective = spec.build_objective({}, info)
     batch = {"frames": torch.randn(4, 3, 3, 64, 32), "pid": torch.tensor([0, 0, 2, 2])}

@@ -6,7 +6,7 @@ from reid.models.fcnta import FCNTA, FcntaParams, FCNTemporalAttention, _linear_
 from reid.registry import DataInfo, get_method
 from tests.models.shared import SMALL_RCN_INPUT, check_siamese_ablation_spec
 
-INFO = DataInfo(num_classes=4, seq_len=6, height=32, width=24)  # small frames keep the tests fast on CPU
+INFO = DataInfo(num_classes=4, height=32, width=24)  # small frames keep the tests fast on CPU
 
 
 def _batch(b: int = 4, t: int = 6, pair: bool = True) -> dict[str, torch.Tensor]:

@@ -185,7 +185,7 @@ def _tiny(variant: str, num_classes: int = 3, **extra):
     spec = get_method("posetap")
     params = {"depth": 18, "pretrained": False, "tap_hidden": 8, **extra}
     params.update({k.split(".", 1)[1]: v for k, v in spec.variants[variant].items()})
-    return spec, spec.build_model(params, DataInfo(num_classes=num_classes, seq_len=2, height=64, width=32))
+    return spec, spec.build_model(params, DataInfo(num_classes=num_classes, height=64, width=32))
 
 
 @pytest.mark.parametrize("variant", ["baseline", "alignnet_avg", "alignnet_tap"])
@@ -316,7 +316,7 @@ def test_naive_check_rejects_a_part_tap_reading_the_wrong_part():
                 del self.tap["parts"].forward
 
     model, frames, pose = _naive_case(AS_WRITTEN)
-    broken = WrongPartTAP(model.params, DataInfo(num_classes=3, seq_len=2, height=64, width=32))
+    broken = WrongPartTAP(model.params, DataInfo(num_classes=3, height=64, width=32))
     broken.load_state_dict(model.state_dict())
     broken.eval()
     with torch.no_grad():

@@ -21,7 +21,7 @@ def _baseline(num_classes: int, **params) -> torch.nn.Module:
     spec = get_method("baseline")
     cfg = build_config("baseline", [], ["model.depth=18", "model.pretrained=false",
                                         *(f"model.{k}={v}" for k, v in params.items())])
-    return spec.build_model(dict(cfg.model), DataInfo(num_classes=num_classes, seq_len=2, height=64, width=32))
+    return spec.build_model(dict(cfg.model), DataInfo(num_classes=num_classes, height=64, width=32))
 
 
 def test_checkpoint_of_another_dataset_loads_all_but_the_classifier(tmp_path, capsys):
