@@ -1,4 +1,6 @@
-"""The table methods register into: a leaf, so that a method file registers itself without importing the lookup.
+"""Registries: one implementation (`Registry`) for the methods' table (`METHODS`) and the evaluation protocols.
+
+The methods' table is a leaf, so that a method file registers itself without importing the lookup.
 
 `reid.registry.get_method` loads `reid.models` (every method file registers itself there) and reads this table.
 The table lives apart from that lookup so that the method files import only leaves (`reid.spec`, this module):

@@ -33,6 +33,7 @@ import numpy as np
 from reid.data.records import TrackletRecord
 from reid.errors import ReidError
 from reid.evaluation.metrics import ArrayLike, RankResult, evaluate_ranking
+from reid.registration import Registry
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,11 @@ class Protocol:
         return EvalSplit(query=query, gallery=gallery, label=self.name + self.label_suffix, notes=tuple(notes))
 
 
-_PROTOCOLS: dict[str, Protocol] = {}
+_PROTOCOLS: Registry[Protocol] = Registry("protocol")  # the same registry implementation as the methods'
 
 
 def register_protocol(protocol: Protocol) -> Protocol:
-    if protocol.name in _PROTOCOLS:
-        raise ValueError(f"protocol '{protocol.name}' is registered twice")
-    _PROTOCOLS[protocol.name] = protocol
-    return protocol
+    return _PROTOCOLS.add(protocol.name, protocol)
 
 
 register_protocol(Protocol("mars-official", ("gallery", "query"), "query tracklets stay in the gallery (11310)",
@@ -127,7 +125,7 @@ DEFAULT_PROTOCOL: dict[str, str] = {
 
 
 def protocol_names() -> list[str]:
-    return sorted([*_PROTOCOLS, "cross-dataset", "mars-two-camera"])
+    return sorted([*_PROTOCOLS.names(), "cross-dataset", "mars-two-camera"])
 
 
 def default_protocol(dataset: str) -> str:
@@ -158,7 +156,7 @@ def get_protocol(name: str | None, *, dataset: str | None = None, train_dataset:
         return two_camera_protocol(name)
     if name not in _PROTOCOLS:
         raise ReidError(f"unknown protocol '{name}'; known protocols: {', '.join(protocol_names())}")
-    return _PROTOCOLS[name]
+    return _PROTOCOLS.get(name)
 
 
 def evaluate_split(distmat: ArrayLike, records: Sequence[TrackletRecord], split: EvalSplit,
