@@ -30,8 +30,8 @@ import numpy as np
 from reid.config.schema import ExperimentConfig
 from reid.data.records import TrackletRecord
 from reid.errors import ReidError
+from reid.spec import BatchingKind as Batching  # the literal lives with MethodSpec.batching
 
-Batching = Literal["pk", "pairs"]
 PairCameras = Literal["cross", "any"]
 _PLAN_TAG = 0x504C414E  # "PLAN": keeps plan randomness apart from per-row randomness
 
