@@ -1,8 +1,9 @@
 """The layering rules of docs/architecture.md ("Layers"), checked by reading every module's imports with `ast`.
 
-Every `import` / `from ... import` counts, including those inside functions and under `if TYPE_CHECKING:` (an
-import moved into a function still couples the two modules; it only hides the coupling from a reader). Importing
-`a.b.c` from outside the package `a.b` also runs `a/b/__init__.py`, so that edge counts for cycles too.
+Every `import` / `from ... import` counts, including those inside functions (an import moved into a function
+still couples the two modules; it only hides the coupling from a reader) and, for the layers, those under
+`if TYPE_CHECKING:`. Importing `a.b.c` from outside the package `a.b` also runs `a/b/__init__.py`, so that edge
+counts for cycles too.
 The checker is tested on synthetic module graphs and sources, so it is shown to fail on a broken import.
 """
 
@@ -185,10 +186,11 @@ def layer_violations(imports: list[Import], modules: set[str]) -> list[str]:
 
 
 def import_graph(imports: list[Import], modules: set[str]) -> dict[str, set[str]]:
-    """module -> the modules importing it runs: the target, and the target's packages outside the importer's own."""
+    """module -> the modules importing it runs: the target, and the target's packages outside the importer's own.
+    Imports under `if TYPE_CHECKING:` never run, so they make no cycle (they still obey the layers)."""
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for imp in imports:
-        if imp.target not in modules:
+        if imp.target not in modules or imp.type_only:
             continue
         graph[imp.importer].add(imp.target)
         parts = imp.target.split(".")
@@ -332,6 +334,14 @@ def test_checker_finds_a_cycle_hidden_in_a_function():
     broken = {**BASE, "reid/training/inputs.py": "def f():\n    from reid.training.features import y\n"}
     imports, modules = _synthetic(broken)
     assert cycles(import_graph(imports, modules)) == [("reid.training.features", "reid.training.inputs")]
+
+
+def test_checker_ignores_a_type_checking_import_for_cycles():
+    """A type annotation's import never runs: no cycle (the same import outside the guard is one, above)."""
+    typed = {**BASE, "reid/training/inputs.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                                "    from reid.training.features import y\n"}
+    imports, modules = _synthetic(typed)
+    assert cycles(import_graph(imports, modules)) == []
 
 
 def test_checker_counts_the_package_init_an_import_runs():
