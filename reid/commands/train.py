@@ -62,4 +62,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"[reid] run directory: {result.run_dir}")
     if result.best_checkpoint:
         print(f"[reid] best checkpoint: {result.best_checkpoint}")
+    if result.test:  # evaluated once, with the checkpoint chosen on validation (reid.data.validation)
+        t = result.test
+        print(f"[reid] test split ({t.get('protocol')}, {t.get('valid_queries')} queries): mAP {t['mAP']:.1f}  "
+              f"R1 {t['R1']:.1f}  R5 {t['R5']:.1f}  (test.json in the run directory)")
     return 0

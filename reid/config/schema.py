@@ -44,6 +44,11 @@ class DataConfig(Strict):
         "demo", description="preset used to generate the synthetic set when root does not exist yet"
     )
     trial: int = Field(0, ge=0, le=9, description="split trial for iLIDS-VID / PRID-2011")
+    val_identities: float = Field(
+        0.1, ge=0, description="training identities held out as the validation query/gallery set that selects "
+        "checkpoints and Tune trials: a fraction (< 1, at least 2 identities), a count (>= 1), or 0 = none "
+        "(reid.data.validation); the test split is evaluated once, at the end of a run"
+    )
     height: int = Field(256, ge=8)
     width: int = Field(128, ge=8)
     seq_len: int = Field(8, ge=1, description="T, frames per training clip")

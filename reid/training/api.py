@@ -25,6 +25,8 @@ class TrainResult:
     best_checkpoint: Path | None = None
     best_map: float = -1.0
     final: dict[str, Any] = field(default_factory=dict)
+    # the test split, evaluated once at the end with the checkpoint chosen on validation ({} when not evaluated)
+    test: dict[str, Any] = field(default_factory=dict)
 
 
 def manifest_path_for(cfg: ExperimentConfig) -> Path:
@@ -71,15 +73,18 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     return Path(storage).resolve() / cfg.run_name()
 
 
-def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -> TrainResult:
+def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *, test: bool = True) -> TrainResult:
     """Train `cfg`: in-process when `ray.num_workers == 0`, otherwise with Ray Train. Resumes an existing run.
 
     callbacks: Ray Train `UserCallback`s (e.g. Tune's `TuneReportCallback`) for Ray runs; on_epoch(metrics,
     checkpoint_dir | None) is called after every epoch of an in-process run (e.g. to `ray.tune.report`).
+    test: evaluate the test split once at the end with the checkpoint chosen on validation (`_test_at_end`); sweeps,
+    which only compare validation scores, and callers that evaluate the test split themselves pass False.
     """
-    manifest_path = manifest_path_for(cfg)
+    manifest_path = _with_validation_split(cfg, manifest_path_for(cfg))
     if cfg.ray.num_workers == 0:
-        return _train_local(cfg, manifest_path, on_epoch)
+        result = _train_local(cfg, manifest_path, on_epoch)
+        return _test_at_end(cfg, result) if test else result
     from reid.training.driver import fit_ray
 
     # before training: a run whose driver is stopped (`ray job stop`, a lost node) must be resumable with
@@ -103,7 +108,46 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None) -
     out = TrainResult(run_dir=run_dir, history=history, best_checkpoint=best_ckpt, best_map=best_map,
                       final=dict(result.metrics or {}))
     _write_summary(out)
-    return out
+    return _test_at_end(cfg, out) if test else out
+
+
+def _with_validation_split(cfg: ExperimentConfig, manifest_path: Path) -> Path:
+    """The manifest the run trains on: `manifest_path` with `data.val_identities` training identities held out as
+    the validation split (reid.data.validation), written into the run directory (next to the source manifest for
+    runs stored under a URI: Ray workers on other nodes must read it)."""
+    from reid.data.validation import write_validation_manifest
+
+    out_dir = run_dir_for(cfg) if "://" not in cfg.ray.storage_path else manifest_path.parent
+    return write_validation_manifest(manifest_path, cfg.data.val_identities, out_dir)
+
+
+TEST_FILE = "test.json"
+
+
+def _test_at_end(cfg: ExperimentConfig, result: TrainResult) -> TrainResult:
+    """Evaluate the test split once, with the checkpoint chosen on validation, and keep it apart from the per-epoch
+    validation: `result.test`, `summary.json` ("test") and `test.json` (metrics + per-query AP and first-match rank,
+    which the ablation statistics resample). Skipped for runs stored under a URI (their checkpoints are remote)."""
+    if result.best_checkpoint is None or "://" in str(result.run_dir):
+        return result
+    outcome = evaluate(cfg, Path(result.best_checkpoint), progress=False)
+    doc = test_document(outcome, result.best_checkpoint)
+    result.test = doc["metrics"]
+    (Path(result.run_dir) / TEST_FILE).write_text(json.dumps(doc))
+    _write_summary(result)
+    return result
+
+
+def test_document(outcome: EvalOutcome, checkpoint: Path | str | None) -> dict[str, Any]:
+    """What `test.json` holds: the checkpoint, the metrics and per query (in the split's order) its tracklet, pid,
+    AP (None for a query without a valid match) and 1-based rank of the first match (0 = none)."""
+    split, rank = outcome.split, outcome.ranking
+    per_query = {"tracklet_id": [outcome.records[int(i)].tracklet_id for i in split.query],
+                 "pid": [int(outcome.records[int(i)].pid) for i in split.query],
+                 "ap": [None if a != a else float(a) for a in rank.ap.tolist()],
+                 "first_match_rank": [int(r) for r in rank.first_match_rank.tolist()]}
+    metrics = {k: v for k, v in outcome.metrics.items() if isinstance(v, int | float | str)}
+    return {"checkpoint": str(checkpoint) if checkpoint else None, "metrics": metrics, "per_query": per_query}
 
 
 def _config_yaml(cfg: ExperimentConfig) -> str:
@@ -200,9 +244,10 @@ def _train_local(cfg: ExperimentConfig, manifest_path: Path, on_epoch=None) -> T
 def _summary(result: TrainResult) -> dict[str, Any]:
     return {
         "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
-        "best_mAP": result.best_map,
+        "best_mAP": result.best_map,  # on the validation split (reid.data.validation)
         "epochs": len(result.history),
         "final": {k: v for k, v in result.final.items() if isinstance(v, int | float | str | bool)},
+        "test": result.test,  # the test split, once, with best_checkpoint
     }
 
 
@@ -266,6 +311,7 @@ class EvalOutcome:
     extras: dict[int, dict[str, Any]] = field(default_factory=dict)
     checkpoint: Path | None = None
     group_names: list[str] | None = None
+    ranking: Any = None  # reid.evaluation.metrics.RankResult: per-query AP and first-match rank
 
 
 def load_model(cfg: ExperimentConfig, checkpoint: Path | None, info, spec):
@@ -342,7 +388,7 @@ def load_checkpoint_weights(model, ckpt: Path) -> None:
 
 
 def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path | None = None,
-             backend: str = "local", sample_queries: int = 0) -> EvalOutcome:
+             backend: str = "local", sample_queries: int = 0, progress: bool = True) -> EvalOutcome:
     """Evaluate a checkpoint (or an untrained model) on the test split of `cfg.data` with `cfg.eval.protocol`.
 
     backend "local" extracts features in this process; "ray" runs Ray Data batch inference
@@ -379,7 +425,7 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path |
         from reid.training.features import extract_features
 
         maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)
-        feats = extract_features(model, maker, indices, cfg, spec, device, progress=True, states=pairwise)
+        feats = extract_features(model, maker, indices, cfg, spec, device, progress=progress, states=pairwise)
         features = dict(zip(indices, feats, strict=True))
     scored = score_features(model, features, m.records, split, cfg.eval, device, pairwise=pairwise)
     extras: dict[int, dict[str, Any]] = {}
@@ -391,7 +437,7 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path |
             for i in sorted(wanted):
                 extras[i] = record_feature(model, maker, i, cfg, spec, device, keep_extras=True)[1]
     return EvalOutcome(metrics=scored.metrics, distmat=scored.distmat, split=split, records=m.records,
-                       manifest=m, extras=extras, checkpoint=used,
+                       manifest=m, extras=extras, checkpoint=used, ranking=scored.result,
                        group_names=list(getattr(model, "group_names", None) or []) or None)
 
 

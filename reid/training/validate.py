@@ -1,5 +1,9 @@
-"""Per-epoch validation inside the training loop: every rank embeds a slice of the evaluation tracklets, the
-features are gathered (never one worker's shard alone), and metrics are computed once and shared."""
+"""Per-epoch validation inside the training loop: every rank embeds a slice of the validation tracklets, the
+features are gathered (never one worker's shard alone), and metrics are computed once and shared.
+
+The validation set is the held-out training identities of `reid.data.validation` (issue 17, item 7), never the
+protocol's test split: the best checkpoint, ASHA and every Tune objective select on it. A manifest without a
+validation split (`data.val_identities=0`) has no per-epoch validation at all."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import torch
 from reid.config.schema import EvalConfig, ExperimentConfig
 from reid.data.batching import BatchMaker
 from reid.data.records import Manifest, TrackletRecord
+from reid.data.validation import validation_split
 from reid.evaluation.pairwise import pairwise_distance_matrix
-from reid.evaluation.protocols import EvalSplit, get_protocol
+from reid.evaluation.protocols import EvalSplit
 from reid.registry import MethodSpec
 from reid.training.checkpoint import unwrap
 from reid.training.features import extract_features, pad_states
@@ -22,10 +27,13 @@ from reid.training.session import Session
 class Validator:
     def __init__(self, manifest: Manifest, cfg: ExperimentConfig, spec: MethodSpec) -> None:
         self.manifest, self.cfg, self.spec = manifest, cfg, spec
-        self.protocol = get_protocol(cfg.eval.protocol, dataset=manifest.dataset or cfg.data.dataset)
-        self.split = self.protocol.split(manifest.records)
-        self.indices = sorted(set(self.split.query.tolist()) | set(self.split.gallery.tolist()))
+        self.split = validation_split(manifest.records)
+        self.indices = [] if self.split is None else sorted(set(self.split.query.tolist()))
         self._maker: BatchMaker | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.split is not None
 
     def maker(self) -> BatchMaker:
         if self._maker is None:
@@ -34,6 +42,9 @@ class Validator:
 
     @torch.no_grad()
     def run(self, model: torch.nn.Module, session: Session) -> dict[str, Any]:
+        """val/mAP, val/R1 ... of `model` on the validation split ({} without one)."""
+        if self.split is None:
+            return {}
         pairwise = self.cfg.eval.pairwise and hasattr(unwrap(model), "pair_distance")
         mine = self.indices[session.rank::session.world_size]
         feats = extract_features(model, self.maker(), mine, self.cfg, self.spec, session.device, states=pairwise)

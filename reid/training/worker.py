@@ -1,8 +1,9 @@
 """The per-worker training loop, the same for every method and for in-process and Ray Train runs.
 
 Per epoch: derive the RNG state from (seed, epoch, rank), iterate the epoch's batches (each a whole P x K or pair
-batch), normalise inputs on the device, step, then step the LR schedule, validate (features gathered from all ranks,
-metrics on rank 0), and report metrics with a checkpoint every `train.checkpoint_every` epochs and at the end.
+batch), normalise inputs on the device, step, then step the LR schedule, validate on the held-out validation
+identities (reid.data.validation, never the test split; features gathered from all ranks, metrics on rank 0), and
+report metrics with a checkpoint every `train.checkpoint_every` epochs and at the end.
 Every epoch is safe to repeat: after a hard worker failure Ray may restore the checkpoint one epoch before the latest
 reported one, and the repeated epoch then reproduces the same batches and the same random draws.
 """
@@ -35,7 +36,11 @@ log = logging.getLogger(__name__)
 
 
 def data_info(manifest: Manifest, cfg: ExperimentConfig) -> DataInfo:
-    train = manifest.by_role("train")
+    """The model's data facts; the classes are the training identities left after the validation split is held
+    out (reid.data.validation), the same whether `manifest` is the dataset's or the run's derived one."""
+    from reid.data.validation import with_validation_split
+
+    train = with_validation_split(manifest, cfg.data.val_identities).by_role("train")
     return DataInfo(num_classes=len(relabel(train)), attributes=manifest.attributes,
                     height=cfg.data.height, width=cfg.data.width)
 
@@ -136,16 +141,18 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
         }
         last = epoch + 1 == cfg.train.epochs
         is_best = False
-        if (epoch + 1) % cfg.train.eval_every == 0 or last:
-            val = validator.run(model, session)
+        if validator.enabled and ((epoch + 1) % cfg.train.eval_every == 0 or last):
+            val = validator.run(model, session)  # held-out training identities, never the test split
             metrics.update(val)
             last_map = val["val/mAP"]
             is_best = last_map > best_map
             best_map = max(best_map, last_map)
+        elif not validator.enabled:
+            is_best = True  # data.val_identities=0: nothing to select on, the latest epoch is kept as the best
         metrics["best_mAP"] = best_map
         metrics["is_best"] = is_best
         # Ray keeps the top-k checkpoints by this score (and always the latest one).
-        metrics["checkpoint_score"] = last_map
+        metrics["checkpoint_score"] = last_map if validator.enabled else float(epoch + 1)
         exporter.epoch_end(metrics, times.steps)
         writer = None
         if (epoch + 1) % cfg.train.checkpoint_every == 0 or last or is_best:

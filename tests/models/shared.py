@@ -16,15 +16,19 @@ SMALL_RCN_INPUT = ("data.batches_per_epoch=8", "data.seq_len=4", "data.test_chun
 
 
 def short_run_against_untrained(method: str, config: str, tmp_path: Path, *overrides: str
-                                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                                ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """Train `method` with the packaged `config` on the tiny synthetic set (generated under `tmp_path`) in this
-    process, and evaluate the same config untrained. Returns (the run's per-epoch history, the untrained metrics)."""
+    process, and evaluate the same config untrained. Returns (the run's per-epoch history, the untrained metrics,
+    the trained run's test metrics). `data.val_identities=0`: the tiny set's 12 training identities all train and the
+    last epoch is tested, the measurement these tests made before the validation split existed."""
     from reid.training import api
 
     cfg = build_config(method, [config], [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny",
-                                          "ray.num_workers=0", f"ray.storage_path={tmp_path / 'runs'}", *overrides])
+                                          "ray.num_workers=0", f"ray.storage_path={tmp_path / 'runs'}",
+                                          "data.val_identities=0", *overrides])
     untrained = api.evaluate(cfg, checkpoint=None)
-    return api.train(cfg).history, untrained.metrics
+    result = api.train(cfg)
+    return result.history, untrained.metrics, result.test
 
 
 def check_siamese_ablation_spec(method: str, table: str) -> None:
