@@ -40,9 +40,12 @@ class DataConfig(Strict):
         "annotated", description="attribute labels: 'annotated' = the dataset's own attribute file (in the prepared "
         "manifest); 'transferred' = data.manifest is the manifest `reid transfer-attributes --out-manifest` writes "
         "(adfta, section 3.2)")
-    synth_preset: Literal["tiny", "demo", "large"] = Field(
-        "demo", description="preset used to generate the synthetic set when root does not exist yet"
+    synth_preset: Literal["tiny", "demo", "large", "quality", "misalign", "attributes", "pose"] = Field(
+        "demo", description="preset used to generate the synthetic set when root does not exist yet (the last four "
+        "are the phenomenon suites of reid.data.synth.presets)"
     )
+    synth_strength: float = Field(0.0, ge=0, le=1, description="nuisance strength of a suite preset (0 = its "
+                                  "matched control); other presets need 0")
     trial: int = Field(0, ge=0, le=9, description="split trial for iLIDS-VID / PRID-2011")
     val_identities: float = Field(
         0.1, ge=0, description="training identities held out as the validation query/gallery set that selects "

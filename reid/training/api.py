@@ -45,7 +45,8 @@ def manifest_path_for(cfg: ExperimentConfig) -> Path:
     if cfg.data.dataset == "synthetic":
         from reid.data.synth import ensure_dataset
 
-        return Path(ensure_dataset(Path(cfg.data.root), cfg.data.synth_preset)).resolve()
+        return Path(ensure_dataset(Path(cfg.data.root), cfg.data.synth_preset,
+                                   strength=cfg.data.synth_strength or None)).resolve()
     raise ReidError(f"no manifest at {path}: prepare the dataset first "
                     f"(`reid prepare {cfg.data.dataset} --root <dataset root> --out {cfg.data.root}`)")
 

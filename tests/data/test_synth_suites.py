@@ -4,6 +4,8 @@ identities), not on the config."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,24 @@ def test_strength_is_validated_and_only_for_suites():
         make_config("quality", strength=1.5)
     cfg = make_config("quality", strength=0.2, lost=0.0)  # an explicit knob wins over the strength
     assert (cfg.occlusion, cfg.lost, cfg.height, cfg.width) == (0.2, 0.0, 64, 32)
+
+
+def test_an_existing_suite_at_another_strength_is_an_error(tmp_path):
+    from reid.data.synth import ensure_dataset
+
+    out = tmp_path / "suite"
+    out.mkdir()
+    (out / "manifest.parquet").write_bytes(b"")  # only its presence matters here
+    (out / "summary.json").write_text(json.dumps({"preset": "quality", "knobs": {"strength": 0.5}}))
+    assert ensure_dataset(out, "quality", strength=0.5) == out / "manifest.parquet"
+    with pytest.raises(ReidError, match="strength 0.5, not 'quality' at strength 0"):
+        ensure_dataset(out, "quality")  # the control must not silently reuse the strength-0.5 set
+    with pytest.raises(ReidError, match="not 'pose'"):
+        ensure_dataset(out, "pose", strength=0.5)
+
+
+def test_training_config_names_a_suite_and_its_strength():
+    from reid.config import build_config
+
+    cfg = build_config("baseline", [], ["data.synth_preset=quality", "data.synth_strength=0.5"])
+    assert (cfg.data.synth_preset, cfg.data.synth_strength) == ("quality", 0.5)

@@ -41,7 +41,7 @@ from reid.data.attributes import schema_from_columns
 from reid.data.records import Manifest, TrackletRecord, write_manifest
 from reid.data.synth.identities import ID_COLUMNS
 from reid.data.synth.plan import plan_dataset
-from reid.data.synth.presets import SynthConfig, make_config
+from reid.data.synth.presets import SUITES, SynthConfig, make_config
 from reid.data.synth.scene import TrackletSpec, render_tracklet
 from reid.data.synth.video import DECORD_BAD_WIDTHS, encode_video
 from reid.errors import ReidError
@@ -163,16 +163,33 @@ def ensure_dataset(out_dir: str | Path, preset: str = "demo", seed: int = 0, wor
                    ) -> Path:
     """The manifest of `out_dir`, generating the dataset first if the manifest is missing.
 
-    An existing manifest is returned as it is, whatever preset or knobs it was made with (see its summary.json).
+    An existing manifest is returned as it is, whatever preset or knobs it was made with (see its summary.json),
+    except that a phenomenon suite must match the requested suite and `strength` (else ReidError).
     A lock file serialises concurrent callers (parallel test workers, the demo), so the set is generated once.
     """
     out = Path(out_dir)
     manifest = out / "manifest.parquet"
     if manifest.is_file():
+        _check_suite(out, preset, knobs)
         return manifest
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if manifest.is_file():
+            _check_suite(out, preset, knobs)
             return manifest
         return generate(out, preset=preset, seed=seed, workers=workers, **knobs)
+
+
+def _check_suite(out: Path, preset: str, knobs: dict[str, Any]) -> None:
+    """A phenomenon suite at one strength must not silently stand in for another (or for its control)."""
+    summary = out / "summary.json"
+    if preset not in SUITES or not summary.is_file():
+        return
+    s = json.loads(summary.read_text())
+    have = (s.get("preset"), float(s.get("knobs", {}).get("strength", 0.0)))
+    want = (preset, float(knobs.get("strength") or 0.0))
+    if have != want:
+        raise ReidError(f"{out} holds synth preset '{have[0]}' at strength {have[1]:g}, not '{want[0]}' at strength "
+                        f"{want[1]:g}: set data.root to another directory (e.g. {out.parent}/synthetic-{preset}-"
+                        f"s{want[1]:g}) or delete {out}")
