@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +40,11 @@ def queries(n: int, nq: int, dim: int, per_id: int = 10, sigma: float = 0.02, se
         x = centres[rng.integers(len(centres))] + sigma * rng.standard_normal(dim, dtype=np.float32)
         out.append(x / np.linalg.norm(x))
     return np.stack(out)
+
+
+def say(msg: str) -> None:
+    """Progress on stderr with the wall-clock time (a long run shows where it is)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def rss_gib() -> float:
@@ -111,6 +118,7 @@ def bench_rerank(n: int, nq: int, dim: int, kind: str = "ivfflat", compare: bool
     perm = np.random.default_rng(1).permutation(n)  # queries drawn from all identities, not the first chunk
     feats = np.ascontiguousarray(feats[perm])
     ids = perm // 10
+    say(f"{n} x {dim} generated")
     t = time.perf_counter()
     if kind == "flat":
         index = faiss.IndexFlatL2(dim)
@@ -122,8 +130,10 @@ def bench_rerank(n: int, nq: int, dim: int, kind: str = "ivfflat", compare: bool
     index.add(feats)
     build_s = time.perf_counter() - t
     t = time.perf_counter()
+    load = os.getloadavg()[0]
     stats: dict = {}
-    approx = rerank_with_index(torch.from_numpy(feats), nq, index, sample=sample, stats=stats)
+    say(f"index built in {build_s:.1f} s")
+    approx = rerank_with_index(torch.from_numpy(feats), nq, index, sample=sample, stats=stats, log=say)
     rerank_s = time.perf_counter() - t
     out = {"bench": "rerank", "n": n, "queries": nq, "gallery": n - nq, "dim": dim,
            "knn_index": "flat" if kind == "flat" else "ivfflat",
@@ -131,6 +141,7 @@ def bench_rerank(n: int, nq: int, dim: int, kind: str = "ivfflat", compare: bool
            "sample": sample, "index_build_s": round(build_s, 1), "rerank_s": round(rerank_s, 1),
            **{key: round(v, 4 if key.startswith("knn_recall") else 1) for key, v in stats.items()},
            "peak_rss_gib": round(rss_gib(), 2), "torch_threads": torch.get_num_threads(),
+           "load_avg_1min": [round(load, 1), round(os.getloadavg()[0], 1)],
            "rank1_same_id": round(float(np.mean(ids[nq:][approx.argmin(1)] == ids[:nq])), 4)}
     if compare:
         from reid.evaluation.rerank import rerank_features
