@@ -1,8 +1,12 @@
 """`reid tune ablation`: a paper's ablation table (tune/ablations/<table>.yaml) regenerated as a Tune grid.
 
-Every row of the spec is one Tune trial (`grid_search` over the rows) running the same trainable as the sweeps
-(`tune.trial.run_trial`). A row's config is, later winning: the base recipe, the row's variant, the row's overrides,
-the size's overrides, then the command line's overrides.
+Every row x seed of the spec is one Tune trial (`grid_search` over the rows and `--seeds N` seeds: `seed`, seed + 1,
+...) running the same trainable as the sweeps (`tune.trial.run_trial`). Each trial selects its checkpoint on the
+validation split (held-out training identities) and evaluates the test split once, keeping per-query AP and
+first-match ranks; the table reports per row the mean over seeds with a 95% bootstrap interval, and for every pair
+of rows the paper orders (the spec's `orders`, else every pair its numbers order) a paired bootstrap over queries and
+seeds with a verdict holds / reversed / tie (tune.statistics). A row's config is, later winning: the base recipe,
+the row's variant, the row's overrides, the size's overrides, then the command line's overrides.
 
 - `--dataset synthetic` (default): base recipe `reid/configs/<method>-synthetic.yaml`; the rows' overrides that
   point at a real dataset (data.dataset / root / manifest / trial) or at a pre-training run (train.init_from) are
@@ -60,6 +64,11 @@ class AblationSpec(_Strict):
     test_config: str | None = None
     # dotted config keys whose resolved value each row ran with goes into the table ("which form was run")
     show: list[str] = Field(default_factory=list)
+    # the paper's claims as [better row, worse row] pairs of row names, tested with the paired bootstrap; empty =
+    # every pair of rows whose paper numbers (primary metric) differ
+    orders: list[tuple[str, str]] = Field(default_factory=list)
+    # [full method row, its own baseline row]: the table's headline comparison (also one of the orders)
+    headline: tuple[str, str] | None = None
     rows: list[AblationRow]
 
 
@@ -80,6 +89,10 @@ def load_spec(name_or_path: str) -> AblationSpec:
     names = [r.name for r in spec.rows]
     if len(set(names)) != len(names):
         raise ConfigError(f"ablation spec {path}: row names must be unique")
+    named = [n for pair in [*spec.orders, *([spec.headline] if spec.headline else [])] for n in pair]
+    unknown = sorted({n for n in named if n not in names})
+    if unknown:
+        raise ConfigError(f"ablation spec {path}: orders / headline name unknown rows {unknown}; rows: {names}")
     return spec
 
 
@@ -114,8 +127,9 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                  out: Path = Path("runs/ablations"), name: str | None = None, resume: bool = False,
                  epochs: int | None = None, cpus_per_trial: float | None = None, max_concurrent: int | None = None,
                  num_cpus: float | None = None, max_failures: int = 1, hardware: str | None = None,
-                 rows: list[int] | None = None) -> dict[str, Any]:
-    """Run the rows as a Tune grid; returns the recorded results (also written as results.json + the table)."""
+                 rows: list[int] | None = None, seeds: int = 3, command: str | None = None) -> dict[str, Any]:
+    """Run rows x seeds as a Tune grid; returns the recorded results (also written as results.json, the table and
+    its JSON sidecar). `command` is the command line that regenerates the table (recorded in it)."""
     from ray import tune
 
     from reid.config.loader import parse_override
@@ -144,19 +158,26 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                               and isinstance(v, str) else v) for k, v in g["overrides"].items()}
     exp_dir = (out / (name or f"{spec.table}-{dataset}-{size}")).resolve()
     init_ray(base, num_cpus)
-    res = trial_resources(first, cpus_per_trial, max_concurrent, len(grid))
+    if seeds < 1:
+        raise ReidError(f"--seeds must be at least 1, got {seeds}")
+    seed_list = [base.seed + k for k in range(seeds)]
+    res = trial_resources(first, cpus_per_trial, max_concurrent, len(grid) * seeds)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=absolute_paths(base).model_dump(mode="json"),
                              run_prefix=exp_dir.name, runs_dir=str(exp_dir / "runs"), rows=grid),
         res.per_trial)
-    print(f"[reid] ablation {spec.table} ({dataset}, {size}): {len(grid)} rows, {res.max_concurrent} at a time",
-          flush=True)
+    print(f"[reid] ablation {spec.table} ({dataset}, {size}): {len(grid)} rows x {seeds} seed(s), "
+          f"{res.max_concurrent} at a time", flush=True)
     start = time.time()
-    results = fit(trainable, path=exp_dir, resume=resume, param_space={"row": tune.grid_search(list(grid))},
+    results = fit(trainable, path=exp_dir, resume=resume,
+                  param_space={"row": tune.grid_search(list(grid)), "seed": tune.grid_search(seed_list)},
                   tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=res.max_concurrent),
                   failures=max_failures)
-    recorded = collect(spec, results, grid)
+    recorded = collect(spec, results, grid, exp_dir / "runs", exp_dir.name)
     recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start)
+    recorded["meta"]["seeds"] = ", ".join(map(str, seed_list))
+    recorded["wall_time_s"] = round(time.time() - start, 1)
+    recorded["command"] = command
     (exp_dir / "results.json").write_text(json.dumps(recorded, indent=2))
     render(spec, recorded, exp_dir / "table")
     return recorded
@@ -176,22 +197,61 @@ def shown_settings(spec: AblationSpec, cfg: ExperimentConfig) -> str | None:
     return ", ".join(values)
 
 
-def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Row name -> our metrics: the row's test-time evaluation when it has one, else its final validation."""
+def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]], runs_dir: Path | None = None,
+            run_prefix: str = "") -> dict[str, Any]:
+    """Row name -> our metrics: per seed the test split of the checkpoint chosen on validation (`test/*`; a run
+    without one falls back to its last validation, marked "validation"), and the mean over the seeds. With
+    `runs_dir`, each trial's per-query AP / first-match ranks (its run's test.json) go into "per_query"."""
+    keys = ("mAP", "mINP", "R1", "R5", "R10", "R20")
     rows: dict[str, Any] = {}
+    per_query: dict[str, dict[str, Any]] = {}
+    query_ids: list[str] | None = None
     for r in results:
-        row_id = (r.config or {}).get("row")
+        config = r.config or {}
+        row_id = config.get("row")
         if row_id not in grid:
             continue
+        name, seed = grid[row_id]["name"], str(config.get("seed", ""))
         m = r.metrics or {}
-        ours = {k: m.get(f"test/{k}", m.get(f"val/{k}")) for k in ("mAP", "mINP", "R1", "R5", "R10", "R20")}
-        rows[grid[row_id]["name"]] = {**{k: v for k, v in ours.items() if v is not None},
-                                      "epochs": m.get("epoch"), "trial_id": m.get("trial_id"),
-                                      "queries": m.get("test/valid_queries", m.get("val/valid_queries")),
-                                      "settings": grid[row_id].get("settings"),
-                                      "status": "ERROR" if r.error else "TERMINATED",
-                                      "error": str(r.error).splitlines()[0] if r.error else None}
-    return {"table": spec.table, "rows": rows}
+        tested = any(f"test/{k}" in m for k in keys)
+        ours = {k: m.get(f"test/{k}" if tested else f"val/{k}") for k in keys}
+        entry = {**{k: v for k, v in ours.items() if v is not None}, "epochs": m.get("epoch"),
+                 "trial_id": m.get("trial_id"), "split": "test" if tested else "validation",
+                 "queries": m.get("test/valid_queries" if tested else "val/valid_queries"),
+                 "status": "ERROR" if r.error else "TERMINATED",
+                 "error": str(r.error).splitlines()[0] if r.error else None}
+        row = rows.setdefault(name, {"settings": grid[row_id].get("settings"), "seeds": {}})
+        row["seeds"][seed] = entry
+        doc = _test_file(runs_dir, run_prefix, m.get("trial_id")) if tested and not r.error else None
+        if doc is not None:
+            pq = doc["per_query"]
+            if query_ids is None:
+                query_ids = pq["tracklet_id"]
+            if pq["tracklet_id"] != query_ids:
+                raise ReidError(f"ablation {spec.table}: row '{name}' seed {seed} was tested on other queries than "
+                                "the other trials; the paired statistics need one test split")
+            per_query.setdefault(name, {})[seed] = {"ap": pq["ap"], "first_match_rank": pq["first_match_rank"]}
+    for row in rows.values():
+        ok = [e for e in row["seeds"].values() if e["status"] != "ERROR"]
+        row.update({k: sum(e[k] for e in ok) / len(ok) for k in keys if ok and all(k in e for e in ok)})
+        row["queries"] = max((e["queries"] or 0 for e in ok), default=None)
+        row["split"] = ok[0]["split"] if ok else None
+        row["status"] = "TERMINATED" if ok else "ERROR"
+        errors = [e["error"] for e in row["seeds"].values() if e["error"]]
+        row["error"] = errors[0] if errors else None
+    out: dict[str, Any] = {"table": spec.table, "rows": rows}
+    if per_query:
+        out["query_ids"] = query_ids
+        out["per_query"] = per_query
+    return out
+
+
+def _test_file(runs_dir: Path | None, run_prefix: str, trial_id: str | None) -> dict[str, Any] | None:
+    """The test.json of a trial's run (`<runs_dir>/<prefix>-<trial id>/test.json`), None when absent."""
+    if runs_dir is None or not trial_id:
+        return None
+    path = runs_dir / f"{run_prefix}-{trial_id}" / "test.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: str, epochs: int | None,
@@ -229,8 +289,10 @@ def _relative(path: str) -> str:
 
 
 def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
-    """table.md + table.csv from recorded results (a dict as written to results.json); no training needed."""
-    from tune.report import ablation_table, write_csv
+    """table.md + table.csv + the JSON sidecar table.json from recorded results (a dict as written to
+    results.json); no training needed."""
+    from tune.evidence import sidecar, table_statistics
+    from tune.report import ablation_table, primary_metric, write_csv
 
     ours = {name: {k: v for k, v in row.items() if k in ("mAP", "mINP", "R1", "R5", "R10", "R20")}
             for name, row in recorded.get("rows", {}).items() if row.get("status", "TERMINATED") != "ERROR"}
@@ -240,11 +302,15 @@ def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
         meta["our test split"] = (f"{'/'.join(map(str, queries))} valid queries: one query moves R1 by "
                                   f"{100.0 / queries[0]:.1f} points")
     settings = {name: row["settings"] for name, row in recorded.get("rows", {}).items() if row.get("settings")}
-    md, csv_rows = ablation_table(spec, ours, meta, settings)
+    if recorded.get("command"):
+        meta["regenerate with"] = f"`{recorded['command']}`"
+    stats = table_statistics(spec, recorded, primary_metric(spec.metrics, [{"paper": r.paper} for r in spec.rows]))
+    md, csv_rows = ablation_table(spec, ours, meta, settings, stats)
     errors = {n: r.get("error") for n, r in recorded.get("rows", {}).items() if r.get("status") == "ERROR"}
     if errors:
         md += "\nRows that failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()) + "\n"
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".md").write_text(md)
     write_csv(csv_rows, stem.with_suffix(".csv"))
+    stem.with_suffix(".json").write_text(json.dumps(sidecar(spec, recorded, stats), indent=2) + "\n")
     return stem.with_suffix(".md")

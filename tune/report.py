@@ -126,13 +126,15 @@ def primary_metric(metrics: Sequence[str], rows: Sequence[dict[str, Any]]) -> st
 
 
 def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str],
-                   settings: dict[str, str] | None = None) -> tuple[str, list[dict]]:
+                   settings: dict[str, str] | None = None, stats: dict[str, Any] | None = None
+                   ) -> tuple[str, list[dict]]:
     """Markdown of a paper table regenerated: per row the paper's number beside ours for every metric, the rank
     of the row in each (on the primary metric) and whether its pairwise order agrees with the paper's.
 
     spec: an AblationSpec; ours: row name -> {metric: value} (percent); meta: dataset / size / hardware lines;
     settings: row name -> the resolved values of the spec's `show` keys that row ran with (a "settings" column,
-    so the table says e.g. which form of an equation was run). Returns (markdown, csv rows).
+    so the table says e.g. which form of an equation was run); stats: `tune.evidence.table_statistics` (a 95%
+    interval column per row, the headline and the tested orderings). Returns (markdown, csv rows).
     """
     rows = [{"name": r.name, "variant": r.variant, "paper": r.paper} for r in spec.rows]
     key = primary_metric(spec.metrics, rows)
@@ -148,6 +150,9 @@ def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]
     for m in spec.metrics:
         headers += [f"paper {m}", f"ours {m}"]
     headers += [f"rank paper / ours ({key})", "order agrees"]
+    row_stats = (stats or {}).get("rows", {})
+    if any(row_stats.values()):
+        headers += ["ours mAP 95% CI", "ours R1 95% CI", "seeds"]
     md_rows, csv_rows = [], []
     for i, r in enumerate(rows):
         mine = ours.get(r["name"], {})
@@ -168,12 +173,30 @@ def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]
             rec.update(rank_paper=p_rank[i], rank_ours=o_rank[i], pairs_agree=ok, pairs=n)
         else:
             line += ["—", "no paper number" if mine else "not run"]
+        if any(row_stats.values()):
+            st = row_stats.get(r["name"])
+            line += ([_ci(st["mAP"]["ci95"]), _ci(st["R1"]["ci95"]), st["seeds"]] if st else ["—", "—", "—"])
+            if st:
+                rec.update(map_ci_lo=st["mAP"]["ci95"][0], map_ci_hi=st["mAP"]["ci95"][1], seeds=st["seeds"])
         md_rows.append(line)
         csv_rows.append(rec)
     parts = [f"# {spec.title}", ""]
     parts += [f"- **{k}**: {v}" for k, v in meta.items()]
     parts += [f"- **paper's numbers measured on**: {spec.paper_dataset}", ""]
+    head = (stats or {}).get("headline")
+    if head:
+        delta = "—" if head["delta_map"] is None else f"{head['delta_map']:+.1f}"
+        parts += [f"**Headline** ({head['rows'][0]} vs {head['rows'][1]}): **{head['verdict']}** at 95% "
+                  f"(ours: mAP difference {delta}, 95% CI {_ci(head['ci95'])}).", ""]
     parts += [markdown_table(headers, md_rows), ""]
+    if (stats or {}).get("orders"):
+        parts += ["The paper's orderings, tested (paired bootstrap over queries and seeds, 95%; `holds`: the whole "
+                  "interval of our difference better - worse is above 0, `reversed`: below 0, `tie`: it holds 0):", ""]
+        parts += [markdown_table(["paper's order (better > worse)", f"paper Δ {key}", "ours Δ mAP", "95% CI",
+                                  "verdict", "ours Δ R1", "95% CI (R1)", "verdict (R1)"],
+                                 ([f"{o['better']} > {o['worse']}", o.get("paper_delta"), o.get("delta_map"),
+                                   _ci(o.get("ci95_map")), o["verdict"], o.get("delta_r1"), _ci(o.get("ci95_r1")),
+                                   o.get("verdict_r1", "—")] for o in stats["orders"])), ""]
     if total:
         parts.append(f"Ordering on {key}: {agree}/{total} row pairs ordered as in the paper "
                      f"({100.0 * agree / total:.0f} %), Kendall tau-b = {fmt(tau, 2)} over {len(both)} rows with "
@@ -181,7 +204,12 @@ def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]
     else:
         parts.append(f"Ordering on {key}: fewer than two rows have both a paper number and ours; nothing to compare.")
     parts.append("")
-    parts.append("Numbers are percentages (CMC rank-k accuracy, mAP). Ours are the final epoch's evaluation on the "
-                 "test split of our dataset; they are not comparable in absolute value to the paper's, which were "
-                 "measured on a different dataset and recipe; the ordering of the rows is what is compared.")
+    parts.append("Numbers are percentages (CMC rank-k accuracy, mAP). Ours are means over the seeds of the test split "
+                 "of our dataset, evaluated once per run with the checkpoint chosen on the validation split "
+                 "(held-out training identities); they are not comparable in absolute value to the paper's, which "
+                 "were measured on a different dataset and recipe; the ordering of the rows is what is compared.")
     return "\n".join(parts) + "\n", csv_rows
+
+
+def _ci(interval: Sequence[float] | None) -> str:
+    return "—" if not interval else f"[{interval[0]:.1f}, {interval[1]:.1f}]"

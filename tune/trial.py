@@ -6,10 +6,15 @@ Following Ray's Train + Tune interop model (a function trainable that runs the t
   `TuneReportCallback`, which forwards rank 0's per-epoch metrics to Tune.
 The run name is derived from the Tune trial id (no timestamp), so a retried or restored trial resumes its own run
 from its latest checkpoint instead of starting over.
+Every epoch reports the validation metrics (held-out training identities, reid.data.validation: what ASHA and the
+objective select on); the test split is evaluated once at the end of the run, with the checkpoint chosen on
+validation, and reported last as `test/*` (its per-query AP and first-match ranks are in the run's test.json, which
+the ablation statistics resample).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +38,12 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool)}
 
 
-def final_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint of the last epoch (not the best-on-test one: that would select on the test split)."""
+def selected_checkpoint(run_dir: Path) -> Path | None:
+    """The run's checkpoint chosen on the validation split (its best), else its newest."""
     from reid.training.api import latest_checkpoint
 
-    local = sorted(run_dir.glob("checkpoints/epoch_*"))
-    return local[-1] if local else latest_checkpoint(run_dir)
+    best = run_dir / "best"
+    return best if best.is_dir() else latest_checkpoint(run_dir)
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, runs_dir: str,
@@ -49,7 +54,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
     import ray.tune
 
     from reid.config import ExperimentConfig, build_config, validate_overrides
-    from reid.training.api import evaluate, train
+    from reid.training.api import TEST_FILE, evaluate, test_document, train
 
     trial_id = ray.tune.get_context().get_trial_id()
     overrides = trial_overrides(config, rows, tied, fixed)
@@ -64,18 +69,24 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
             last["checkpoint_path"] = str(checkpoint_dir)
         ray.tune.report(dict(last))
 
+    # ablation rows report the test split (once, at the end); sweeps compare validation scores only
+    tested = rows is not None
     if cfg.ray.num_workers == 0:
-        result = train(cfg, on_epoch=on_epoch)
+        result = train(cfg, on_epoch=on_epoch, test=tested)
     else:
         from ray.tune.integration.ray_train import TuneReportCallback
 
-        result = train(cfg, callbacks=[TuneReportCallback()])
+        result = train(cfg, callbacks=[TuneReportCallback()], test=tested)
         last.update(_scalars(result.final))
     row = rows.get(config.get(ROW_KEY)) if rows is not None else None
+    test = result.test
     if row and (row.get("test_overrides") or row.get("test_config")):
-        # cross-dataset / single-image rows: evaluate the trained model under the row's test settings
+        # cross-dataset / single-image rows: the test split under the row's test settings replaces the run's own
         files = [str(result.run_dir / "config.yaml")] + ([row["test_config"]] if row.get("test_config") else [])
         test_cfg = validate_overrides(build_config(cfg.method, files), row.get("test_overrides") or {})
-        outcome = evaluate(test_cfg, final_checkpoint(result.run_dir), backend="local")
-        tested = {f"test/{k}": v for k, v in outcome.metrics.items() if isinstance(v, int | float)}
-        ray.tune.report({**last, **tested})
+        checkpoint = selected_checkpoint(Path(result.run_dir))
+        doc = test_document(evaluate(test_cfg, checkpoint, backend="local", progress=False), checkpoint)
+        (Path(result.run_dir) / TEST_FILE).write_text(json.dumps(doc))
+        test = doc["metrics"]
+    if test:
+        ray.tune.report({**last, **{f"test/{k}": v for k, v in test.items() if isinstance(v, int | float)}})

@@ -16,13 +16,15 @@ DESCRIPTION = """Hyper-parameter sweeps and ablation tables, on Ray Tune.
   reid tune search adfta --space adfta --trials 16 --config adfta-synthetic ray.num_workers=0
   reid tune search asanet --space my-space.yaml --trials 32 --config asanet-mars ray.num_workers=2
   reid tune search adfta --space adfta --trials 16 --config adfta-synthetic --resume   # continue it
-  reid tune ablation adfta-table4 --smoke                             # CI size: tiny synthetic set, 1 epoch
-  reid tune ablation astpn-fig5 --full --results-md results/astpn-fig5-synthetic-full.md
+  reid tune ablation adfta-table4 --smoke --seeds 1                   # CI size: tiny synthetic set, 1 epoch
+  reid tune ablation astpn-fig5 --full --seeds 3 --results-md results/astpn-fig5-synthetic-full.md
   reid tune ablation adfta-table4 --full --dataset paper ray.num_workers=4 ray.use_gpu=true   # GPU node
 
-Search: Optuna (TPE, --seed) proposes values, ASHA stops weak trials early on the last validation mAP; the best
-config is written as YAML that `reid train --config` accepts. Ablation: every row of the paper's table is a trial;
-the table shows the paper's number beside ours and whether the rows are ordered as in the paper. See docs/tune.md."""
+Search: Optuna (TPE, --seed) proposes values, ASHA stops weak trials early on the last validation mAP (held-out
+training identities, data.val_identities; never the test split); the best config is written as YAML that
+`reid train --config` accepts. Ablation: every row x seed of the paper's table is a trial; the table shows the
+paper's number beside ours (mean over seeds, 95% CI) and, for every pair of rows the paper orders, a paired bootstrap
+verdict holds / reversed / tie; a JSON sidecar (table.json) goes with it. See docs/tune.md."""
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -68,9 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="synthetic (default) or the paper's dataset and recipe (prepared data needed)")
     a.add_argument("--epochs", type=int, help="run a reduced size with this many epochs per row (stated in the table)")
     a.add_argument("--rows", help="comma-separated row indices to run (default all)")
+    a.add_argument("--seeds", type=int, default=3, help="seeds per row (seed, seed + 1, ...; default 3): each row x "
+                   "seed is a trial, and the statistics resample over them")
     a.add_argument("--hardware", help="hardware description for the table (default: detected)")
     a.add_argument("--from-results", metavar="JSON", help="only render the table from a recorded results.json")
-    a.add_argument("--results-md", metavar="PATH", help="also copy the Markdown table here (e.g. results/...)")
+    a.add_argument("--results-md", metavar="PATH", help="also copy the Markdown table here (e.g. results/<table>.md) "
+                   "and its JSON sidecar beside it (results/<table>.json)")
     add_config_arguments(a)
     _common(a, default_out="runs/ablations")
 
@@ -168,12 +173,33 @@ def _ablation(args: argparse.Namespace) -> int:
         run_ablation(spec, dataset=args.dataset, size=args.size, config_files=args.config,
                      user_overrides=args.overrides, out=Path(args.out), name=args.name, resume=args.resume,
                      epochs=args.epochs, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
-                     num_cpus=args.num_cpus, max_failures=args.max_failures, hardware=args.hardware, rows=rows)
+                     num_cpus=args.num_cpus, max_failures=args.max_failures, hardware=args.hardware, rows=rows,
+                     seeds=args.seeds, command=command_line(args))
         name = args.name or f"{spec.table}-{args.dataset}-{args.size}"
         table = (Path(args.out) / name / "table.md").resolve()
     print(table.read_text())
     if args.results_md:
-        Path(args.results_md).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(table, args.results_md)
-        print(f"[reid] table copied to {args.results_md}")
+        target = Path(args.results_md)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(table, target)
+        shutil.copyfile(table.with_suffix(".json"), target.with_suffix(".json"))
+        print(f"[reid] table copied to {target} (+ {target.with_suffix('.json').name})")
     return 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The `reid tune ablation ...` command that regenerates this table (recorded in the table and its sidecar)."""
+    import shlex
+
+    parts = ["reid", "tune", "ablation", args.table, f"--{args.size}", "--seeds", str(args.seeds)]
+    if args.dataset != "synthetic":
+        parts += ["--dataset", args.dataset]
+    for flag in ("epochs", "rows", "name", "out"):
+        value = getattr(args, flag)
+        if value is not None and not (flag == "out" and value == "runs/ablations"):
+            parts += [f"--{flag}", str(value)]
+    for f in args.config:
+        parts += ["--config", f]
+    if args.results_md:
+        parts += ["--results-md", args.results_md]
+    return " ".join(shlex.quote(p) for p in [*parts, *args.overrides])

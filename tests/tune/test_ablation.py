@@ -91,3 +91,87 @@ def test_table_renders_paper_numbers_beside_recorded_results(tmp_path):
     f_row = lines["F: +F +A +T, sigma 0.5 (final model)"]
     assert "1 / 2" in f_row and "4/5 ✗" in f_row
     assert (tmp_path / "table.csv").read_text().startswith("row,variant,paper_mAP,ours_mAP")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_smoke_run_writes_table_statistics_and_sidecar(tmp_path):
+    """`reid tune ablation --smoke` end to end on a small Ray cluster: 2 rows x 2 seeds as 4 in-process trials on the
+    tiny set; every trial keeps its test split's per-query scores, the table carries intervals and the paper's
+    orderings with verdicts, and the JSON sidecar has the issue's schema and is copied beside --results-md."""
+    import ray
+
+    from reid.cli import main
+    from tune.runner import start_local_ray
+
+    start_local_ray(num_cpus=2, object_store_memory=300 * 1024**2, attempts=5)
+    try:
+        dest = tmp_path / "results" / "adfta-table4.md"
+        code = main(["tune", "ablation", "adfta-table4", "--smoke", "--seeds", "2", "--rows", "0,5",
+                     "--out", str(tmp_path / "ablations"), "--cpus-per-trial", "1", "--results-md", str(dest),
+                     f"data.root={tmp_path / 'synth'}", "ray.num_workers=0", "model.pretrained=false",
+                     "data.height=64", "data.width=32", "data.seq_len=2", "data.batches_per_epoch=1",
+                     "data.test_sampler=restricted", "ray.object_store_memory=314572800"])
+    finally:
+        ray.shutdown()
+    assert code == 0
+    exp = tmp_path / "ablations" / "adfta-table4-synthetic-smoke"
+    recorded = json.loads((exp / "results.json").read_text())
+    names = ["A: baseline (avg pooling, softmax)", "F: +F +A +T, sigma 0.5 (final model)"]
+    assert sorted(recorded["per_query"]) == sorted(names)
+    for name in names:
+        assert sorted(recorded["rows"][name]["seeds"]) == ["0", "1"]
+        assert recorded["rows"][name]["split"] == "test"
+        assert all(len(s["ap"]) == len(recorded["query_ids"]) for s in recorded["per_query"][name].values())
+    side = json.loads(dest.with_suffix(".json").read_text())
+    assert side == json.loads((exp / "table.json").read_text())
+    for key in ("paper", "suite", "seeds", "valid_queries", "headline", "rows", "command", "wall_time_s", "hardware"):
+        assert side[key] is not None, key
+    assert side["seeds"] == 2 and side["valid_queries"] > 0
+    head = side["headline"]
+    assert head["rows"] == [names[1], names[0]] and head["verdict"] in ("holds", "reversed", "tie")
+    assert head["ci95"][0] <= head["delta_map"] <= head["ci95"][1]
+    assert "--seeds 2" in side["command"] and side["command"].startswith("reid tune ablation adfta-table4 --smoke")
+    md = dest.read_text()
+    assert "**Headline**" in md and "The paper's orderings, tested" in md and "regenerate with" in md
+
+
+@pytest.mark.timeout(60)
+def test_recorded_per_query_scores_give_intervals_verdicts_and_the_sidecar(tmp_path):
+    """Constructed per-query scores with a known answer: F's AP is A's + 0.2 on every query (holds), B equals A
+    (tie), and D is A's - 0.2 (the paper's D > B is reversed). The sidecar has the issue's schema."""
+    import numpy as np
+
+    spec = load_spec("adfta-table4")
+    rng = np.random.default_rng(0)
+    base = {s: rng.uniform(0.1, 0.7, size=60) for s in ("0", "1", "2")}
+    shift = {"A: baseline (avg pooling, softmax)": 0.0, "B: +A": 0.0, "D: +F +A (average fusion)": -0.2,
+             "F: +F +A +T, sigma 0.5 (final model)": 0.2}
+    per_query = {name: {s: {"ap": (base[s] + d).tolist(), "first_match_rank": [1 if a + d > 0.4 else 3
+                                                                              for a in base[s]]}
+                        for s in base} for name, d in shift.items()}
+    per_query["B: +A"]["0"]["ap"][0] = None  # a query without a valid match is left out everywhere
+    rows = {name: {"mAP": 100 * float(np.mean([np.mean(base[s] + d) for s in base])), "R1": 50.0, "queries": 60,
+                   "status": "TERMINATED", "split": "test", "seeds": {s: {"mAP": 1.0} for s in base}}
+            for name, d in shift.items()}
+    recorded = {"table": "adfta-table4", "meta": {"our dataset": "synthetic (constructed)", "hardware": "test"},
+                "rows": rows, "per_query": per_query, "query_ids": [f"q{i}" for i in range(60)],
+                "command": "reid tune ablation adfta-table4 --full --seeds 3", "wall_time_s": 12.5}
+    md = render(spec, recorded, tmp_path / "table").read_text()
+    side = json.loads((tmp_path / "table.json").read_text())
+    assert side["seeds"] == 3 and side["valid_queries"] == 60 and side["wall_time_s"] == 12.5
+    assert side["suite"] == "synthetic (constructed)" and side["command"].endswith("--seeds 3")
+    head = side["headline"]
+    assert head["verdict"] == "holds" and head["delta_map"] == pytest.approx(20.0, abs=1e-6)
+    assert head["ci95"] == pytest.approx([20.0, 20.0], abs=1e-6)  # the same shift on every query
+    verdicts = {(o["better"][:1], o["worse"][:1]): o["verdict"] for o in side["orders"]}
+    assert verdicts[("B", "A")] == "tie" and verdicts[("D", "B")] == "reversed" and verdicts[("F", "D")] == "holds"
+    assert verdicts[("C", "B")] == "not run"
+    assert next(o for o in side["orders"] if o["better"].startswith("B"))["valid_queries"] == 59
+    f_row = next(r for r in side["rows"] if r["name"].startswith("F:"))
+    lo, hi = f_row["ci95"]["mAP"]
+    assert lo < f_row["ours"]["mAP"] < hi and f_row["paper"] == {"mAP": 71.2, "R1": 82.6}
+    assert "**Headline** (F: +F +A +T, sigma 0.5 (final model) vs A: baseline (avg pooling, softmax)): **holds**" in md
+    assert "| D: +F +A (average fusion) > B: +A | 2.1 | -20.0 |" in md
+    assert "`reid tune ablation adfta-table4 --full --seeds 3`" in md
