@@ -10,6 +10,7 @@ import torch
 
 from reid.config.schema import ExperimentConfig
 from reid.registry import MethodSpec
+from reid.spec import DataInfo
 
 
 @dataclass
@@ -22,6 +23,7 @@ class LoadedRun:
     manifest_path: Path
     model_hash: str
     feature_dim: int
+    info: DataInfo  # what the model was built for (the run's training identities), not any manifest's given later
 
 
 def model_hash(model: torch.nn.Module) -> str:
@@ -45,6 +47,7 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
     from reid.commands.eval import find_run
     from reid.config import build_config
     from reid.data.records import read_manifest
+    from reid.data.validation import with_validation_split
     from reid.registry import get_method
     from reid.training.api import load_model, manifest_path_for
     from reid.training.worker import data_info
@@ -53,12 +56,14 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
     cfg = build_config(None, [run_dir / "config.yaml"], overrides or [])
     spec = get_method(cfg.method)
     manifest_path = manifest_path_for(cfg)
-    info = data_info(read_manifest(manifest_path), cfg)
+    # the identities the run trained on: its manifest less the held-out validation identities, as `reid train` and
+    # `reid eval` build it (so the ID classifier is loaded, not skipped for a shape mismatch)
+    info = data_info(with_validation_split(read_manifest(manifest_path), cfg.data.val_identities), cfg)
     model, used = load_model(cfg, checkpoint or run_dir, info, spec)
     model.eval()
     dim = _feature_dim(model, cfg, spec)
     return LoadedRun(run_dir=run_dir, checkpoint=used, cfg=cfg, spec=spec, model=model,
-                     manifest_path=manifest_path, model_hash=model_hash(model), feature_dim=dim)
+                     manifest_path=manifest_path, model_hash=model_hash(model), feature_dim=dim, info=info)
 
 
 @torch.no_grad()

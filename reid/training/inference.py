@@ -17,6 +17,7 @@ import ray
 import torch
 
 from reid.config.schema import ExperimentConfig
+from reid.spec import DataInfo
 
 
 class _DecodeTestClips:
@@ -78,17 +79,24 @@ class _EmbedChunks:
 
 
 def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torch.nn.Module, indices: list[int],
-                         *, states: bool = False) -> dict[int, torch.Tensor]:
-    """Features (or, with `states`, per-frame states [C*L, D]) of the tracklets `indices`, keyed by index."""
-    from reid.data.records import read_manifest, relabel
+                         *, states: bool = False, info: DataInfo | None = None) -> dict[int, torch.Tensor]:
+    """Features (or, with `states`, per-frame states [C*L, D]) of the tracklets `indices`, keyed by index.
+
+    `info` is the DataInfo `model` was built with (the run's: its training identities and attribute schema); the
+    model actors rebuild the same architecture from it before loading `model`'s weights. Without it, it is derived
+    from the manifest read here, which is only right when that manifest is the one the run trained on: a gallery
+    of new footage has other (or no) training identities, and the classifier's shape would not match.
+    """
+    from reid.data.records import read_manifest
     from reid.evaluation.features import pool_chunks
     from reid.ray_runtime import init_ray
     from reid.registry import get_method
+    from reid.training.worker import data_info
 
     init_ray(cfg.ray)
     spec = get_method(cfg.method)
     manifest = read_manifest(manifest_path)
-    num_classes = len(relabel(manifest.by_role("train")))
+    info = info if info is not None else data_info(manifest, cfg)
     state_ref = [ray.put({k: v.cpu() for k, v in model.state_dict().items()})]
     use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and cfg.ray.use_gpu
     ds = ray.data.from_items([{"index": i} for i in indices], override_num_blocks=max(1, len(indices) // 8))
@@ -100,8 +108,8 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torc
                         num_cpus=cfg.data.decode_cpus)
     ds = ds.map_batches(_EmbedChunks, batch_size=cfg.eval.batch_size,
                         fn_constructor_kwargs={"cfg": cfg.model_dump(mode="json"), "state_ref": state_ref,
-                                               "num_classes": num_classes,
-                                               "attributes_json": manifest.attributes.to_json(), "states": states},
+                                               "num_classes": info.num_classes,
+                                               "attributes_json": info.attributes.to_json(), "states": states},
                         compute=ray.data.ActorPoolStrategy(size=1),
                         num_gpus=1 if use_gpu else 0, num_cpus=0.5)
     t0 = time.perf_counter()

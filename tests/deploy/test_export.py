@@ -88,3 +88,16 @@ def test_unknown_format_is_a_clear_error(loaded, tmp_path):
     with pytest.raises(ReidError, match="unknown export format"):
         export_run(loaded, "tflite", tmp_path / "m.x")  # type: ignore[arg-type]
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.timeout(600)
+def test_loaded_run_is_built_for_the_identities_it_trained_on(loaded):
+    """The DataInfo that `reid index` hands its model actors is the run's: its checkpoint's classifier fits it and
+    is loaded (a DataInfo from the whole manifest, validation identities included, would not fit)."""
+    from reid.training.checkpoint import load_state
+
+    state = load_state(loaded.checkpoint)["model"]
+    rows = {v.shape[0] for k, v in state.items() if "classifier" in k and k.endswith("weight")}
+    assert rows == {loaded.info.num_classes}
+    own = loaded.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in state.items())
