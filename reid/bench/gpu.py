@@ -65,7 +65,8 @@ def step_time(method: str, files: list[str], overrides: list[str], manifest_path
     from reid.training.step import StepTimes, train_step
     from reid.training.worker import build_components, data_info, normalize_inputs
 
-    cfg = build_config(method, files, [f"data.manifest={manifest_path}", *overrides])
+    # no validation split: the plan below draws from every training identity, so the classifier counts them all
+    cfg = build_config(method, files, [f"data.manifest={manifest_path}", "data.val_identities=0", *overrides])
     spec = get_method(method)
     manifest = read_manifest(manifest_path)
     model, objective = build_components(cfg, data_info(manifest, cfg), spec)
@@ -119,7 +120,8 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
 
     warmup = 2
     cfg = build_config("baseline", ["baseline"], [
-        f"data.manifest={manifest_path}", *overrides, f"data.decode_workers={actors}", "data.decode_cpus=1",
+        f"data.manifest={manifest_path}", "data.val_identities=0", *overrides, f"data.decode_workers={actors}",
+        "data.decode_cpus=1",
         f"data.batches_per_epoch={warmup + steps}", "train.epochs=1"])
     spec = get_method("baseline")
     from reid.data.records import read_manifest
