@@ -76,9 +76,11 @@ def bench_ann(n: int, dim: int, kind: str, nq: int = 200, k: int = 10, nprobe: i
     t = time.perf_counter()
     truth = exact_topk(n, q, k)
     exact_s = time.perf_counter() - t
+    say(f"exact top-{k} of {nq} queries over {n} streamed in {exact_s:.1f} s")
     t = time.perf_counter()
     sample = np.concatenate([chunk(c, dim) for c in range(min(n // CHUNK, 5))]) if kind == "ivfpq" else None
     index = ann.new_index(dim, n, "euclidean", kind, train_sample=sample, nprobe=nprobe)  # type: ignore[arg-type]
+    say(f"{ann.kind_of(index)} trained in {time.perf_counter() - t:.1f} s")
     for c in range(n // CHUNK):
         index.add(chunk(c, dim))
     build_s = time.perf_counter() - t
