@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare", action="store_true")
     p.add_argument("--nlist", type=int, default=0, help="rerank: IVF lists (0: 4 sqrt(n))")
     p.add_argument("--nprobe", type=int, default=8)
+    p.add_argument("--train-per-list", type=int, default=39, help="rerank: IVF training points per list")
     p.add_argument("--sample", type=int, default=256, help="rerank: points sampled for the row maxima")
     p.add_argument("--threads", type=int, default=0, help="torch and FAISS threads (0: their default)")
     p.add_argument("--out", help="append the JSON line to this file")
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         faiss.omp_set_num_threads(a.threads)
     res = (bench_ann(a.n, a.dim, a.kind, a.queries) if a.what == "ann"
            else bench_rerank(a.n, a.queries, a.dim, a.kind, a.compare, nlist=a.nlist, nprobe=a.nprobe,
-                             sample=a.sample))
+                             sample=a.sample, train_per_list=a.train_per_list))
     res["date"] = time.strftime("%Y-%m-%d")
     line = json.dumps(res)
     print(line)
