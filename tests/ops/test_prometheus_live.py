@@ -131,11 +131,14 @@ def test_live_run_fills_every_panel_and_a_stall_fires_the_alert(head, submitter,
                                                     f'alertstate="firing",run="{RUN}"}}')["result"],
                    STALL_TEST_S + 60, "ReidTrainingStalled firing")
 
+        # a panel shows a time range: its query must return data somewhere in the run's window, not necessarily
+        # at this instant (Ray drops a gauge ~20 s after it was last set; during the stall Ray Data sets none)
         empty = []
+        window = {"start": f"{started:.3f}", "end": f"{time.time():.3f}", "step": "5"}
         for title, query in panel_queries():
             if any(name in query for name in GPU_ONLY):
                 continue
-            if not api(base, "query", query=query)["result"]:
+            if not api(base, "query_range", query=query, **window)["result"]:
                 empty.append((title, query))
         names = [n for n in api(base, "label/__name__/values") if n.startswith(("ray_data", "ray_actors"))]
         assert not empty, (empty, names)  # names: what Ray Data exported, for a panel that needs a new query
