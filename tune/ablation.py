@@ -174,13 +174,31 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                   tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=res.max_concurrent),
                   failures=max_failures)
     recorded = collect(spec, results, grid, exp_dir / "runs", exp_dir.name)
-    recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start)
+    recorded["untrained"] = untrained_reference(spec, base, grid)
+    recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start,
+                                    config_files or [])
     recorded["meta"]["seeds"] = ", ".join(map(str, seed_list))
     recorded["wall_time_s"] = round(time.time() - start, 1)
     recorded["command"] = command
     (exp_dir / "results.json").write_text(json.dumps(recorded, indent=2))
     render(spec, recorded, exp_dir / "table")
     return recorded
+
+
+def untrained_reference(spec: AblationSpec, base: ExperimentConfig, grid: dict[str, dict[str, Any]]
+                        ) -> dict[str, Any]:
+    """The test split scored by the untrained model (random weights, seed `base.seed`) of the headline's baseline row
+    (else the first row), evaluated once in this process after the trials: the floor a row must clear to count as
+    having learned (issue 17: a recipe's baseline row reaches >= 3x its mAP)."""
+    from reid.training.api import evaluate
+    from tune.runner import absolute_paths
+
+    wanted = spec.headline[1] if spec.headline else None
+    row = next((g for g in grid.values() if g["name"] == wanted), next(iter(grid.values())))
+    cfg = absolute_paths(validate_overrides(base, row["overrides"]))
+    metrics = evaluate(cfg, None, progress=False).metrics
+    return {"row": row["name"], "seed": base.seed,
+            **{k: metrics[k] for k in ("mAP", "R1", "valid_queries") if k in metrics}}
 
 
 def shown_settings(spec: AblationSpec, cfg: ExperimentConfig) -> str | None:
@@ -255,16 +273,19 @@ def _test_file(runs_dir: Path | None, run_prefix: str, trial_id: str | None) -> 
 
 
 def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: str, epochs: int | None,
-                 hardware: str | None, seconds: float) -> dict[str, str]:
+                 hardware: str | None, seconds: float, config_files: list[str] | None = None) -> dict[str, str]:
     import ray
     import torch
 
     if dataset == "synthetic":
-        data = f"synthetic (reid synth preset '{cfg.data.synth_preset}', {_relative(cfg.data.root)})"
+        suite = cfg.data.synth_preset in ("quality", "misalign", "attributes", "pose")
+        strength = f" strength {cfg.data.synth_strength:g}" if suite else ""
+        data = f"synthetic (reid synth preset '{cfg.data.synth_preset}'{strength}, {_relative(cfg.data.root)})"
         recipe = f"reid/configs/{spec.method}-synthetic.yaml"
     else:
         data = f"{cfg.data.dataset} ({_relative(cfg.data.root)})"
         recipe = f"reid/configs/{spec.method}.yaml"
+    recipe += "".join(f" + {f}" for f in config_files or [])
     label = size if not epochs else f"{size}, reduced to {epochs} epoch(s)"
     meta = {
         "our dataset": data,
@@ -304,6 +325,12 @@ def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
     settings = {name: row["settings"] for name, row in recorded.get("rows", {}).items() if row.get("settings")}
     if recorded.get("command"):
         meta["regenerate with"] = f"`{recorded['command']}`"
+    floor = recorded.get("untrained") or {}
+    if floor.get("mAP"):
+        ratios = ", ".join(f"{n}: {r['mAP'] / floor['mAP']:.1f}x" for n, r in ours.items() if r.get("mAP"))
+        meta["untrained reference"] = (f"test mAP {floor['mAP']:.1f} (R1 {floor.get('R1', float('nan')):.1f}) with "
+                                       f"random weights (config of row '{floor['row']}', seed {floor['seed']}); "
+                                       f"rows' mean mAP as a multiple of it: {ratios}")
     stats = table_statistics(spec, recorded, primary_metric(spec.metrics, [{"paper": r.paper} for r in spec.rows]))
     md, csv_rows = ablation_table(spec, ours, meta, settings, stats)
     errors = {n: r.get("error") for n, r in recorded.get("rows", {}).items() if r.get("status") == "ERROR"}

@@ -145,5 +145,6 @@ def sidecar(spec, recorded: dict[str, Any], stats: dict[str, Any]) -> dict[str, 
     return {"paper": spec.title, "table": spec.table, "paper_dataset": spec.paper_dataset,
             "suite": meta.get("our dataset"), "size": meta.get("size"), "seeds": seeds, "valid_queries": queries,
             "headline": stats["headline"], "rows": rows, "orders": stats["orders"],
+            "untrained": recorded.get("untrained"),
             "command": recorded.get("command"), "wall_time_s": recorded.get("wall_time_s"),
             "hardware": meta.get("hardware"), "software": meta.get("software"), "date": meta.get("wall time")}

@@ -129,6 +129,7 @@ def test_smoke_run_writes_table_statistics_and_sidecar(tmp_path):
     for key in ("paper", "suite", "seeds", "valid_queries", "headline", "rows", "command", "wall_time_s", "hardware"):
         assert side[key] is not None, key
     assert side["seeds"] == 2 and side["valid_queries"] > 0
+    assert side["untrained"]["row"] == names[0] and 0 <= side["untrained"]["mAP"] <= 100
     head = side["headline"]
     assert head["rows"] == [names[1], names[0]] and head["verdict"] in ("holds", "reversed", "tie")
     assert head["ci95"][0] <= head["delta_map"] <= head["ci95"][1]
@@ -157,7 +158,8 @@ def test_recorded_per_query_scores_give_intervals_verdicts_and_the_sidecar(tmp_p
             for name, d in shift.items()}
     recorded = {"table": "adfta-table4", "meta": {"our dataset": "synthetic (constructed)", "hardware": "test"},
                 "rows": rows, "per_query": per_query, "query_ids": [f"q{i}" for i in range(60)],
-                "command": "reid tune ablation adfta-table4 --full --seeds 3", "wall_time_s": 12.5}
+                "command": "reid tune ablation adfta-table4 --full --seeds 3", "wall_time_s": 12.5,
+                "untrained": {"row": "A: baseline (avg pooling, softmax)", "seed": 0, "mAP": 10.0, "R1": 8.0}}
     md = render(spec, recorded, tmp_path / "table").read_text()
     side = json.loads((tmp_path / "table.json").read_text())
     assert side["seeds"] == 3 and side["valid_queries"] == 60 and side["wall_time_s"] == 12.5
@@ -175,3 +177,8 @@ def test_recorded_per_query_scores_give_intervals_verdicts_and_the_sidecar(tmp_p
     assert "**Headline** (F: +F +A +T, sigma 0.5 (final model) vs A: baseline (avg pooling, softmax)): **holds**" in md
     assert "| D: +F +A (average fusion) > B: +A | 2.1 | -20.0 |" in md
     assert "`reid tune ablation adfta-table4 --full --seeds 3`" in md
+    assert side["untrained"]["mAP"] == 10.0   # the floor a row must clear, and each row's multiple of it
+    floor_line = next(line for line in md.splitlines() if "untrained reference" in line)
+    assert "test mAP 10.0 (R1 8.0)" in floor_line
+    assert f"F: +F +A +T, sigma 0.5 (final model): {rows['F: +F +A +T, sigma 0.5 (final model)']['mAP'] / 10:.1f}x" \
+        in floor_line
