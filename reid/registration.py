@@ -1,6 +1,7 @@
 """Registries: one implementation (`Registry`) for the methods' table (`METHODS`) and the evaluation protocols.
 
-The methods' table is a leaf, so that a method file registers itself without importing the lookup.
+The methods' table is a leaf, so that a method file registers itself (`@register_method`) without importing the
+lookup.
 
 `reid.registry.get_method` loads `reid.models` (every method file registers itself there) and reads this table.
 The table lives apart from that lookup so that the method files import only leaves (`reid.spec`, this module):
@@ -11,12 +12,14 @@ the known entries.
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from reid.errors import ConfigError
-from reid.spec import MethodSpec
+from reid.spec import DataInfo, MethodSpec, ReidModel
 
 T = TypeVar("T")
+B = TypeVar("B", bound=Callable[[Any, DataInfo], ReidModel])
 
 
 class Registry(Generic[T]):
@@ -47,7 +50,15 @@ class Registry(Generic[T]):
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
-def register_method(spec: MethodSpec) -> MethodSpec:
-    """Add a method to the table (each method file calls this once, at import)."""
-    return METHODS.add(spec.name, spec)
+def register_method(**spec: Any) -> Callable[[B], B]:
+    """Decorator (timm's `@register_model`): the decorated function (typed params, DataInfo) -> model is the
+    method's model builder and its name the method's name; `spec` holds the other `MethodSpec` fields.
+
+        @register_method(model_params=BaselineParams, loss_params=..., objective=..., classifier="neck.classifier")
+        def baseline(params: BaselineParams, info: DataInfo) -> Baseline: ...
+    """
+    def add(builder: B) -> B:
+        METHODS.add(builder.__name__, MethodSpec(name=builder.__name__, model=builder, **spec))
+        return builder
+    return add
 

@@ -80,9 +80,12 @@ ModelOutputs = dict[str, "torch.Tensor"]  # at least `features` [B, D]; in train
 
 @runtime_checkable
 class ReidModel(Protocol):
-    """A re-ID model (an nn.Module): `model(batch)` -> outputs with the test embedding `features` [B, D]."""
+    """A re-ID model (an nn.Module), timm-like: `forward_features(batch)` -> the test embedding [B, D] without the
+    training heads; `model(batch)` -> outputs with `features` [B, D] and what the objective consumes."""
 
     def __call__(self, batch: Batch) -> ModelOutputs: ...
+
+    def forward_features(self, batch: Batch) -> torch.Tensor: ...
 
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 
@@ -106,18 +109,22 @@ class ObjectiveLike(Protocol):
     def parameters(self, recurse: bool = True) -> Iterator[nn.Parameter]: ...
 
 
-# `cfg.model` / `cfg.loss` as the config holds them (a mapping) or already validated; the factory validates it
+# `cfg.model` / `cfg.loss` as the config holds them (a mapping) or already validated; validated once, by MethodSpec
 ParamsInput = Mapping[str, Any] | Params
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """Everything the training spine needs to run a method.
+    """Everything the training spine needs to run a method (registered with `reid.registration.register_method`).
 
     Attributes:
-        build_model: (model params, DataInfo) -> a ReidModel whose forward(batch) returns at least `features`
-            [B, D] (the test embedding) and, in training, the tensors its objective consumes.
-        build_objective: (loss params, DataInfo) -> an ObjectiveLike returning every loss term and `loss`.
+        model: (its `model_params` instance, DataInfo) -> a ReidModel: `forward_features(batch)` -> embeddings
+            [B, D] and `forward(batch)` -> at least `features` [B, D] plus, in training, what its objective consumes.
+        objective: (its `loss_params` instance, DataInfo) -> an ObjectiveLike returning every loss term and `loss`.
+        model_params, loss_params: the typed parameter classes of `model.*` and `loss.*`.
+        classifier: dotted name of the ID classifier module ("neck.classifier"); its tensors follow the training
+            set's identity count, so a checkpoint of another dataset may differ there, and only there
+            (reid.models.factory). None: the model has no ID classifier.
         inputs: batch keys the pipeline must produce (`frames` always).
         batching: "pk" (P identities x K tracklets) or "pairs" (siamese positive / negative pairs).
         input_norm: "imagenet" (RGB, ImageNet mean/std) or "yuv" (per-channel standardised YUV, RCN-style).
@@ -126,13 +133,33 @@ class MethodSpec:
     """
 
     name: str
-    build_model: Callable[[ParamsInput, DataInfo], ReidModel]
-    build_objective: Callable[[ParamsInput, DataInfo], ObjectiveLike]
-    model_params: type[BaseModel] = NoParams
-    loss_params: type[BaseModel] = NoParams
+    model: Callable[[Any, DataInfo], ReidModel]
+    objective: Callable[[Any, DataInfo], ObjectiveLike]
+    model_params: type[Params] = NoParams
+    loss_params: type[Params] = NoParams
+    classifier: str | None = None
     inputs: Inputs = frozenset({"frames"})
     batching: BatchingKind = "pk"
     input_norm: InputNorm = "imagenet"
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     default_config: str | None = None
     description: str = ""
+
+    def typed_model_params(self, params: ParamsInput) -> Params:
+        """`cfg.model` as this method's typed parameters (validated here once; an instance passes through)."""
+        return params if isinstance(params, self.model_params) else self.model_params.model_validate(params)
+
+    def typed_loss_params(self, params: ParamsInput) -> Params:
+        return params if isinstance(params, self.loss_params) else self.loss_params.model_validate(params)
+
+    def build_model(self, params: ParamsInput, info: DataInfo) -> ReidModel:
+        """The bare module (random or `pretrained` trunk weights); runs build it through reid.models.factory."""
+        return self.model(self.typed_model_params(params), info)
+
+    def build_objective(self, params: ParamsInput, info: DataInfo) -> ObjectiveLike:
+        return self.objective(self.typed_loss_params(params), info)
+
+    def is_classifier(self, tensor_name: str) -> bool:
+        """Whether a state-dict key belongs to the ID classifier (`classifier` or below it)."""
+        c = self.classifier
+        return c is not None and (tensor_name == c or tensor_name.startswith(c + "."))

@@ -50,27 +50,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def step_time(method: str, files: list[str], overrides: list[str], manifest_path: Path, device: Any,
-              steps: int, warmup: int = 3) -> dict[str, Any]:
+              steps: int, warmup: int = 3, wrap: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """Forward + backward + optimiser step of `method` on one real batch resident on `device` (bf16 autocast on
-    CUDA): seconds per step, clips/s, peak memory, the last loss (must be finite)."""
+    CUDA): seconds per step, clips/s, peak memory, the last loss (must be finite). `wrap` (e.g. DDP) is applied to
+    the model on `device`."""
     import torch
 
     from reid.config import build_config
     from reid.data.batching import BatchMaker, to_torch
     from reid.data.decode import Decoder
+    from reid.data.info import data_info
     from reid.data.plan import global_plan
     from reid.data.records import read_manifest
-    from reid.registry import get_method
+    from reid.models.factory import build_method
+    from reid.training.inputs import normalize_inputs
     from reid.training.optim import build_optimizer
     from reid.training.step import StepTimes, train_step
-    from reid.training.worker import build_components, data_info, normalize_inputs
 
     # no validation split: the plan below draws from every training identity, so the classifier counts them all
     cfg = build_config(method, files, [f"data.manifest={manifest_path}", "data.val_identities=0", *overrides])
-    spec = get_method(method)
     manifest = read_manifest(manifest_path)
-    model, objective = build_components(cfg, data_info(manifest, cfg), spec)
-    model.to(device)
+    built = build_method(cfg, data_info(manifest, cfg.data), train=True, device=device)
+    spec, model, objective = built.spec, built.model, built.objective
+    model = wrap(model) if wrap is not None else model
     objective.to(device)
     params = [p for p in objective.parameters() if p.requires_grad]
     opt = build_optimizer(model, cfg.optim)
@@ -112,22 +114,22 @@ def method_step(method: str, manifest_path: Path, device: Any, steps: int) -> di
 def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int, steps: int) -> dict[str, Any]:
     """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = compute / wall time."""
     from reid.config import build_config
+    from reid.data.info import data_info
     from reid.data.pipeline import get_or_create_ledger, open_rank_stream
-    from reid.registry import get_method
+    from reid.models.factory import build_method
+    from reid.training.inputs import normalize_inputs
     from reid.training.optim import build_optimizer
     from reid.training.step import StepTimes, train_step
-    from reid.training.worker import build_components, data_info, normalize_inputs
 
     warmup = 2
     cfg = build_config("baseline", ["baseline"], [
         f"data.manifest={manifest_path}", "data.val_identities=0", *overrides, f"data.decode_workers={actors}",
         "data.decode_cpus=1",
         f"data.batches_per_epoch={warmup + steps}", "train.epochs=1"])
-    spec = get_method("baseline")
     from reid.data.records import read_manifest
 
-    model, objective = build_components(cfg, data_info(read_manifest(manifest_path), cfg), spec)
-    model.to(device)
+    built = build_method(cfg, data_info(read_manifest(manifest_path), cfg.data), train=True, device=device)
+    spec, model, objective = built.spec, built.model, built.objective
     objective.to(device)
     opt = build_optimizer(model, cfg.optim)
     name = f"bench-gpu-{os.getpid()}-{actors}-{time.monotonic_ns()}"
@@ -179,17 +181,11 @@ def _ddp_worker(rank: int, world: int, manifest_path: str, port: int, out: str, 
     dist.init_process_group("nccl", rank=rank, world_size=world)
     torch.cuda.set_device(rank)
     try:
-        from reid.training import worker
+        def ddp(model):
+            return torch.nn.parallel.DistributedDataParallel(model, device_ids=[rank])
 
-        prepare = worker.build_components
-
-        def ddp_components(cfg, info, spec):
-            model, objective = prepare(cfg, info, spec)
-            model = torch.nn.parallel.DistributedDataParallel(model.to(f"cuda:{rank}"), device_ids=[rank])
-            return model, objective
-
-        worker.build_components = ddp_components
-        res = step_time("baseline", ["baseline"], HEADLINE, Path(manifest_path), torch.device("cuda", rank), steps)
+        res = step_time("baseline", ["baseline"], HEADLINE, Path(manifest_path), torch.device("cuda", rank), steps,
+                        wrap=ddp)
         if rank == 0:
             Path(out).write_text(json.dumps(res))
     finally:

@@ -46,11 +46,11 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
     Reuses `reid eval`'s run discovery and `reid.training.api.load_model` (checkpoint selection and checks)."""
     from reid.commands.eval import find_run
     from reid.config import build_config
+    from reid.data.info import data_info
     from reid.data.records import read_manifest
     from reid.data.validation import with_validation_split
     from reid.registry import get_method
     from reid.training.api import load_model, manifest_path_for
-    from reid.training.worker import data_info
 
     run_dir, checkpoint = find_run(Path(path))
     cfg = build_config(None, [run_dir / "config.yaml"], overrides or [])
@@ -58,8 +58,8 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
     manifest_path = manifest_path_for(cfg)
     # the identities the run trained on: its manifest less the held-out validation identities, as `reid train` and
     # `reid eval` build it (so the ID classifier is loaded, not skipped for a shape mismatch)
-    info = data_info(with_validation_split(read_manifest(manifest_path), cfg.data.val_identities), cfg)
-    model, used = load_model(cfg, checkpoint or run_dir, info, spec)
+    info = data_info(with_validation_split(read_manifest(manifest_path), cfg.data.val_identities), cfg.data)
+    model, used = load_model(cfg, checkpoint or run_dir, info)
     model.eval()
     dim = _feature_dim(model, cfg, spec)
     return LoadedRun(run_dir=run_dir, checkpoint=used, cfg=cfg, spec=spec, model=model,

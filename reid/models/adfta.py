@@ -28,8 +28,9 @@ from reid.losses.objective import Objective
 from reid.losses.softmax import cross_entropy_label_smooth
 from reid.models.backbones import resnet_trunk
 from reid.models.layers.frames import per_frame
+from reid.models.layers.module import ReidModule
 from reid.registration import register_method
-from reid.spec import DataInfo, MethodSpec, Params
+from reid.spec import DataInfo, Params
 
 
 class ADFTAParams(Params):
@@ -84,7 +85,7 @@ def confidence_weights(probs: torch.Tensor, sigma: float, form: str = "paper") -
     return torch.softmax(frame_entropy(probs.float(), form) / float(sigma) ** 2, dim=1)
 
 
-class ADFTA(nn.Module):
+class ADFTA(ReidModule):
     """frames [B, T, 3, H, W] -> features [B, (N+1) * segment_dim] (L2-normalised concatenation), logits, attribute
     logits [B, sum of group widths] (groups in schema order), temporal_weights [B, T, len(group_names)].
     """
@@ -197,10 +198,13 @@ VARIANTS: dict[str, dict[str, object]] = {
     "H": {**_FULL, "model.sigma": 1.2},
 }
 
-register_method(MethodSpec(
-    name="adfta",
-    build_model=lambda p, info: ADFTA(ADFTAParams.model_validate(p), info),
-    build_objective=lambda p, info: ADFTAObjective(ADFTALossParams.model_validate(p), info),
+def _objective(params: ADFTALossParams, info: DataInfo) -> ADFTAObjective:
+    return ADFTAObjective(params, info)
+
+
+@register_method(
+    objective=_objective,
+    classifier="classifier",
     model_params=ADFTAParams,
     loss_params=ADFTALossParams,
     inputs=frozenset({"frames", "attributes"}),
@@ -208,4 +212,6 @@ register_method(MethodSpec(
     default_config="adfta",
     description="attribute-driven feature disentangling + confidence-weighted temporal aggregation; "
                 "softmax + N attribute BCE",
-))
+)
+def adfta(params: ADFTAParams, info: DataInfo) -> ADFTA:
+    return ADFTA(params, info)

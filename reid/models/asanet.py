@@ -33,10 +33,11 @@ from reid.losses.asanet_objective import ASANetLossParams, ASANetObjective, attr
 from reid.models.backbones import resnet_trunk
 from reid.models.layers.asre import ASRE
 from reid.models.layers.gem import AvgPool, GeM
+from reid.models.layers.module import ReidModule
 from reid.models.layers.neck import BNNeck
 from reid.models.layers.nonlocal_block import with_non_local
 from reid.registration import register_method
-from reid.spec import DataInfo, MethodSpec, Params
+from reid.spec import DataInfo, Params
 
 Branch = Literal["id", "re", "ir"]
 BRANCH_ORDER: tuple[Branch, ...] = ("re", "id", "ir")   # the order of fig. 5
@@ -90,7 +91,7 @@ class AttributeHead(nn.Module):
         return self.net(f)
 
 
-class ASANet(nn.Module):
+class ASANet(ReidModule):
     """frames [B, T, 3, H, W] -> features [B, D] (BNNeck output), global f_final [B, D], logits [B, num_classes],
     re_attr / ir_attr [B, C/2], attr_logits [B, D_attr] (relevant then irrelevant units), spatial_maps
     [B, T, K, h, w] (the ASRE masks M_ASR, K = number of ASRE modules, named in `spatial_map_names`)."""
@@ -205,10 +206,13 @@ VARIANTS: dict[str, dict[str, object]] = {
 }
 
 
-register_method(MethodSpec(
-    name="asanet",
-    build_model=lambda p, info: ASANet(ASANetParams.model_validate(p), info),
-    build_objective=lambda p, info: ASANetObjective(ASANetLossParams.model_validate(p), info),
+def _objective(params: ASANetLossParams, info: DataInfo) -> ASANetObjective:
+    return ASANetObjective(params, info)
+
+
+@register_method(
+    objective=_objective,
+    classifier="neck.classifier",
     model_params=ASANetParams,
     loss_params=ASANetLossParams,
     inputs=frozenset({"frames", "attributes"}),
@@ -218,4 +222,6 @@ register_method(MethodSpec(
     default_config="asanet",
     description="ASA-Net: identity + ID-relevant / ID-irrelevant attribute branches, ASRE, fusion (a)/(b); "
                 "CE-LS + WRT + center + attribute BCE + PMI triplet",
-))
+)
+def asanet(params: ASANetParams, info: DataInfo) -> ASANet:
+    return ASANet(params, info)

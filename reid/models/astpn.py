@@ -26,9 +26,10 @@ from pydantic import Field
 from torch import nn
 
 from reid.losses.siamese import HingeKind, SiameseLossParams, SiameseObjective, split_pairs
+from reid.models.layers.module import ReidModule
 from reid.models.layers.rcn import RCNFrameCNN, rcn_input
 from reid.registration import register_method
-from reid.spec import DataInfo, MethodSpec, Params
+from reid.spec import DataInfo, Params
 
 
 class AstpnParams(Params):
@@ -102,7 +103,7 @@ def mean_pool(x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.
     return (w.unsqueeze(-2) @ x).squeeze(-2), w
 
 
-class ASTPN(nn.Module):
+class ASTPN(ReidModule):
     """batch -> `features` / `embedding` [B, N] (v of each sequence: paired with its partner in a pairs batch,
     with itself otherwise), `logits` [B, C], `temporal_weights` [B, T] (a_p / a_g, or 1/T for mean pooling).
     """
@@ -215,10 +216,13 @@ VARIANTS = {
     "no-flow": {"model.use_flow": False},
 }
 
-register_method(MethodSpec(
-    name="astpn",
-    build_model=lambda p, info: ASTPN(AstpnParams.model_validate(p), info),
-    build_objective=lambda p, info: SiameseObjective(AstpnLossParams.model_validate(p)),
+def _objective(params: AstpnLossParams, info: DataInfo) -> SiameseObjective:
+    return SiameseObjective(params)
+
+
+@register_method(
+    objective=_objective,
+    classifier="classifier",
     model_params=AstpnParams,
     loss_params=AstpnLossParams,
     # "flow" stays declared with model.use_flow=false (the spec is static); the model then ignores it.
@@ -229,4 +233,6 @@ register_method(MethodSpec(
     default_config="astpn",
     description="RCN CNN (YUV + flow) + spatial pyramid pooling + RNN (eq. 2) + attentive temporal pooling "
                 "(eqs. 3-5); siamese hinge eq. 6 (m=3) + ID loss per branch",
-))
+)
+def astpn(params: AstpnParams, info: DataInfo) -> ASTPN:
+    return ASTPN(params, info)

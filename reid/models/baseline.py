@@ -8,16 +8,16 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from reid.losses.metric import batch_hard_triplet
 from reid.losses.objective import Objective
 from reid.losses.softmax import cross_entropy_label_smooth
 from reid.models.backbones import resnet_trunk
 from reid.models.layers.frames import per_frame
+from reid.models.layers.module import ReidModule
 from reid.models.layers.neck import BNNeck
 from reid.registration import register_method
-from reid.spec import DataInfo, MethodSpec, Params
+from reid.spec import DataInfo, Params
 
 
 class BaselineParams(Params):
@@ -35,7 +35,7 @@ class BaselineLossParams(Params):
     weight_triplet: float = Field(1.0, ge=0)
 
 
-class Baseline(nn.Module):
+class Baseline(ReidModule):
     """frames [B, T, 3, H, W] (normalised) -> features [B, D]; D = 512 (ResNet-18/34) or 2048 (ResNet-50)."""
 
     def __init__(self, params: BaselineParams, info: DataInfo) -> None:
@@ -43,12 +43,19 @@ class Baseline(nn.Module):
         self.backbone, dim = resnet_trunk(params.depth, params.pretrained, params.weights_path, params.last_stride)
         self.neck = BNNeck(dim, info.num_classes)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def pooled(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         maps = per_frame(self.backbone, batch["frames"])        # [B, T, D, h, w]
         frame_feats = maps.mean(dim=(3, 4))                      # [B, T, D]
-        pooled = frame_feats.mean(dim=1)                         # temporal average pooling, [B, D]
+        return frame_feats.mean(dim=1)                           # temporal average pooling, [B, D]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pooled = self.pooled(batch)
         f_bn, logits = self.neck(pooled)
         return {"features": f_bn, "global": pooled, "logits": logits}
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The BN-neck feature [B, D] without the ID classifier."""
+        return self.neck.bn(self.pooled(batch))
 
 
 class BaselineObjective(Objective):
@@ -64,13 +71,18 @@ class BaselineObjective(Objective):
         }
 
 
-register_method(MethodSpec(
-    name="baseline",
-    build_model=lambda p, info: Baseline(BaselineParams.model_validate(p), info),
-    build_objective=lambda p, info: BaselineObjective(BaselineLossParams.model_validate(p)),
+def _objective(params: BaselineLossParams, info: DataInfo) -> BaselineObjective:
+    return BaselineObjective(params)
+
+
+@register_method(
+    objective=_objective,
+    classifier="neck.classifier",
     model_params=BaselineParams,
     loss_params=BaselineLossParams,
     inputs=frozenset({"frames"}),
     default_config="baseline",
     description="ResNet + temporal average pooling + BNNeck; CE (label smoothing) + batch-hard triplet",
-))
+)
+def baseline(params: BaselineParams, info: DataInfo) -> Baseline:
+    return Baseline(params, info)

@@ -27,9 +27,10 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from reid.losses.siamese import HingeKind, SiameseLossParams, SiameseObjective
+from reid.models.layers.module import ReidModule
 from reid.models.layers.rcn import RCNFrameCNN, rcn_input
 from reid.registration import register_method
-from reid.spec import DataInfo, MethodSpec, Params
+from reid.spec import DataInfo, Params
 
 
 class FcntaParams(Params):
@@ -103,7 +104,7 @@ class FCNTemporalAttention(nn.Module):
         return score[:, 0, :n]
 
 
-class FCNTA(nn.Module):
+class FCNTA(ReidModule):
     """batch -> `features` [B, 128] (L2-normalised F), `embedding` (same, for the hinge), `global` (F before
     normalisation), `logits` [B, C] (ID classifier on F), `temporal_weights` [B, T] (lambda; 1/T for mean pooling).
     """
@@ -144,10 +145,13 @@ VARIANTS = {
     "no-flow": {"model.use_flow": False},
 }
 
-register_method(MethodSpec(
-    name="fcnta",
-    build_model=lambda p, info: FCNTA(FcntaParams.model_validate(p), info),
-    build_objective=lambda p, info: SiameseObjective(FcntaLossParams.model_validate(p)),
+def _objective(params: FcntaLossParams, info: DataInfo) -> SiameseObjective:
+    return SiameseObjective(params)
+
+
+@register_method(
+    objective=_objective,
+    classifier="classifier",
     model_params=FcntaParams,
     loss_params=FcntaLossParams,
     # "flow" stays declared with model.use_flow=false (the spec is static); the model then ignores it.
@@ -158,4 +162,6 @@ register_method(MethodSpec(
     default_config="fcnta",
     description="RCN CNN (YUV + flow) + 1-D FCN temporal attention (sigmoid), averaged with mean pooling; "
                 "siamese squared hinge (m=2) + ID loss per branch",
-))
+)
+def fcnta(params: FcntaParams, info: DataInfo) -> FCNTA:
+    return FCNTA(params, info)

@@ -30,11 +30,12 @@ from reid.losses.objective import Objective
 from reid.losses.softmax import cross_entropy_label_smooth
 from reid.models.backbones import resnet_trunk
 from reid.models.layers.frames import per_frame
+from reid.models.layers.module import ReidModule
 from reid.models.layers.neck import BNNeck
 from reid.models.layers.part_maps import NUM_POSE_CHANNELS, PART_NAMES, CompositePartMaps
 from reid.models.layers.tap import TemporalAttentionNet, weighted_temporal_sum
 from reid.registration import register_method
-from reid.spec import DataInfo, MethodSpec, Params
+from reid.spec import DataInfo, Params
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class PoseTAPLossParams(Params):
     weight_rank: float = Field(1.0, ge=0)
 
 
-class PoseTAP(nn.Module):
+class PoseTAP(ReidModule):
     """batch {frames [B, T, 3, H, W], pose_maps [B, T, 57, h0, w0]} -> outputs.
 
     Outputs: `features` [B, D] (test embedding; D = 4C with alignment, C without), `global` [B, D] (f_video, the
@@ -191,10 +192,13 @@ VARIANTS: dict[str, dict[str, object]] = {
     "alignnet_tap_as_written": {"model.align": True, "model.pooling": "tap", **AS_WRITTEN},
 }
 
-register_method(MethodSpec(
-    name="posetap",
-    build_model=lambda p, info: PoseTAP(PoseTAPParams.model_validate(p), info),
-    build_objective=lambda p, info: PoseTAPObjective(PoseTAPLossParams.model_validate(p)),
+def _objective(params: PoseTAPLossParams, info: DataInfo) -> PoseTAPObjective:
+    return PoseTAPObjective(params)
+
+
+@register_method(
+    objective=_objective,
+    classifier="classifier",
     model_params=PoseTAPParams,
     loss_params=PoseTAPLossParams,
     inputs=frozenset({"frames", "pose_maps"}),
@@ -202,4 +206,6 @@ register_method(MethodSpec(
     default_config="posetap",
     description="pose-guided part alignment + temporal attention pooling (Jones & Rambhatla, BMVC 2019); "
                 "CE + batch-hard margin ranking",
-))
+)
+def posetap(params: PoseTAPParams, info: DataInfo) -> PoseTAP:
+    return PoseTAP(params, info)

@@ -29,8 +29,15 @@ class TrainResult:
     test: dict[str, Any] = field(default_factory=dict)
 
 
-def manifest_path_for(cfg: ExperimentConfig) -> Path:
-    """The manifest of `cfg.data`; generates the synthetic set on first use."""
+def manifest_path_for(cfg: ExperimentConfig) -> Path | str:
+    """The manifest of `cfg.data`; generates the synthetic set on first use. A URI (`data.root=s3://...` or
+    `data.manifest=s3://...`) is returned as it is: the frames are then read from the bucket (reid.data.decode)."""
+    remote = cfg.data.manifest if cfg.data.manifest else storage.join(cfg.data.root, "manifest.parquet")
+    if storage.is_uri(remote):
+        if not storage.is_file(remote):
+            raise ReidError(f"no manifest at {remote}: copy a prepared dataset directory there "
+                            f"(`reid prepare ... --out DIR`, then upload DIR as it is)")
+        return remote
     if cfg.data.manifest:
         path = Path(cfg.data.manifest)
     else:
@@ -112,13 +119,16 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *
     return _test_at_end(cfg, out) if test else out
 
 
-def _with_validation_split(cfg: ExperimentConfig, manifest_path: Path) -> Path:
+def _with_validation_split(cfg: ExperimentConfig, manifest_path: Path | str) -> Path | str:
     """The manifest the run trains on: `manifest_path` with `data.val_identities` training identities held out as
-    the validation split (reid.data.validation), written into the run directory (next to the source manifest for
-    runs stored under a URI: Ray workers on other nodes must read it)."""
+    the validation split (reid.data.validation), written into the run directory, in the bucket for runs stored
+    under a URI (Ray workers on other nodes must read it; the dataset's own bucket may be read-only)."""
     from reid.data.validation import write_validation_manifest
 
-    out_dir = run_dir_for(cfg) if "://" not in cfg.ray.storage_path else manifest_path.parent
+    if "://" in cfg.ray.storage_path:
+        out_dir: Path | str = storage.join(cfg.ray.storage_path, cfg.run_name())
+    else:
+        out_dir = run_dir_for(cfg)
     return write_validation_manifest(manifest_path, cfg.data.val_identities, out_dir)
 
 
@@ -315,32 +325,24 @@ class EvalOutcome:
     ranking: Any = None  # reid.evaluation.metrics.RankResult: per-query AP and first-match rank
 
 
-def load_model(cfg: ExperimentConfig, checkpoint: Path | None, info, spec):
-    """The model of `cfg` with weights from `checkpoint` (a checkpoint dir, state.pt, or run dir), or a randomly
-    initialised untrained one when `checkpoint` is None."""
-    import torch
-
+def load_model(cfg: ExperimentConfig, checkpoint: Path | str | None, info):
+    """The model of `cfg` (reid.models.factory) with weights from `checkpoint` (a checkpoint dir, state.pt, or run
+    dir; local or URI), or a randomly initialised untrained one when `checkpoint` is None; and the checkpoint used."""
+    from reid.models.factory import build_method
     from reid.training.checkpoint import STATE_FILE
 
-    torch.manual_seed(cfg.seed)
-    params = dict(cfg.model)
-    if checkpoint is None and "pretrained" in params:
-        params["pretrained"] = False  # "untrained" means random weights, not ImageNet ones
-    model = spec.build_model(params, info)
     if checkpoint is not None and storage.is_uri(checkpoint):
         checkpoint = _download_checkpoint(str(checkpoint))
     if checkpoint is not None:
-        ckpt = Path(checkpoint)
-        if ckpt.is_dir() and not (ckpt / STATE_FILE).exists():
-            found = latest_checkpoint(ckpt)
+        checkpoint = Path(checkpoint)
+        if checkpoint.is_dir() and not (checkpoint / STATE_FILE).exists():
+            found = latest_checkpoint(checkpoint)
             if found is None:
-                raise ReidError(f"no checkpoint found in {ckpt} (expected {STATE_FILE} in a checkpoint directory)")
-            ckpt = found
-        if not (ckpt.is_file() or (ckpt / STATE_FILE).is_file()):
-            raise ReidError(f"checkpoint {ckpt} does not exist")
-        load_checkpoint_weights(model, ckpt)
-        checkpoint = ckpt
-    return model, checkpoint
+                raise ReidError(f"no checkpoint found in {checkpoint} (expected {STATE_FILE} in a checkpoint "
+                                "directory)")
+            checkpoint = found
+    built = build_method(cfg, info, checkpoint)
+    return built.model, built.checkpoint
 
 
 def _download_checkpoint(uri: str) -> Path:
@@ -362,32 +364,6 @@ def _download_checkpoint(uri: str) -> Path:
     return storage.local_dir(uri)
 
 
-def load_checkpoint_weights(model, ckpt: Path) -> None:
-    """Load a checkpoint for testing. Every tensor the model has must be in it; tensors of another shape are only
-    accepted where they are the ID classifier (`classifier` in the name), whose size follows the training set's
-    identity count and which testing never uses: that is how a model trained on one dataset is tested on another
-    (cross-dataset, e.g. iLIDS-VID -> PRID-2011)."""
-    from reid.training.checkpoint import load_matching, load_state
-
-    state = load_state(ckpt)["model"]
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or extra:
-        first = missing[0] if missing else extra[0]
-        raise ReidError(f"checkpoint {ckpt} does not fit the model of this config ({len(missing)} tensor(s) missing, "
-                        f"{len(extra)} unknown; first: {first}); was it trained with another method, variant or "
-                        "model.* setting? Compare with the run's config.yaml")
-    wrong = [k for k in own if own[k].shape != state[k].shape and "classifier" not in k]
-    if wrong:
-        raise ReidError(f"checkpoint {ckpt} does not fit the model of this config: {wrong[0]} has shape "
-                        f"{tuple(state[wrong[0]].shape)} there and {tuple(own[wrong[0]].shape)} here "
-                        f"({len(wrong)} such tensor(s)); check model.* settings against the run's config.yaml")
-    skipped = load_matching(model, state)
-    if skipped:
-        print(f"[reid] the ID classifier of {ckpt} is not loaded ({', '.join(skipped)}): its identity count differs "
-              "from this dataset's, and testing does not use it", flush=True)
-
-
 def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path | None = None,
              backend: str = "local", sample_queries: int = 0, progress: bool = True) -> EvalOutcome:
     """Evaluate a checkpoint (or an untrained model) on the test split of `cfg.data` with `cfg.eval.protocol`.
@@ -399,17 +375,17 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | None, *, manifest: Path |
     import torch
 
     from reid.data.batching import BatchMaker
+    from reid.data.info import data_info
     from reid.evaluation.protocols import get_protocol
     from reid.registry import get_method
     from reid.training.features import record_feature
     from reid.training.validate import score_features
-    from reid.training.worker import data_info
 
     manifest_file = Path(manifest) if manifest else manifest_path_for(cfg)
     m = read_manifest(manifest_file)
     spec = get_method(cfg.method)
-    info = data_info(m, cfg)
-    model, used = load_model(cfg, checkpoint, info, spec)
+    info = data_info(m, cfg.data)
+    model, used = load_model(cfg, checkpoint, info)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     split = get_protocol(cfg.eval.protocol, dataset=m.dataset or cfg.data.dataset).split(m.records)

@@ -9,21 +9,24 @@ YAML text). Random state needs no entry: every random draw of an epoch is derive
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from reid.errors import ReidError
+# the reading side lives with the model factory (reid.models.state_file); re-exported for the training callers
+from reid.models.state_file import (
+    STATE_FILE,
+    init_weights_from,
+    is_complete,
+    load_matching,
+    load_state,
+    unwrap,
+)
 
-STATE_FILE = "state.pt"
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+__all__ = ["STATE_FILE", "init_weights_from", "is_complete", "load_matching", "load_state", "restore", "save_state",
+           "unwrap"]
 
 
 def save_state(directory: str | Path, *, model: nn.Module, objective: nn.Module,
@@ -46,31 +49,6 @@ def save_state(directory: str | Path, *, model: nn.Module, objective: nn.Module,
     return path
 
 
-def is_complete(directory: str | Path) -> bool:
-    """Whether a checkpoint directory holds a whole `state.pt`.
-
-    torch.save writes a zip archive whose central directory comes last, so a file cut short (a worker killed while
-    Ray copied the checkpoint into storage; the copy is not atomic) has none and fails this check. Ray itself never
-    restores such a directory (it is not in its checkpoint manager's record); readers of a run directory use this to
-    skip it the same way."""
-    path = Path(directory)
-    path = path / STATE_FILE if path.is_dir() else path
-    return path.is_file() and zipfile.is_zipfile(path)
-
-
-def load_state(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory)
-    if path.is_dir():
-        path = path / STATE_FILE
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only refuses pickled objects other than tensors and plain containers, so a foreign or tampered
-        # file never runs code here; say so instead of surfacing torch's traceback
-        raise ReidError(f"checkpoint {path} holds objects other than tensors and plain containers; refusing to "
-                        f"unpickle it (torch.load weights_only=True): {str(exc).splitlines()[0]}") from exc
-
-
 def restore(state: dict[str, Any], *, model: nn.Module, objective: nn.Module,
             optimizers: dict[str, torch.optim.Optimizer], scheduler: Any, scaler: Any) -> None:
     unwrap(model).load_state_dict(state["model"])
@@ -80,27 +58,3 @@ def restore(state: dict[str, Any], *, model: nn.Module, objective: nn.Module,
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-
-
-def init_weights_from(model: nn.Module, source: str | Path) -> list[str]:
-    """Two-stage recipes (`train.init_from`): load model weights from a run dir or checkpoint, skipping tensors
-    whose shape differs (e.g. the ID classifier when the class count changes). Returns the skipped keys."""
-    src = Path(source)
-    if src.is_dir() and not (src / STATE_FILE).exists():
-        best = src / "best" / STATE_FILE
-        src = best if best.exists() else src
-    state = load_state(src)["model"]
-    target = unwrap(model)
-    if hasattr(target, "load_pretrained"):
-        return target.load_pretrained(state)
-    return load_matching(target, state)
-
-
-def load_matching(model: nn.Module, state: dict[str, Any]) -> list[str]:
-    """Load the tensors of `state` whose name and shape match `model`'s; returns the keys left out (absent from the
-    model, or of another shape, such as the ID classifier of a dataset with another identity count)."""
-    target = unwrap(model)
-    own = target.state_dict()
-    skipped = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-    target.load_state_dict({k: v for k, v in state.items() if k not in skipped}, strict=False)
-    return skipped

@@ -23,7 +23,8 @@ from reid.training.inputs import normalize_inputs
 
 
 def _forward_clips(model: nn.Module, clips: dict[str, torch.Tensor], spec: MethodSpec, device: torch.device,
-                   batch_size: int, states: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   batch_size: int, states: bool, keep_extras: bool = False
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     n = clips["frames"].shape[0]
     feats, extras = [], {}
     for start in range(0, n, batch_size):
@@ -33,7 +34,10 @@ def _forward_clips(model: nn.Module, clips: dict[str, torch.Tensor], spec: Metho
         if states:
             feats.append(unwrap(model).encode_sequences(batch).float().cpu())
             continue
-        out = model(batch)
+        if not keep_extras:
+            feats.append(unwrap(model).forward_features(batch).float().cpu())
+            continue
+        out = unwrap(model)(batch)  # the whole forward: the report shows its attention outputs
         feats.append(out["features"].float().cpu())
         for key in ("temporal_weights", "spatial_maps"):
             if key in out and start == 0:
@@ -46,7 +50,7 @@ def record_feature(model: nn.Module, maker: BatchMaker, index: int, cfg: Experim
                    ) -> tuple[torch.Tensor, dict[str, Any]]:
     """One tracklet -> feature [D] (mean over clips, flip-averaged if eval.flip) or states [C*L, D]."""
     clips = to_torch(make_test_clips(maker, index))
-    feats, extras = _forward_clips(model, clips, spec, device, cfg.eval.batch_size, states)
+    feats, extras = _forward_clips(model, clips, spec, device, cfg.eval.batch_size, states, keep_extras)
     if states:
         return feats.flatten(0, 1), {}
     feature = feats.mean(dim=0)

@@ -44,25 +44,21 @@ class _DecodeTestClips:
 
 class _EmbedChunks:
     def __init__(self, cfg: dict, state_ref: Any, num_classes: int, attributes_json: str, states: bool) -> None:
-        from reid.data.attributes import AttributeSchema
-        from reid.registry import DataInfo, get_method
+        from reid.attribute_schema import AttributeSchema
+        from reid.models.factory import build_method
 
         self.cfg = ExperimentConfig.model_validate(cfg)
-        self.spec = get_method(self.cfg.method)
         info = DataInfo(num_classes=num_classes, attributes=AttributeSchema.from_json(attributes_json),
                         height=self.cfg.data.height, width=self.cfg.data.width)
-        params = dict(self.cfg.model)
-        params["pretrained"] = False if "pretrained" in params else params.get("pretrained")
-        params = {k: v for k, v in params.items() if v is not None}
-        self.model = self.spec.build_model(params, info)
-        self.model.load_state_dict(ray.get(state_ref[0]) if isinstance(state_ref, list) else state_ref)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
+        state = ray.get(state_ref[0]) if isinstance(state_ref, list) else state_ref
+        built = build_method(self.cfg, info, state, device=self.device)
+        self.spec, self.model = built.spec, built.model
         self.states = states
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from reid.training.worker import normalize_inputs
+        from reid.training.inputs import normalize_inputs
 
         tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()
                    if k not in ("index", "chunk")}
@@ -71,10 +67,10 @@ class _EmbedChunks:
         if self.states:
             out = self.model.encode_sequences(inputs)
         else:
-            out = self.model(inputs)["features"]
+            out = self.model.forward_features(inputs)
             if self.cfg.eval.flip:
                 inputs["frames"] = inputs["frames"].flip(-1)
-                out = (out + self.model(inputs)["features"]) / 2
+                out = (out + self.model.forward_features(inputs)) / 2
         return {"index": batch["index"], "chunk": batch["chunk"], "feature": out.float().cpu().numpy()}
 
 
@@ -87,16 +83,16 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torc
     from the manifest read here, which is only right when that manifest is the one the run trained on: a gallery
     of new footage has other (or no) training identities, and the classifier's shape would not match.
     """
+    from reid.data.info import data_info
     from reid.data.records import read_manifest
     from reid.evaluation.features import pool_chunks
     from reid.ray_runtime import init_ray
     from reid.registry import get_method
-    from reid.training.worker import data_info
 
     init_ray(cfg.ray)
     spec = get_method(cfg.method)
     manifest = read_manifest(manifest_path)
-    info = info if info is not None else data_info(manifest, cfg)
+    info = info if info is not None else data_info(manifest, cfg.data)
     state_ref = [ray.put({k: v.cpu() for k, v in model.state_dict().items()})]
     use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and cfg.ray.use_gpu
     ds = ray.data.from_items([{"index": i} for i in indices], override_num_blocks=max(1, len(indices) // 8))

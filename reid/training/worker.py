@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,10 @@ import torch
 import yaml
 
 from reid.config.schema import ExperimentConfig
-from reid.data.records import Manifest, relabel
-from reid.registry import DataInfo, MethodSpec, get_method
-from reid.training.checkpoint import init_weights_from, load_state, restore, save_state
+from reid.data.info import data_info
+from reid.data.records import Manifest
+from reid.models.factory import build_method
+from reid.training.checkpoint import load_state, restore, save_state
 from reid.training.faults import FaultInjector
 from reid.training.inputs import normalize_inputs
 from reid.training.metrics import MetricsExporter, ledger_counter, watch_line
@@ -35,38 +35,17 @@ from reid.training.validate import Validator
 log = logging.getLogger(__name__)
 
 
-def data_info(manifest: Manifest, cfg: ExperimentConfig) -> DataInfo:
-    """The model's data facts; the classes are the training identities left after the validation split is held
-    out (reid.data.validation), the same whether `manifest` is the dataset's or the run's derived one."""
-    from reid.data.validation import with_validation_split
-
-    train = with_validation_split(manifest, cfg.data.val_identities).by_role("train")
-    return DataInfo(num_classes=len(relabel(train)), attributes=manifest.attributes,
-                    height=cfg.data.height, width=cfg.data.width)
-
-
 def seed_epoch(seed: int, epoch: int, rank: int) -> None:
     """Every random draw of the model (dropout, random init of new layers) in an epoch follows from this."""
     torch.manual_seed(((seed * 1_000_003) + epoch * 1009 + rank) % (2**63 - 1))
 
 
-def build_components(cfg: ExperimentConfig, info: DataInfo, spec: MethodSpec):
-    torch.manual_seed(cfg.seed)  # identical initial weights on every rank (DDP also broadcasts rank 0's)
-    model = spec.build_model(cfg.model, info)
-    objective = spec.build_objective(cfg.loss, replace(info, feature_dim=getattr(model, "feature_dim", None)))
-    if cfg.train.init_from:
-        skipped = init_weights_from(model, cfg.train.init_from)
-        log.info("initialised weights from %s (skipped %d mismatched tensors)", cfg.train.init_from, len(skipped))
-    return model, objective
-
-
 def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, run_name: str,
                export_metrics: bool = False, run_dir: Path | None = None) -> list[dict[str, Any]]:
     """Train `cfg` and return the per-epoch metrics this worker reported."""
-    spec = get_method(cfg.method)
-    info = data_info(manifest, cfg)
+    built = build_method(cfg, data_info(manifest, cfg.data), train=True)
+    spec, model, objective = built.spec, built.model, built.objective
     device = session.device
-    model, objective = build_components(cfg, info, spec)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model = session.prepare_model(model)

@@ -271,9 +271,10 @@ def test_short_cpu_training_run_learns(tmp_path):
 
 
 def test_training_sizes_the_centers_to_the_models_feature_width(tmp_path):
-    from reid.training.worker import build_components
+    from reid.models.factory import build_method
 
     cfg = build_config("asanet", ["asanet-synthetic"], ["model.pretrained=false", f"data.root={tmp_path}"])
-    model, objective = build_components(cfg, INFO, SPEC)
+    built = build_method(cfg, INFO, train=True)
+    model, objective = built.model, built.objective
     assert objective.center.centers.shape == (INFO.num_classes, model.feature_dim)
     assert model.feature_dim < objective.p.center_max_dim  # not the fallback width

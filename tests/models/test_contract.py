@@ -1,13 +1,13 @@
 """The contract every registered method x variant keeps (timm's tests/test_models.py style): built from its config
-on a tiny DataInfo, a training forward gives an objective whose loss is finite, the backward pass reaches every
-trainable parameter with a finite gradient, and the eval forward embeds each clip as features [B, D].
+by the model factory on a tiny DataInfo, a training forward gives an objective whose loss is finite, the backward
+pass reaches every trainable parameter with a finite gradient, the eval forward embeds each clip as features [B, D],
+and `forward_features` (what evaluation calls) gives exactly those features; the ID classifier is the module the
+MethodSpec names and is sized by the identity count.
 
 Method-specific behaviour (equations, shapes of the extra outputs) stays in tests/models/test_<method>.py.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import pytest
 import torch
@@ -15,11 +15,14 @@ from torch import nn
 
 from reid.attribute_schema import AttributeSchema, schema_from_columns
 from reid.config import build_config
+from reid.models.factory import build_method
+from reid.models.layers.module import ReidModule
 from reid.registry import get_method, list_methods
 from reid.skeleton import NUM_CHANNELS, NUM_JOINTS
 from reid.spec import Batch, DataInfo, MethodSpec, ObjectiveLike, ReidModel
 
 B, T, H, W = 4, 2, 32, 16  # tiny inputs keep the whole file fast on a CPU
+NUM_CLASSES = 3
 SCHEMA = schema_from_columns({"gender": 2, "age": 3, "hat": 2, "top color": 4, "motion": 5, "pose": 6})
 CASES = [(m, v) for m in list_methods() for v in (None, *get_method(m).variants)]
 
@@ -89,23 +92,34 @@ def check_contract(model: nn.Module, objective: nn.Module, batch: Batch) -> None
     assert torch.isfinite(feats).all()
     dim = getattr(model, "feature_dim", None)
     assert dim is None or feats.shape[1] == dim, f"features are {feats.shape[1]}-d, feature_dim says {dim}"
+    with torch.no_grad():
+        embedded = model.forward_features(batch)
+    assert embedded.shape == feats.shape and torch.allclose(embedded, feats, atol=1e-5), \
+        "forward_features differs from forward()['features']"
+
+
+def check_classifier(model: nn.Module, spec: MethodSpec, num_classes: int) -> None:
+    """`spec.classifier` names a module whose weight rows are the identity classes (what the factory lets differ)."""
+    assert spec.classifier is not None, f"{spec.name} names no ID classifier"
+    sized = {k: v.shape for k, v in model.state_dict().items() if spec.is_classifier(k) and v.dim() >= 1}
+    assert sized, f"no tensor under '{spec.classifier}'"
+    assert any(shape[0] == num_classes for shape in sized.values()), f"{spec.classifier}: {sized}"
 
 
 def build(method: str, variant: str | None) -> tuple[nn.Module, nn.Module, Batch]:
     spec = get_method(method)
     overrides = tiny_overrides(spec) + ([f"variant={variant}"] if variant else [])
     cfg = build_config(method, [], overrides)
-    info = DataInfo(num_classes=3, attributes=SCHEMA if "attributes" in spec.inputs else AttributeSchema(),
+    info = DataInfo(num_classes=NUM_CLASSES, attributes=SCHEMA if "attributes" in spec.inputs else AttributeSchema(),
                     height=H, width=W)
-    torch.manual_seed(0)
-    model = spec.build_model(cfg.model, info)
-    objective = spec.build_objective(cfg.loss, replace(info, feature_dim=getattr(model, "feature_dim", None)))
-    return model, objective, tiny_batch(spec, info)
+    built = build_method(cfg, info, train=True)
+    return built.model, built.objective, tiny_batch(spec, info)
 
 
 @pytest.mark.parametrize("method, variant", CASES, ids=[f"{m}-{v or 'default'}" for m, v in CASES])
 def test_method_contract(method, variant):
     model, objective, batch = build(method, variant)
+    check_classifier(model, get_method(method), NUM_CLASSES)
     check_contract(model, objective, batch)
 
 
@@ -113,7 +127,7 @@ def test_every_method_is_covered():
     assert {m for m, _ in CASES} == set(list_methods()) and len(list_methods()) >= 6
 
 
-class _Detached(nn.Module):
+class _Detached(ReidModule):
     """Broken on purpose: the classifier sees detached features, so no gradient reaches the trunk."""
 
     def __init__(self) -> None:
@@ -134,6 +148,17 @@ class _FlatFeatures(_Detached):
         return {"features": f, "logits": self.classifier(f.mean(1))}
 
 
+class _OtherEmbedding(_Detached):
+    """Broken on purpose: forward_features is not the embedding forward() gives (the gradient reaches everything)."""
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        f = self.trunk(batch["frames"].mean(dim=(1, 3, 4)))
+        return {"features": f, "logits": self.classifier(f)}
+
+    def forward_features(self, batch: Batch) -> torch.Tensor:
+        return self.forward(batch)["features"] * 2
+
+
 class _CE(nn.Module):
     own_lr = None
 
@@ -150,6 +175,7 @@ class _CE(nn.Module):
     (_Detached(), _CE(), "does not reach 2 parameters"),
     (_FlatFeatures(), _CE(), "expected [4, D]"),
     (_FlatFeatures(), _CE(float("nan")), "non-finite loss terms: ['loss', 'ce']"),
+    (_OtherEmbedding(), _CE(), "forward_features differs"),
 ])
 def test_contract_fails_on_a_broken_model(model, objective, message):
     batch: Batch = {"frames": torch.randn(B, T, 3, H, W), "pid": torch.tensor([0, 0, 1, 1])}

@@ -1,5 +1,5 @@
-"""`api.evaluate` beyond the plain case: a checkpoint trained on another dataset (cross-dataset testing, whose ID
-classifier has another size) and the query-gallery pairwise scoring of ASTPN."""
+"""`evaluate` beyond the plain case: the query-gallery pairwise scoring of ASTPN. (Checkpoints of another dataset,
+whose ID classifier has another size: tests/models/test_factory.py.)"""
 
 from __future__ import annotations
 
@@ -8,54 +8,7 @@ import torch
 
 from reid.config import build_config
 from reid.errors import ReidError
-from reid.registry import DataInfo, get_method
-from reid.training.api import evaluate, load_checkpoint_weights
-
-
-def _save_model_state(model: torch.nn.Module, directory) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict()}, directory / "state.pt")
-
-
-def _baseline(num_classes: int, **params) -> torch.nn.Module:
-    spec = get_method("baseline")
-    cfg = build_config("baseline", [], ["model.depth=18", "model.pretrained=false",
-                                        *(f"model.{k}={v}" for k, v in params.items())])
-    return spec.build_model(dict(cfg.model), DataInfo(num_classes=num_classes, height=64, width=32))
-
-
-def test_checkpoint_of_another_dataset_loads_all_but_the_classifier(tmp_path, capsys):
-    source = _baseline(num_classes=5)
-    _save_model_state(source, tmp_path / "ckpt")
-    target = _baseline(num_classes=7)
-    load_checkpoint_weights(target, tmp_path / "ckpt")
-    assert "ID classifier" in capsys.readouterr().out
-    own, src = target.state_dict(), source.state_dict()
-    for key, value in src.items():
-        if "classifier" in key:
-            assert own[key].shape != value.shape
-        else:
-            assert torch.equal(own[key], value), key
-
-
-def test_checkpoint_of_another_architecture_is_a_clear_error(tmp_path):
-    _save_model_state(_baseline(num_classes=5), tmp_path / "ckpt")
-    with pytest.raises(ReidError, match="tensor\\(s\\) missing"):
-        load_checkpoint_weights(_baseline(num_classes=5, depth=34), tmp_path / "ckpt")  # more blocks
-    _save_model_state(_baseline(num_classes=5, depth=34), tmp_path / "ckpt")
-    with pytest.raises(ReidError, match="unknown"):
-        load_checkpoint_weights(_baseline(num_classes=5), tmp_path / "ckpt")
-    state = _baseline(num_classes=5).state_dict()
-    key = next(k for k, v in state.items() if k.startswith("backbone") and v.ndim == 4)
-    state[key] = torch.zeros(1, *state[key].shape[1:])
-    torch.save({"model": state}, tmp_path / "ckpt" / "state.pt")
-    with pytest.raises(ReidError, match=f"{key} has shape"):  # only the classifier may differ in shape
-        load_checkpoint_weights(_baseline(num_classes=5), tmp_path / "ckpt")
-    state = _baseline(num_classes=5).state_dict()
-    state.pop(next(iter(state)))
-    torch.save({"model": state}, tmp_path / "ckpt" / "state.pt")
-    with pytest.raises(ReidError, match="tensor\\(s\\) missing"):
-        load_checkpoint_weights(_baseline(num_classes=5), tmp_path / "ckpt")
+from reid.training.api import evaluate
 
 
 def _astpn_cfg(tiny_data, tmp_path, *extra: str):
