@@ -81,6 +81,37 @@ def read_bytes(location: str | Path) -> bytes:
         raise ReidError(f"not found: {location}") from None
 
 
+def open_input_file(location: str | Path) -> pafs.NativeFile:
+    """A random-access reader of one file (seek + ranged reads: on S3 each read is one ranged GET, so a Parquet
+    reader fetches the footer and the row groups it asks for, never the whole object)."""
+    fs, path = resolve(location)
+    try:
+        return fs.open_input_file(path)
+    except FileNotFoundError:
+        raise ReidError(f"not found: {location}") from None
+
+
+def download(location: str | Path, target: str | Path, chunk_bytes: int = 8 << 20) -> Path:
+    """Copy one file to the local path `target` (streamed; written under a temporary name, then renamed, so a
+    reader never sees half of it). Returns `target`."""
+    fs, path = resolve(location)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out, fs.open_input_stream(path) as stream:
+            while chunk := stream.read(chunk_bytes):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except FileNotFoundError:
+        os.unlink(tmp)
+        raise ReidError(f"not found: {location}") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return target
+
+
 def read_text(location: str | Path) -> str:
     return read_bytes(location).decode()
 

@@ -78,6 +78,10 @@ class DataConfig(Strict):
     max_errored_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="share of unreadable tracklets tolerated before the run fails"
     )
+    frame_cache_gb: float = Field(
+        4.0, gt=0, description="dataset root in a bucket: GiB of fetched videos / keypoints each decoding process "
+        "keeps on local disk (least recently used evicted; JPEG shards are read in place and need none)"
+    )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
     @model_validator(mode="after")

@@ -118,6 +118,7 @@ class BatchMaker:
         self.decoder = decoder if decoder is not None else Decoder(cfg.data.decode_timeout_s)
         a = cfg.data.augment  # JPEG store: libjpeg-turbo may decode at 1/2, 1/4 ... while it stays this large
         self.decoder.draft_size = (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width)
+        self.decoder.cache_bytes = int(cfg.data.frame_cache_gb * (1 << 30))
         self.errors = ErrorLog(len(train_idx), cfg.data.max_errored_fraction, dict(known_bad or {}))
 
     # -- one tracklet -------------------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ class BatchMaker:
             out["flow"] = normalize_flow(clip_flow(x, chw=True)).astype(np.float16)
         out["frames"] = apply_erase(x, params, chw=True)
         if {"pose_maps", "keypoints"} & self.inputs:
-            kps_all = np.load(self.manifest.resolve(rec.keypoints), mmap_mode="r")
+            kps_all = np.load(self.decoder.local_file(self.manifest.locate(rec.keypoints)), mmap_mode="r")
             kps = np.asarray(kps_all[np.clip(frame_idx, 0, len(kps_all) - 1)], dtype=np.float32)
             kps = augment_keypoints(kps, frames.shape[1:3], params)
             if "keypoints" in self.inputs:
@@ -155,14 +156,19 @@ class BatchMaker:
     def _prefetch(self, row: PlanRow, indices: list[int]) -> dict[int, np.ndarray | DecodeError]:
         """First-choice video frames of every slot in one pipelined decoder call: slot -> frames or error."""
         slots, requests = [], []
+        failed: dict[int, np.ndarray | DecodeError] = {}
         for slot, idx in enumerate(indices):
             rec = self.manifest.records[idx]
             if rec.video and idx not in self.errors.bad:
                 frame_idx = self.sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0]))
+                try:  # a video in a bucket is fetched into the decoder's cache first
+                    video = self.decoder.local_file(self.manifest.locate(rec.video))
+                except DecodeError as exc:
+                    failed[slot] = exc
+                    continue
                 slots.append(slot)
-                requests.append(VideoRequest(self.manifest.resolve(rec.video), rec.frame_start, rec.num_frames,
-                                             frame_idx, tag=idx))
-        return dict(zip(slots, self.decoder.videos(requests), strict=True))
+                requests.append(VideoRequest(video, rec.frame_start, rec.num_frames, frame_idx, tag=idx))
+        return {**dict(zip(slots, self.decoder.videos(requests), strict=True)), **failed}
 
     def _slot(self, row: PlanRow, slot: int, indices: list[int], prefetched: dict[int, np.ndarray | DecodeError],
               out_frames: np.ndarray | None = None) -> dict[str, np.ndarray]:

@@ -15,6 +15,10 @@ and cannot be interrupted from Python. A `Decoder` bounds every video decode in 
   readers); the caller waits for each tracklet at most `timeout_s` seconds, then kills the child, starts a fresh one
   on the next request and raises `DecodeTimeout`, so the caller can skip the tracklet instead of hanging.
 Indices are also clamped to `len(vr)` and to the manifest's frame range before any decode.
+
+A dataset root in a bucket (`Manifest.remote`): `read_frames` names files with `Manifest.locate`; the Decoder reads
+JPEG shards through `pyarrow.fs` ranged reads, frame files as bytes, and fetches videos and keypoints into its own
+`FrameCache` (decord needs a path). A file missing from the bucket is a DecodeError like a missing local file.
 """
 
 from __future__ import annotations
@@ -229,6 +233,21 @@ class Decoder:
         self._watchdog = HangWatchdog(timeout_s, on_hang) if (on_hang is not None and timeout_s) else None
         self._shards = None  # jpeg_store.ShardReader, opened on the first JPEG-store record
         self.draft_size: tuple[int, int] | None = None  # JPEG store: decode at a reduced DCT scale down to this
+        self.cache_bytes: int | None = None  # FrameCache size for a dataset root in a bucket (None: its default)
+        self._cache = None  # frame_cache.FrameCache, made on the first file fetched from a bucket
+
+    def local_file(self, location: str | Path) -> Path:
+        """A local path for a file a record names: itself, or a copy fetched from a bucket (raises DecodeError)."""
+        if "://" not in str(location):
+            return Path(location)
+        from reid.data.frame_cache import DEFAULT_MAX_BYTES, FetchError, FrameCache
+
+        if self._cache is None:
+            self._cache = FrameCache(self.cache_bytes or DEFAULT_MAX_BYTES)
+        try:
+            return self._cache.path(location)
+        except FetchError as exc:
+            raise DecodeError(str(exc)) from None
 
     def jpeg(self, manifest: Manifest, record: TrackletRecord, indices: np.ndarray) -> np.ndarray:
         """uint8 [T, H, W, 3] of a JPEG-store record (no time bound needed: JPEG decoding cannot spin)."""
@@ -277,6 +296,8 @@ class Decoder:
     def close(self) -> None:
         if self._owner == os.getpid():
             self._stop(kill=False)
+            if self._cache is not None:
+                self._cache.close()
 
     def __del__(self) -> None:  # best effort: never leave a decoding child behind
         try:
@@ -350,8 +371,19 @@ class Decoder:
             out.append(payload if status == "ok" else DecodeError(payload))
         return out
 
-    def images(self, paths: list[Path]) -> np.ndarray:
-        return decode_images(paths)
+    def images(self, paths: Sequence[str | Path]) -> np.ndarray:
+        """Frame files (local paths, or URIs read as bytes): uint8 [N, H, W, 3]."""
+        if not any("://" in str(p) for p in paths):
+            return decode_images(list(paths))
+        from reid import storage
+
+        sources: list[str | Path | bytes] = []
+        for p in paths:
+            try:
+                sources.append(storage.read_bytes(p) if "://" in str(p) else p)
+            except (ReidError, OSError) as exc:
+                raise DecodeError(f"cannot read frame {p}: {exc}") from None
+        return decode_pil(sources)
 
 
 def read_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray, decoder: Decoder,
@@ -362,10 +394,11 @@ def read_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray,
     if record.shard:
         return decoder.jpeg(manifest, record, indices)
     if record.video:
-        return decoder.video(manifest.resolve(record.video), record.frame_start, record.num_frames, indices, tag)
+        video = decoder.local_file(manifest.locate(record.video))
+        return decoder.video(video, record.frame_start, record.num_frames, indices, tag)
     if record.frames:
         clipped = np.clip(np.asarray(indices, dtype=np.int64), 0, len(record.frames) - 1)
         uniq, inverse = np.unique(clipped, return_inverse=True)
-        frames = decoder.images([manifest.resolve(record.frames[int(i)]) for i in uniq])
+        frames = decoder.images([manifest.locate(record.frames[int(i)]) for i in uniq])
         return frames[inverse]
     raise DecodeError(f"tracklet {record.tracklet_id} names neither a video, frame files nor a JPEG shard")

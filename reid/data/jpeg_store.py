@@ -11,6 +11,10 @@ decode them (nvJPEG: `torchvision.io.decode_jpeg(..., device="cuda")`), and a ro
 sequential read on network storage. The cost is disk: JPEG at quality 90 takes several times the bytes of H.264.
 `reid bench data` measures both stores side by side (bytes per frame, frames/s per core).
 
+A store copied into a bucket is read in place: a shard URI is opened through `pyarrow.fs` as a random-access file,
+so a read fetches the Parquet footer once per shard and then only the row group asked for (ranged GETs), never the
+whole shard.
+
 Frame files that are JPEG already (MARS, Duke) are copied byte for byte; videos and other images are encoded with
 Pillow (libjpeg-turbo) at `quality`. CPU decoding uses Pillow's libjpeg-turbo with DCT-domain downscaling
 (`Image.draft`) when the output is at most half the stored size.
@@ -56,21 +60,24 @@ class ShardReader:
     """Reads tracklets' JPEG bytes from shards; keeps each shard's Parquet footer open (one per worker process)."""
 
     def __init__(self) -> None:
-        self._files: dict[Path, tuple[object, np.ndarray]] = {}
+        self._files: dict[str, tuple[object, np.ndarray]] = {}
 
-    def _open(self, path: Path):
-        if path not in self._files:
+    def _open(self, path: Path | str):
+        key = str(path)
+        if key not in self._files:
             import pyarrow.parquet as pq
 
+            from reid import storage
+
             try:
-                pf = pq.ParquetFile(path)
+                pf = pq.ParquetFile(storage.open_input_file(path) if storage.is_uri(path) else path)
             except Exception as exc:  # pyarrow raises several types for missing / truncated files
                 raise JpegStoreError(f"cannot open JPEG shard {path}: {exc}") from None
             rows = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
-            self._files[path] = (pf, rows)
-        return self._files[path]
+            self._files[key] = (pf, rows)
+        return self._files[key]
 
-    def blobs(self, path: Path, row: int, indices: Sequence[int]) -> list[bytes]:
+    def blobs(self, path: Path | str, row: int, indices: Sequence[int]) -> list[bytes]:
         """JPEG bytes of frames `indices` (clamped to the tracklet's length) of row `row` of shard `path`."""
         pf, starts = self._open(path)
         group = int(np.searchsorted(starts, row, side="right") - 1)
@@ -94,7 +101,7 @@ def read_jpeg_frames(manifest: Manifest, record: TrackletRecord, indices: np.nda
                      draft_size: tuple[int, int] | None = None) -> np.ndarray:
     """Frames `indices` (tracklet-relative) of a JPEG-store record: uint8 [T, H, W, 3]; each frame decoded once."""
     uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-    blobs = reader.blobs(manifest.resolve(record.shard), record.shard_row, uniq.tolist())
+    blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq.tolist())
     try:
         frames = decode_jpegs(blobs, draft_size)
     except JpegStoreError as exc:
@@ -148,7 +155,9 @@ def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, trackle
     for shard_no, idx in enumerate(_chunks(range(len(records)), shard_size)):
         rel = f"{JPEG_DIR}/shard-{shard_no:05d}.parquet"
         tmp = out / (rel + ".tmp")
-        with pq.ParquetWriter(tmp, schema, compression="none") as writer:  # JPEG does not compress further
+        # JPEG does not compress further; no min/max statistics of the frames column (they would copy two JPEGs
+        # per row group into the footer, which every reader fetches first: ~70 KB for 16 tracklets of 128x64)
+        with pq.ParquetWriter(tmp, schema, compression="none", write_statistics=["tracklet_id"]) as writer:
             for group in _chunks(idx, tracklets_per_group):
                 ids, blobs = [], []
                 for row, i in enumerate(group, start=group[0] - idx[0]):

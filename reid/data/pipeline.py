@@ -174,7 +174,7 @@ def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_in
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(
         _DecodeBatches,
-        fn_constructor_kwargs={"manifest_path": str(Path(manifest_path).resolve()), "cfg": cfg.model_dump(),
+        fn_constructor_kwargs={"manifest_path": _absolute(manifest_path), "cfg": cfg.model_dump(),
                                "inputs": sorted(set(spec_inputs) | {"frames"}), "batching": batching,
                                "world_size": world_size, "ledger_name": ledger_name,
                                "ledger_namespace": ledger_namespace},
@@ -189,6 +189,12 @@ def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_in
     ds.context.wait_for_min_actors_s = _POOL_START_TIMEOUT_S
     ds.context.enable_progress_bars = False  # one long execution per fit; the epoch lines report progress
     return ds
+
+
+def _absolute(location: str | Path) -> str:
+    """The manifest as every actor can name it: an absolute local path (actors do not share this working
+    directory), or the URI as it is."""
+    return str(location) if "://" in str(location) else str(Path(location).resolve())
 
 
 class RankStream:

@@ -4,11 +4,15 @@ A manifest is one Parquet file; its key-value metadata holds the dataset name, t
 format version. Paths inside records are relative to the manifest's directory (the dataset root), so a prepared
 dataset can be moved or mounted elsewhere. Paths that resolve outside the root are rejected (a manifest is data,
 and must not make a reader open arbitrary files).
+
+The root may be a URI (`s3://bucket/data/mars-jpeg`): a prepared dataset copied into a bucket as it is. Readers then
+name files with `Manifest.locate` (a URI) instead of `Manifest.resolve` (a local path), see `reid.data.decode`.
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -123,47 +127,80 @@ def table_to_records(table: pa.Table) -> list[TrackletRecord]:
 
 @dataclass
 class Manifest:
-    """Records plus the dataset-level metadata, bound to a root directory."""
+    """Records plus the dataset-level metadata, bound to a root directory (a local path, or a URI string)."""
 
     records: list[TrackletRecord]
-    root: Path
+    root: Path | str
     dataset: str
     attributes: AttributeSchema = field(default_factory=AttributeSchema)
     meta: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = _as_root(self.root)
+
+    @property
+    def remote(self) -> bool:
+        """The frames live under a URI (a bucket): read them with `locate`, not `resolve`."""
+        return isinstance(self.root, str)
 
     def by_role(self, *roles: str) -> list[TrackletRecord]:
         return [r for r in self.records if r.role in roles]
 
     def resolve(self, rel: str) -> Path:
-        """Absolute path of a file named in a record; refuses paths that leave the root."""
+        """Absolute local path of a file named in a record; refuses paths that leave the root. For a root in a
+        bucket use `locate` (this raises: the step asking needs a local or mounted copy of the dataset)."""
+        if isinstance(self.root, str):
+            raise ManifestError(f"the dataset root {self.root} is a URI: this step reads local files only; copy the "
+                                f"dataset to a local or mounted directory and pass it as the root")
         root = self.root.resolve()
         path = (root / rel).resolve()
         if path != root and root not in path.parents:
             raise ManifestError(f"manifest path '{rel}' points outside the dataset root {root}")
         return path
 
+    def locate(self, rel: str) -> Path | str:
+        """Where a file named in a record lives: `resolve(rel)` under a local root, `<root URI>/<rel>` under a URI
+        root (normalised; refuses paths that leave the root)."""
+        if not isinstance(self.root, str):
+            return self.resolve(rel)
+        norm = posixpath.normpath(rel)
+        if norm.startswith(("/", "../")) or norm in ("..", "."):
+            raise ManifestError(f"manifest path '{rel}' points outside the dataset root {self.root}")
+        return storage.join(self.root, norm)
+
     def validate_paths(self) -> None:
         for r in self.records:
             named = [r.video, r.shard, r.keypoints, *r.frames[:1]]
             for rel in (n for n in named if n):
-                self.resolve(rel)
+                self.locate(rel)
             if r.role not in ROLES:
                 raise ManifestError(f"tracklet {r.tracklet_id}: role '{r.role}' is not one of {ROLES}")
             if r.num_frames <= 0:
                 raise ManifestError(f"tracklet {r.tracklet_id}: num_frames must be positive")
 
 
+def _as_root(root: str | Path) -> Path | str:
+    """A dataset root as Manifest keeps it: a URI string (scheme kept), else a Path."""
+    return str(root).rstrip("/") if storage.is_uri(root) else Path(root)
+
+
+def _root_string(root: Path | str) -> str:
+    return root if isinstance(root, str) else str(root.resolve())
+
+
 def write_manifest(manifest: Manifest, path: str | Path | None = None) -> Path | str:
     """Write the manifest (default: `<root>/manifest.parquet`); `path` may be a URI (s3://...), returned as given.
     A manifest written away from its root records the root (`reid.root`), so readers find the frames."""
+    if path is None and isinstance(manifest.root, str):
+        path = storage.join(manifest.root, "manifest.parquet")
     if path is not None and storage.is_uri(path):
         return _write_uri_manifest(manifest, str(path))
     out = Path(path) if path is not None else manifest.root / "manifest.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     table = records_to_table(manifest.records)
     meta = _manifest_meta(manifest)
-    if out.parent.resolve() != manifest.root.resolve():
-        meta["reid.root"] = str(manifest.root.resolve())
+    if isinstance(manifest.root, str) or out.parent.resolve() != manifest.root.resolve():
+        meta["reid.root"] = _root_string(manifest.root)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}})
     pq.write_table(table, out)
     return out
@@ -176,7 +213,9 @@ def _manifest_meta(manifest: Manifest) -> dict[str, str]:
 
 def _write_uri_manifest(manifest: Manifest, uri: str) -> str:
     table = records_to_table(manifest.records)
-    meta = {**_manifest_meta(manifest), "reid.root": str(manifest.root.resolve())}  # the frames stay where they are
+    meta = _manifest_meta(manifest)
+    if _root_string(manifest.root) != storage.parent(uri):  # the frames stay where they are
+        meta["reid.root"] = _root_string(manifest.root)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **{k: v.encode() for k, v in meta.items()}})
     fs, inner = storage.resolve(uri)
     pq.write_table(table, inner, filesystem=fs)
@@ -185,8 +224,8 @@ def _write_uri_manifest(manifest: Manifest, uri: str) -> str:
 
 def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     """Read a manifest (a local path or a URI: s3://bucket/data/manifest.parquet, or the directory holding it).
-    `root` defaults to the stored root, else the manifest's directory. The frames are read from a local (or
-    mounted) root: a manifest under a URI needs a stored root or `root`."""
+    `root` (a local path or a URI) defaults to the stored root, else the manifest's directory: a dataset directory
+    copied into a bucket as it is reads its frames from the bucket."""
     uri = storage.is_uri(path)
     if uri:
         p = str(path) if str(path).endswith(".parquet") else storage.join(path, "manifest.parquet")
@@ -210,13 +249,10 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
                             f"is it truncated?") from None
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"reid.")}
     stored_root = meta.get("reid.root")
-    if uri and root is None and not stored_root:
-        raise ManifestError(f"manifest {p} records no dataset root: pass the local or mounted directory of its "
-                            f"frames (data.root / root=)")
-    base = Path(root) if root is not None else Path(stored_root) if stored_root else Path(p).parent
+    base = root if root is not None else stored_root if stored_root else storage.parent(p) if uri else Path(p).parent
     manifest = Manifest(
         records=table_to_records(table),
-        root=base,
+        root=_as_root(base),
         dataset=meta.get("reid.dataset", ""),
         attributes=AttributeSchema.from_json(meta.get("reid.attributes")),
         meta=json.loads(meta.get("reid.meta", "{}")),

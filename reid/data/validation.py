@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid import storage
 from reid.data.records import Manifest, TrackletRecord, read_manifest, write_manifest
 from reid.errors import ReidError
 from reid.evaluation.protocols import EvalSplit
@@ -106,15 +107,20 @@ def validation_split(records: Sequence[TrackletRecord]) -> EvalSplit | None:
                      notes=(f"{len({records[i].pid for i in idx})} identities, {idx.size} tracklets",))
 
 
-def write_validation_manifest(manifest_path: Path, val_identities: float, out_dir: Path) -> Path:
+def write_validation_manifest(manifest_path: Path | str, val_identities: float,
+                              out_dir: Path | str) -> Path | str:
     """Write the manifest with its validation split to `out_dir/manifest-val.parquet` (atomically: concurrent trials
-    may write the same file) and return its path; `manifest_path` itself when no split is asked for."""
+    may write the same file) and return its path; `manifest_path` itself when no split is asked for. `out_dir` may
+    be a URI (one PUT, atomic)."""
     if val_identities == 0:
         return manifest_path
     source = read_manifest(manifest_path)
     derived = with_validation_split(source, val_identities)
     if derived is source:
         return manifest_path
+    if storage.is_uri(out_dir):
+        return write_manifest(derived, storage.join(out_dir, "manifest-val.parquet"))
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "manifest-val.parquet"
     tmp = out_dir / f".manifest.{os.getpid()}.tmp.parquet"

@@ -38,7 +38,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True, run_dir=run_dir)
 
 
-def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None = None, run_name: str | None = None):
+def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | None = None, run_name: str | None = None):
     """Build and fit the TorchTrainer; returns the Ray Train `Result`."""
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -49,7 +49,8 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path, callbacks: list | None =
 
     spec = get_method(cfg.method)
     run = run_name or cfg.run_name()
-    manifest_path = Path(manifest_path).resolve()
+    if not storage.is_uri(manifest_path):  # a manifest (and its frames) in a bucket stays a URI
+        manifest_path = Path(manifest_path).resolve()
     if cfg.train.init_from and "://" not in cfg.train.init_from:
         # workers do not run in the driver's working directory
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
