@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from pathlib import Path
 
 from reid.commands.common import add_config_arguments, setup_logging
@@ -73,9 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a.add_argument("--seeds", type=int, default=3, help="seeds per row (seed, seed + 1, ...; default 3): each row x "
                    "seed is a trial, and the statistics resample over them")
     a.add_argument("--hardware", help="hardware description for the table (default: detected)")
-    a.add_argument("--from-results", metavar="JSON", help="only render the table from a recorded results.json")
+    a.add_argument("--from-results", metavar="JSON", help="only render the table from a recorded results.json "
+                   "(a path or a URI, s3://...: the table files are written beside it)")
     a.add_argument("--results-md", metavar="PATH", help="also copy the Markdown table here (e.g. results/<table>.md) "
-                   "and its JSON sidecar beside it (results/<table>.json)")
+                   "and its JSON sidecar beside it (results/<table>.json); a URI (s3://...) is written through "
+                   "pyarrow.fs")
     add_config_arguments(a)
     _common(a, default_out="runs/ablations")
 
@@ -155,17 +156,25 @@ def _search(args: argparse.Namespace) -> int:
 def _ablation(args: argparse.Namespace) -> int:
     import json
 
+    from reid import storage
     from tune.ablation import load_spec, render, run_ablation
 
     spec = load_spec(args.table)
     if args.from_results:
-        path = Path(args.from_results)
-        if not path.is_file():
-            raise ReidError(f"--from-results: {path} not found")
-        recorded = json.loads(path.read_text())
+        source = args.from_results
+        if not storage.is_file(source):
+            raise ReidError(f"--from-results: {source} not found")
+        recorded = json.loads(storage.read_text(source))
         if args.hardware:
             recorded.setdefault("meta", {})["hardware"] = args.hardware
-        table = render(spec, recorded, path.with_name("table"))
+        if storage.is_uri(source):  # render locally, then put table.md/.csv/.json beside results.json
+            import tempfile
+
+            table = render(spec, recorded, Path(tempfile.mkdtemp(prefix="reid-table-")) / "table")
+            for f in sorted(table.parent.iterdir()):
+                storage.write_bytes(storage.join(storage.parent(source), f.name), f.read_bytes())
+        else:
+            table = render(spec, recorded, Path(source).with_name("table"))
     else:
         rows = [int(i) for i in args.rows.split(",")] if args.rows else None
         if rows and any(not 0 <= i < len(spec.rows) for i in rows):
@@ -179,12 +188,19 @@ def _ablation(args: argparse.Namespace) -> int:
         table = (Path(args.out) / name / "table.md").resolve()
     print(table.read_text())
     if args.results_md:
-        target = Path(args.results_md)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(table, target)
-        shutil.copyfile(table.with_suffix(".json"), target.with_suffix(".json"))
-        print(f"[reid] table copied to {target} (+ {target.with_suffix('.json').name})")
+        target = args.results_md
+        sidecar = _with_suffix(target, ".json")
+        storage.write_bytes(target, table.read_bytes())  # local: parents made, replaced atomically
+        storage.write_bytes(sidecar, table.with_suffix(".json").read_bytes())
+        print(f"[reid] table copied to {target} (+ {storage.name(sidecar)})")
     return 0
+
+
+def _with_suffix(location: str, suffix: str) -> str:
+    """`location` with its last component's suffix replaced, keeping a URI's scheme (Path would drop a slash)."""
+    head, _, last = location.rpartition("/")
+    stem = last.rsplit(".", 1)[0] if "." in last else last
+    return f"{head}/{stem}{suffix}" if head or location.startswith("/") else f"{stem}{suffix}"
 
 
 def command_line(args: argparse.Namespace) -> str:
