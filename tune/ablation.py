@@ -190,7 +190,7 @@ def untrained_reference(spec: AblationSpec, base: ExperimentConfig, grid: dict[s
     """The test split scored by the untrained model (random weights, seed `base.seed`) of the headline's baseline row
     (else the first row), evaluated once in this process after the trials: the floor a row must clear to count as
     having learned (issue 17: a recipe's baseline row reaches >= 3x its mAP)."""
-    from reid.training.api import evaluate
+    from reid.evaluation.run.evaluate import evaluate
     from tune.runner import absolute_paths
 
     wanted = spec.headline[1] if spec.headline else None

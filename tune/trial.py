@@ -40,7 +40,7 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def selected_checkpoint(run_dir: Path) -> Path | None:
     """The run's checkpoint chosen on the validation split (its best), else its newest."""
-    from reid.training.api import latest_checkpoint
+    from reid.evaluation.run.discovery import latest_checkpoint
 
     best = run_dir / "best"
     return best if best.is_dir() else latest_checkpoint(run_dir)
@@ -54,7 +54,8 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
     import ray.tune
 
     from reid.config import ExperimentConfig, build_config, validate_overrides
-    from reid.training.api import TEST_FILE, evaluate, test_document, train
+    from reid.evaluation.run.evaluate import TEST_FILE, evaluate, test_document
+    from reid.training.api import train
 
     trial_id = ray.tune.get_context().get_trial_id()
     overrides = trial_overrides(config, rows, tied, fixed)
@@ -85,7 +86,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
         files = [str(result.run_dir / "config.yaml")] + ([row["test_config"]] if row.get("test_config") else [])
         test_cfg = validate_overrides(build_config(cfg.method, files), row.get("test_overrides") or {})
         checkpoint = selected_checkpoint(Path(result.run_dir))
-        doc = test_document(evaluate(test_cfg, checkpoint, backend="local", progress=False), checkpoint)
+        doc = test_document(evaluate(test_cfg, checkpoint, progress=False), checkpoint)
         (Path(result.run_dir) / TEST_FILE).write_text(json.dumps(doc))
         test = doc["metrics"]
     if test:

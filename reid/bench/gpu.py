@@ -60,10 +60,10 @@ def step_time(method: str, files: list[str], overrides: list[str], manifest_path
     from reid.data.batching import BatchMaker, to_torch
     from reid.data.decode import Decoder
     from reid.data.info import data_info
+    from reid.data.inputs import normalize_inputs
     from reid.data.plan import global_plan
     from reid.data.records import read_manifest
     from reid.models.factory import build_method
-    from reid.training.inputs import normalize_inputs
     from reid.training.optim import build_optimizer
     from reid.training.step import StepTimes, train_step
 
@@ -115,9 +115,9 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
     """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = compute / wall time."""
     from reid.config import build_config
     from reid.data.info import data_info
+    from reid.data.inputs import normalize_inputs
     from reid.data.pipeline import get_or_create_ledger, open_rank_stream
     from reid.models.factory import build_method
-    from reid.training.inputs import normalize_inputs
     from reid.training.optim import build_optimizer
     from reid.training.step import StepTimes, train_step
 

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reid.data.synth import ensure_dataset
-    from reid.training.api import evaluate, train, write_report
+    from reid.evaluation.run.evaluate import evaluate, write_report
+    from reid.training.api import train
 
     setup_logging()
     # one concise line per epoch from the workers instead of Ray Data's per-operator progress bars

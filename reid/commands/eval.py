@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
+from reid import storage
 from reid.commands.common import add_config_arguments, setup_logging
 from reid.config import build_config
-from reid.errors import ReidError
 
 DESCRIPTION = """Evaluate a trained run (or one checkpoint) and print a metrics table; writes JSON.
 
@@ -16,44 +17,51 @@ DESCRIPTION = """Evaluate a trained run (or one checkpoint) and print a metrics 
   reid eval runs/posetap-default-prid2011-s0 eval.protocol=prid2011 eval.score_norm=true eval.rerank=true
   reid eval runs/astpn-default-synthetic-s0 eval.pairwise=true --backend local
   reid eval RUN data.root=data/prid-prepared data.dataset=prid2011        # cross-dataset
+  reid eval s3://bucket/runs/baseline-default-synthetic-s0 --backend local # a run stored in a bucket
 
-The run's config.yaml gives the model; overrides change data / eval settings. Protocols: mars-official,
+The run's config.yaml gives the model; overrides change data / eval settings. A run under a URI is read in place
+(its checkpoint is downloaded; eval.json and report.html are written back beside it). Protocols: mars-official,
 mars-torchreid, duke-video, ilidsvid, prid2011, synthetic, cross-dataset (see docs/evaluation.md)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one")
+    parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one; "
+                        "local or a URI (s3://bucket/runs/<name>, gs://...)")
     add_config_arguments(parser)
     parser.add_argument("--backend", choices=["ray", "local"], default="ray",
                         help="feature extraction as Ray Data batch inference (default) or in this process")
-    parser.add_argument("--out", help="JSON output (default <run>/eval.json)")
+    parser.add_argument("--out", help="JSON output, a path or URI (default <run>/eval.json)")
     parser.add_argument("--report", action="store_true", help="also write <run>/report.html")
 
 
-def find_run(path: Path) -> tuple[Path, Path | None]:
-    """(run dir with config.yaml, explicit checkpoint or None)."""
-    for candidate in (path, *path.parents[:2]):
-        if (candidate / "config.yaml").is_file():
-            return candidate, (path if candidate != path else None)
-    raise ReidError(f"{path} is not a run directory (no config.yaml in it or its parents)")
-
-
 def run(args: argparse.Namespace) -> int:
-    from reid.training.api import evaluate, write_report
+    from reid.evaluation.run.discovery import find_run, local_config
+    from reid.evaluation.run.evaluate import evaluate, write_report
 
     setup_logging()
-    run_dir, checkpoint = find_run(Path(args.run))
-    cfg = build_config(None, [run_dir / "config.yaml", *args.config], args.overrides)
-    outcome = evaluate(cfg, checkpoint or run_dir, backend=args.backend, sample_queries=6 if args.report else 0)
+    run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
+    cfg = build_config(None, [local_config(run_dir), *args.config], args.overrides)
+    extract = None
+    if args.backend == "ray":
+        from reid.evaluation.inference import extract_features_ray as extract
+    outcome = evaluate(cfg, checkpoint or run_dir, extract=extract, sample_queries=6 if args.report else 0)
     m = outcome.metrics
     print(f"{'protocol':<24}{'mAP':>7}{'mINP':>7}{'R1':>7}{'R5':>7}{'R10':>7}{'R20':>7}  valid queries")
     print(f"{m['protocol']:<24}{m['mAP']:>7.1f}{m['mINP']:>7.1f}{m['R1']:>7.1f}{m['R5']:>7.1f}{m['R10']:>7.1f}"
           f"{m['R20']:>7.1f}  {m['valid_queries']}/{m['queries']}")
     if m["queries_without_match"]:
         print(f"note: {m['queries_without_match']} queries have no valid match and are left out of the averages")
-    out = Path(args.out) if args.out else run_dir / "eval.json"
-    out.write_text(json.dumps({**m, "checkpoint": str(outcome.checkpoint)}, indent=2))
+    out = args.out or storage.join(run_dir, "eval.json")
+    storage.write_text(out, json.dumps({**m, "checkpoint": str(outcome.checkpoint)}, indent=2))
     print(f"metrics written to {out}")
     if args.report:
-        print(f"report written to {write_report(cfg, outcome, run_dir / 'report.html')}")
+        print(f"report written to {_report(cfg, outcome, run_dir, write_report)}")
     return 0
+
+
+def _report(cfg, outcome, run_dir: Path | str, write_report) -> str:
+    """report.html beside the run (written locally, then uploaded for a run under a URI)."""
+    if not storage.is_uri(run_dir):
+        return str(write_report(cfg, outcome, Path(run_dir) / "report.html"))
+    local = write_report(cfg, outcome, Path(tempfile.mkdtemp(prefix="reid-report-")) / "report.html")
+    return storage.write_bytes(storage.join(run_dir, "report.html"), local.read_bytes())

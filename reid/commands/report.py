@@ -24,13 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reid.commands.eval import find_run
-    from reid.training.api import evaluate, read_history, write_report
+    from reid.evaluation.run.discovery import find_run, read_history
+    from reid.evaluation.run.evaluate import evaluate, write_report
 
     setup_logging()
     run_dir, checkpoint = find_run(Path(args.run))
     cfg = build_config(None, [run_dir / "config.yaml", *args.config], args.overrides)
-    outcome = evaluate(cfg, checkpoint or run_dir, backend="local", sample_queries=args.queries)
+    outcome = evaluate(cfg, checkpoint or run_dir, sample_queries=args.queries)
     history = read_history(run_dir) or None
     path = write_report(cfg, outcome, Path(args.out) if args.out else run_dir / "report.html", history=history)
     print(f"report written to {path}")

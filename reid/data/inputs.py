@@ -1,7 +1,7 @@
 """A batch as the model sees it: on the device, frames normalised the way the method asks (`MethodSpec.input_norm`).
 
-Shared by the training loop (`worker.py`) and feature extraction (`features.py`, `inference.py`): its own module so
-that neither imports the other (features -> worker -> validate -> features was an import loop).
+Shared by the training loop (`reid.training.worker`) and feature extraction (`reid.evaluation.run.extract`, the Ray
+Data model actors of `reid.evaluation.run.chunks`), so neither side imports the other for it.
 """
 
 from __future__ import annotations

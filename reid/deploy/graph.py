@@ -4,7 +4,7 @@
       -> bilinear resize to the model's (H, W)                       (as `reid.data.transforms.resize_clip`)
       -> the method's input normalisation (ImageNet mean/std or standardised YUV; `reid.data.transforms`)
       -> the model's per-clip feature [C, D] (its own temporal pooling inside the clip)
-      -> mean over the C clips (`reid.training.features.record_feature`)
+      -> mean over the C clips (`reid.evaluation.run.extract.record_feature`)
       -> L2 normalisation when the run evaluates with `eval.normalize`                    -> [D]
 
 Extra per-frame inputs of some methods (`flow` [C, L, 2, H, W] for fcnta/astpn, `pose_maps` for posetap) are not

@@ -1,7 +1,7 @@
 """Queries: a directory of frames, a video file, or a manifest row -> a one-record manifest -> embedding [D].
 
 Directories and videos become a one-record `Manifest` in memory, so a query goes through exactly the project's
-test-time path (`reid.training.features.record_feature`: `make_test_clips` decoding, resize, clips, the model,
+test-time path (`reid.evaluation.run.extract.record_feature`: `make_test_clips` decoding, resize, clips, the model,
 mean over clips, optional flip) that embedded the gallery. Checked first, with one-line errors: an empty or
 unreadable directory, frames of mixed sizes, an unreadable video, a missing manifest row.
 """
@@ -90,7 +90,7 @@ def embed_query(run: LoadedRun, manifest: Manifest, index: int) -> np.ndarray:
     """Embedding [D] float32 of one record, as the gallery was embedded (L2-normalised if eval.normalize)."""
     from reid.data.batching import BatchMaker
     from reid.data.decode import DecodeError
-    from reid.training.features import record_feature
+    from reid.evaluation.run.extract import record_feature
 
     if {"pose_maps", "keypoints"} & run.spec.inputs and not manifest.records[index].keypoints:
         raise ReidError(f"{run.cfg.method} needs keypoints for a query; give a manifest row that has them")

@@ -1,7 +1,9 @@
 """Evaluation: distances, CMC / mAP / mINP, protocols, re-ranking, score normalisation, pairwise scoring, reports.
 
-No Ray here: the batch-inference driver that produces the features lives in the pipeline layer. The HTML report
-(`reid.evaluation.report`) is imported on demand because it pulls in matplotlib.
+No Ray here except `reid.evaluation.inference`, the Ray Data batch-inference driver (a job, imported only by name).
+Evaluating trained runs without the trainer (discovery, `evaluate`, feature extraction, validation) is the
+subpackage `reid.evaluation.run`. The HTML report (`reid.evaluation.report`) is imported on demand because it pulls
+in matplotlib.
 """
 
 from reid.evaluation.camera_pairs import CameraPairResult, camera_pair_breakdown

@@ -1,80 +1,43 @@
-"""Feature extraction as Ray Data batch inference.
+"""Feature extraction as Ray Data batch inference: the Ray driver of `reid eval --backend ray` and `reid index`.
 
-tracklet rows -> decoding actors (`make_test_clips`: one row per (tracklet, chunk)) -> model actors (GPU when the
-cluster has one; `eval.batch_size` chunks per call) -> chunk features collected on the driver -> per-tracklet
-features by averaging the chunks (`reid.evaluation.features.tracklet_features`). Every worker's output is gathered
-on the driver before any metric is computed.
+tracklet rows -> decoding actors (`DecodeTestClips`: one row per (tracklet, chunk)) -> model actors (`EmbedChunks`,
+GPU when the cluster has one; `eval.batch_size` chunks per call) -> chunk features collected on the driver ->
+per-tracklet features by averaging the chunks. Every worker's output is gathered on the driver before any metric is
+computed. The only module of reid/evaluation that imports Ray (like reid/pose/estimate.py in reid/pose): the actors'
+work is the pure `reid.evaluation.run.chunks`, and `evaluate` takes this function as its feature extractor.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import ray
 import torch
 
+from reid import storage
 from reid.config.schema import ExperimentConfig
+from reid.data.info import data_info
+from reid.data.records import read_manifest
+from reid.evaluation.run.chunks import DecodeTestClips, EmbedChunks, tracklet_rows_to_features
+from reid.ray_runtime import init_ray
+from reid.registry import get_method
 from reid.spec import DataInfo
 
 
-class _DecodeTestClips:
-    def __init__(self, manifest_path: str, cfg: dict, inputs: list[str]) -> None:
-        from reid.data.batching import BatchMaker
-        from reid.data.records import read_manifest
-
-        self.maker = BatchMaker(read_manifest(manifest_path), ExperimentConfig.model_validate(cfg), inputs,
-                                train=False)
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from reid.data.batching import make_test_clips
-
-        rows: dict[str, list] = {}
-        for index in batch["index"]:
-            clips = make_test_clips(self.maker, int(index))
-            n = clips["frames"].shape[0]
-            rows.setdefault("index", []).extend([int(index)] * n)
-            rows.setdefault("chunk", []).extend(range(n))
-            for key, value in clips.items():
-                rows.setdefault(key, []).extend(list(value))
-        return {k: np.stack(v) if k not in ("index", "chunk") else np.asarray(v) for k, v in rows.items()}
+def _absolute(manifest_path: Path | str) -> str:
+    """The actors do not run in the driver's working directory: a local path made absolute, a URI as it is."""
+    return str(manifest_path) if storage.is_uri(manifest_path) else str(Path(manifest_path).resolve())
 
 
-class _EmbedChunks:
-    def __init__(self, cfg: dict, state_ref: Any, num_classes: int, attributes_json: str, states: bool) -> None:
-        from reid.attribute_schema import AttributeSchema
-        from reid.models.factory import build_method
+class _RayEmbedChunks(EmbedChunks):
+    """EmbedChunks whose weights arrive as an object reference (in a list, so Ray passes the reference through)."""
 
-        self.cfg = ExperimentConfig.model_validate(cfg)
-        info = DataInfo(num_classes=num_classes, attributes=AttributeSchema.from_json(attributes_json),
-                        height=self.cfg.data.height, width=self.cfg.data.width)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        state = ray.get(state_ref[0]) if isinstance(state_ref, list) else state_ref
-        built = build_method(self.cfg, info, state, device=self.device)
-        self.spec, self.model = built.spec, built.model
-        self.states = states
-
-    @torch.no_grad()
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from reid.training.inputs import normalize_inputs
-
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()
-                   if k not in ("index", "chunk")}
-        tensors["pid"] = torch.zeros(len(batch["index"]), dtype=torch.int64)
-        inputs = normalize_inputs(tensors, self.spec, self.device)
-        if self.states:
-            out = self.model.encode_sequences(inputs)
-        else:
-            out = self.model.forward_features(inputs)
-            if self.cfg.eval.flip:
-                inputs["frames"] = inputs["frames"].flip(-1)
-                out = (out + self.model.forward_features(inputs)) / 2
-        return {"index": batch["index"], "chunk": batch["chunk"], "feature": out.float().cpu().numpy()}
+    def __init__(self, cfg: dict, state_ref: list, num_classes: int, attributes_json: str, states: bool) -> None:
+        super().__init__(cfg, ray.get(state_ref[0]), num_classes, attributes_json, states)
 
 
-def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torch.nn.Module, indices: list[int],
+def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path | str, model: torch.nn.Module, indices: list[int],
                          *, states: bool = False, info: DataInfo | None = None) -> dict[int, torch.Tensor]:
     """Features (or, with `states`, per-frame states [C*L, D]) of the tracklets `indices`, keyed by index.
 
@@ -83,26 +46,19 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torc
     from the manifest read here, which is only right when that manifest is the one the run trained on: a gallery
     of new footage has other (or no) training identities, and the classifier's shape would not match.
     """
-    from reid.data.info import data_info
-    from reid.data.records import read_manifest
-    from reid.evaluation.features import pool_chunks
-    from reid.ray_runtime import init_ray
-    from reid.registry import get_method
-
     init_ray(cfg.ray)
     spec = get_method(cfg.method)
-    manifest = read_manifest(manifest_path)
-    info = info if info is not None else data_info(manifest, cfg.data)
+    info = info if info is not None else data_info(read_manifest(manifest_path), cfg.data)
     state_ref = [ray.put({k: v.cpu() for k, v in model.state_dict().items()})]
     use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and cfg.ray.use_gpu
     ds = ray.data.from_items([{"index": i} for i in indices], override_num_blocks=max(1, len(indices) // 8))
-    ds = ds.map_batches(_DecodeTestClips, batch_size=4,
-                        fn_constructor_kwargs={"manifest_path": str(Path(manifest_path).resolve()),
+    ds = ds.map_batches(DecodeTestClips, batch_size=4,
+                        fn_constructor_kwargs={"manifest_path": _absolute(manifest_path),
                                                "cfg": cfg.model_dump(mode="json"),
                                                "inputs": sorted(spec.inputs - {"attributes"} | {"frames"})},
                         compute=ray.data.ActorPoolStrategy(size=cfg.data.decode_workers),
                         num_cpus=cfg.data.decode_cpus)
-    ds = ds.map_batches(_EmbedChunks, batch_size=cfg.eval.batch_size,
+    ds = ds.map_batches(_RayEmbedChunks, batch_size=cfg.eval.batch_size,
                         fn_constructor_kwargs={"cfg": cfg.model_dump(mode="json"), "state_ref": state_ref,
                                                "num_classes": info.num_classes,
                                                "attributes_json": info.attributes.to_json(), "states": states},
@@ -116,14 +72,4 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path, model: torc
     n_frames = sum(r["feature"].shape[0] for r in rows) if states else len(rows) * chunk_len
     print(f"[reid] features of {len(indices)} tracklets ({len(rows)} clips, ~{n_frames} frames) in {seconds:.1f} s: "
           f"{n_frames / max(seconds, 1e-9):.0f} frames/s", flush=True)
-    order = {i: n for n, i in enumerate(indices)}
-    if states:
-        per: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for r in rows:
-            per.setdefault(int(r["index"]), []).append((int(r["chunk"]), r["feature"]))
-        return {i: torch.from_numpy(np.concatenate([f for _, f in sorted(per[i], key=lambda x: x[0])]))
-                for i in indices}
-    feats = torch.from_numpy(np.stack([r["feature"] for r in rows]))
-    owner = torch.tensor([order[int(r["index"])] for r in rows], dtype=torch.int64)
-    pooled = pool_chunks(feats, owner, len(indices), "mean")
-    return {i: pooled[n] for n, i in enumerate(indices)}
+    return tracklet_rows_to_features(rows, indices, states=states)

@@ -21,16 +21,16 @@ import yaml
 
 from reid.config.schema import ExperimentConfig
 from reid.data.info import data_info
+from reid.data.inputs import normalize_inputs
 from reid.data.records import Manifest
+from reid.evaluation.run.validate import Validator
 from reid.models.factory import build_method
 from reid.training.checkpoint import load_state, restore, save_state
 from reid.training.faults import FaultInjector
-from reid.training.inputs import normalize_inputs
 from reid.training.metrics import MetricsExporter, ledger_counter, watch_line
 from reid.training.optim import build_optimizer, build_scheduler
 from reid.training.session import Session
 from reid.training.step import StepTimes, train_step
-from reid.training.validate import Validator
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 def _reference(run, frames: torch.Tensor) -> np.ndarray:
     """The project's own path: normalize_inputs (reid.training.worker) -> model -> mean over clips -> L2."""
-    from reid.training.worker import normalize_inputs
+    from reid.data.inputs import normalize_inputs
 
     with torch.no_grad():
         batch = normalize_inputs({"frames": frames.permute(0, 1, 4, 2, 3)}, run.spec, torch.device("cpu"))

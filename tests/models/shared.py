@@ -21,12 +21,13 @@ def short_run_against_untrained(method: str, config: str, tmp_path: Path, *overr
     process, and evaluate the same config untrained. Returns (the run's per-epoch history, the untrained metrics,
     the trained run's test metrics). `data.val_identities=0`: the tiny set's 12 training identities all train and the
     last epoch is tested, the measurement these tests made before the validation split existed."""
+    from reid.evaluation.run.evaluate import evaluate
     from reid.training import api
 
     cfg = build_config(method, [config], [f"data.root={tmp_path / 'synth'}", "data.synth_preset=tiny",
                                           "ray.num_workers=0", f"ray.storage_path={tmp_path / 'runs'}",
                                           "data.val_identities=0", *overrides])
-    untrained = api.evaluate(cfg, checkpoint=None)
+    untrained = evaluate(cfg, checkpoint=None)
     result = api.train(cfg)
     return result.history, untrained.metrics, result.test
 

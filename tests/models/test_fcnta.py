@@ -110,6 +110,7 @@ def training_identity_map(cfg, checkpoint) -> float:
     from dataclasses import replace
 
     from reid.data.records import read_manifest, write_manifest
+    from reid.evaluation.run.evaluate import evaluate
     from reid.training import api
 
     src = api.manifest_path_for(cfg)
@@ -122,7 +123,7 @@ def training_identity_map(cfg, checkpoint) -> float:
             seen.add(r.pid)
     path = write_manifest(replace(m, records=recs), src.parent / "train-as-test.parquet")
     ev = cfg.eval.model_copy(update={"protocol": "generic"})
-    return api.evaluate(cfg.model_copy(update={"eval": ev}), checkpoint, manifest=path).metrics["mAP"]
+    return evaluate(cfg.model_copy(update={"eval": ev}), checkpoint, manifest=path).metrics["mAP"]
 
 
 def learned(trained_map: float, untrained_map: float) -> bool:

@@ -18,10 +18,10 @@ def fit_one_batch(method: str, config: str, variant: str, root, lr: float | None
     """Losses of STEPS optimiser steps of `config` (variant `variant`) on one fixed training batch of `root`."""
     from reid.data.batching import iter_local_batches
     from reid.data.info import data_info
+    from reid.data.inputs import normalize_inputs
     from reid.data.records import read_manifest
     from reid.models.factory import build_method
     from reid.training.api import manifest_path_for
-    from reid.training.inputs import normalize_inputs
     from reid.training.optim import build_optimizer
 
     overrides = [f"variant={variant}", f"data.root={root}", "data.synth_preset=tiny", "data.synth_strength=0",

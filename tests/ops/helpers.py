@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from reid.config import build_config
-from reid.training.api import complete_checkpoints
+from reid.evaluation.run.discovery import complete_checkpoints
 from reid.training.checkpoint import load_state
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

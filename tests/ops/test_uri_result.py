@@ -15,6 +15,7 @@ import yaml
 
 from reid import storage
 from reid.config import build_config
+from reid.evaluation.run import discovery
 from reid.training import api
 from tests.ops.storage_server import s3_server
 
@@ -60,7 +61,7 @@ def test_config_metrics_and_summary_go_to_the_bucket_and_checkpoints_keep_their_
     assert yaml.safe_load(storage.read_text(storage.join(run_uri, "config.yaml")))["name"] == "uri-run"
     summary = json.loads(storage.read_text(storage.join(run_uri, "summary.json")))
     assert summary["best_checkpoint"] == out.best_checkpoint and summary["final"]["mAP"] == 41.5
-    assert [r["epoch"] for r in api.read_history(run_uri)] == [1, 2]  # epoch 1 kept from the first fit
+    assert [r["epoch"] for r in discovery.read_history(run_uri)] == [1, 2]  # epoch 1 kept from the first fit
     assert [r["epoch"] for r in out.history] == [1, 2]
     assert list(cwd.iterdir()) == []  # nothing landed in the job's temporary working directory
 
@@ -88,13 +89,13 @@ def test_a_checkpoint_named_by_uri_is_found_and_downloaded(s3):
     storage.write_bytes(storage.join(newer, "state.pt"), b"epoch 2")
     storage.write_text(storage.join(cut, "meta.json"), "{}")  # an upload cut short: no state.pt
     storage.write_text(storage.join(run, "checkpoint_manager_snapshot.json"), "{}")
-    assert api.latest_checkpoint(run) == newer  # the newest whole one
+    assert discovery.latest_checkpoint(run) == newer  # the newest whole one
     storage.write_text(storage.join(run, "summary.json"), json.dumps({"best_checkpoint": older}))
-    assert api.latest_checkpoint(run) == older  # the recorded best
-    local = api._download_checkpoint(run)
+    assert discovery.latest_checkpoint(run) == older  # the recorded best
+    local = discovery.local_checkpoint(run)
     assert (local / "state.pt").read_bytes() == b"epoch 1"
-    assert api._download_checkpoint(storage.join(newer, "state.pt")).read_bytes() == b"epoch 2"
+    assert discovery.local_checkpoint(storage.join(newer, "state.pt")).read_bytes() == b"epoch 2"
     from reid.errors import ReidError
 
     with pytest.raises(ReidError, match="no checkpoint found"):
-        api._download_checkpoint(s3.uri("runs", "empty"))
+        discovery.local_checkpoint(s3.uri("runs", "empty"))

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from reid.training.api import complete_checkpoints, newest_checkpoint
+from reid.evaluation.run.discovery import complete_checkpoints, newest_checkpoint
 from reid.training.checkpoint import STATE_FILE, is_complete, load_state, save_state
 
 

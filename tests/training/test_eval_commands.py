@@ -72,3 +72,30 @@ def test_cross_dataset_eval_of_a_run_on_another_dataset(trained_run, tmp_path, c
     assert "ID classifier" in printed and "not loaded" in printed
     metrics = json.loads(out.read_text())
     assert metrics["valid_queries"] > 0 and 0 <= metrics["mAP"] <= 100
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_eval_of_a_run_in_a_bucket_matches_the_local_run(trained_run, tmp_path):
+    """`reid eval s3://...`: the run copied into a bucket (moto's S3 server, tests/ops/storage_server.py) and its
+    local directory gone, so the config and the checkpoint can only come from the bucket; the metrics equal the
+    local run's, and eval.json is written back beside the run."""
+    import shutil
+
+    from reid import storage
+    from tests.ops.storage_server import s3_server
+
+    local = tmp_path / "local.json"
+    assert main(["eval", str(trained_run), "--backend", "local", "--out", str(local)]) == 0
+    with s3_server() as s3:
+        run_uri = storage.copy_dir(trained_run, s3.uri("runs", trained_run.name))
+        moved = tmp_path / "moved-away"
+        shutil.move(trained_run, moved)
+        try:
+            assert main(["eval", run_uri, "--backend", "local"]) == 0
+            remote = json.loads(storage.read_text(storage.join(run_uri, "eval.json")))
+        finally:
+            shutil.move(moved, trained_run)
+    expected = json.loads(local.read_text())
+    assert remote["mAP"] == pytest.approx(expected["mAP"], abs=1e-6) and remote["R1"] == expected["R1"]
+    assert not remote["checkpoint"].startswith(str(trained_run))  # a downloaded copy, not the local checkpoint

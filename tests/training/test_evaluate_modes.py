@@ -8,7 +8,8 @@ import torch
 
 from reid.config import build_config
 from reid.errors import ReidError
-from reid.training.api import evaluate
+from reid.evaluation.inference import extract_features_ray
+from reid.evaluation.run.evaluate import evaluate
 
 
 def _astpn_cfg(tiny_data, tmp_path, *extra: str):
@@ -34,4 +35,5 @@ def test_pairwise_evaluation_runs_and_equals_self_paired_without_attention(tiny_
 
 def test_pairwise_with_the_ray_backend_is_a_clear_error(tiny_data, tmp_path):
     with pytest.raises(ReidError, match="--backend local"):
-        evaluate(_astpn_cfg(tiny_data, tmp_path, "eval.pairwise=true"), checkpoint=None, backend="ray")
+        evaluate(_astpn_cfg(tiny_data, tmp_path, "eval.pairwise=true"), checkpoint=None,
+                 extract=extract_features_ray)

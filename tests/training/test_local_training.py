@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reid.training.api import evaluate, train
+from reid.evaluation.run.evaluate import evaluate
+from reid.training.api import train
 from reid.training.checkpoint import load_state
 from reid.training.step import NonFiniteLossError
 

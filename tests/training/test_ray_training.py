@@ -6,8 +6,9 @@ import pytest
 import ray
 import torch
 
+from reid.evaluation.run.discovery import newest_checkpoint
 from reid.ray_runtime import start_local_ray
-from reid.training.api import newest_checkpoint, train
+from reid.training.api import train
 from reid.training.checkpoint import load_state
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]  # minutes: Ray clusters and decoding actors

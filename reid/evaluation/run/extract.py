@@ -1,4 +1,4 @@
-"""Tracklet features from a model, in-process: the per-record work that validation and batch inference share.
+"""Tracklet features from a model, in-process: the per-record work of validation, `evaluate` and `reid search`.
 
 A tracklet's test clips come from `reid.data.batching.make_test_clips` ([C, L, ...] with `data.test_sampler`); the
 model embeds each clip and the clips' features are averaged (optionally also over the horizontally flipped clips).
@@ -16,10 +16,10 @@ from torch import nn
 
 from reid.config.schema import ExperimentConfig
 from reid.data.batching import BatchMaker, make_test_clips, to_torch
+from reid.data.inputs import normalize_inputs
 from reid.errors import ReidError
-from reid.registry import MethodSpec
-from reid.training.checkpoint import unwrap
-from reid.training.inputs import normalize_inputs
+from reid.models.state_file import unwrap
+from reid.spec import MethodSpec
 
 
 def _forward_clips(model: nn.Module, clips: dict[str, torch.Tensor], spec: MethodSpec, device: torch.device,

@@ -13,9 +13,12 @@ from reid.data.records import TrackletRecord
 from reid.evaluation.distances import pairwise_distance
 from reid.evaluation.features import l2_normalize
 from reid.evaluation.metrics import RankResult
+from reid.evaluation.pairwise import pairwise_distance_matrix
 from reid.evaluation.protocols import EvalSplit, evaluate_split
 from reid.evaluation.rerank import rerank_features
+from reid.evaluation.run.extract import pad_states
 from reid.evaluation.score_norm import score_normalize
+from reid.models.state_file import unwrap
 
 
 @dataclass
@@ -60,3 +63,16 @@ def features_to_metrics(features: dict[int, torch.Tensor], records: list[Trackle
     qf = torch.stack([features[int(i)] for i in split.query])
     gf = torch.stack([features[int(i)] for i in split.gallery])
     return score(distance_matrix(qf, gf, ev), records, split, ev)
+
+
+def score_features(model: torch.nn.Module, features: dict[int, torch.Tensor], records: list[TrackletRecord],
+                   split: EvalSplit, ev: EvalConfig, device: torch.device, *, pairwise: bool) -> Scored:
+    """Rank the gallery for every query. With `pairwise`, `features` are per-sequence states [T, D] and each
+    query-gallery distance comes from the model's `pair_distance` (the attention of one sequence depends on the
+    other, evaluated in blocks: reid.evaluation.pairwise); otherwise they are embeddings [D]."""
+    if not pairwise:
+        return features_to_metrics(features, records, split, ev)
+    q, qm = pad_states([features[int(i)] for i in split.query])
+    g, gm = pad_states([features[int(i)] for i in split.gallery])
+    dist = pairwise_distance_matrix(unwrap(model), q, g, qm, gm, device=device).numpy()
+    return score(dist, records, split, ev)

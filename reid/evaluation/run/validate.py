@@ -1,5 +1,6 @@
-"""Per-epoch validation inside the training loop: every rank embeds a slice of the validation tracklets, the
-features are gathered (never one worker's shard alone), and metrics are computed once and shared.
+"""Per-epoch validation, called by the training loop (reid.training.worker): every rank embeds a slice of the
+validation tracklets, the features are gathered (never one worker's shard alone), and metrics are computed once and
+shared.
 
 The validation set is the held-out training identities of `reid.data.validation` (issue 17, item 7), never the
 protocol's test split: the best checkpoint, ASHA and every Tune objective select on it. A manifest without a
@@ -7,21 +8,29 @@ validation split (`data.val_identities=0`) has no per-epoch validation at all.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-from reid.config.schema import EvalConfig, ExperimentConfig
+from reid.config.schema import ExperimentConfig
 from reid.data.batching import BatchMaker
-from reid.data.records import Manifest, TrackletRecord
+from reid.data.records import Manifest
 from reid.data.validation import validation_split
-from reid.evaluation.pairwise import pairwise_distance_matrix
-from reid.evaluation.protocols import EvalSplit
-from reid.registry import MethodSpec
-from reid.training.checkpoint import unwrap
-from reid.training.features import extract_features, pad_states
-from reid.training.scoring import Scored, features_to_metrics, score
-from reid.training.session import Session
+from reid.evaluation.run.extract import extract_features
+from reid.evaluation.run.scoring import score_features
+from reid.models.state_file import unwrap
+from reid.spec import MethodSpec
+
+
+class Gatherer(Protocol):
+    """Where the validation runs (the training loop's `reid.training.session.Session` is one): this worker's rank
+    among `world_size`, its device, and an all-gather of a picklable object across the workers."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def all_gather(self, obj: Any) -> list[Any]: ...
 
 
 class Validator:
@@ -41,7 +50,7 @@ class Validator:
         return self._maker
 
     @torch.no_grad()
-    def run(self, model: torch.nn.Module, session: Session) -> dict[str, Any]:
+    def run(self, model: torch.nn.Module, session: Gatherer) -> dict[str, Any]:
         """val/mAP, val/R1 ... of `model` on the validation split ({} without one)."""
         if self.split is None:
             return {}
@@ -58,16 +67,3 @@ class Validator:
                                     session.device, pairwise=pairwise)
             metrics = {f"val/{k}": v for k, v in scored.metrics.items() if k != "protocol"}
         return session.all_gather(metrics)[0]
-
-
-def score_features(model: torch.nn.Module, features: dict[int, torch.Tensor], records: list[TrackletRecord],
-                   split: EvalSplit, ev: EvalConfig, device: torch.device, *, pairwise: bool) -> Scored:
-    """Rank the gallery for every query. With `pairwise`, `features` are per-sequence states [T, D] and each
-    query-gallery distance comes from the model's `pair_distance` (the attention of one sequence depends on the
-    other, evaluated in blocks: reid.evaluation.pairwise); otherwise they are embeddings [D]."""
-    if not pairwise:
-        return features_to_metrics(features, records, split, ev)
-    q, qm = pad_states([features[int(i)] for i in split.query])
-    g, gm = pad_states([features[int(i)] for i in split.gallery])
-    dist = pairwise_distance_matrix(unwrap(model), q, g, qm, gm, device=device).numpy()
-    return score(dist, records, split, ev)

@@ -1,0 +1,130 @@
+"""A run directory as the evaluation side reads it: where its config and checkpoints are, which checkpoint is the
+chosen one, its per-epoch history. A run may be a local directory or a URI (`s3://bucket/runs/<name>`, read with
+`reid.storage`); the training side writes these files (`reid.training.api`).
+
+Layout: `config.yaml`, `metrics.jsonl`, checkpoints (`checkpoints/epoch_NNNN/` in-process; Ray Train's
+`checkpoint_<timestamp>/` under Ray), `best/` (in-process) or `summary.json` naming the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from reid import storage
+from reid.errors import ReidError
+from reid.models.state_file import STATE_FILE, is_complete
+
+CONFIG_FILE = "config.yaml"
+
+
+def find_run(path: str | Path) -> tuple[Path | str, Path | str | None]:
+    """(run dir with config.yaml, explicit checkpoint or None) for a run directory or a checkpoint directory inside
+    one (up to two levels down); local or URI."""
+    if storage.is_uri(path):
+        location = str(path).rstrip("/")
+        for candidate in (location, storage.parent(location), storage.parent(storage.parent(location))):
+            if storage.is_file(storage.join(candidate, CONFIG_FILE)):
+                return candidate, (location if candidate != location else None)
+        raise ReidError(f"{path} is not a run (no {CONFIG_FILE} in it or its parents)")
+    path = Path(path)
+    for candidate in (path, *path.parents[:2]):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate, (path if candidate != path else None)
+    raise ReidError(f"{path} is not a run directory (no {CONFIG_FILE} in it or its parents)")
+
+
+def local_config(run_dir: Path | str) -> Path:
+    """The run's config.yaml as a local file (a URI run's is copied to a temporary directory)."""
+    if not storage.is_uri(run_dir):
+        return Path(run_dir) / CONFIG_FILE
+    local = Path(tempfile.mkdtemp(prefix="reid-run-")) / CONFIG_FILE
+    local.write_text(storage.read_text(storage.join(run_dir, CONFIG_FILE)))
+    return local
+
+
+def read_history(run_dir: Path | str) -> list[dict[str, Any]]:
+    """Per-epoch metrics from `metrics.jsonl` (a local run directory or a URI); an epoch repeated after a restore
+    keeps its last report."""
+    path = storage.join(run_dir, "metrics.jsonl")
+    if not storage.is_file(path):
+        return []
+    by_epoch = {}
+    for line in storage.read_text(path).splitlines():
+        row = json.loads(line)
+        by_epoch[int(row["epoch"])] = row
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def latest_checkpoint(run_dir: Path | str) -> Path | str | None:
+    """Best checkpoint of a finished run if recorded, else the newest checkpoint directory found. For a run stored
+    under a URI: the checkpoint's URI (see `local_checkpoint`, which downloads it)."""
+    if storage.is_uri(run_dir):
+        return _latest_uri_checkpoint(str(run_dir))
+    run_dir = Path(run_dir)
+    summary = run_dir / "summary.json"
+    if summary.exists():
+        best = json.loads(summary.read_text()).get("best_checkpoint")
+        if best and Path(best).exists():
+            return Path(best)
+    return newest_checkpoint(run_dir)
+
+
+def _latest_uri_checkpoint(run_dir: str) -> str | None:
+    summary = storage.join(run_dir, "summary.json")
+    if storage.is_file(summary):
+        best = json.loads(storage.read_text(summary)).get("best_checkpoint")
+        if best and storage.is_file(storage.join(best, STATE_FILE)):
+            return best
+    # an in-process run copied into a bucket: its best/ (the local layout's choice), else its newest epoch
+    if storage.is_file(storage.join(run_dir, "best", STATE_FILE)):
+        return storage.join(run_dir, "best")
+    # Ray's checkpoint_<timestamp> names sort by time; an upload cut short has no state.pt (written last: atomic)
+    found = [storage.join(run_dir, n) for n in storage.list_dir(run_dir) if n.startswith("checkpoint_")]
+    found += [storage.join(run_dir, "checkpoints", n) for n in storage.list_dir(storage.join(run_dir, "checkpoints"))
+              if n.startswith("epoch_")]
+    whole = [c for c in found if storage.is_file(storage.join(c, STATE_FILE))]
+    return whole[-1] if whole else None
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """A run's whole checkpoint directories, oldest first: `checkpoints/epoch_NNNN` (in-process) or Ray's
+    timestamped `checkpoint_<time>` directories (not `checkpoint_manager_snapshot.json`), leaving out any whose
+    `state.pt` was cut short (see `reid.models.state_file.is_complete`)."""
+    return [p for p in sorted(run_dir.glob("checkpoints/epoch_*")) + sorted(run_dir.glob("checkpoint_*"))
+            if p.is_dir() and not p.name.endswith(".tmp") and is_complete(p)]
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest whole checkpoint directory of a run (see `complete_checkpoints`)."""
+    found = complete_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def local_checkpoint(checkpoint: Path | str) -> Path:
+    """A local checkpoint directory or state file for a checkpoint, a run directory (its best or newest checkpoint)
+    or either of them named by URI (downloaded to a temporary directory)."""
+    if storage.is_uri(checkpoint):
+        return _download_checkpoint(str(checkpoint))
+    path = Path(checkpoint)
+    if path.is_dir() and not (path / STATE_FILE).exists():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise ReidError(f"no checkpoint found in {path} (expected {STATE_FILE} in a checkpoint directory)")
+        path = Path(found)
+    return path
+
+
+def _download_checkpoint(uri: str) -> Path:
+    if storage.is_file(uri):
+        local = Path(tempfile.mkdtemp(prefix="reid-ckpt-")) / storage.name(uri)
+        local.write_bytes(storage.read_bytes(uri))
+        return local
+    if not storage.is_file(storage.join(uri, STATE_FILE)):
+        found = latest_checkpoint(uri)
+        if found is None:
+            raise ReidError(f"no checkpoint found in {uri} (expected {STATE_FILE} in a checkpoint directory)")
+        uri = str(found)
+    return storage.local_dir(uri)
