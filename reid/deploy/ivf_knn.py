@@ -3,10 +3,19 @@ points at once), by dense matrix products over the index's inverted lists.
 
 Why not `index.search(all N points)`: an IVF search scans each query's `nprobe` lists one vector at a time, which is
 bound by memory bandwidth (at 100,000 x 2048-d and nprobe 8 every query streams ~20 MB). When the queries are the
-indexed points themselves, the points of one inverted list share their probe set, so each list becomes one small
-GEMM against its probed lists ([m, D] x [D, C], m the list's size, C the probed lists' total), at BLAS speed.
-Approximation against a per-point IVF search: a point probes the `nprobe` lists nearest to its own list's centroid
-(not to itself); a point near its cell's border may miss a neighbour in a cell that is not among those.
+indexed points themselves, the points of one list share their candidates, so each list becomes one small GEMM
+([m, D] x [D, C], m the list's size, C its candidates'), at BLAS speed.
+
+Cost control: the work is sum over lists of m x C x D, so a few huge lists dominate it. k-means on re-ID embeddings
+can leave a few low-norm "mixture" centroids holding a large share of the points (profiled at 100,000 x 2048-d,
+1264 lists: the largest held 9858 points, and since a low-norm centroid is near every other centroid, every list
+probed the same large lists: 33,000 candidates per list, 13.6 TFLOP; 677 s). So
+  - a list larger than `2 N / nlist` is cut in halves by a balanced 2-means (`_halves`) until every part is at most
+    that size; the parts keep same-identity points together (they pull the 2-means directions);
+  - each part takes as candidates the parts whose centroids (their points' means) are nearest to its own, its own
+    first, until they hold `nprobe N / nlist` points (the IVF search's work at that nprobe with balanced lists).
+Approximation against an exact kNN: a point's neighbours outside its part's candidate parts are missed. With
+nprobe >= nlist every part is a candidate of every part and the lists are exact.
 """
 
 from __future__ import annotations
@@ -30,13 +39,44 @@ def ivf_lists(index) -> tuple[object, list[np.ndarray]]:
                  if inv.list_size(i) else np.empty(0, np.int64) for i in range(ivf.nlist)]
 
 
-def ivf_neighbours(index, f: torch.Tensor, k: int, nprobe: int | None = None) -> np.ndarray:
+def _halves(x: torch.Tensor, rng: np.random.Generator, rounds: int = 4) -> np.ndarray:
+    """Balanced 2-means of x [m, D] (m >= 2): a bool mask [m] with m // 2 True. Each round splits at the median of
+    the projection on c0 - c1 (the 2-means boundary moved to the median), then recomputes c0, c1 as the halves'
+    means; starts from two random points."""
+    m = x.shape[0]
+    c = x[torch.from_numpy(rng.choice(m, 2, replace=False))]
+    mask = np.zeros(m, dtype=bool)
+    for _ in range(rounds):
+        s = (x @ (c[0] - c[1])).numpy()
+        mask[:] = False
+        mask[np.argsort(-s, kind="stable")[:m // 2]] = True
+        t = torch.from_numpy(mask)
+        c = torch.stack([x[t].mean(0), x[~t].mean(0)])
+    return mask
+
+
+def balanced_parts(f: torch.Tensor, lists: list[np.ndarray], cap: int, seed: int = 0) -> list[np.ndarray]:
+    """The non-empty lists, each list larger than `cap` cut recursively by `_halves` into parts of <= cap rows."""
+    rng = np.random.default_rng(seed)
+    out, todo = [], [x for x in lists if len(x)]
+    while todo:
+        ids = todo.pop()
+        if len(ids) <= cap:
+            out.append(ids)
+            continue
+        mask = _halves(f[torch.from_numpy(ids)], rng)
+        todo += [ids[~mask], ids[mask]]
+    return out
+
+
+def ivf_neighbours(index, f: torch.Tensor, k: int, nprobe: int | None = None, *, seed: int = 0) -> np.ndarray:
     """nn [N, k] int64: for each row p of f [N, D] (float32, CPU; the vectors the index holds, ids 0..N-1), its
     k nearest rows by squared L2, p itself first, then ascending distance (ties by row id among the candidates).
 
     The order by squared L2 is the order of every metric of reid.evaluation.distances on the given rows (cosine:
-    pass L2-normalised rows). Each list's points are compared with the points of the `nprobe` lists (default: the
-    index's own nprobe) whose centroids are nearest to the list's centroid; nprobe = nlist is exact.
+    pass L2-normalised rows). The index's lists are cut into parts of at most 2 N / nlist rows; each part's points
+    are compared with the parts nearest to it holding nprobe N / nlist points (default nprobe: the index's own);
+    nprobe >= nlist is exact.
     """
     n = f.shape[0]
     ivf, lists = ivf_lists(index)
@@ -47,25 +87,27 @@ def ivf_neighbours(index, f: torch.Tensor, k: int, nprobe: int | None = None) ->
         raise ReidError("the index's ids are not the row numbers 0..N-1 of the features")
     nlist = len(lists)
     nprobe = min(nlist, nprobe or ivf.nprobe)
-    sizes = np.array([len(x) for x in lists])
+    parts = balanced_parts(f, lists, cap=max(1, -(-2 * n // nlist)), seed=seed)
+    order = np.concatenate(parts)
+    sizes = np.array([len(x) for x in parts])
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    fs = f[torch.from_numpy(order)].contiguous()  # rows grouped by list: every probed list is a slice, not a gather
+    fs = f[torch.from_numpy(order)].contiguous()  # rows grouped by part: every candidate part is a slice
     sq = (fs * fs).sum(1)
-    cent = torch.from_numpy(ivf.quantizer.reconstruct_n(0, nlist))
+    cent = torch.stack([fs[a:b].mean(0) for a, b in zip(starts[:-1], starts[1:], strict=True)])
     cd = torch.cdist(cent, cent)
-    cd.fill_diagonal_(-1.0)  # the list itself first: then its own points are the first columns
-    cd[:, torch.from_numpy(sizes == 0)] = float("inf")
-    probe = torch.topk(cd, nprobe, dim=1, largest=False, sorted=True).indices.numpy()
+    cd.fill_diagonal_(-1.0)  # the part itself first: then its own points are the first columns
+    near = torch.argsort(cd, dim=1, stable=True).numpy()
+    budget = n if nprobe >= nlist else -(-nprobe * n // nlist)
+    reach = (np.cumsum(sizes[near], axis=1) < budget).sum(1) + 1  # parts until they hold >= budget points
     out = np.empty((n, k), dtype=np.int64)
     ids = torch.from_numpy(order)
-    for li in np.flatnonzero(sizes):
-        a, b = starts[li], starts[li + 1]
-        cols = [p for p in probe[li] if sizes[p]]
-        parts = [slice(starts[p], starts[p + 1]) for p in cols]
-        dot = fs[a:b] @ torch.cat([fs[x] for x in parts]).T  # [m, C]: one GEMM beats one per probed list
-        cand = torch.cat([ids[x] for x in parts])
-        csq = torch.cat([sq[x] for x in parts])
-        d = (sq[a:b, None] + csq[None]).sub_(dot, alpha=2.0)
+    for pi in range(len(parts)):
+        a, b = starts[pi], starts[pi + 1]
+        spans = [slice(starts[p], starts[p + 1]) for p in near[pi, :reach[pi]]]
+        cand = torch.cat([ids[x] for x in spans])
+        csq = torch.cat([sq[x] for x in spans])
+        # ||a||^2 + ||c||^2 - 2 a.c; one GEMM against the gathered candidates beats one per candidate part
+        d = torch.addmm(csq[None], fs[a:b], torch.cat([fs[x] for x in spans]).T, alpha=-2.0).add_(sq[a:b, None])
         m = b - a
         d[torch.arange(m), torch.arange(m)] = float("-inf")  # p itself first, whatever rounding gives d(p, p)
         kk = min(k, d.shape[1])

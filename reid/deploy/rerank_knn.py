@@ -3,8 +3,9 @@ the exact blocked pass: the neighbour lists N(p, k) of eq. 2 come from a FAISS i
 
 Approximations against `rerank_features`, all measured in docs/deploy.md:
   - the gallery points' N(p, k) are the index's answer: for an IVF index (IVF-Flat, IVF-PQ) computed by
-    `ivf_knn.ivf_neighbours` (GEMMs over the inverted lists, exact within the probed lists), for any other index by
-    `index.search` (exact for a flat index); the queries' lists are exact (their full rows are computed anyway);
+    `ivf_knn.ivf_neighbours` (GEMMs over the inverted lists cut into balanced parts, exact within each part's
+    candidate parts), for any other index by `index.search` (exact for a flat index); the queries' lists are exact
+    (their full rows are computed anyway);
   - a gallery point's maximum distance, which divides its row of d (the authors' normalisation), is the maximum
     over the queries and a fixed random sample of `sample` points instead of over all N (a lower bound; with
     L2-normalised features all distances lie in [0, 2] and the sampled maximum is close to the true one).
