@@ -1,0 +1,106 @@
+"""The bucket test of issue 18: a `ray job submit` (through `jobs.submit`) of a 2-worker training whose data (the
+manifest and the frames), checkpoints and outputs all live in an S3 bucket (moto's server on 127.0.0.1), stopped
+mid-run with `ray job stop` and resubmitted with `--resume s3://...`, ends with the same weights as the same run
+done in one go.
+
+The head is a node of its own, started with the S3 endpoint in its environment (`AWS_ENDPOINT_URL`, as a cluster's
+nodes get it from their image or runtime env), so the job's driver, the Train workers and the decoding actors reach
+the bucket the way they reach S3 on a cluster. Nothing of the runs is on a local disk.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+
+import pytest
+
+from reid import storage
+from tests.ops.helpers import (
+    ATTEMPTS,
+    RAY_TINY,
+    TINY,
+    assert_same_weights,
+    ray_job,
+    short_tmpdir,
+    submit_train,
+    wait_for_status,
+)
+from tests.ops.storage_server import s3_env, s3_server
+from tests.ops.test_storage_train import final_weights
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+# two Train workers, two epochs: epoch 1 is checkpointed, the stop lands in epoch 2
+RUN = [*TINY, *RAY_TINY, "train.epochs=2", "train.eval_every=1", "train.keep_checkpoints=5"]
+
+
+@pytest.fixture(scope="module")
+def s3_head(ops_data):
+    """The S3 server with the tiny set uploaded as it is (`s3://.../data/tiny`), then a head whose processes all
+    have the endpoint in their environment."""
+    from jobs.local_cluster import HeadPorts, LocalHead
+
+    with s3_server() as s3:
+        storage.copy_dir(ops_data, s3.uri("data", "tiny"))
+        temp = short_tmpdir("reid-s3-")
+        extra_env = {**s3_env(s3.endpoint), "RAY_USAGE_STATS_ENABLED": "0",
+                     "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+        node = None
+        for attempt in range(ATTEMPTS):  # ray's fixed 30 s node start-up deadline can be missed on a busy machine
+            node = LocalHead(temp_dir=temp / f"ray{attempt}", num_cpus=2, ports=HeadPorts.free(),
+                             object_store_memory=300 * 1024**2, extra_env=extra_env, block=True)
+            try:
+                node.start(timeout_s=240)
+                break
+            except (RuntimeError, TimeoutError):
+                if attempt == ATTEMPTS - 1:
+                    raise
+                time.sleep(10)
+        try:
+            yield s3, node
+        finally:
+            node.stop()
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _args(s3, name: str, *extra: str) -> list[str]:
+    return ["baseline", f"data.root={s3.uri('data', 'tiny')}", f"ray.storage_path={s3.uri('runs')}", f"name={name}",
+            *RUN, *extra]
+
+
+@pytest.mark.timeout(1500)
+def test_a_submitted_job_in_a_bucket_stops_and_resumes_from_its_uri(s3_head, submitter, tmp_path):
+    s3, head = s3_head
+    env = submitter
+    whole = submit_train(env, head.dashboard_url, "reid-s3-whole", _args(s3, "whole"), wait=True)
+    logs = ray_job(env, head.dashboard_url, "logs", "reid-s3-whole").stdout
+    assert whole.returncode == 0, logs[-4000:]
+    assert "[reid] epoch   2/2" in logs
+
+    cut = s3.uri("runs", "cut")
+    # epoch 2 stalls before its first step, so the stop lands mid-run however fast the epochs are
+    out = submit_train(env, head.dashboard_url, "reid-s3-cut", _args(s3, "cut", "train.inject_fault=stall@2:1"),
+                       wait=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    deadline = time.monotonic() + 600
+    while not any(n.startswith("checkpoint_") for n in storage.list_dir(cut)):  # epoch 1 is in the bucket
+        assert time.monotonic() < deadline, "no checkpoint in the bucket within 600 s"
+        time.sleep(0.5)
+    stopped = ray_job(env, head.dashboard_url, "stop", "reid-s3-cut")
+    assert stopped.returncode == 0, stopped.stderr[-1000:]
+    assert wait_for_status(env, head.dashboard_url, "reid-s3-cut", {"STOPPED", "SUCCEEDED", "FAILED"}, 120) \
+        == "STOPPED"
+    assert not storage.exists(storage.join(cut, "summary.json"))  # it did not finish
+
+    resumed = submit_train(env, head.dashboard_url, "reid-s3-resumed", ["--resume", cut, "train.inject_fault=null"],
+                           wait=True)
+    logs = ray_job(env, head.dashboard_url, "logs", "reid-s3-resumed").stdout
+    assert resumed.returncode == 0, logs[-4000:]
+    match = re.search(r"\[reid\] resuming cut at epoch (\d+)/2", logs)
+    assert match and int(match.group(1)) == 2, logs[-4000:]  # from epoch 1's checkpoint, not from scratch
+    assert "[reid] epoch   1/2" not in logs and "[reid] epoch   2/2" in logs
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "manifest-val.parquet"):
+        assert storage.is_file(storage.join(cut, name)), storage.list_dir(cut)
+    assert_same_weights(final_weights(s3.uri("runs", "whole"), tmp_path / "a"), final_weights(cut, tmp_path / "b"))
