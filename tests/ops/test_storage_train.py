@@ -56,7 +56,10 @@ def test_a_run_in_a_bucket_resumes_from_its_uri_with_the_same_weights(s3_ray, op
     whole = train(build_config("baseline", [], [*common, "name=whole"]))
     assert whole.run_dir == s3.uri("runs", "whole") and len(whole.history) == 2
 
-    with pytest.raises(Exception, match="inject|fault|RuntimeError"):  # noqa: B017 - Ray wraps the worker's error
+    # Ray wraps the worker's error; on a loaded machine Ray Train 2.60 may report the worker group's teardown after
+    # the injected failure (a failed health check of the dying worker) instead of the RuntimeError itself (seen in a
+    # fresh-clone suite at load average 20-30). Either way the run must stop after epoch 1's checkpoint (below).
+    with pytest.raises(Exception, match="inject|fault|RuntimeError|Training failed due to worker errors"):  # noqa: B017
         train(build_config("baseline", [], [*common, "name=cut", "train.inject_fault=raise@2",
                                             "ray.max_failures=0"]))
     cut = s3.uri("runs", "cut")
