@@ -29,7 +29,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "models": ("reid.models",),
     "evaluation": ("reid.evaluation",),
     "eval_run": ("reid.evaluation.run",),
-    "eval_job": ("reid.evaluation.inference",),
+    "eval_job": ("reid.batch_inference",),
     "pose": ("reid.pose",),
     "registry": ("reid.registry", "reid.config.loader"),
     "factory": ("reid.models.factory",),
@@ -79,7 +79,7 @@ ALLOWED: dict[str, frozenset[str]] = {
                            "bench", "tune"}),
 }
 # Ray lives in the pipeline, the training worker / driver, the Ray runtime module, evaluation's batch-inference
-# driver (reid.evaluation.inference), the jobs that run on Ray (pose estimation, serving, benchmarks), tune/ and
+# driver (reid.batch_inference), the jobs that run on Ray (pose estimation, serving, benchmarks), tune/ and
 # jobs/; never in the library, the registry, the factory nor the evaluation of runs (reid.evaluation.run).
 RAY_GROUPS = frozenset({"ray_runtime", "pipeline", "training", "pose_job", "eval_job", "deploy", "bench", "tune",
                         "jobs"})

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(None, [local_config(run_dir), *args.config], args.overrides)
     extract = None
     if args.backend == "ray":
-        from reid.evaluation.inference import extract_features_ray as extract
+        from reid.batch_inference import extract_features_ray as extract
     outcome = evaluate(cfg, checkpoint or run_dir, extract=extract, sample_queries=6 if args.report else 0)
     m = outcome.metrics
     print(f"{'protocol':<24}{'mAP':>7}{'mINP':>7}{'R1':>7}{'R5':>7}{'R10':>7}{'R20':>7}  valid queries")

@@ -13,10 +13,10 @@ from reid.errors import ReidError
 
 
 def embed_manifest_rows(run: LoadedRun, manifest_path: Path, indices: list[int]) -> np.ndarray:
-    """Embeddings [N, D] of the manifest rows `indices` by `reid.evaluation.inference.extract_features_ray`
+    """Embeddings [N, D] of the manifest rows `indices` by `reid.batch_inference.extract_features_ray`
     (decoding actors -> model actors), L2-normalised when the run evaluates with `eval.normalize`. The model actors
     are built from the run's DataInfo, so `manifest_path` may be any manifest (new footage, no training rows)."""
-    from reid.evaluation.inference import extract_features_ray
+    from reid.batch_inference import extract_features_ray
 
     feats = extract_features_ray(run.cfg, manifest_path, run.model, indices, info=run.info)
     emb = torch.stack([feats[i] for i in indices]).float()

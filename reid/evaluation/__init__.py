@@ -1,6 +1,6 @@
 """Evaluation: distances, CMC / mAP / mINP, protocols, re-ranking, score normalisation, pairwise scoring, reports.
 
-No Ray here except `reid.evaluation.inference`, the Ray Data batch-inference driver (a job, imported only by name).
+No Ray here: the Ray Data batch-inference driver is the job module `reid.batch_inference`, outside this package.
 Evaluating trained runs without the trainer (discovery, `evaluate`, feature extraction, validation) is the
 subpackage `reid.evaluation.run`. The HTML report (`reid.evaluation.report`) is imported on demand because it pulls
 in matplotlib.

@@ -23,7 +23,6 @@ from tests.ops.helpers import (
     wait_for_status,
 )
 
-
 OPS_DIR = Path(__file__).parent
 # the shared head while it runs: stopped after the last ops test (below), not at the end of the session
 _RUNNING_HEADS: list = []

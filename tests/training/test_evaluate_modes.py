@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from reid.batch_inference import extract_features_ray
 from reid.config import build_config
 from reid.errors import ReidError
-from reid.evaluation.inference import extract_features_ray
 from reid.evaluation.run.evaluate import evaluate
 
 

@@ -1,4 +1,4 @@
-"""The pure halves of Ray Data batch inference (reid.evaluation.inference runs them as actors; nothing here knows
+"""The pure halves of Ray Data batch inference (reid.batch_inference runs them as actors; nothing here knows
 about Ray): tracklet rows -> test clips (`DecodeTestClips`), clips -> embeddings (`EmbedChunks`), and the chunk
 rows gathered on the driver -> one feature per tracklet (`tracklet_rows_to_features`).
 """

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint (or an untrained model) on the test split: the Python API behind `reid eval`, `reid report`,
 `reid demo`, the test at the end of `reid train` and the ablation trials. Needs no trainer: the model comes from the
 factory (reid.models.factory), features from this process or an injected extractor (Ray Data batch inference,
-`reid.evaluation.inference.extract_features_ray`).
+`reid.batch_inference.extract_features_ray`).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | str | None, *, manifest: 
              extract: FeatureExtractor | None = None, sample_queries: int = 0, progress: bool = True) -> EvalOutcome:
     """Evaluate a checkpoint (or an untrained model) on the test split of `cfg.data` with `cfg.eval.protocol`.
 
-    extract: None extracts features in this process; `reid.evaluation.inference.extract_features_ray` runs Ray Data
+    extract: None extracts features in this process; `reid.batch_inference.extract_features_ray` runs Ray Data
     batch inference. `sample_queries` > 0 keeps per-query extras (thumbnails, temporal weights, spatial maps) of
     that many queries and their top gallery matches for the report.
     """

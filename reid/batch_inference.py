@@ -3,7 +3,7 @@
 tracklet rows -> decoding actors (`DecodeTestClips`: one row per (tracklet, chunk)) -> model actors (`EmbedChunks`,
 GPU when the cluster has one; `eval.batch_size` chunks per call) -> chunk features collected on the driver ->
 per-tracklet features by averaging the chunks. Every worker's output is gathered on the driver before any metric is
-computed. The only module of reid/evaluation that imports Ray (like reid/pose/estimate.py in reid/pose): the actors'
+computed. A job module beside the library (Ray lives in the pipeline, training, tune and job layers; reid/evaluation has none): the actors'
 work is the pure `reid.evaluation.run.chunks`, and `evaluate` takes this function as its feature extractor.
 """
 
