@@ -3,19 +3,16 @@
 
 from __future__ import annotations
 
-import shutil
-import time
 from pathlib import Path
 
 import pytest
 import ray
 
 from tests.ops.helpers import (
-    ATTEMPTS,
     JobRun,
     MetricsScraper,
+    local_head,
     ray_job,
-    short_tmpdir,
     submit_train,
     submitter_env,
     tiny_overrides,
@@ -46,28 +43,9 @@ def ops_data(tiny_synth) -> Path:
 @pytest.fixture(scope="session")
 def head():
     """A head node of its own (2 CPUs), shared by the ops tests and stopped at the end whatever happens."""
-    from jobs.local_cluster import HeadPorts, LocalHead
-
-    temp = short_tmpdir("reid-ops-")
-    extra_env = {"RAY_USAGE_STATS_ENABLED": "0",
-                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # stop at once at teardown
-    node = None
-    for attempt in range(ATTEMPTS):  # a busy machine can miss ray's fixed 30 s node start-up deadline: retry
-        node = LocalHead(temp_dir=temp / f"ray{attempt}", num_cpus=2, ports=HeadPorts.free(),
-                         object_store_memory=300 * 1024**2, extra_env=extra_env, block=True)
-        try:
-            node.start(timeout_s=240)
-            break
-        except (RuntimeError, TimeoutError):
-            if attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(10)
-    _RUNNING_HEADS.append(node)
-    try:
-        yield node
-    finally:
-        node.stop()  # nothing left to stop when the last ops test already did
-        shutil.rmtree(temp, ignore_errors=True)
+    with local_head("reid-ops-") as node:
+        _RUNNING_HEADS.append(node)
+        yield node  # stopped by the last ops test already, or here
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,3 +212,31 @@ def assert_same_weights(a: dict, b: dict, atol: float = 1e-4) -> None:
         assert torch.allclose(a[key].float(), b[key].float(), atol=atol), key
         compared += 1
     assert compared > 0
+
+
+@contextlib.contextmanager
+def local_head(prefix: str, extra_env: dict[str, str] | None = None) -> Iterator:
+    """A head node of its own (`ray start --head`: 2 CPUs, a 300 MB object store, free ports, its own temp dir named
+    `prefix...`), started again when a busy machine misses Ray's fixed 30 s node start-up deadline; stopped at once
+    (no drain) and its temp dir removed on exit. `extra_env` goes to every process of the node."""
+    from jobs.local_cluster import HeadPorts, LocalHead
+
+    temp = short_tmpdir(prefix)
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", **(extra_env or {})}
+    node = None
+    try:
+        for attempt in range(ATTEMPTS):
+            node = LocalHead(temp_dir=temp / f"ray{attempt}", num_cpus=2, ports=HeadPorts.free(),
+                             object_store_memory=300 * 1024**2, extra_env=env, block=True)
+            try:
+                node.start(timeout_s=240)
+                break
+            except (RuntimeError, TimeoutError):
+                if attempt == ATTEMPTS - 1:
+                    raise
+                time.sleep(10)
+        yield node
+    finally:
+        if node is not None:
+            node.stop()
+        shutil.rmtree(temp, ignore_errors=True)

@@ -11,19 +11,17 @@ the bucket the way they reach S3 on a cluster. Nothing of the runs is on a local
 from __future__ import annotations
 
 import re
-import shutil
 import time
 
 import pytest
 
 from reid import storage
 from tests.ops.helpers import (
-    ATTEMPTS,
     RAY_TINY,
     TINY,
     assert_same_weights,
+    local_head,
     ray_job,
-    short_tmpdir,
     submit_train,
     wait_for_status,
 )
@@ -40,29 +38,10 @@ RUN = [*TINY, *RAY_TINY, "train.epochs=2", "train.eval_every=1", "train.keep_che
 def s3_head(ops_data):
     """The S3 server with the tiny set uploaded as it is (`s3://.../data/tiny`), then a head whose processes all
     have the endpoint in their environment."""
-    from jobs.local_cluster import HeadPorts, LocalHead
-
     with s3_server() as s3:
         storage.copy_dir(ops_data, s3.uri("data", "tiny"))
-        temp = short_tmpdir("reid-s3-")
-        extra_env = {**s3_env(s3.endpoint), "RAY_USAGE_STATS_ENABLED": "0",
-                     "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
-        node = None
-        for attempt in range(ATTEMPTS):  # ray's fixed 30 s node start-up deadline can be missed on a busy machine
-            node = LocalHead(temp_dir=temp / f"ray{attempt}", num_cpus=2, ports=HeadPorts.free(),
-                             object_store_memory=300 * 1024**2, extra_env=extra_env, block=True)
-            try:
-                node.start(timeout_s=240)
-                break
-            except (RuntimeError, TimeoutError):
-                if attempt == ATTEMPTS - 1:
-                    raise
-                time.sleep(10)
-        try:
+        with local_head("reid-s3-", s3_env(s3.endpoint)) as node:
             yield s3, node
-        finally:
-            node.stop()
-            shutil.rmtree(temp, ignore_errors=True)
 
 
 def _args(s3, name: str, *extra: str) -> list[str]:
