@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reid.config import ConfigError, ExperimentConfig, build_config, validate_overrides
 from reid.config.errors import format_validation_error
+from reid.data.synth.presets import SUITES
 from reid.errors import ReidError
 
 SPEC_DIR = Path(__file__).parent / "ablations"
@@ -178,6 +179,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start,
                                     config_files or [])
     recorded["meta"]["seeds"] = ", ".join(map(str, seed_list))
+    recorded["data"] = data_record(first, dataset)
     recorded["wall_time_s"] = round(time.time() - start, 1)
     recorded["command"] = command
     (exp_dir / "results.json").write_text(json.dumps(recorded, indent=2))
@@ -278,7 +280,7 @@ def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: 
     import torch
 
     if dataset == "synthetic":
-        suite = cfg.data.synth_preset in ("quality", "misalign", "attributes", "pose")
+        suite = cfg.data.synth_preset in SUITES
         strength = f" strength {cfg.data.synth_strength:g}" if suite else ""
         data = f"synthetic (reid synth preset '{cfg.data.synth_preset}'{strength}, {_relative(cfg.data.root)})"
         recipe = f"reid/configs/{spec.method}-synthetic.yaml"
@@ -300,6 +302,17 @@ def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: 
                                          + (f"; cross-dataset test config {spec.test_config}" if spec.test_config
                                             else ""))
     return meta
+
+
+def data_record(cfg: ExperimentConfig, dataset: str) -> dict[str, Any]:
+    """What the rows were measured on, as fields (results.json and the sidecar's "data"): {"source": "synthetic",
+    "preset": ..., "strength": the suite's nuisance strength (None for a preset that is not a suite)} or
+    {"source": "paper", "dataset": ...}; `reid tune dose-response` reads the strength from here."""
+    if dataset != "synthetic":
+        return {"source": "paper", "dataset": cfg.data.dataset}
+    suite = cfg.data.synth_preset in SUITES
+    return {"source": "synthetic", "preset": cfg.data.synth_preset,
+            "strength": float(cfg.data.synth_strength) if suite else None}
 
 
 def _relative(path: str) -> str:

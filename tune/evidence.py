@@ -126,8 +126,9 @@ def table_statistics(spec, recorded: dict[str, Any], metric: str = "mAP") -> dic
 
 
 def sidecar(spec, recorded: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
-    """The `results/<table>.json` document (issue 17, item 4): paper, suite, seeds, valid queries, headline, rows,
-    the tested orderings, and how the table was made (command, wall time, hardware)."""
+    """The `results/<table>.json` document (issue 17, item 4): paper, suite (also as fields in "data": source,
+    preset, strength), seeds, valid queries, headline, rows, the tested orderings, and how the table was made
+    (command, wall time, hardware)."""
     meta = recorded.get("meta", {})
     ours = recorded.get("rows", {})
     seeds = max((s["seeds"] for s in stats["rows"].values() if s), default=0)
@@ -143,7 +144,8 @@ def sidecar(spec, recorded: dict[str, Any], stats: dict[str, Any]) -> dict[str, 
                                   for s, e in mine.get("seeds", {}).items()},
                      "split": mine.get("split"), "status": mine.get("status", "not run")})
     return {"paper": spec.title, "table": spec.table, "paper_dataset": spec.paper_dataset,
-            "suite": meta.get("our dataset"), "size": meta.get("size"), "seeds": seeds, "valid_queries": queries,
+            "suite": meta.get("our dataset"), "data": recorded.get("data"), "size": meta.get("size"), "seeds": seeds,
+            "valid_queries": queries,
             "headline": stats["headline"], "rows": rows, "orders": stats["orders"],
             "untrained": recorded.get("untrained"),
             "command": recorded.get("command"), "wall_time_s": recorded.get("wall_time_s"),
