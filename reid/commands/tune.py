@@ -1,4 +1,5 @@
-"""`reid tune`: Ray Tune + Optuna sweeps (`search`) and the papers' ablation tables (`ablation`)."""
+"""`reid tune`: Ray Tune + Optuna sweeps (`search`), the papers' ablation tables (`ablation`) and an ablation
+headline's gap against a suite's strength (`dose-response`)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,15 @@ DESCRIPTION = """Hyper-parameter sweeps and ablation tables, on Ray Tune.
   reid tune ablation adfta-table4 --smoke --seeds 1                   # CI size: tiny synthetic set, 1 epoch
   reid tune ablation astpn-fig5 --full --seeds 3 --results-md results/astpn-fig5-synthetic-full.md
   reid tune ablation adfta-table4 --full --dataset paper ray.num_workers=4 ray.use_gpu=true   # GPU node
+  reid tune dose-response results/fcnta-components-quality-s{0,0.2,0.5}.json --out results/dose-response.png
 
 Search: Optuna (TPE, --seed) proposes values, ASHA stops weak trials early on the last validation mAP (held-out
 training identities, data.val_identities; never the test split); the best config is written as YAML that
 `reid train --config` accepts. Ablation: every row x seed of the paper's table is a trial; the table shows the
 paper's number beside ours (mean over seeds, 95% CI) and, for every pair of rows the paper orders, a paired bootstrap
-verdict holds / reversed / tie; a JSON sidecar (table.json) goes with it. See docs/tune.md."""
+verdict holds / reversed / tie; a JSON sidecar (table.json) goes with it. Dose-response: the headline gap of one
+table run on a suite at several strengths (one sidecar each) against the strength, with its 95% CI, as a plot and a
+data file. See docs/tune.md."""
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -42,7 +46,8 @@ class _Intermixed(argparse.ArgumentParser):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="tune_command", metavar="{search,ablation,list}", parser_class=_Intermixed)
+    sub = parser.add_subparsers(dest="tune_command", metavar="{search,ablation,dose-response,list}",
+                                parser_class=_Intermixed)
     sub.required = True
     sub.add_parser("list", help="list the built-in search spaces and ablation tables")
 
@@ -79,6 +84,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "pyarrow.fs")
     add_config_arguments(a)
     _common(a, default_out="runs/ablations")
+
+    d = sub.add_parser("dose-response", help="plot an ablation headline's gap against the suite strength",
+                       description="Reads the sidecars of one ablation table run on a phenomenon suite at several "
+                       "strengths (`reid tune ablation ... --results-md X.md` writes X.json) and plots each headline "
+                       "gap (mAP of the better row - the worse, with its paired 95% bootstrap CI) against the "
+                       "strength; writes the PNG and a JSON data file. Nothing is retrained or recomputed.")
+    d.add_argument("sidecars", nargs="+", metavar="SIDECAR", help="ablation sidecars (results/<table>.json), one "
+                   "per strength: same table, rows, suite, size and seeds")
+    d.add_argument("--out", type=Path, default=Path("results/dose-response.png"),
+                   help="the plot (default results/dose-response.png)")
+    d.add_argument("--data", type=Path, help="the data file (default: --out with .json)")
 
 
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -117,9 +133,18 @@ def small_machine_overrides(files: list[str], overrides: list[str]) -> list[str]
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "verbose", False))
-    if args.tune_command != "list":
+    if args.tune_command not in ("list", "dose-response"):
         args.overrides = small_machine_overrides(list(args.config), list(args.overrides))
-    return {"list": _list, "search": _search, "ablation": _ablation}[args.tune_command](args)
+    return {"list": _list, "search": _search, "ablation": _ablation,
+            "dose-response": _dose_response}[args.tune_command](args)
+
+
+def _dose_response(args: argparse.Namespace) -> int:
+    from tune.dose_response import dose_response
+
+    png, data = dose_response(args.sidecars, args.out, args.data)
+    print(f"[reid] dose-response: {png} (+ {data})")
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:
