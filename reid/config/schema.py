@@ -155,6 +155,20 @@ class EvalConfig(Strict):
     ap_mode: Literal["standard", "trapezoid"] = Field(
         "standard", description="non-interpolated AP (torchreid / fast-reid) or trapezoidal (official MARS code)"
     )
+    tta: Literal["none", "astpn-official"] = Field(
+        "none", description="test-time augmentation: 'none' = one view per tracklet; 'astpn-official' = ASTPN's "
+        "official test.lua: 16 views (crop offset s = 1..8 on the diagonal x flip), first / last data.seq_len "
+        "frames for query / gallery, per-view Euclidean distances summed (reid.evaluation.multiview)"
+    )
+
+    @model_validator(mode="after")
+    def _tta_alone(self) -> EvalConfig:
+        if self.tta != "none":
+            clash = [k for k in ("flip", "rerank", "pairwise") if getattr(self, k)]
+            if clash:
+                raise ValueError(f"eval.tta={self.tta} has its own flipped views and sums per-view distances; it "
+                                 f"cannot be combined with eval.{'/'.join(clash)}=true")
+        return self
 
 
 class ExperimentConfig(Strict):

@@ -12,6 +12,8 @@ Test (`data.augment.test_crop`): `resize` = a plain resize to (height, width); `
 training crops' range, at the training scale (adfta section 4.1: "a single center crop for testing"). A plain resize
 would show the test frames at another scale than the training crops (288x144 -> 256x128 is 12.5 % for adfta, 64x48
 -> 56x40 14-20 % and an aspect change for the RCN methods).
+Test-time augmentation (`eval.tta=astpn-official`): `astpn_official_views` gives the 16 windows of ASTPN's
+official test code (8 diagonal offsets x flip) in the same AugmentParams form.
 
 Normalisation runs on the worker's device, in torch: `normalize_imagenet` (RGB, ImageNet mean / std) and
 `to_yuv_standardized` (RCN: RGB -> YUV, then each channel of each frame standardised to zero mean, unit std).
@@ -74,6 +76,35 @@ def sample_augment(rng: np.random.Generator, data: DataConfig, train: bool) -> A
     if a.random_erasing > 0 and rng.random() < a.random_erasing:
         erase = _erase_box(rng, out)
     return AugmentParams(resized, a.pad, top, left, out, flip, erase)
+
+
+ASTPN_TTA_SHIFTS = tuple(range(1, 9))  # test.lua: `for shiftx = 1,8`, shifty = shiftx
+
+
+def astpn_official_views(data: DataConfig) -> list[AugmentParams]:
+    """The 16 test-time views of ASTPN's official code (test.lua, `computeCMC_MeanPool_RNN`), as AugmentParams.
+
+    test.lua, per frame u of the 48x64 (W x H) frame: `if doflip == 1 then u = image.hflip(u) end;
+    u = image.crop(u, s, s, 40 + s, 56 + s)` for s = 1..8, i.e. FLIP FIRST, then the (h, w) window whose top-left
+    corner is (row s, column s) of the (possibly flipped) frame (0-based, as image.crop). `apply_augment` crops
+    first and flips after, so the flipped view's window starts at column room_x - s of the unflipped frame:
+    flip(F)[s:s+h, s:s+w] = flip(F[s:s+h, room_x-s : room_x-s+w]) with room_x = W - w.
+    Geometry: frames resized to (resize_height, resize_width) (the training geometry, 64x48 in the recipe), padded
+    by `pad` (0 in the astpn recipes), windows of (height, width) = 56x40. Order: s = 1..8, flipped then plain.
+    The per-image mean subtraction (`u = u - torch.mean(u)`) acts on normalised inputs:
+    `reid.evaluation.multiview.subtract_image_mean`.
+    """
+    a = data.augment
+    out = (data.height, data.width)
+    resized = (a.resize_height or data.height, a.resize_width or data.width)
+    room_y, room_x = resized[0] + 2 * a.pad - out[0], resized[1] + 2 * a.pad - out[1]
+    need = max(ASTPN_TTA_SHIFTS)
+    if room_y < need or room_x < need:
+        raise ReidError(f"eval.tta=astpn-official crops {out[0]}x{out[1]} windows at offsets 1..{need} of the "
+                        f"{resized[0]}x{resized[1]} frame (pad {a.pad}): it needs {need} px of room in both "
+                        f"directions, got {room_y} x {room_x}; set data.augment.resize_height/width")
+    return [AugmentParams(resized, a.pad, s, room_x - s if flip else s, out, flip)
+            for s in ASTPN_TTA_SHIFTS for flip in (True, False)]
 
 
 def _erase_box(rng: np.random.Generator, out: tuple[int, int]) -> tuple[int, int, int, int] | None:

@@ -77,6 +77,9 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | str | None, *, manifest: 
         if pairwise:
             raise ReidError("eval.pairwise=true evaluates query-gallery pairs in this process: use --backend local "
                             "(or eval.pairwise=false for single-pass features with Ray Data)")
+        if cfg.eval.tta != "none":
+            raise ReidError(f"eval.tta={cfg.eval.tta} embeds 16 views per tracklet in this process: use --backend "
+                            f"local (or eval.tta=none for single-view features with Ray Data)")
         features = extract(cfg, manifest_file, model, indices, info=info)
     else:
         maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)
