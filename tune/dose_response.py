@@ -32,6 +32,7 @@ class Point:
     verdict: str
     seeds: int
     valid_queries: int
+    date: str | None
     sidecar: str
 
 
@@ -78,16 +79,16 @@ def collect(paths: list[str | Path]) -> tuple[list[Point], dict[str, Any]]:
     points = sorted((Point(strength=float(d["data"]["strength"]), delta_map=float(d["headline"]["delta_map"]),
                            ci95=(float(d["headline"]["ci95"][0]), float(d["headline"]["ci95"][1])),
                            verdict=str(d["headline"].get("verdict")), seeds=int(d.get("seeds") or 0),
-                           valid_queries=int(d.get("valid_queries") or 0), sidecar=path) for path, d in docs),
+                           valid_queries=int(d.get("valid_queries") or 0), date=d.get("date"), sidecar=path)
+                     for path, d in docs),
                     key=lambda pt: pt.strength)
     strengths = [pt.strength for pt in points]
     if len(set(strengths)) != len(strengths):
         raise ReidError(f"dose-response: two sidecars at the same strength ({', '.join(f'{s:g}' for s in strengths)})")
     hardware = sorted({str(d.get("hardware")) for _, d in docs if d.get("hardware")})
-    dates = sorted({str(d.get("date")) for _, d in docs if d.get("date")})
     shared = {"table": first.get("table"), "paper": first.get("paper"), "rows": list(first["headline"]["rows"]),
               "preset": first["data"].get("preset"), "size": first.get("size"), "seeds": first.get("seeds"),
-              "hardware": hardware, "dates": dates}
+              "hardware": hardware}
     return points, shared
 
 
@@ -106,10 +107,11 @@ def epochs_of(size: str | None) -> str | None:
 
 def title(shared: dict[str, Any]) -> str:
     """Plot title: table, the two rows, seeds, epochs, hardware."""
-    better, worse = (_short(r) for r in shared["rows"])
+    better, worse = shared["rows"]
     epochs = epochs_of(shared.get("size"))
     where = "; ".join(shared.get("hardware") or []) or "hardware not recorded"
-    return (f"{shared['table']} on the '{shared['preset']}' suite: {better} - {worse}\n"
+    return (f"{shared['table']} on the '{shared['preset']}' suite: headline mAP gap, row a - row b\n"
+            f"a = {better}\nb = {worse}\n"
             f"{shared['seeds']} seeds x {epochs or '?'} epochs per row and strength; {where}")
 
 
@@ -124,7 +126,7 @@ def plot(points: list[Point], shared: dict[str, Any], path: Path) -> Path:
     ys = [pt.delta_map for pt in points]
     below = [y - pt.ci95[0] for y, pt in zip(ys, points, strict=True)]
     above = [pt.ci95[1] - y for y, pt in zip(ys, points, strict=True)]
-    fig, ax = plt.subplots(figsize=(7, 4.4))
+    fig, ax = plt.subplots(figsize=(8, 5))
     ax.axhline(0.0, color="black", lw=0.8)
     ax.errorbar(xs, ys, yerr=[below, above], fmt="o-", color="tab:blue", capsize=5, label="mean gap, 95% CI")
     for x, y, pt in zip(xs, ys, points, strict=True):
@@ -132,8 +134,9 @@ def plot(points: list[Point], shared: dict[str, Any], path: Path) -> Path:
                     xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.set_xlabel(f"nuisance strength of the '{shared['preset']}' suite (0 = matched control)")
-    ax.set_ylabel("mAP gap (percentage points)")
+    ax.set_ylabel("mAP gap a - b (percentage points)")
     ax.set_title(title(shared), fontsize=9)
+    ax.margins(x=0.12, y=0.12)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
@@ -157,7 +160,3 @@ def dose_response(paths: list[str | Path], out: Path, data_out: Path | None = No
 def _number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
-
-def _short(row: str) -> str:
-    """A row name up to its first ':' (the spec's long names: 'full: FCN attention ...' -> 'full')."""
-    return row.split(":", 1)[0].split(" (", 1)[0].strip()

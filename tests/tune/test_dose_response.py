@@ -102,7 +102,7 @@ def test_title_names_table_rows_seeds_epochs_and_hardware():
     shared = {"table": "fcnta-components", "preset": "quality", "rows": ROWS, "seeds": 3, "size": SIZE,
               "hardware": ["2 CPU cores (x86_64, Linux), no GPU"]}
     t = title(shared)
-    for part in ("fcnta-components", "'quality'", "full - mean pooling only", "3 seeds", "4 epochs",
+    for part in ("fcnta-components", "'quality'", f"a = {ROWS[0]}", f"b = {ROWS[1]}", "3 seeds", "4 epochs",
                  "2 CPU cores (x86_64, Linux), no GPU"):
         assert part in t, part
     assert epochs_of(SIZE) == "4" and epochs_of("smoke") is None
