@@ -7,9 +7,10 @@
       -> mean over the C clips (`reid.evaluation.run.extract.record_feature`)
       -> L2 normalisation when the run evaluates with `eval.normalize`                    -> [D]
 
-Extra per-frame inputs of some methods (`flow` [C, L, 2, H, W] for fcnta/astpn, `pose_maps` for posetap) are not
-computed in the graph (Lucas-Kanade flow and pose rendering are numpy/OpenCV code): they are further graph inputs at
-the model's size. For the siamese methods (fcnta, astpn) the graph is the per-sequence part; the pairwise part
+Extra per-frame inputs of some methods (`flow` [C, L, 2, H, W] for fcnta/astpn, `pose_maps` [C, L, 57, H/8, W/8]
+for posetap) are not computed in the graph (Lucas-Kanade flow and pose rendering are numpy/OpenCV code): they are
+further graph inputs at the sizes the data pipeline gives the model. Pose maps are resized in the graph to the
+feature-map size by `reid.deploy.onnx_ops.FixedResize` (the model's antialiased resize as a fixed linear map). For the siamese methods (fcnta, astpn) the graph is the per-sequence part; the pairwise part
 (`pair_distance`, query-dependent attention) is not exported (docs/deploy.md).
 """
 
@@ -32,10 +33,12 @@ class ExportGraph(nn.Module):
     """
 
     def __init__(self, model: nn.Module, input_norm: str, size: tuple[int, int], l2: bool,
-                 extras: tuple[str, ...] = (), double_normalize: bool = False) -> None:
+                 extras: tuple[str, ...] = (), double_normalize: bool = False,
+                 resizers: dict[str, nn.Module] | None = None) -> None:
         super().__init__()
         self.model, self.input_norm, self.size, self.l2 = model, input_norm, tuple(size), l2
         self.extras, self.double_normalize = tuple(extras), double_normalize
+        self.resizers = nn.ModuleDict(resizers or {})  # extra input name -> its resize (before the model)
 
     def forward(self, frames: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
         c, length = frames.shape[0], frames.shape[1]
@@ -48,7 +51,7 @@ class ExportGraph(nn.Module):
             x = normalize_input(x, self.input_norm)
         batch = {"frames": x}
         for name, value in zip(self.extras, extras, strict=True):
-            batch[name] = value.float()
+            batch[name] = self.resizers[name](value) if name in self.resizers else value.float()
         feats = self.model(batch)["features"].float()                     # [C, D]
         out = feats.mean(dim=0)                                           # mean over clips -> [D]
         return F.normalize(out, dim=0) if self.l2 else out
@@ -56,7 +59,9 @@ class ExportGraph(nn.Module):
 
 def dummy_inputs(cfg: ExperimentConfig, spec: MethodSpec, clips: int = 2, length: int | None = None
                  ) -> tuple[torch.Tensor, ...]:
-    """Random inputs of the graph's shapes: frames uint8 [C, L, H, W, 3] and the method's extras."""
+    """Random inputs of the graph's shapes: frames uint8 [C, L, H, W, 3] and the method's extras (at the sizes the
+    data pipeline gives them: `reid.data.batching`)."""
+    from reid.data.batching import POSE_STRIDE
     from reid.data.pose_maps import NUM_CHANNELS
     from reid.deploy.runs import extra_inputs
 
@@ -64,7 +69,7 @@ def dummy_inputs(cfg: ExperimentConfig, spec: MethodSpec, clips: int = 2, length
     h, w = cfg.data.height, cfg.data.width
     t = length or cfg.data.seq_len
     out = [torch.randint(0, 256, (clips, t, h, w, 3), generator=g, dtype=torch.uint8)]
-    shapes = {"flow": (clips, t, 2, h, w), "pose_maps": (clips, t, NUM_CHANNELS, h // 8, w // 8),
+    shapes = {"flow": (clips, t, 2, h, w), "pose_maps": (clips, t, NUM_CHANNELS, h // POSE_STRIDE, w // POSE_STRIDE),
               "keypoints": (clips, t, 18, 3)}
     for name in extra_inputs(spec):
         out.append(torch.rand(shapes[name], generator=g))

@@ -9,21 +9,12 @@ import pytest
 import torch
 
 from reid.cli import main
+from tests.deploy.helpers import reference_embedding as _reference
 
 # Embeddings are L2-normalised (entries of order 1 / sqrt(D)); float32 reordering differences are ~1e-7. Applying
 # the input normalisation twice (fast-reid issue 177) moves them by ~1e-2 (asserted below), so 1e-4 separates them.
 TOL = 1e-4
 pytestmark = pytest.mark.slow
-
-
-def _reference(run, frames: torch.Tensor) -> np.ndarray:
-    """The project's own path: normalize_inputs (reid.training.worker) -> model -> mean over clips -> L2."""
-    from reid.data.inputs import normalize_inputs
-
-    with torch.no_grad():
-        batch = normalize_inputs({"frames": frames.permute(0, 1, 4, 2, 3)}, run.spec, torch.device("cpu"))
-        f = run.model(batch)["features"].mean(0)
-    return torch.nn.functional.normalize(f, dim=0).numpy()
 
 
 @pytest.fixture(scope="module")

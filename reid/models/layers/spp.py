@@ -9,6 +9,12 @@ Two bin rules, because eq. 1 and the official code disagree for map sizes that a
 - "paper": eq. 1 taken literally: window ceil(w/m), stride floor(w/m), no padding. For the 21x17 conv3 maps of a
   56x40 crop the 8x8 level then yields 10x8 bins (the window/stride rule only gives m bins when m divides w or the
   remainder is small), so L differs; `output_dim` reports the real size.
+
+ONNX export: the legacy exporter has no form of `adaptive_max_pool2d` unless the map size divides into the bins.
+While exporting (`torch.onnx.is_in_onnx_export()`), "adaptive" runs `adaptive_max_pool2d_bins` instead: the same bins
+as explicit slices and maxima, for the map size of the traced input (static in `reid export`'s graph: frames are
+resized to the run's size first). A maximum is exact, so the values are identical; training keeps the native op
+(faster, and its gradient goes to one element of a tie rather than being split).
 """
 
 from __future__ import annotations
@@ -29,6 +35,22 @@ def paper_bins(size: int, m: int) -> int:
         raise ValueError(f"spatial pyramid level {m} needs a feature map of at least {m} cells, got {size}")
     win, stride = math.ceil(size / m), size // m
     return (size - win) // stride + 1
+
+
+def adaptive_bins(size: int, m: int) -> list[tuple[int, int]]:
+    """The bins of `adaptive_max_pool2d` along a side of `size` cells: [floor(i*size/m), ceil((i+1)*size/m))."""
+    return [((i * size) // m, -((-(i + 1) * size) // m)) for i in range(m)]
+
+
+def adaptive_max_pool2d_bins(x: torch.Tensor, m: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, m, m], equal to `F.adaptive_max_pool2d(x, m)` (same bins, max is exact).
+
+    Separable: the max over a rectangle is the max over its rows' maxima, so rows are pooled first (m slices),
+    then columns (m slices). H, W are read as Python ints: fixed in a traced / exported graph.
+    """
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    rows = torch.stack([x[..., a:b, :].amax(dim=-2) for a, b in adaptive_bins(h, m)], dim=-2)     # [N, C, m, W]
+    return torch.stack([rows[..., a:b].amax(dim=-1) for a, b in adaptive_bins(w, m)], dim=-1)     # [N, C, m, m]
 
 
 class SpatialPyramidPooling(nn.Module):
@@ -58,7 +80,8 @@ class SpatialPyramidPooling(nn.Module):
         parts = []
         for m in self.levels:
             if self.mode == "adaptive":
-                pooled = F.adaptive_max_pool2d(x, m)
+                exporting = torch.onnx.is_in_onnx_export()
+                pooled = adaptive_max_pool2d_bins(x, m) if exporting else F.adaptive_max_pool2d(x, m)
             else:
                 paper_bins(h, m), paper_bins(w, m)  # raises a clear error for maps smaller than the level
                 win = (math.ceil(h / m), math.ceil(w / m))
