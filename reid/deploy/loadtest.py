@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
@@ -89,3 +90,10 @@ def frames_payload(frames: np.ndarray, top_k: int = 10) -> dict:
         Image.fromarray(f).save(buf, format="JPEG", quality=90)
         out.append(base64.b64encode(buf.getvalue()).decode())
     return {"frames": out, "top_k": top_k}
+
+
+def video_payload(video: str | Path, top_k: int = 10) -> dict:
+    """JSON body for a video file: its bytes as base64."""
+    import base64
+
+    return {"video": base64.b64encode(Path(video).read_bytes()).decode(), "top_k": top_k}

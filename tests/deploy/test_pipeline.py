@@ -1,11 +1,12 @@
-"""End to end on the synthetic set: trained run -> export -> index (Ray Data) -> search -> serve (Ray Serve),
-and bad input: clear one-line errors that leave the index directory as it was.
+"""End to end on the synthetic set: trained run -> export -> index (Ray Data) -> search, then serve (Ray Serve, 2
+replicas, a posted video), and bad input: clear one-line errors that leave the index directory as it was.
 
 One Ray cluster for the module (no dashboard, capped object store): `reid index` and `reid serve` find it running
 (reid.ray_runtime.init_ray) instead of each starting their own."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -57,10 +58,8 @@ def built(cluster, trained_run, deploy_data, tmp_path_factory):
 
 
 @pytest.mark.timeout(900)
-def test_train_export_index_search_serve(built, trained_run, tmp_path, capsys):
+def test_train_export_index_search(built, trained_run, tmp_path, capsys):
     from reid.data.records import read_manifest
-    from reid.deploy import service
-    from reid.deploy.loadtest import frames_payload, post, run_load
     from reid.deploy.runs import load_run
 
     idx, manifest = built
@@ -121,20 +120,60 @@ def test_train_export_index_search_serve(built, trained_run, tmp_path, capsys):
     hit = json.loads(out[:out.rindex("]") + 1])[0]
     assert hit["tracklet_id"] == queries[0].tracklet_id and hit["distance"] < 1e-3, hit
 
-    # serve: 1 replica on localhost, a gallery tracklet as JPEG frames finds itself; bad input is a 400
+
+@pytest.mark.timeout(600)
+def test_serve_two_replicas_video_and_bad_input(built, trained_run, tmp_path, capsys):
+    """Ray Serve with 2 replicas (0.25 CPU each): a tracklet posted as a video file (written here from a gallery
+    tracklet's frames) and as JPEG frames gets its top-k JSON, the video's equal to `reid search` on the same file;
+    a bad video is a 400 with one line that changes nothing (index files, later answers)."""
+    from ray import serve
+
+    from reid.data.records import read_manifest
+    from reid.data.synth.video import encode_video
+    from reid.deploy import service
+    from reid.deploy.loadtest import frames_payload, post, run_load, video_payload
+
+    idx, manifest = built
+    meta = json.loads((idx / "meta.json").read_text())
+    target = [r for r in read_manifest(manifest).records if r.role == "gallery"][3]
+    frames = _frames(manifest, target.tracklet_id)
+    video = encode_video(tmp_path / "user-video.mp4", frames)   # the user's own footage: a re-encoded tracklet
+    capsys.readouterr()
+    assert main(["search", str(idx), "--query", str(video), "--top-k", "3", "--json"]) == 0
+    out = capsys.readouterr().out
+    expected = json.loads(out[:out.rindex("]") + 1])
+    assert expected[0]["tracklet_id"] == target.tracklet_id
+
+    before = _snapshot(idx)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    url = service.start(idx, port=port, replicas=1)
+    url = service.start(idx, port=port, replicas=2, num_cpus=0.25)
     try:
-        payload = frames_payload(_frames(manifest, target.tracklet_id), top_k=3)
-        status, body = post(url, json.dumps(payload).encode())
+        states = serve.status().applications["reid"].deployments["SearchService"].replica_states
+        assert {getattr(k, "value", k): v for k, v in states.items()}.get("RUNNING") == 2, states
+        for _ in range(3):  # more than one request, so both replicas are likely asked; every answer is the same
+            status, body = post(url, json.dumps(video_payload(video, top_k=3)).encode())
+            assert status == 200 and body["model_hash"] == meta["model_hash"], body
+            assert [h["tracklet_id"] for h in body["hits"]] == [h["tracklet_id"] for h in expected]
+            assert [h["rank"] for h in body["hits"]] == [1, 2, 3]
+            assert np.allclose([h["distance"] for h in body["hits"]], [h["distance"] for h in expected], atol=1e-5)
+        status, body = post(url, json.dumps(frames_payload(frames, top_k=3)).encode())
         assert status == 200 and body["hits"][0]["tracklet_id"] == target.tracklet_id, body
-        assert body["model_hash"] == meta["model_hash"]
-        status, body = post(url, json.dumps({"video": "bm90IGEgdmlkZW8="}).encode())
-        assert status == 400 and "cannot read query video" in body["error"]
-        result = run_load(url, payload, requests=4, concurrency=2, max_seconds=120)
-        print(f"load test: {result.line()}")
+
+        good = video.read_bytes()
+        for bad in (b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100, good[: len(good) // 3]):  # junk; truncated
+            status, body = post(url, json.dumps({"video": base64.b64encode(bad).decode()}).encode())
+            assert status == 400 and "cannot read query video" in body["error"], body
+            assert "\n" not in body["error"]
+        status, body = post(url, json.dumps({"video": "not base64!"}).encode())
+        assert status == 400 and "base64" in body["error"], body
+        status, body = post(url, json.dumps(video_payload(video, top_k=3)).encode())   # the service is unharmed
+        assert status == 200 and [h["tracklet_id"] for h in body["hits"]] == [h["tracklet_id"] for h in expected]
+        assert _snapshot(idx) == before
+
+        result = run_load(url, video_payload(video, top_k=3), requests=4, concurrency=2, max_seconds=120)
+        print(f"load test (2 replicas, video): {result.line()}")
         assert result.ok == 4 and result.errors == 0 and result.p50_ms <= result.p99_ms
     finally:
         service.stop()
