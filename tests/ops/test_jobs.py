@@ -1,15 +1,13 @@
 """`ray job submit` against a real head node started by `ray start --head` (conftest `head`): token auth and bind
-addresses, a tiny training job with its logs, checkpoint and Prometheus metrics, and stop + resubmit with --resume.
+addresses, a tiny training job with its logs, checkpoint and Prometheus metrics.
 
-The 3-epoch reference job (conftest `reference_job`) is the job under test here; the resumed job here and the
-fault tests in test_faults.py compare their final weights with it.
+The 3-epoch reference job (conftest `reference_job`) is the job under test here; the stopped and resubmitted job
+(test_storage_job.py, in a bucket) and the fault tests in test_faults.py compare their final weights with it.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,12 +17,8 @@ import torch
 
 from reid.training.metrics import METRIC_NAMES
 from tests.ops.helpers import (
-    assert_same_weights,
     final_state,
     ray_job,
-    submit_train,
-    tiny_overrides,
-    wait_for_status,
 )
 
 pytestmark = pytest.mark.ray
@@ -94,39 +88,3 @@ def test_submitted_training_job_succeeds_with_logs_checkpoint_and_metrics(head, 
     sd = json.loads((head.temp_dir / "prom_metrics_service_discovery.json").read_text())
     targets = [t for group in sd for t in group["targets"]]
     assert any(t.endswith(f":{head.ports.metrics}") for t in targets), targets
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(1200)
-def test_stopped_job_resubmitted_with_resume_continues_from_its_checkpoint(head, submitter, ops_data,
-                                                                           reference_job, tmp_path):
-    env = submitter
-    storage = tmp_path / "runs"
-    run_dir = storage / "stopme"
-    # epoch 2 stalls before its first step, so the stop lands mid-run however fast the epochs are
-    out = submit_train(env, head.dashboard_url, "reid-stopme",
-                       tiny_overrides(ops_data, storage, "stopme", "train.inject_fault=stall@2:1"), wait=False)
-    assert out.returncode == 0, out.stderr[-2000:]
-    deadline = time.monotonic() + 600
-    while not list(run_dir.glob("checkpoint_*")):  # epoch 1 is checkpointed: stop the driver now
-        assert time.monotonic() < deadline, "no checkpoint within 600 s"
-        time.sleep(0.3)
-    stopped = ray_job(env, head.dashboard_url, "stop", "reid-stopme")
-    assert stopped.returncode == 0, stopped.stderr[-1000:]
-    assert wait_for_status(env, head.dashboard_url, "reid-stopme", {"STOPPED", "SUCCEEDED", "FAILED"}, 120) \
-        == "STOPPED"
-    interrupted = final_state(run_dir)["next_epoch"]
-    assert interrupted < 3, "the job finished before it could be stopped"
-
-    resumed = submit_train(env, head.dashboard_url, "reid-resumed", ["--resume", str(run_dir)], wait=True)
-    logs = ray_job(env, head.dashboard_url, "logs", "reid-resumed").stdout
-    assert resumed.returncode == 0, logs[-4000:]
-    match = re.search(r"\[reid\] resuming stopme at epoch (\d+)/3", logs)
-    assert match, logs[-4000:]
-    assert int(match.group(1)) >= 2  # not from scratch: from the checkpoint written before the stop
-    for epoch in range(int(match.group(1)), 4):
-        assert f"[reid] epoch   {epoch}/3" in logs
-    assert "[reid] epoch   1/3" not in logs
-    state = final_state(run_dir)
-    assert state["next_epoch"] == 3
-    assert_same_weights(state["model"], final_state(reference_job.run_dir)["model"])

@@ -1,7 +1,9 @@
-"""The bucket test of issue 18: a `ray job submit` (through `jobs.submit`) of a 2-worker training whose data (the
-manifest and the frames), checkpoints and outputs all live in an S3 bucket (moto's server on 127.0.0.1), stopped
-mid-run with `ray job stop` and resubmitted with `--resume s3://...`, ends with the same weights as the same run
-done in one go.
+"""The bucket test of issue 18, and the job stop / resume test: a `ray job submit` (through `jobs.submit`) of a
+2-worker training whose data (the manifest and the frames), checkpoints and outputs all live in an S3 bucket (moto's
+server on 127.0.0.1), stopped mid-run with `ray job stop` and resubmitted with `--resume s3://...`, ends with the same
+weights as the same run done in one go: the ops tests' reference job (conftest `reference_job`), which ran the same
+configuration from a local folder into local storage, so the comparison also shows that where the data and the runs
+live changes nothing. (Resuming from a local folder: tests/training/test_ray_training.py and the killed-worker test.)
 
 The head is a node of its own, started with the S3 endpoint in its environment (`AWS_ENDPOINT_URL`, as a cluster's
 nodes get it from their image or runtime env), so the job's driver, the Train workers and the decoding actors reach
@@ -17,9 +19,9 @@ import pytest
 
 from reid import storage
 from tests.ops.helpers import (
-    RAY_TINY,
-    TINY,
+    SHARED_RUN,
     assert_same_weights,
+    final_state,
     local_head,
     ray_job,
     submit_train,
@@ -30,8 +32,10 @@ from tests.ops.test_storage_train import final_weights
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# two Train workers, two epochs: epoch 1 is checkpointed, the stop lands in epoch 2
-RUN = [*TINY, *RAY_TINY, "train.epochs=2", "train.eval_every=1", "train.keep_checkpoints=5"]
+# the reference job's configuration (two Train workers, three epochs): epoch 1 is checkpointed, the stop lands in
+# epoch 2
+RUN = SHARED_RUN
+EPOCHS = 3
 
 
 @pytest.fixture(scope="module")
@@ -50,14 +54,10 @@ def _args(s3, name: str, *extra: str) -> list[str]:
 
 
 @pytest.mark.timeout(1500)
-def test_a_submitted_job_in_a_bucket_stops_and_resumes_from_its_uri(s3_head, submitter, tmp_path):
+def test_a_submitted_job_in_a_bucket_stops_and_resumes_from_its_uri(s3_head, submitter, reference_job, tmp_path):
     s3, head = s3_head
     env = submitter
-    whole = submit_train(env, head.dashboard_url, "reid-s3-whole", _args(s3, "whole"), wait=True)
-    logs = ray_job(env, head.dashboard_url, "logs", "reid-s3-whole").stdout
-    assert whole.returncode == 0, logs[-4000:]
-    assert "[reid] epoch   2/2" in logs
-
+    assert reference_job.status == "SUCCEEDED", reference_job.logs[-4000:]
     cut = s3.uri("runs", "cut")
     # epoch 2 stalls before its first step, so the stop lands mid-run however fast the epochs are
     out = submit_train(env, head.dashboard_url, "reid-s3-cut", _args(s3, "cut", "train.inject_fault=stall@2:1"),
@@ -77,9 +77,10 @@ def test_a_submitted_job_in_a_bucket_stops_and_resumes_from_its_uri(s3_head, sub
                            wait=True)
     logs = ray_job(env, head.dashboard_url, "logs", "reid-s3-resumed").stdout
     assert resumed.returncode == 0, logs[-4000:]
-    match = re.search(r"\[reid\] resuming cut at epoch (\d+)/2", logs)
+    match = re.search(rf"\[reid\] resuming cut at epoch (\d+)/{EPOCHS}", logs)
     assert match and int(match.group(1)) == 2, logs[-4000:]  # from epoch 1's checkpoint, not from scratch
-    assert "[reid] epoch   1/2" not in logs and "[reid] epoch   2/2" in logs
+    assert f"[reid] epoch   1/{EPOCHS}" not in logs
+    assert all(f"[reid] epoch   {e}/{EPOCHS}" in logs for e in range(2, EPOCHS + 1)), logs[-4000:]
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "manifest-val.parquet"):
         assert storage.is_file(storage.join(cut, name)), storage.list_dir(cut)
-    assert_same_weights(final_weights(s3.uri("runs", "whole"), tmp_path / "a"), final_weights(cut, tmp_path / "b"))
+    assert_same_weights(final_state(reference_job.run_dir)["model"], final_weights(cut, tmp_path / "b"))
