@@ -1,7 +1,10 @@
-"""A Ray Train run whose outputs and checkpoints live in an S3 bucket (moto's server on 127.0.0.1,
+"""A Ray Train run in this process whose outputs and checkpoints live in an S3 bucket (moto's server on 127.0.0.1,
 tests/ops/storage_server.py), reached by every Ray process through AWS_ENDPOINT_URL as on a real cluster: a run that
-fails after its first epoch is resumed with `reid train --resume s3://...` and ends with the same weights as the
-same run done in one go. Nothing of the run is written to the local disk (the job's working directory stays empty)."""
+fails after its first epoch is resumed with `reid train --resume s3://...`, finishes, keeps its first epoch's
+metrics, and writes nothing to the local disk (the working directory stays empty).
+
+That a run resumed from a bucket ends with the weights of the same run done in one go is checked by the bucket job
+test (test_storage_job.py, against the shared reference job), so this test does not train a third run for it."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import argparse
 
 import pytest
 import ray
+import torch
 
 from reid import storage
 from reid.commands.train import add_arguments, config_from_args
@@ -16,7 +20,7 @@ from reid.config import build_config
 from reid.ray_runtime import start_local_ray
 from reid.training.api import train
 from reid.training.checkpoint import STATE_FILE, load_state
-from tests.ops.helpers import TINY, assert_same_weights
+from tests.ops.helpers import TINY
 from tests.ops.storage_server import s3_server
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -37,24 +41,26 @@ def s3_ray():
             ray.shutdown()
 
 
-def final_weights(run_uri: str, tmp) -> dict:
-    """Model weights of the run's last checkpoint in the bucket (Ray's checkpoint_<timestamp> names sort by time)."""
+def final_state_in(run_uri: str, tmp) -> dict:
+    """The state of the run's last checkpoint in the bucket (Ray's checkpoint_<timestamp> names sort by time)."""
     names = [n for n in storage.list_dir(run_uri) if n.startswith("checkpoint_") and not n.endswith(".json")]
     assert names, storage.list_dir(run_uri)
     local = storage.local_dir(storage.join(run_uri, names[-1]), tmp)
-    return load_state(local / STATE_FILE)["model"]
+    return load_state(local / STATE_FILE)
+
+
+def final_weights(run_uri: str, tmp) -> dict:
+    """Model weights of the run's last checkpoint in the bucket."""
+    return final_state_in(run_uri, tmp)["model"]
 
 
 @pytest.mark.timeout(900)
-def test_a_run_in_a_bucket_resumes_from_its_uri_with_the_same_weights(s3_ray, ops_data, tmp_path, monkeypatch):
+def test_a_run_in_a_bucket_resumes_from_its_uri_and_writes_nothing_locally(s3_ray, ops_data, tmp_path, monkeypatch):
     s3 = s3_ray
     cwd = tmp_path / "job-working-dir"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     common = [f"data.root={ops_data}", f"ray.storage_path={s3.uri('runs')}", *RUN]
-
-    whole = train(build_config("baseline", [], [*common, "name=whole"]))
-    assert whole.run_dir == s3.uri("runs", "whole") and len(whole.history) == 2
 
     # Ray wraps the worker's error; on a loaded machine Ray Train 2.60 may report the worker group's teardown after
     # the injected failure (a failed health check of the dying worker) instead of the RuntimeError itself (seen in a
@@ -74,5 +80,6 @@ def test_a_run_in_a_bucket_resumes_from_its_uri_with_the_same_weights(s3_ray, op
     assert resumed.run_dir == cut and str(resumed.best_checkpoint).startswith(cut + "/checkpoint_")
     assert [r["epoch"] for r in resumed.history] == [1, 2]  # metrics.jsonl in the bucket keeps epoch 1
     assert storage.is_file(storage.join(cut, "summary.json"))
-    assert_same_weights(final_weights(s3.uri("runs", "whole"), tmp_path / "a"), final_weights(cut, tmp_path / "b"))
+    state = final_state_in(cut, tmp_path / "b")
+    assert state["next_epoch"] == 2 and all(torch.isfinite(v.float()).all() for v in state["model"].values())
     assert list(cwd.iterdir()) == []
