@@ -34,5 +34,11 @@ def run(args: argparse.Namespace) -> int:
     meta = json.loads(side.read_text())
     print(f"exported {loaded.cfg.method} ({args.format}, feature dim {meta['feature_dim']}, "
           f"T {'dynamic' if meta['dynamic_T'] else meta['T']}, model hash {meta['model_hash']}) to {model_file}")
+    results = meta["check"]["results"]
+    print(f"checked against PyTorch ({meta['exporter']}) at {len(results)} input shapes: max abs diff "
+          f"{max(r['max_abs_diff'] for r in results):.1e}, relative {max(r['rel_diff'] for r in results):.1e} "
+          f"(tolerance {meta['check']['tolerance']:g})")
+    if "T_fixed_because" in meta:
+        print(f"T fixed to {meta['T']}: no graph with a dynamic T agreed with PyTorch ({meta['T_fixed_because'][:300]})")
     print(f"sidecar: {side}")
     return 0

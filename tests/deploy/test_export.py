@@ -32,7 +32,8 @@ def test_onnx_export_matches_pytorch_and_double_normalisation_fails(loaded, tmp_
     from reid.deploy.graph import dummy_inputs
 
     assert main(["export", str(loaded.run_dir), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
-    assert "model hash" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "model hash" in out and "checked against PyTorch (torch.onnx legacy (tracing), opset 17) at 3" in out
     side = json.loads((tmp_path / "m.onnx.json").read_text())
     assert side["feature_dim"] == loaded.feature_dim == 512
     assert side["input_size"] == [64, 32] and side["dynamic_T"] and side["model_hash"] == loaded.model_hash
