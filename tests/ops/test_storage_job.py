@@ -28,7 +28,7 @@ from tests.ops.helpers import (
     wait_for_status,
 )
 from tests.ops.storage_server import s3_env, s3_server
-from tests.ops.test_storage_train import final_weights
+from tests.ops.test_storage_train import final_state_in
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -83,4 +83,4 @@ def test_a_submitted_job_in_a_bucket_stops_and_resumes_from_its_uri(s3_head, sub
     assert all(f"[reid] epoch   {e}/{EPOCHS}" in logs for e in range(2, EPOCHS + 1)), logs[-4000:]
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "manifest-val.parquet"):
         assert storage.is_file(storage.join(cut, name)), storage.list_dir(cut)
-    assert_same_weights(final_state(reference_job.run_dir)["model"], final_weights(cut, tmp_path / "b"))
+    assert_same_weights(final_state(reference_job.run_dir)["model"], final_state_in(cut, tmp_path / "b")["model"])

@@ -49,11 +49,6 @@ def final_state_in(run_uri: str, tmp) -> dict:
     return load_state(local / STATE_FILE)
 
 
-def final_weights(run_uri: str, tmp) -> dict:
-    """Model weights of the run's last checkpoint in the bucket."""
-    return final_state_in(run_uri, tmp)["model"]
-
-
 @pytest.mark.timeout(900)
 def test_a_run_in_a_bucket_resumes_from_its_uri_and_writes_nothing_locally(s3_ray, ops_data, tmp_path, monkeypatch):
     s3 = s3_ray
