@@ -96,6 +96,10 @@ KNOWN_CYCLES: dict[tuple[str, ...], str] = {
     ("reid.evaluation.protocols", "reid.evaluation.two_camera"):
         "protocols dispatches to the two-camera protocol (inside a function), which builds protocols' EvalSplit",
 }
+# Names of allowed modules that a group still may not use: the data layer (and its Ray pipeline) takes the config's
+# `data` section (DataConfig) and the seed, never the whole experiment config (issue 16, item 3).
+FORBIDDEN_NAMES: dict[str, frozenset[str]] = {"data": frozenset({"ExperimentConfig"}),
+                                              "pipeline": frozenset({"ExperimentConfig"})}
 # Layering violations that remain (importer, imported) -> why; the same rule: the list only shrinks.
 KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
     ("reid.data.validation", "reid.evaluation.protocols"):
@@ -196,6 +200,26 @@ def layer_violations(imports: list[Import], modules: set[str]) -> list[str]:
     return list(dict.fromkeys(out))  # `from m import a, b` is one problem, not two
 
 
+def forbidden_names(sources: dict[str, tuple[str, bool]]) -> list[str]:
+    """`module:line uses NAME` wherever a module of a group in FORBIDDEN_NAMES imports one of its forbidden names
+    (`from m import NAME`, `import ... as NAME`) or refers to it (`NAME`, `x.NAME`); docstrings do not count."""
+    out = []
+    for mod, (text, _) in sources.items():
+        names = FORBIDDEN_NAMES.get(group_of(mod) or "", frozenset())
+        if not names:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            used: list[str] = []
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                used = [n for a in node.names for n in (a.name.rpartition(".")[2], a.asname) if n]
+            elif isinstance(node, ast.Name):
+                used = [node.id]
+            elif isinstance(node, ast.Attribute):
+                used = [node.attr]
+            out += [f"{mod}:{node.lineno} uses {n}" for n in used if n in names]
+    return list(dict.fromkeys(out))
+
+
 def import_graph(imports: list[Import], modules: set[str]) -> dict[str, set[str]]:
     """module -> the modules importing it runs: the target, and the target's packages outside the importer's own.
     Imports under `if TYPE_CHECKING:` never run, so they make no cycle (they still obey the layers)."""
@@ -254,6 +278,10 @@ def project() -> tuple[list[Import], set[str]]:
     return parse_imports(sources), set(sources)
 
 
+def test_data_layer_takes_its_config_section_not_the_experiment_config():
+    assert forbidden_names(read_sources(ROOT, ("reid",))) == []
+
+
 def test_every_module_has_a_layer(project):
     _, modules = project
     assert [m for m in sorted(modules) if group_of(m) is None] == []
@@ -291,11 +319,14 @@ def test_contracts_import_nothing_heavy(project):
 # --- the checker itself, on synthetic modules ------------------------------------------------------------------
 
 
+def read_sources_of(files: dict[str, str]) -> dict[str, tuple[str, bool]]:
+    """`read_sources` of a synthetic tree: path -> source text."""
+    return {module_name(Path(path), Path(".")): (text, Path(path).name == "__init__.py")
+            for path, text in files.items()}
+
+
 def _synthetic(files: dict[str, str]) -> tuple[list[Import], set[str]]:
-    sources = {}
-    for path, text in files.items():
-        p = Path(path)
-        sources[module_name(p, Path("."))] = (text, p.name == "__init__.py")
+    sources = read_sources_of(files)
     return parse_imports(sources), set(sources)
 
 
@@ -342,6 +373,20 @@ def test_checker_fails_on_a_broken_import(path, text, expected):
     imports, modules = _synthetic({**BASE, path: text})
     problems = layer_violations(imports, modules)
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+@pytest.mark.parametrize("text, line", [
+    ("from reid.config.schema import DataConfig, ExperimentConfig\n", 1),
+    ("from reid.config import schema\n\n\ndef f(cfg: schema.ExperimentConfig) -> None:\n    pass\n", 4),
+    ("from reid.config.schema import ExperimentConfig as Cfg\n", 1),
+])
+def test_checker_finds_the_experiment_config_in_the_data_layer(text, line):
+    clean = {**BASE, "reid/data/pipeline.py": "from reid.config.schema import DataConfig\n"}
+    assert forbidden_names(read_sources_of(clean)) == []
+    for path in ("reid/data/plan.py", "reid/data/pipeline.py"):
+        found = forbidden_names(read_sources_of({**clean, path: text}))
+        assert found == [f"{module_name(Path(path), Path('.'))}:{line} uses ExperimentConfig"], found
+    assert forbidden_names(read_sources_of({**clean, "reid/training/api.py": text})) == []  # other layers may
 
 
 def test_checker_finds_a_cycle_hidden_in_a_function():

@@ -208,8 +208,8 @@ def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) 
     clips = cfg.data.ids_per_batch * cfg.data.tracklets_per_id
     _LEDGERS.append(ledger)  # kept to the end: an actor of the pool may still be starting when the fit's rows are done
     t0 = time.perf_counter()
-    stream = open_rank_stream(manifest_path, cfg, {"frames"}, "pk", rank=0, world_size=1, start_epoch=0,
-                              ledger_name=name)
+    stream = open_rank_stream(manifest_path, cfg.data, cfg.seed, {"frames"}, "pk", rank=0, world_size=1,
+                              start_epoch=0, end_epoch=epochs, ledger_name=name)
     per_epoch: list[list[float]] = []
     for epoch in range(epochs):
         per_epoch.append([time.perf_counter() for _ in stream.epoch(epoch)])

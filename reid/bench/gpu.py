@@ -78,9 +78,9 @@ def step_time(method: str, files: list[str], overrides: list[str], manifest_path
     opt = build_optimizer(model, cfg.optim)
     if params:
         opt.add_param_group({"params": params, "lr": cfg.optim.lr, "lr_mult": 1.0})
-    maker = BatchMaker(manifest, cfg, spec.inputs, train=True, decoder=Decoder(None))
-    batch = normalize_inputs(to_torch(maker(global_plan(manifest.records, cfg, spec.batching, 0, 1)[0])), spec,
-                             device)
+    maker = BatchMaker(manifest, cfg.data, spec.inputs, train=True, decoder=Decoder(None))
+    row = global_plan(manifest.records, cfg.data, cfg.seed, spec.batching, 0, 1)[0]
+    batch = normalize_inputs(to_torch(maker(row)), spec, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     times = StepTimes()
@@ -134,8 +134,8 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
     opt = build_optimizer(model, cfg.optim)
     name = f"bench-gpu-{os.getpid()}-{actors}-{time.monotonic_ns()}"
     get_or_create_ledger(name)
-    stream = open_rank_stream(manifest_path, cfg, spec.inputs, spec.batching, rank=0, world_size=1, start_epoch=0,
-                              ledger_name=name, prefetch_batches=4)
+    stream = open_rank_stream(manifest_path, cfg.data, cfg.seed, spec.inputs, spec.batching, rank=0, world_size=1,
+                              start_epoch=0, end_epoch=cfg.train.epochs, ledger_name=name, prefetch_batches=4)
     times, wall0 = StepTimes(), None
     for i, raw in enumerate(stream.epoch(0)):
         if i == warmup:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import DataConfig
 from reid.data.decode import DecodeError, Decoder, VideoRequest, read_frames
 from reid.data.flow import clip_flow, normalize_flow
 from reid.data.plan import Batching, PlanRow, epoch_plan
@@ -93,9 +93,9 @@ class BatchMaker:
     its randomness off and no augmentation (validation batches of the same shapes).
     """
 
-    def __init__(self, manifest: Manifest, cfg: ExperimentConfig, inputs: Iterable[str], train: bool = True, *,
+    def __init__(self, manifest: Manifest, data: DataConfig, inputs: Iterable[str], train: bool = True, *,
                  decoder: Decoder | None = None, known_bad: dict[int, str] | None = None) -> None:
-        self.manifest, self.cfg, self.train = manifest, cfg, train
+        self.manifest, self.data, self.train = manifest, data, train
         self.inputs = frozenset(inputs) | {"frames"}
         unknown = self.inputs - KNOWN_INPUTS
         if unknown:
@@ -114,12 +114,12 @@ class BatchMaker:
         if "attributes" in self.inputs and not manifest.attributes.column_names:
             raise ReidError("the method needs attributes but the manifest has no attribute schema")
         self.columns = manifest.attributes.column_names
-        self.sampler: FrameSampler = build_sampler(cfg.data.train_sampler, cfg.data, train=train)
-        self.decoder = decoder if decoder is not None else Decoder(cfg.data.decode_timeout_s)
-        a = cfg.data.augment  # JPEG store: libjpeg-turbo may decode at 1/2, 1/4 ... while it stays this large
-        self.decoder.draft_size = (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width)
-        self.decoder.cache_bytes = int(cfg.data.frame_cache_gb * (1 << 30))
-        self.errors = ErrorLog(len(train_idx), cfg.data.max_errored_fraction, dict(known_bad or {}))
+        self.sampler: FrameSampler = build_sampler(data.train_sampler, data, train=train)
+        self.decoder = decoder if decoder is not None else Decoder(data.decode_timeout_s)
+        a = data.augment  # JPEG store: libjpeg-turbo may decode at 1/2, 1/4 ... while it stays this large
+        self.decoder.draft_size = (a.resize_height or data.height, a.resize_width or data.width)
+        self.decoder.cache_bytes = int(data.frame_cache_gb * (1 << 30))
+        self.errors = ErrorLog(len(train_idx), data.max_errored_fraction, dict(known_bad or {}))
 
     # -- one tracklet -------------------------------------------------------------------------------------------
     def clip(self, index: int, frame_idx: np.ndarray, rng: np.random.Generator, train: bool,
@@ -133,7 +133,7 @@ class BatchMaker:
         if "frame_size" in rec.extra:  # packed videos pad odd sizes; crop back to the stored size
             h0, w0 = (int(v) for v in rec.extra["frame_size"].split("x"))
             frames = frames[:, :h0, :w0]
-        params = sample_augment(rng, self.cfg.data, train)
+        params = sample_augment(rng, self.data, train)
         if out_frames is not None and out_frames.shape[0] != len(frames):
             out_frames = None
         x = apply_augment(frames, params, erase=False, chw=True, out=out_frames)  # uint8 [T, 3, H, W]
@@ -148,7 +148,7 @@ class BatchMaker:
             if "keypoints" in self.inputs:
                 out["keypoints"] = kps
             if "pose_maps" in self.inputs:
-                h, w = self.cfg.data.height, self.cfg.data.width
+                h, w = self.data.height, self.data.width
                 out["pose_maps"] = render_pose_maps(kps, (h, w), (h // POSE_STRIDE, w // POSE_STRIDE)
                                                     ).astype(np.float16)
         return out
@@ -215,7 +215,7 @@ class BatchMaker:
     def __call__(self, row: PlanRow) -> dict[str, np.ndarray]:
         indices = list(row.indices)
         clips: list[dict[str, np.ndarray] | None] = [None] * len(indices)
-        d = self.cfg.data
+        d = self.data
         buffer = None if d.train_sampler == "all" else np.empty((len(indices), d.seq_len, 3, d.height, d.width),
                                                                    dtype=np.uint8)
         prefetched = self._prefetch(row, indices)
@@ -260,11 +260,12 @@ class BatchMaker:
         self.decoder.close()
 
 
-def make_batch(plan_row: PlanRow, manifest: Manifest, cfg: ExperimentConfig, spec_inputs: Iterable[str],
+def make_batch(plan_row: PlanRow, manifest: Manifest, data: DataConfig, spec_inputs: Iterable[str],
                train: bool, *, maker: BatchMaker | None = None) -> dict[str, np.ndarray]:
-    """One batch dict (contract in the module docstring) for `plan_row`. Pass a `maker` to reuse its decoder."""
+    """One batch dict (contract in the module docstring) for `plan_row` (whose `seed` drives all its randomness).
+    Pass a `maker` to reuse its decoder."""
     if maker is None:
-        maker = BatchMaker(manifest, cfg, spec_inputs, train)
+        maker = BatchMaker(manifest, data, spec_inputs, train)
         try:
             return maker(plan_row)
         finally:
@@ -278,7 +279,7 @@ def make_test_clips(maker: BatchMaker, index: int) -> dict[str, np.ndarray]:
     The clips' frames are decoded in one call; deterministic (no augmentation).
     """
     rec = maker.manifest.records[index]
-    chunks = test_sampler(maker.cfg.data).clips(rec.num_frames, np.random.default_rng(0))
+    chunks = test_sampler(maker.data).clips(rec.num_frames, np.random.default_rng(0))
     length = max(len(c) for c in chunks)
     chunks = [loop_pad(c, length) for c in chunks]
     flat = np.concatenate(chunks)
@@ -295,16 +296,16 @@ def to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
 
 
-def iter_local_batches(manifest: Manifest | str | Path, cfg: ExperimentConfig, inputs: Iterable[str],
+def iter_local_batches(manifest: Manifest | str | Path, data: DataConfig, seed: int, inputs: Iterable[str],
                        batching: Batching, epoch: int, rank: int = 0, world_size: int = 1, *, train: bool = True,
                        maker: BatchMaker | None = None) -> Iterator[dict[str, torch.Tensor]]:
     """In-process batches of rank `rank` for `epoch` (tests, Ray Train local mode): same rows and contents as
-    the Ray pipeline gives that epoch, as torch tensors on the CPU."""
+    the Ray pipeline gives that epoch for the same `data` section and `seed`, as torch tensors on the CPU."""
     m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
     own = maker is None
-    maker = maker or BatchMaker(m, cfg, inputs, train)
+    maker = maker or BatchMaker(m, data, inputs, train)
     try:
-        for row in epoch_plan(m.records, cfg, batching, epoch, rank=rank, world_size=world_size):
+        for row in epoch_plan(m.records, data, seed, batching, epoch, rank=rank, world_size=world_size):
             yield to_torch(maker(row))
     finally:
         if own:

@@ -15,10 +15,12 @@ Decisions:
   (after it restored any checkpoint, so it knows where it resumes) and iterates ONE execution of it through all its
   remaining epochs. Start-up (actor creation, manifest read) is paid once per fit, not per epoch, and the next
   epoch's first batches are decoded while the worker validates and checkpoints.
-- The epoch and slot of every batch travel inside the data: row (e, s) is `global_plan(records, cfg, e)[s]`, a pure
-  function of (seed, epoch, slot), and the source rows of rank r are slots r::W. So which rank gets which batch, and
-  in which order (`preserve_order`), is a pure function of (seed, epoch, rank): a resumed run from epoch e gets
-  exactly epoch e's batches, and the in-process iterator (`batching.iter_local_batches`) yields the same ones.
+- The epoch and slot of every batch travel inside the data: row (e, s) is `global_plan(records, data, seed,
+  batching, e)[s]`, a pure function of (seed, epoch, slot), and the source rows of rank r are slots r::W. So which
+  rank gets which batch, and in which order (`preserve_order`), is a pure function of (seed, epoch, rank): a resumed
+  run from epoch e gets exactly epoch e's batches, and the in-process iterator (`batching.iter_local_batches`) yields
+  the same ones. The data layer takes the config's `data` section and the seed, never the whole experiment config;
+  the decoding actors get `data.model_dump()` and the seed.
 - Each rank has its own pool of `data.decode_workers` actors (decoding CPUs scale with the Train workers, as GPUs
   need them), owned by the Train worker process: a worker that dies takes its actors along, and its restart builds
   a fresh pool.
@@ -41,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import ray
 
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import DataConfig
 from reid.data.batching import BatchMaker
 from reid.data.decode import Decoder
 from reid.data.plan import Batching, PlanRow, global_plan
@@ -99,17 +101,17 @@ def get_or_create_ledger(name: str, namespace: str | None = None,
 class _DecodeBatches:
     """Decoding actor: turns (epoch, slot) rows into whole batches of that epoch's plan."""
 
-    def __init__(self, manifest_path: str, cfg: dict[str, Any], inputs: list[str], batching: Batching,
+    def __init__(self, manifest_path: str, data: dict[str, Any], seed: int, inputs: list[str], batching: Batching,
                  world_size: int, ledger_name: str, ledger_namespace: str | None) -> None:
         self.ledger = ray.get_actor(ledger_name, namespace=ledger_namespace)
         known_bad = ray.get(self.ledger.decoder_started.remote())
-        self.config = ExperimentConfig.model_validate(cfg)
+        self.data, self.seed = DataConfig.model_validate(data), seed
         self.manifest = read_manifest(manifest_path)
         self.batching, self.world_size = batching, world_size
         self._plans: dict[int, list[PlanRow]] = {}
-        timeout = self.config.data.decode_timeout_s
+        timeout = self.data.decode_timeout_s
         decoder = Decoder(timeout, on_hang=self._record_hang) if timeout else Decoder(None)
-        self.maker = BatchMaker(self.manifest, self.config, inputs, train=True, decoder=decoder,
+        self.maker = BatchMaker(self.manifest, self.data, inputs, train=True, decoder=decoder,
                                 known_bad=known_bad)
 
     def _record_hang(self, index: int, message: str) -> None:
@@ -121,7 +123,7 @@ class _DecodeBatches:
         if epoch not in self._plans:
             if len(self._plans) >= 2:  # rows arrive in epoch order; keep the current and the next epoch
                 del self._plans[min(self._plans)]
-            self._plans[epoch] = global_plan(self.manifest.records, self.config, self.batching, epoch,
+            self._plans[epoch] = global_plan(self.manifest.records, self.data, self.seed, self.batching, epoch,
                                              self.world_size)
         return self._plans[epoch][slot]
 
@@ -147,15 +149,17 @@ class _DecodeBatches:
             maker.close()
 
 
-def batches_per_epoch(manifest_path: str | Path, cfg: ExperimentConfig, batching: Batching, world_size: int) -> int:
+def batches_per_epoch(manifest_path: str | Path, data: DataConfig, seed: int, batching: Batching,
+                      world_size: int) -> int:
     """Global batches per epoch (a multiple of `world_size`; the same in every epoch)."""
-    return len(global_plan(read_manifest(manifest_path).records, cfg, batching, 0, world_size))
+    return len(global_plan(read_manifest(manifest_path).records, data, seed, batching, 0, world_size))
 
 
-def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_inputs: Iterable[str],
+def build_rank_dataset(manifest_path: str | Path, data: DataConfig, seed: int, spec_inputs: Iterable[str],
                        batching: Batching, *, rank: int, world_size: int, epochs: range, ledger_name: str,
                        ledger_namespace: str | None = None, num_batches: int | None = None) -> ray.data.Dataset:
-    """Rank `rank`'s batches of `epochs`, in order: rows (epoch, slot) for slot = rank, rank + W, ...
+    """Rank `rank`'s batches of `epochs`, in order: rows (epoch, slot) for slot = rank, rank + W, ..., from the
+    plans of `data` (the config's `data` section) and `seed`.
 
     Needs the ledger actor `ledger_name` to exist (`get_or_create_ledger`). Columns follow the batch contract of
     batching.py with a leading row axis of 1 per row.
@@ -163,18 +167,18 @@ def build_rank_dataset(manifest_path: str | Path, cfg: ExperimentConfig, spec_in
     if not 0 <= rank < world_size:
         raise ReidError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
     if num_batches is None:  # reads and validates the manifest
-        num_batches = batches_per_epoch(manifest_path, cfg, batching, world_size)
+        num_batches = batches_per_epoch(manifest_path, data, seed, batching, world_size)
     items = [{"epoch": e, "slot": s} for e in epochs for s in range(rank, num_batches, world_size)]
     if not items:
         raise ReidError(f"no batches to produce for epochs {epochs.start}..{epochs.stop - 1}")
-    d = cfg.data
+    d = data
     # from_items builds its blocks in this process: no read task, whose default 1-CPU request would deadlock on a
     # small node where the Train workers and decoding actors already hold fractional CPUs. One row per block, so
     # every batch is one task for the actor pool.
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(
         _DecodeBatches,
-        fn_constructor_kwargs={"manifest_path": _absolute(manifest_path), "cfg": cfg.model_dump(),
+        fn_constructor_kwargs={"manifest_path": _absolute(manifest_path), "data": data.model_dump(), "seed": seed,
                                "inputs": sorted(set(spec_inputs) | {"frames"}), "batching": batching,
                                "world_size": world_size, "ledger_name": ledger_name,
                                "ledger_namespace": ledger_namespace},
@@ -233,13 +237,14 @@ class RankStream:
             yield out
 
 
-def open_rank_stream(manifest_path: str | Path, cfg: ExperimentConfig, spec_inputs: Iterable[str],
-                     batching: Batching, *, rank: int, world_size: int, start_epoch: int, ledger_name: str,
-                     ledger_namespace: str | None = None, prefetch_batches: int = 2) -> RankStream:
-    """A RankStream over epochs `start_epoch` .. `cfg.train.epochs - 1` (what a Train worker iterates in a fit)."""
-    epochs = range(start_epoch, cfg.train.epochs)
-    num_batches = batches_per_epoch(manifest_path, cfg, batching, world_size)
-    ds = build_rank_dataset(manifest_path, cfg, spec_inputs, batching, rank=rank, world_size=world_size,
+def open_rank_stream(manifest_path: str | Path, data: DataConfig, seed: int, spec_inputs: Iterable[str],
+                     batching: Batching, *, rank: int, world_size: int, start_epoch: int, end_epoch: int,
+                     ledger_name: str, ledger_namespace: str | None = None, prefetch_batches: int = 2) -> RankStream:
+    """A RankStream over epochs `start_epoch` .. `end_epoch - 1` (what a Train worker iterates in a fit:
+    `end_epoch` = `train.epochs`)."""
+    epochs = range(start_epoch, end_epoch)
+    num_batches = batches_per_epoch(manifest_path, data, seed, batching, world_size)
+    ds = build_rank_dataset(manifest_path, data, seed, spec_inputs, batching, rank=rank, world_size=world_size,
                             epochs=epochs, ledger_name=ledger_name, ledger_namespace=ledger_namespace,
                             num_batches=num_batches)
     per_epoch = num_batches // world_size

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import DataConfig
 from reid.data.records import TrackletRecord
 from reid.errors import ReidError
 from reid.spec import BatchingKind as Batching  # the literal lives with MethodSpec.batching
@@ -233,21 +233,22 @@ def _pair_global(records: Sequence[TrackletRecord], seed: int, epoch: int, world
     return rows
 
 
-def global_plan(records: Sequence[TrackletRecord], cfg: ExperimentConfig, batching: Batching, epoch: int,
+def global_plan(records: Sequence[TrackletRecord], data: DataConfig, seed: int, batching: Batching, epoch: int,
                 world_size: int = 1) -> list[PlanRow]:
-    """All rows of the epoch in global batch order (a multiple of world_size of them)."""
-    d = cfg.data
+    """All rows of the epoch in global batch order (a multiple of world_size of them), with the batch sizes of
+    `data` (the config's `data` section) and the run's `seed`."""
+    d = data
     if batching == "pk":
-        return _pk_global(records, cfg.seed, epoch, world_size, d.ids_per_batch, d.tracklets_per_id,
+        return _pk_global(records, seed, epoch, world_size, d.ids_per_batch, d.tracklets_per_id,
                           d.batches_per_epoch, "train")
     if batching == "pairs":
-        return _pair_global(records, cfg.seed, epoch, world_size, d.pairs_per_batch, d.batches_per_epoch, "train",
+        return _pair_global(records, seed, epoch, world_size, d.pairs_per_batch, d.batches_per_epoch, "train",
                             d.pair_cameras)
     raise ReidError(f"unknown batching '{batching}'; expected 'pk' or 'pairs'")
 
 
-def epoch_plan(records: Sequence[TrackletRecord], cfg: ExperimentConfig, batching: Batching, epoch: int, *,
+def epoch_plan(records: Sequence[TrackletRecord], data: DataConfig, seed: int, batching: Batching, epoch: int, *,
                rank: int = 0, world_size: int = 1) -> list[PlanRow]:
-    """Rows of `rank` for `epoch` with the batch sizes and seed of `cfg` (`batching` = MethodSpec.batching)."""
+    """Rows of `rank` for `epoch` with the batch sizes of `data` and `seed` (`batching` = MethodSpec.batching)."""
     _check_world(rank, world_size)
-    return global_plan(records, cfg, batching, epoch, world_size)[rank::world_size]
+    return global_plan(records, data, seed, batching, epoch, world_size)[rank::world_size]

@@ -94,7 +94,7 @@ def embed_query(run: LoadedRun, manifest: Manifest, index: int) -> np.ndarray:
 
     if {"pose_maps", "keypoints"} & run.spec.inputs and not manifest.records[index].keypoints:
         raise ReidError(f"{run.cfg.method} needs keypoints for a query; give a manifest row that has them")
-    maker = BatchMaker(manifest, run.cfg, run.spec.inputs - {"attributes"}, train=False)
+    maker = BatchMaker(manifest, run.cfg.data, run.spec.inputs - {"attributes"}, train=False)
     try:
         feat, _ = record_feature(run.model, maker, index, run.cfg, run.spec, torch.device("cpu"))
     except DecodeError as exc:

@@ -33,8 +33,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     manifest = read_manifest(loop_config["manifest"])
     run_dir = Path(loop_config["run_dir"]) if "://" not in loop_config["run_dir"] else None
     spec = get_method(cfg.method)
-    session = RaySession({"manifest": loop_config["manifest"], "cfg": cfg, "inputs": spec.inputs,
-                          "batching": spec.batching, "ledger": loop_config["ledger"]}, run_dir)
+    session = RaySession({"manifest": loop_config["manifest"], "data": cfg.data, "seed": cfg.seed,
+                          "epochs": cfg.train.epochs, "inputs": spec.inputs, "batching": spec.batching,
+                          "ledger": loop_config["ledger"]}, run_dir)
     run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True, run_dir=run_dir)
 
 
@@ -57,7 +58,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
     # pre-flight on the driver: a bad manifest or missing required weights fail here, in one line, before any worker
-    batches_per_epoch(manifest_path, cfg, spec.batching, cfg.ray.num_workers)
+    batches_per_epoch(manifest_path, cfg.data, cfg.seed, spec.batching, cfg.ray.num_workers)
     check_weights(cfg.model)
     # One ledger per fit call: the ledger of a previous fit of the same run may still be shutting down (its last
     # handle just went), and getting it by name would hand that dying actor to this fit.

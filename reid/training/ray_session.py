@@ -20,8 +20,9 @@ from reid.training.session import Session
 
 
 class RaySession(Session):
-    """`data` holds what the worker's data stream needs: manifest path, config, method inputs and batching, and the
-    name of the run's UnreadableLedger actor."""
+    """`data` holds what the worker's data stream needs: "manifest" (path), "data" (the config's DataConfig),
+    "seed", "epochs" (train.epochs), the method's "inputs" and "batching", and "ledger" (the name of the run's
+    UnreadableLedger actor)."""
 
     def __init__(self, data: dict[str, Any], run_dir: Path | None = None) -> None:
         ctx = ray.train.get_context()
@@ -50,9 +51,9 @@ class RaySession(Session):
 
         if self._stream is None or self._stream.next_epoch != epoch:
             d = self._data
-            self._stream = open_rank_stream(d["manifest"], d["cfg"], d["inputs"], d["batching"], rank=self.rank,
-                                            world_size=self.world_size, start_epoch=epoch,
-                                            ledger_name=d["ledger"])
+            self._stream = open_rank_stream(d["manifest"], d["data"], d["seed"], d["inputs"], d["batching"],
+                                            rank=self.rank, world_size=self.world_size, start_epoch=epoch,
+                                            end_epoch=d["epochs"], ledger_name=d["ledger"])
         return self._stream.epoch(epoch)
 
     def resume_state_dir(self) -> Path | None:

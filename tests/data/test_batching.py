@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from reid.bench.toydata import write_toy_dataset
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import DataConfig
 from reid.data.batching import BatchMaker, iter_local_batches, make_batch, make_test_clips
 from reid.data.plan import PlanRow, epoch_plan
 from reid.data.records import read_manifest
@@ -18,16 +18,20 @@ def manifest_path(tmp_path_factory):
     return write_toy_dataset(root, ids=6, cams=2, tracklets_per_cam=2, num_frames=10, query_ids=1)
 
 
-def cfg(**data):
+SEED = 3
+
+
+def cfg(**data) -> DataConfig:
+    """The `data` section the batching layer takes (with the run's seed, SEED, where a plan is drawn)."""
     base = {"height": 32, "width": 16, "seq_len": 4, "ids_per_batch": 2, "tracklets_per_id": 2,
             "decode_timeout_s": 20, "max_errored_fraction": 0.5, "augment": {"pad": 2, "random_erasing": 0.5}}
-    return ExperimentConfig(seed=3, data={**base, **data})
+    return DataConfig.model_validate({**base, **data})
 
 
 def test_pk_batch_contract(manifest_path):
     m = read_manifest(manifest_path)
     c = cfg()
-    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    row = epoch_plan(m.records, c, SEED, "pk", epoch=0)[0]
     b = make_batch(row, m, c, ALL, train=True)
     assert b["frames"].shape == (4, 4, 3, 32, 16) and b["frames"].dtype == np.uint8
     assert b["flow"].shape == (4, 4, 2, 32, 16) and b["flow"].dtype == np.float16
@@ -50,7 +54,7 @@ def test_pk_batch_contract(manifest_path):
 def test_pairs_batch(manifest_path):
     m = read_manifest(manifest_path)
     c = cfg(pairs_per_batch=3)
-    row = epoch_plan(m.records, c, "pairs", epoch=1)[0]
+    row = epoch_plan(m.records, c, SEED, "pairs", epoch=1)[0]
     b = make_batch(row, m, c, {"frames"}, train=True)
     assert b["frames"].shape[0] == 6 and b["pair_same"].shape == (3,) and b["pair_same"].dtype == np.float32
     assert b["pair_same"].tolist() == list(row.pair_same)
@@ -60,7 +64,7 @@ def test_pairs_batch(manifest_path):
 def test_validation_batches_are_not_augmented(manifest_path):
     m = read_manifest(manifest_path)
     c = cfg()
-    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    row = epoch_plan(m.records, c, SEED, "pk", epoch=0)[0]
     other_seed = PlanRow(row.epoch, row.batch, row.indices, row.seed + 1)
     a = make_batch(row, m, c, {"frames"}, train=False)
     np.testing.assert_array_equal(a["frames"], make_batch(other_seed, m, c, {"frames"}, train=False)["frames"])
@@ -70,7 +74,7 @@ def test_validation_batches_are_not_augmented(manifest_path):
 def test_corrupt_tracklet_replaced_by_same_identity(manifest_path, tmp_path):
     m = read_manifest(manifest_path)
     c = cfg()
-    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    row = epoch_plan(m.records, c, SEED, "pk", epoch=0)[0]
     victim = row.indices[0]
     maker = BatchMaker(m, c, {"frames"}, train=True)
     try:
@@ -93,7 +97,7 @@ def test_corrupt_tracklet_replaced_by_same_identity(manifest_path, tmp_path):
 def test_unreadable_identity_moves_slots_and_threshold_fails(manifest_path):
     m = read_manifest(manifest_path)
     c = cfg()
-    row = epoch_plan(m.records, c, "pk", epoch=0)[0]
+    row = epoch_plan(m.records, c, SEED, "pk", epoch=0)[0]
     pid = m.records[row.indices[0]].pid
     same = [i for i, r in enumerate(m.records) if r.pid == pid and r.role == "train"]
     maker = BatchMaker(m, c, {"frames"}, train=True, known_bad={i: "known bad" for i in same})
@@ -114,8 +118,8 @@ def test_unreadable_identity_moves_slots_and_threshold_fails(manifest_path):
 
 def test_local_iterator_and_missing_inputs(manifest_path):
     c = cfg()
-    batches = list(iter_local_batches(manifest_path, c, {"frames"}, "pk", epoch=2, rank=1, world_size=2))
-    rows = epoch_plan(read_manifest(manifest_path).records, c, "pk", 2, rank=1, world_size=2)
+    batches = list(iter_local_batches(manifest_path, c, SEED, {"frames"}, "pk", epoch=2, rank=1, world_size=2))
+    rows = epoch_plan(read_manifest(manifest_path).records, c, SEED, "pk", 2, rank=1, world_size=2)
     assert len(batches) == len(rows) >= 1
     assert all(isinstance(v, torch.Tensor) for v in batches[0].values())
     assert [int(b["batch_index"]) for b in batches] == [r.batch for r in rows]
@@ -142,7 +146,7 @@ def test_clips_are_written_into_the_batch_buffer_once(manifest_path):
     c = cfg(augment={"pad": 6, "random_erasing": 1.0})
     maker = BatchMaker(m, c, {"frames", "flow"}, train=True, decoder=None)
     try:
-        row = epoch_plan(m.records, c, "pk", epoch=1)[0]
+        row = epoch_plan(m.records, c, SEED, "pk", epoch=1)[0]
         b = maker(row)
         assert b["frames"].flags.c_contiguous and b["frames"].base is None
         for slot, idx in enumerate(row.indices):

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reid.bench.toydata import write_toy_dataset
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import DataConfig
 from reid.data.batching import BatchMaker, make_batch
 from reid.data.decode import DecodeError, Decoder, decode_video_inline, read_frames
 from reid.data.jpeg_store import JpegStoreError, ShardReader, decode_jpegs, pack_jpeg
@@ -62,9 +62,8 @@ def test_jpeg_frame_files_are_copied_byte_for_byte(tmp_path):
 
 def test_batches_from_both_stores_agree(stores):
     video, jpeg = stores
-    c = ExperimentConfig(seed=3, data={"height": 64, "width": 32, "seq_len": 4, "ids_per_batch": 2,
-                                       "tracklets_per_id": 2, "decode_timeout_s": None})
-    row = global_plan(video.records, c, "pk", 0, 1)[0]
+    c = DataConfig(height=64, width=32, seq_len=4, ids_per_batch=2, tracklets_per_id=2, decode_timeout_s=None)
+    row = global_plan(video.records, c, 3, "pk", 0, 1)[0]
     a = make_batch(row, video, c, {"frames"}, train=True)
     b = make_batch(row, jpeg, c, {"frames"}, train=True)
     assert a["frames"].shape == b["frames"].shape
@@ -92,10 +91,9 @@ def test_corrupt_frame_and_missing_shard_are_decode_errors_and_replaced(stores, 
     records = list(jpeg.records)
     records[0] = gone
     m = Manifest(records, jpeg.root, jpeg.dataset, jpeg.attributes, jpeg.meta)
-    c = ExperimentConfig(seed=3, data={"height": 64, "width": 32, "seq_len": 4, "ids_per_batch": 2,
-                                       "tracklets_per_id": 2, "decode_timeout_s": None,
-                                       "max_errored_fraction": 0.5})
+    c = DataConfig(height=64, width=32, seq_len=4, ids_per_batch=2, tracklets_per_id=2, decode_timeout_s=None,
+                   max_errored_fraction=0.5)
     maker = BatchMaker(m, c, {"frames"}, train=True)
-    rows = [r for e in range(4) for r in global_plan(m.records, c, "pk", e, 1) if 0 in r.indices]
+    rows = [r for e in range(4) for r in global_plan(m.records, c, 3, "pk", e, 1) if 0 in r.indices]
     out = maker(rows[0])
     assert 0 not in out["index"].tolist() and list(maker.errors.bad) == [0]

@@ -42,8 +42,8 @@ def cfg(epochs=2, **data):
 
 def stream(path, c, name, *, inputs=("frames",), rank=0, world_size=1, start=0):
     ledger = get_or_create_ledger(name)
-    s = open_rank_stream(path, c, set(inputs), "pk", rank=rank, world_size=world_size, start_epoch=start,
-                         ledger_name=name)
+    s = open_rank_stream(path, c.data, c.seed, set(inputs), "pk", rank=rank, world_size=world_size,
+                         start_epoch=start, end_epoch=c.train.epochs, ledger_name=name)
     return s, ledger
 
 
@@ -74,8 +74,8 @@ def test_one_execution_serves_every_epoch_with_the_in_process_batches(ray_cluste
     assert any(not np.array_equal(a["index"], b["index"]) for a, b in zip(*epochs[:2], strict=True))
     # every batch is exactly the in-process batch of the same plan row
     for e in range(3):
-        rows = global_plan(m.records, c, "pk", e, 1)
-        assert_same_batches(epochs[e], [make_batch(r, m, c, {"frames", "flow"}, train=True) for r in rows])
+        rows = global_plan(m.records, c.data, c.seed, "pk", e, 1)
+        assert_same_batches(epochs[e], [make_batch(r, m, c.data, {"frames", "flow"}, train=True) for r in rows])
     # the decoding actors started once for the fit, not once per epoch
     assert ray.get(ledger.decoder_starts.remote()) == 2
     with pytest.raises(ReidError, match="at epoch 3, epoch 0 was requested"):
@@ -89,7 +89,7 @@ def test_a_resumed_run_gets_the_same_epochs(ray_cluster, manifest_path):
     s, _ = stream(manifest_path, c, "test-run-b", start=1)
     m = read_manifest(manifest_path)
     for e in (1, 2):
-        want = list(iter_local_batches(m, c, {"frames"}, "pk", e))
+        want = list(iter_local_batches(m, c.data, c.seed, {"frames"}, "pk", e))
         assert_same_batches(run_epoch(s, e), [{k: v.numpy() for k, v in b.items()} for b in want])
 
 
@@ -116,7 +116,7 @@ def test_each_rank_gets_its_own_batches_deterministically(ray_cluster, manifest_
     for rank in range(2):
         for e in range(2):
             assert [int(b["batch_index"]) for b in seen[rank][e]] == [rank, rank + 2]
-            want = iter_local_batches(m, c, {"frames"}, "pk", e, rank=rank, world_size=2)
+            want = iter_local_batches(m, c.data, c.seed, {"frames"}, "pk", e, rank=rank, world_size=2)
             assert_same_batches(seen[rank][e], [{k: v.numpy() for k, v in b.items()} for b in want])
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import DataConfig
 from reid.data.plan import PlanRow, epoch_plan, global_plan, pair_plan, pk_plan, row_seed
 from reid.data.records import TrackletRecord
 from reid.errors import ReidError
@@ -133,13 +133,17 @@ def test_pairs_need_two_cameras():
 
 
 def test_epoch_plan_from_config():
-    cfg = ExperimentConfig(seed=5, data={"ids_per_batch": 2, "tracklets_per_id": 3, "batches_per_epoch": 3})
+    data = DataConfig(ids_per_batch=2, tracklets_per_id=3, batches_per_epoch=3)
     recs = make_records()
-    rows = epoch_plan(recs, cfg, "pk", epoch=1, rank=1, world_size=2)
+    rows = epoch_plan(recs, data, 5, "pk", epoch=1, rank=1, world_size=2)
     assert [r.batch for r in rows] == [1, 3] and all(len(r.indices) == 6 for r in rows)
-    assert [r.batch for r in global_plan(recs, cfg, "pk", 1, world_size=2)] == [0, 1, 2, 3]
+    assert [r.batch for r in global_plan(recs, data, 5, "pk", 1, world_size=2)] == [0, 1, 2, 3]
+    # the rows are those of the plan function with the section's sizes and the seed passed beside it
+    want = pk_plan(recs, seed=5, epoch=1, rank=1, world_size=2, ids_per_batch=2, tracklets_per_id=3,
+                   batches_per_epoch=3)
+    assert rows == want and epoch_plan(recs, data, 6, "pk", epoch=1, rank=1, world_size=2) != want
     with pytest.raises(ReidError, match="unknown batching"):
-        epoch_plan(recs, cfg, "triplets", epoch=0)
+        epoch_plan(recs, data, 5, "triplets", epoch=0)
 
 
 def _negatives(recs, rows):
@@ -188,9 +192,9 @@ def test_pairs_cross_cameras_with_a_one_camera_identity():
 def test_global_plan_reads_pair_cameras_from_config():
     recs = make_records(num_ids=12, per_cam=(1, 1))
     base = {"pairs_per_batch": 4, "batches_per_epoch": 12}
-    cross = global_plan(recs, ExperimentConfig(data=base), "pairs", 0, 1)  # positional call, as the pipeline
-    anyc = global_plan(recs, ExperimentConfig(data={**base, "pair_cameras": "any"}), "pairs", 0)
-    assert ExperimentConfig().data.pair_cameras == "cross"
+    cross = global_plan(recs, DataConfig(**base), 0, "pairs", 0, 1)  # positional call, as the pipeline
+    anyc = global_plan(recs, DataConfig(**base, pair_cameras="any"), 0, "pairs", 0)
+    assert DataConfig().pair_cameras == "cross"
     assert all(a.camid != b.camid for a, b in _negatives(recs, cross))
     assert any(a.camid == b.camid for a, b in _negatives(recs, anyc))
     assert [sum(r.pair_same) for r in cross] == [sum(r.pair_same) for r in anyc] == [2.0] * 12  # same balance

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reid.config.schema import ExperimentConfig
+from reid.config.schema import DataConfig
 from reid.data.plan import global_plan
 from reid.data.records import Manifest, TrackletRecord, read_manifest, relabel
 from reid.data.validation import (
@@ -52,9 +52,9 @@ def test_validation_identities_are_disjoint_from_training_batches_and_the_test_s
     held = {r.pid for r in m.records if r.extra.get("val_split") == "1"}
     assert len(held) == 4 and held <= set(range(1, 21))
     # held-out records leave training: no P x K batch of any epoch draws them, and the classifier shrinks
-    cfg = ExperimentConfig(data={"ids_per_batch": 4, "tracklets_per_id": 2})
+    data = DataConfig(ids_per_batch=4, tracklets_per_id=2)
     for epoch in range(3):
-        drawn = {m.records[i].pid for row in global_plan(m.records, cfg, "pk", epoch) for i in row.indices}
+        drawn = {m.records[i].pid for row in global_plan(m.records, data, 0, "pk", epoch) for i in row.indices}
         assert drawn and not drawn & held
     assert len(relabel(m.by_role("train"))) == 16
     # the validation split holds exactly them, query = gallery (all-vs-all); the test split is unchanged

@@ -29,8 +29,8 @@ def fit_one_batch(method: str, config: str, variant: str, root, lr: float | None
     cfg = build_config(method, [config], overrides)
     manifest = read_manifest(manifest_path_for(cfg))
     built = build_method(cfg, data_info(manifest, cfg.data), train=True)
-    batch = normalize_inputs(next(iter(iter_local_batches(manifest, cfg, built.spec.inputs, built.spec.batching,
-                                                          0))), built.spec, torch.device("cpu"))
+    batch = normalize_inputs(next(iter(iter_local_batches(manifest, cfg.data, cfg.seed, built.spec.inputs,
+                                                          built.spec.batching, 0))), built.spec, torch.device("cpu"))
     optimizer = build_optimizer(built.model, cfg.optim)
     built.model.train()
     torch.manual_seed(0)

@@ -26,7 +26,7 @@ class DecodeTestClips:
     (`frames` uint8 [L, 3, H, W], ...), as `make_test_clips` cuts them (`data.test_sampler`)."""
 
     def __init__(self, manifest_path: str, cfg: dict, inputs: list[str]) -> None:
-        self.maker = BatchMaker(read_manifest(manifest_path), ExperimentConfig.model_validate(cfg), inputs,
+        self.maker = BatchMaker(read_manifest(manifest_path), ExperimentConfig.model_validate(cfg).data, inputs,
                                 train=False)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -82,13 +82,13 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | str | None, *, manifest: 
                             f"local (or eval.tta=none for single-view features with Ray Data)")
         features = extract(cfg, manifest_file, model, indices, info=info)
     else:
-        maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)
+        maker = BatchMaker(m, cfg.data, spec.inputs - {"attributes"}, train=False)
         feats = extract_features(model, maker, indices, cfg, spec, device, progress=progress, states=pairwise)
         features = dict(zip(indices, feats, strict=True))
     scored = score_features(model, features, m.records, split, cfg.eval, device, pairwise=pairwise)
     extras: dict[int, dict[str, Any]] = {}
     if sample_queries:
-        maker = BatchMaker(m, cfg, spec.inputs - {"attributes"}, train=False)
+        maker = BatchMaker(m, cfg.data, spec.inputs - {"attributes"}, train=False)
         order = scored.distmat.argsort(axis=1)[:sample_queries, :5]
         wanted = set(split.query[:sample_queries].tolist()) | {int(split.gallery[j]) for j in order.ravel()}
         with torch.no_grad():

@@ -46,7 +46,7 @@ class Validator:
 
     def maker(self) -> BatchMaker:
         if self._maker is None:
-            self._maker = BatchMaker(self.manifest, self.cfg, self.spec.inputs - {"attributes"}, train=False)
+            self._maker = BatchMaker(self.manifest, self.cfg.data, self.spec.inputs - {"attributes"}, train=False)
         return self._maker
 
     @torch.no_grad()
