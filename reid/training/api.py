@@ -192,7 +192,7 @@ def _train_local(cfg: ExperimentConfig, manifest_path: Path, on_epoch=None) -> T
     save_config(cfg, run_dir / "config.yaml")
 
     def batches(epoch: int):
-        return iter_local_batches(manifest, cfg, spec.inputs, spec.batching, epoch, 0, 1)
+        return iter_local_batches(manifest, cfg.data, cfg.seed, spec.inputs, spec.batching, epoch, 0, 1)
 
     session = LocalSession(run_dir, batches, keep=cfg.train.keep_checkpoints, on_epoch=on_epoch)
     run_worker(cfg, manifest, session, run_name=cfg.run_name(), run_dir=run_dir)
