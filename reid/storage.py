@@ -41,6 +41,12 @@ def join(location: str | Path, *parts: str) -> str:
     return "/".join([str(location).rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+def as_location(location: str | Path) -> Path | str:
+    """A local path as a `Path`, a URI as its string: what a function returns for a location its caller may join
+    with `/` when local (`run_dir / "config.yaml"`) and must join with `join` when it is a URI."""
+    return str(location) if is_uri(location) else Path(location)
+
+
 def name(location: str | Path) -> str:
     """The last component of a location (`runs/a/` -> `a`)."""
     return str(location).rstrip("/").rsplit("/", 1)[-1]
@@ -143,15 +149,28 @@ def list_dir(location: str | Path) -> list[str]:
     return sorted(i.base_name for i in infos)
 
 
-def copy_dir(source: str | Path, destination: str | Path) -> str:
-    """Copy a directory tree between any two locations (local -> bucket, bucket -> local, ...). Returns destination."""
+def remove(location: str | Path) -> None:
+    """Delete a file or a directory tree (every object under the prefix on object stores); nothing when absent."""
+    fs, path = resolve(location)
+    kind = fs.get_file_info(path).type
+    if kind == pafs.FileType.Directory:
+        fs.delete_dir(path)
+    elif kind == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def copy_dir(source: str | Path, destination: str | Path, chunk_bytes: int = 32 << 20) -> str:
+    """Copy a directory tree between any two locations (local -> bucket, bucket -> local, ...). Returns destination.
+
+    Files are read `chunk_bytes` at a time (one ranged GET each from an object store: pyarrow's default of 1 MiB made
+    a 130 MB checkpoint 130 requests, and took 15-30 s from the tests' moto server instead of 2-4 s)."""
     src_fs, src = resolve(source)
     dst_fs, dst = resolve(destination)
     if src_fs.get_file_info(src).type != pafs.FileType.Directory:
         raise ReidError(f"not a directory: {source}")
     if not is_uri(destination):
         Path(dst).mkdir(parents=True, exist_ok=True)
-    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)
+    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs, chunk_size=chunk_bytes)
     return str(destination)
 
 

@@ -15,6 +15,8 @@ the row's variant, the row's overrides, the size's overrides, then the command l
   node holding the prepared datasets.
 - sizes: `smoke` = the tiny synthetic preset and 1 epoch (CI), `full` = the demo preset and the recipe's epochs
   (`--epochs N` runs a reduced full and says so in the table).
+- `out` may be a URI (s3://bucket/ablations): the Tune experiment, the trials' runs (with their test.json),
+  results.json and the table files then live in the bucket (reid.storage).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from reid import storage
 from reid.config import ConfigError, ExperimentConfig, build_config, validate_overrides
 from reid.config.errors import format_validation_error
 from reid.data.synth.presets import SUITES
@@ -125,17 +128,18 @@ def hardware_line() -> str:
 
 def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = "smoke",
                  config_files: list[str] | None = None, user_overrides: list[str] | None = None,
-                 out: Path = Path("runs/ablations"), name: str | None = None, resume: bool = False,
+                 out: Path | str = Path("runs/ablations"), name: str | None = None, resume: bool = False,
                  epochs: int | None = None, cpus_per_trial: float | None = None, max_concurrent: int | None = None,
                  num_cpus: float | None = None, max_failures: int = 1, hardware: str | None = None,
                  rows: list[int] | None = None, seeds: int = 3, command: str | None = None) -> dict[str, Any]:
     """Run rows x seeds as a Tune grid; returns the recorded results (also written as results.json, the table and
-    its JSON sidecar). `command` is the command line that regenerates the table (recorded in it)."""
+    its JSON sidecar, in `<out>/<name>`, a local directory or a URI). `command` is the command line that regenerates
+    the table (recorded in it)."""
     from ray import tune
 
     from reid.config.loader import parse_override
     from reid.training.api import manifest_path_for
-    from tune.runner import absolute_paths, fit, init_ray, trial_resources
+    from tune.runner import absolute_paths, experiment_dir, fit, init_ray, trial_resources
     from tune.trial import run_trial
 
     user = dict(parse_override(o) for o in user_overrides or [])
@@ -156,8 +160,10 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     # paths inside the rows must be absolute too: trials run in their own working directory
     for g in grid.values():
         g["overrides"] = {k: (str(Path(v).resolve()) if k in ("data.root", "data.manifest", "train.init_from")
-                              and isinstance(v, str) else v) for k, v in g["overrides"].items()}
-    exp_dir = (out / (name or f"{spec.table}-{dataset}-{size}")).resolve()
+                              and isinstance(v, str) and not storage.is_uri(v) else v)
+                          for k, v in g["overrides"].items()}
+    exp_dir = experiment_dir(out, name or f"{spec.table}-{dataset}-{size}")
+    prefix = storage.name(exp_dir)
     init_ray(base, num_cpus)
     if seeds < 1:
         raise ReidError(f"--seeds must be at least 1, got {seeds}")
@@ -165,7 +171,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     res = trial_resources(first, cpus_per_trial, max_concurrent, len(grid) * seeds)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=absolute_paths(base).model_dump(mode="json"),
-                             run_prefix=exp_dir.name, runs_dir=str(exp_dir / "runs"), rows=grid),
+                             run_prefix=prefix, runs_dir=storage.join(exp_dir, "runs"), rows=grid),
         res.per_trial)
     print(f"[reid] ablation {spec.table} ({dataset}, {size}): {len(grid)} rows x {seeds} seed(s), "
           f"{res.max_concurrent} at a time", flush=True)
@@ -174,7 +180,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                   param_space={"row": tune.grid_search(list(grid)), "seed": tune.grid_search(seed_list)},
                   tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=res.max_concurrent),
                   failures=max_failures)
-    recorded = collect(spec, results, grid, exp_dir / "runs", exp_dir.name)
+    recorded = collect(spec, results, grid, storage.join(exp_dir, "runs"), prefix)
     recorded["untrained"] = untrained_reference(spec, base, grid)
     recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start,
                                     config_files or [])
@@ -182,8 +188,8 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     recorded["data"] = data_record(first, dataset)
     recorded["wall_time_s"] = round(time.time() - start, 1)
     recorded["command"] = command
-    (exp_dir / "results.json").write_text(json.dumps(recorded, indent=2))
-    render(spec, recorded, exp_dir / "table")
+    storage.write_text(storage.join(exp_dir, "results.json"), json.dumps(recorded, indent=2))
+    render(spec, recorded, storage.join(exp_dir, "table"))
     return recorded
 
 
@@ -217,7 +223,7 @@ def shown_settings(spec: AblationSpec, cfg: ExperimentConfig) -> str | None:
     return ", ".join(values)
 
 
-def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]], runs_dir: Path | None = None,
+def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]], runs_dir: Path | str | None = None,
             run_prefix: str = "") -> dict[str, Any]:
     """Row name -> our metrics: per seed the test split of the checkpoint chosen on validation (`test/*`; a run
     without one falls back to its last validation, marked "validation"), and the mean over the seeds. With
@@ -266,12 +272,13 @@ def collect(spec: AblationSpec, results, grid: dict[str, dict[str, Any]], runs_d
     return out
 
 
-def _test_file(runs_dir: Path | None, run_prefix: str, trial_id: str | None) -> dict[str, Any] | None:
-    """The test.json of a trial's run (`<runs_dir>/<prefix>-<trial id>/test.json`), None when absent."""
+def _test_file(runs_dir: Path | str | None, run_prefix: str, trial_id: str | None) -> dict[str, Any] | None:
+    """The test.json of a trial's run (`<runs_dir>/<prefix>-<trial id>/test.json`, local or a URI), None when
+    absent."""
     if runs_dir is None or not trial_id:
         return None
-    path = runs_dir / f"{run_prefix}-{trial_id}" / "test.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    path = storage.join(runs_dir, f"{run_prefix}-{trial_id}", "test.json")
+    return json.loads(storage.read_text(path)) if storage.is_file(path) else None
 
 
 def describe_run(spec: AblationSpec, cfg: ExperimentConfig, dataset: str, size: str, epochs: int | None,
@@ -322,9 +329,9 @@ def _relative(path: str) -> str:
         return path
 
 
-def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
+def render(spec: AblationSpec, recorded: dict[str, Any], stem: str | Path) -> Path | str:
     """table.md + table.csv + the JSON sidecar table.json from recorded results (a dict as written to
-    results.json); no training needed."""
+    results.json); no training needed. `stem` (".../table") is a local path or a URI; returns the .md's."""
     from tune.evidence import sidecar, table_statistics
     from tune.report import ablation_table, primary_metric, write_csv
 
@@ -349,8 +356,7 @@ def render(spec: AblationSpec, recorded: dict[str, Any], stem: Path) -> Path:
     errors = {n: r.get("error") for n, r in recorded.get("rows", {}).items() if r.get("status") == "ERROR"}
     if errors:
         md += "\nRows that failed: " + "; ".join(f"{n}: {e}" for n, e in errors.items()) + "\n"
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(md)
-    write_csv(csv_rows, stem.with_suffix(".csv"))
-    stem.with_suffix(".json").write_text(json.dumps(sidecar(spec, recorded, stats), indent=2) + "\n")
-    return stem.with_suffix(".md")
+    storage.write_text(f"{stem}.md", md)
+    write_csv(csv_rows, f"{stem}.csv")
+    storage.write_text(f"{stem}.json", json.dumps(sidecar(spec, recorded, stats), indent=2) + "\n")
+    return storage.as_location(f"{stem}.md")

@@ -1,12 +1,15 @@
-"""Tables (CSV + Markdown) and plots of sweeps and ablation grids."""
+"""Tables (CSV + Markdown) and plots of sweeps and ablation grids, written to local paths or URIs (reid.storage)."""
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from reid import storage
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -24,14 +27,15 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path | str:
+    """One CSV row per dict (the union of their keys as the header) at a local path or a URI; returns it."""
     headers = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=headers)
-        w.writeheader()
-        w.writerows(rows)
-    return path
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=headers)
+    w.writeheader()
+    w.writerows(rows)
+    storage.write_text(path, text.getvalue())
+    return storage.as_location(path)
 
 
 # ---------------------------------------------------------------- sweeps
@@ -53,16 +57,16 @@ def search_rows(results, params: list[str], metric: str) -> list[dict[str, Any]]
     return rows
 
 
-def write_table(rows: list[dict[str, Any]], stem: Path, title: str) -> tuple[Path, Path]:
-    csv_path = write_csv(rows, stem.with_suffix(".csv"))
+def write_table(rows: list[dict[str, Any]], stem: str | Path, title: str) -> tuple[Path | str, Path | str]:
+    """`<stem>.csv` and `<stem>.md` (a titled Markdown table) of the rows, at a local path or a URI."""
+    csv_path = write_csv(rows, f"{stem}.csv")
     headers = list(dict.fromkeys(k for r in rows for k in r))
     md = f"# {title}\n\n" + markdown_table(headers, ([r.get(h) for h in headers] for r in rows)) + "\n"
-    md_path = stem.with_suffix(".md")
-    md_path.write_text(md)
-    return csv_path, md_path
+    storage.write_text(f"{stem}.md", md)
+    return csv_path, storage.as_location(f"{stem}.md")
 
 
-def plot_objective(rows: list[dict[str, Any]], space, metric: str, path: Path) -> Path:
+def plot_objective(rows: list[dict[str, Any]], space, metric: str, path: str | Path) -> Path | str:
     """One panel per searched parameter: the objective of every finished trial against the parameter's value."""
     import matplotlib
 
@@ -88,10 +92,11 @@ def plot_objective(rows: list[dict[str, Any]], space, metric: str, path: Path) -
         ax.grid(alpha=0.3)
     fig.suptitle(f"{len(done)} trials")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
-    return path
+    storage.write_bytes(path, png.getvalue())
+    return storage.as_location(path)
 
 
 # ---------------------------------------------------------------- ablations

@@ -7,7 +7,9 @@
   the head; `max_concurrent_trials` follows from the cluster's CPUs and GPUs and what one trial takes (its own
   plus, for Ray Train trials, its workers and decoding actors), unless --max-concurrent says it.
 - The experiment directory is `<storage>/<name>` with a deterministic name, so `resume=True` finds it again and
-  continues it with `Tuner.restore(..., resume_errored=True)`.
+  continues it with `Tuner.restore(..., resume_errored=True)`. It may be a URI (s3://, gs://): Tune keeps the
+  experiment there through pyarrow.fs (`RunConfig.storage_path`) and restores from it; the sweep's own files and the
+  trials' runs go there through reid.storage.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reid import ray_runtime
+from reid import ray_runtime, storage
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
 from reid.training.metrics import trial_line_callback, watch_line
@@ -121,16 +123,21 @@ def trial_resources(cfg: ExperimentConfig, cpus_per_trial: float | None, max_con
                           total_gpus=total_gpus)
 
 
-def experiment_state(path: Path) -> str:
-    """'new', 'restorable', or 'blocked' (a directory that is not a Tune experiment)."""
+def experiment_dir(out: str | Path, name: str) -> Path | str:
+    """`<out>/<name>`: an absolute local path, or a URI kept whole (`s3://bucket/tune/<name>`)."""
+    return storage.as_location(storage.join(out, name) if storage.is_uri(out) else Path(out, name).resolve())
+
+
+def experiment_state(path: str | Path) -> str:
+    """'new', 'restorable', or 'blocked' (a directory, or a bucket prefix, that is not a Tune experiment)."""
     from ray import tune
 
-    if not path.exists() or not any(path.iterdir()):
+    if not storage.list_dir(path):
         return "new"
     return "restorable" if tune.Tuner.can_restore(str(path)) else "blocked"
 
 
-def fit(trainable, *, path: Path, resume: bool, param_space: dict[str, Any], tune_config,
+def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
         failures: int, callbacks: list | None = None):
     """Start the experiment at `path`, or continue it (`resume`); returns the ResultGrid."""
     from ray import tune
@@ -149,7 +156,7 @@ def fit(trainable, *, path: Path, resume: bool, param_space: dict[str, Any], tun
         trainable,
         param_space=param_space,
         tune_config=tune_config,
-        run_config=tune.RunConfig(name=path.name, storage_path=str(path.parent),
+        run_config=tune.RunConfig(name=storage.name(path), storage_path=storage.parent(path),
                                   failure_config=tune.FailureConfig(max_failures=failures),
                                   callbacks=[*(callbacks or []), trial_line_callback()]),
     )

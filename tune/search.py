@@ -1,6 +1,7 @@
 """`reid tune search`: an Optuna (TPE, seeded) sweep with ASHA early stopping over a search space.
 
-Output in the sweep directory `<out>/<name>` (default name `<method>-<space>`, no timestamp, so `--resume` finds it):
+Output in the sweep directory `<out>/<name>` (default name `<method>-<space>`, no timestamp, so `--resume` finds it;
+`<out>` a local directory or a URI, s3://bucket/tune: everything below then lives in the bucket, reid.storage):
 - the Tune experiment (trial directories, `experiment_state-*.json`, `tuner.pkl`);
 - `runs/<name>-<trial id>/`: each trial's training run (checkpoints, metrics.jsonl);
 - `best_config.yaml`: the best trial's resolved config, accepted by `reid train --config`;
@@ -17,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reid.config import ExperimentConfig, save_config, validate_overrides
+from reid import storage
+from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
-from tune.runner import absolute_paths, fit, init_ray, trial_resources
+from tune.runner import absolute_paths, experiment_dir, fit, init_ray, trial_resources
 from tune.spaces import SearchSpace, validate_space
 from tune.trial import run_trial
 
@@ -29,7 +31,7 @@ METRIC, MODE = "checkpoint_score", "max"
 @dataclass
 class SearchOptions:
     trials: int
-    out: Path = Path("runs/tune")
+    out: Path | str = Path("runs/tune")  # a local directory or a URI (s3://bucket/tune)
     name: str | None = None
     resume: bool = False
     seed: int = 0
@@ -43,8 +45,8 @@ class SearchOptions:
 
 @dataclass
 class SearchOutcome:
-    sweep_dir: Path
-    best_config: Path
+    sweep_dir: Path | str  # an absolute local path, or the URI of the sweep
+    best_config: Path | str
     best_overrides: dict[str, Any]
     best_score: float
     rows: list[dict[str, Any]]
@@ -69,14 +71,15 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     validate_space(space, cfg)
     base = absolute_paths(cfg)
     manifest_path_for(base)  # generate the synthetic set once here, not in every trial at the same time
-    sweep_dir = (opts.out / sweep_name(cfg, space, opts)).resolve()
+    sweep_dir = experiment_dir(opts.out, sweep_name(cfg, space, opts))
+    prefix = storage.name(sweep_dir)
     init_ray(base, opts.num_cpus)
     res = trial_resources(base, opts.cpus_per_trial, opts.max_concurrent, opts.trials)
     epochs = base.train.epochs
     grace = min(epochs, opts.grace_period or base.train.eval_every)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=base.model_dump(mode="json"), run_prefix=sweep_dir.name,
-                             runs_dir=str(sweep_dir / "runs"), tied=space.tied, fixed=space.fixed),
+        tune.with_parameters(run_trial, base=base.model_dump(mode="json"), run_prefix=prefix,
+                             runs_dir=storage.join(sweep_dir, "runs"), tied=space.tied, fixed=space.fixed),
         res.per_trial)
     tune_config = tune.TuneConfig(
         metric=METRIC, mode=MODE, num_samples=opts.trials, max_concurrent_trials=res.max_concurrent,
@@ -84,29 +87,35 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
         scheduler=ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace,
                                 reduction_factor=opts.reduction_factor),
     )
-    print(f"[reid] sweep {sweep_dir.name}: {opts.trials} trials of {cfg.method} over {', '.join(space.params)}; "
+    print(f"[reid] sweep {prefix}: {opts.trials} trials of {cfg.method} over {', '.join(space.params)}; "
           f"{res.max_concurrent} at a time, {res.total_cpus:g} CPU each", flush=True)
     results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
                   tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks)
     return write_search_outputs(cfg, space, results, sweep_dir, opts.trials)
 
 
-def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path,
+def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path | str,
                          trials: int) -> SearchOutcome:
+    """best_config.yaml, results.csv / results.md and objective.png of a finished (or interrupted) sweep, in
+    `sweep_dir` (a local directory or a URI)."""
+    import yaml
+
     from tune.report import plot_objective, search_rows, write_table
 
+    name = storage.name(sweep_dir)
     rows = search_rows(results, list(space.params), METRIC)
     if not any(r.get(METRIC) is not None for r in rows):
-        raise ReidError(f"no trial of {sweep_dir.name} reported '{METRIC}' "
+        raise ReidError(f"no trial of {name} reported '{METRIC}' "
                         f"({sum(1 for r in rows if r['status'] == 'ERROR')} errored; see the trial errors above, "
                         f"or continue an interrupted sweep with --resume)")
     best = results.get_best_result(metric=METRIC, mode=MODE)
     best_overrides = space.overrides(best.config)
     best_cfg = validate_overrides(cfg, best_overrides)
-    best_path = save_config(best_cfg, sweep_dir / "best_config.yaml")
-    write_table(rows, sweep_dir / "results", title=f"Sweep {sweep_dir.name}: {cfg.method}, objective {METRIC} "
+    best_path = storage.as_location(storage.join(sweep_dir, "best_config.yaml"))
+    storage.write_text(best_path, yaml.safe_dump(best_cfg.model_dump(mode="json"), sort_keys=False))  # = save_config
+    write_table(rows, storage.join(sweep_dir, "results"), title=f"Sweep {name}: {cfg.method}, objective {METRIC} "
                 f"(last validation mAP, %)")
-    plot_objective(rows, space, METRIC, sweep_dir / "objective.png")
+    plot_objective(rows, space, METRIC, storage.join(sweep_dir, "objective.png"))
     errors = sum(1 for r in rows if r["status"] == "ERROR")
     unfinished = sum(1 for r in rows if r["status"] == "UNFINISHED")
     if unfinished or len(rows) < trials:
@@ -114,6 +123,8 @@ def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, swe
               flush=True)
     print(f"[reid] best trial {best.metrics.get('trial_id')}: {METRIC} {best.metrics.get(METRIC):.2f} with "
           + ", ".join(f"{k}={v}" for k, v in best_overrides.items()), flush=True)
-    print(f"[reid] best config: {best_path} (reid train --config {best_path})", flush=True)
+    use = (f"reid train --config {best_path}" if not storage.is_uri(best_path) else
+           "copy it to a local file for reid train --config")
+    print(f"[reid] best config: {best_path} ({use})", flush=True)
     return SearchOutcome(sweep_dir=sweep_dir, best_config=best_path, best_overrides=best_overrides,
                          best_score=float(best.metrics.get(METRIC, float("nan"))), rows=rows, errors=errors)

@@ -10,6 +10,7 @@ Every epoch reports the validation metrics (held-out training identities, reid.d
 objective select on); the test split is evaluated once at the end of the run, with the checkpoint chosen on
 validation, and reported last as `test/*` (its per-query AP and first-match ranks are in the run's test.json, which
 the ablation statistics resample).
+Runs go to `runs_dir`, a local directory or a URI (then `train` lands each run there, in-process trials too).
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, int | float | str | bool)}
 
 
-def selected_checkpoint(run_dir: Path) -> Path | None:
-    """The run's checkpoint chosen on the validation split (its best), else its newest."""
+def selected_checkpoint(run_dir: Path | str) -> Path | str | None:
+    """The run's checkpoint chosen on the validation split (its best), else its newest; a URI for a run stored
+    under one."""
+    from reid import storage
     from reid.evaluation.run.discovery import latest_checkpoint
 
-    best = run_dir / "best"
-    return best if best.is_dir() else latest_checkpoint(run_dir)
+    best = storage.join(run_dir, "best")
+    return storage.as_location(best) if storage.is_dir(best) else latest_checkpoint(run_dir)
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, runs_dir: str,
@@ -53,7 +56,9 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
     {"overrides": {...}, "test_overrides": {...} | None, "test_config": path | None}."""
     import ray.tune
 
+    from reid import storage
     from reid.config import ExperimentConfig, build_config, validate_overrides
+    from reid.evaluation.run.discovery import local_config
     from reid.evaluation.run.evaluate import TEST_FILE, evaluate, test_document
     from reid.training.api import train
 
@@ -63,7 +68,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
                              {**overrides, "name": f"{run_prefix}-{trial_id}", "ray.storage_path": runs_dir})
     last: dict[str, Any] = {}
 
-    def on_epoch(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+    def on_epoch(metrics: dict[str, Any], checkpoint_dir: Path | str | None) -> None:
         last.clear()
         last.update(_scalars(metrics))
         if checkpoint_dir is not None:
@@ -83,11 +88,11 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
     test = result.test
     if row and (row.get("test_overrides") or row.get("test_config")):
         # cross-dataset / single-image rows: the test split under the row's test settings replaces the run's own
-        files = [str(result.run_dir / "config.yaml")] + ([row["test_config"]] if row.get("test_config") else [])
+        files = [str(local_config(result.run_dir))] + ([row["test_config"]] if row.get("test_config") else [])
         test_cfg = validate_overrides(build_config(cfg.method, files), row.get("test_overrides") or {})
-        checkpoint = selected_checkpoint(Path(result.run_dir))
+        checkpoint = selected_checkpoint(result.run_dir)
         doc = test_document(evaluate(test_cfg, checkpoint, progress=False), checkpoint)
-        (Path(result.run_dir) / TEST_FILE).write_text(json.dumps(doc))
+        storage.write_text(storage.join(result.run_dir, TEST_FILE), json.dumps(doc))
         test = doc["metrics"]
     if test:
         ray.tune.report({**last, **{f"test/{k}": v for k, v in test.items() if isinstance(v, int | float)}})

@@ -16,6 +16,7 @@ DESCRIPTION = """Hyper-parameter sweeps and ablation tables, on Ray Tune.
   reid tune search adfta --space adfta --trials 16 --config adfta-synthetic ray.num_workers=0
   reid tune search asanet --space my-space.yaml --trials 32 --config asanet-mars ray.num_workers=2
   reid tune search adfta --space adfta --trials 16 --config adfta-synthetic --resume   # continue it
+  reid tune search adfta --space adfta --trials 16 --config adfta-synthetic --out s3://my-bucket/tune   # in a bucket
   reid tune ablation adfta-table4 --smoke --seeds 1                   # CI size: tiny synthetic set, 1 epoch
   reid tune ablation astpn-fig5 --full --seeds 3 --results-md results/astpn-fig5-synthetic-full.md
   reid tune ablation adfta-table4 --full --dataset paper ray.num_workers=4 ray.use_gpu=true   # GPU node
@@ -27,7 +28,9 @@ training identities, data.val_identities; never the test split); the best config
 paper's number beside ours (mean over seeds, 95% CI) and, for every pair of rows the paper orders, a paired bootstrap
 verdict holds / reversed / tie; a JSON sidecar (table.json) goes with it. Dose-response: the headline gap of one
 table run on a suite at several strengths (one sidecar each) against the strength, with its 95% CI, as a plot and a
-data file. See docs/tune.md."""
+data file. --out may be a URI (s3://, gs://): the Tune experiment, every trial's run (config, metrics, checkpoints),
+the tables and plots then live there (an S3-compatible server that is not AWS is named by AWS_ENDPOINT_URL), and
+--resume continues the experiment from there. See docs/tune.md and docs/operations.md (storage)."""
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -98,9 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
-    p.add_argument("--out", default=default_out, help=f"experiment root (default {default_out})")
+    p.add_argument("--out", default=default_out, help=f"experiment root: a local directory or a URI, s3://bucket/dir "
+                   f"or gs://..., where the experiment, the trials' runs and the outputs are written "
+                   f"(default {default_out})")
     p.add_argument("--name", help="experiment name (default derived from the method/table; no timestamp)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of the same name")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of the same name "
+                   "(in --out, local or a URI)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial process (fractions allowed; "
                    "default ray.cpus_per_worker for in-process trials)")
     p.add_argument("--max-concurrent", type=int, help="cap on concurrent trials (default: derived from CPUs)")
@@ -163,18 +169,20 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from reid import storage
     from reid.config import build_config
     from tune.search import SearchOptions, run_search
     from tune.spaces import load_space
 
     space = load_space(args.space)
     cfg = build_config(args.method, args.config, args.overrides)
-    opts = SearchOptions(trials=args.trials, out=Path(args.out), name=args.name, resume=args.resume, seed=args.seed,
+    opts = SearchOptions(trials=args.trials, out=args.out, name=args.name, resume=args.resume, seed=args.seed,
                          max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
                          max_failures=args.max_failures, grace_period=args.grace_period,
                          reduction_factor=args.reduction_factor, num_cpus=args.num_cpus)
     outcome = run_search(cfg, space, opts)
-    print(f"[reid] results: {outcome.sweep_dir / 'results.md'}, plot: {outcome.sweep_dir / 'objective.png'}")
+    print(f"[reid] results: {storage.join(outcome.sweep_dir, 'results.md')}, "
+          f"plot: {storage.join(outcome.sweep_dir, 'objective.png')}")
     return 1 if outcome.errors == len(outcome.rows) else 0
 
 
@@ -183,6 +191,7 @@ def _ablation(args: argparse.Namespace) -> int:
 
     from reid import storage
     from tune.ablation import load_spec, render, run_ablation
+    from tune.runner import experiment_dir
 
     spec = load_spec(args.table)
     if args.from_results:
@@ -192,31 +201,24 @@ def _ablation(args: argparse.Namespace) -> int:
         recorded = json.loads(storage.read_text(source))
         if args.hardware:
             recorded.setdefault("meta", {})["hardware"] = args.hardware
-        if storage.is_uri(source):  # render locally, then put table.md/.csv/.json beside results.json
-            import tempfile
-
-            table = render(spec, recorded, Path(tempfile.mkdtemp(prefix="reid-table-")) / "table")
-            for f in sorted(table.parent.iterdir()):
-                storage.write_bytes(storage.join(storage.parent(source), f.name), f.read_bytes())
-        else:
-            table = render(spec, recorded, Path(source).with_name("table"))
+        table = render(spec, recorded, storage.join(storage.parent(source), "table"))  # beside results.json
     else:
         rows = [int(i) for i in args.rows.split(",")] if args.rows else None
         if rows and any(not 0 <= i < len(spec.rows) for i in rows):
             raise ReidError(f"--rows: indices must be in 0..{len(spec.rows) - 1}")
         run_ablation(spec, dataset=args.dataset, size=args.size, config_files=args.config,
-                     user_overrides=args.overrides, out=Path(args.out), name=args.name, resume=args.resume,
+                     user_overrides=args.overrides, out=args.out, name=args.name, resume=args.resume,
                      epochs=args.epochs, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
                      num_cpus=args.num_cpus, max_failures=args.max_failures, hardware=args.hardware, rows=rows,
                      seeds=args.seeds, command=command_line(args))
         name = args.name or f"{spec.table}-{args.dataset}-{args.size}"
-        table = (Path(args.out) / name / "table.md").resolve()
-    print(table.read_text())
+        table = storage.join(experiment_dir(args.out, name), "table.md")
+    print(storage.read_text(table))
     if args.results_md:
         target = args.results_md
         sidecar = _with_suffix(target, ".json")
-        storage.write_bytes(target, table.read_bytes())  # local: parents made, replaced atomically
-        storage.write_bytes(sidecar, table.with_suffix(".json").read_bytes())
+        storage.write_bytes(target, storage.read_bytes(table))  # local: parents made, replaced atomically
+        storage.write_bytes(sidecar, storage.read_bytes(_with_suffix(str(table), ".json")))
         print(f"[reid] table copied to {target} (+ {storage.name(sidecar)})")
     return 0
 

@@ -3,6 +3,9 @@
 A run lives in `<ray.storage_path>/<run name>/`: `config.yaml` (the resolved config), `metrics.jsonl`,
 checkpoints (`checkpoints/epoch_NNNN/` in-process; Ray Train's `checkpoint_<timestamp>/` under Ray),
 `best/` (in-process) or `summary.json` naming the best checkpoint, `test.json`, `eval.json`, `report.html`.
+`ray.storage_path` may be a URI (s3://, gs://; reid.storage): Ray Train runs store there directly, in-process runs
+train in a local scratch directory and upload each epoch (`_train_into_uri`); either way the files training writes
+land there and `TrainResult` names the run and its checkpoints by URI.
 Evaluation (`evaluate`, run and checkpoint discovery, reports) is the evaluation side's: `reid.evaluation.run`.
 """
 
@@ -24,9 +27,9 @@ from reid.evaluation.run.evaluate import TEST_FILE, evaluate, test_document
 
 @dataclass
 class TrainResult:
-    run_dir: Path  # a URI string ("s3://bucket/runs/<name>") when ray.storage_path is one (_finish_uri_run)
+    run_dir: Path | str  # a URI string ("s3://bucket/runs/<name>") when ray.storage_path is one
     history: list[dict[str, Any]] = field(default_factory=list)
-    best_checkpoint: Path | None = None
+    best_checkpoint: Path | str | None = None  # a URI string too under a URI storage path
     best_map: float = -1.0
     final: dict[str, Any] = field(default_factory=dict)
     # the test split, evaluated once at the end with the checkpoint chosen on validation ({} when not evaluated)
@@ -56,23 +59,35 @@ def resume_source(run_dir: str | Path) -> tuple[str, list[str]]:
 
 
 def run_dir_for(cfg: ExperimentConfig) -> Path:
-    storage = cfg.ray.storage_path
-    if "://" in storage:
-        raise ReidError("in-process runs need a local ray.storage_path; cloud URIs need Ray workers")
-    return Path(storage).resolve() / cfg.run_name()
+    """The local run directory `<ray.storage_path>/<run name>`; a run stored under a URI has none (`run_location`)."""
+    if storage.is_uri(cfg.ray.storage_path):
+        raise ReidError(f"ray.storage_path={cfg.ray.storage_path} is a URI: the run has no local directory")
+    return Path(cfg.ray.storage_path).resolve() / cfg.run_name()
+
+
+def run_location(cfg: ExperimentConfig) -> Path | str:
+    """Where the run lives: its local directory, or `<ray.storage_path>/<run name>` when that is a URI."""
+    if storage.is_uri(cfg.ray.storage_path):
+        return storage.join(cfg.ray.storage_path, cfg.run_name())
+    return run_dir_for(cfg)
 
 
 def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *, test: bool = True) -> TrainResult:
     """Train `cfg`: in-process when `ray.num_workers == 0`, otherwise with Ray Train. Resumes an existing run.
 
     callbacks: Ray Train `UserCallback`s (e.g. Tune's `TuneReportCallback`) for Ray runs; on_epoch(metrics,
-    checkpoint_dir | None) is called after every epoch of an in-process run (e.g. to `ray.tune.report`).
+    checkpoint_dir | None) is called after every epoch of an in-process run (e.g. to `ray.tune.report`), with the
+    checkpoint's URI when the run is stored under one.
+    An in-process run under a URI `ray.storage_path` trains in a local scratch directory and lands in the URI
+    (`_train_into_uri`): the same files as a Ray Train run stored there (config, metrics, summary, checkpoints).
     test: evaluate the test split once at the end with the checkpoint chosen on validation (`_test_at_end`); sweeps,
     which only compare validation scores, and callers that evaluate the test split themselves pass False.
     """
     manifest_path = _with_validation_split(cfg, manifest_path_for(cfg))
     if cfg.ray.num_workers == 0:
-        result = _train_local(cfg, manifest_path, on_epoch)
+        if storage.is_uri(cfg.ray.storage_path):
+            return _train_into_uri(cfg, manifest_path, on_epoch, test)
+        result = _train_local(cfg, manifest_path, run_dir_for(cfg), on_epoch)
         return _test_at_end(cfg, result) if test else result
     from reid.training.driver import fit_ray
 
@@ -86,7 +101,8 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *
     if result.error is not None:
         raise result.error
     if "://" in cfg.ray.storage_path:
-        return _finish_uri_run(cfg, result)
+        out = _finish_uri_run(cfg, result)
+        return _test_at_end(cfg, out) if test else out
     run_dir = Path(result.path)  # local storage: Ray's absolute run directory
     save_config(cfg, run_dir / "config.yaml")
     history = read_history(run_dir) or _metrics_history(result)
@@ -106,23 +122,26 @@ def _with_validation_split(cfg: ExperimentConfig, manifest_path: Path | str) -> 
     under a URI (Ray workers on other nodes must read it; the dataset's own bucket may be read-only)."""
     from reid.data.validation import write_validation_manifest
 
-    if "://" in cfg.ray.storage_path:
-        out_dir: Path | str = storage.join(cfg.ray.storage_path, cfg.run_name())
-    else:
-        out_dir = run_dir_for(cfg)
-    return write_validation_manifest(manifest_path, cfg.data.val_identities, out_dir)
+    return write_validation_manifest(manifest_path, cfg.data.val_identities, run_location(cfg))
 
 
-def _test_at_end(cfg: ExperimentConfig, result: TrainResult) -> TrainResult:
+def _test_at_end(cfg: ExperimentConfig, result: TrainResult, local_copy: Path | None = None) -> TrainResult:
     """Evaluate the test split once, with the checkpoint chosen on validation, and keep it apart from the per-epoch
     validation: `result.test`, `summary.json` ("test") and `test.json` (metrics + per-query AP and first-match rank,
-    which the ablation statistics resample). Skipped for runs stored under a URI (their checkpoints are remote)."""
-    if result.best_checkpoint is None or "://" in str(result.run_dir):
+    which the ablation statistics resample), beside the run's other files (in the bucket for a URI run; a checkpoint
+    named by URI is downloaded into a temporary directory, removed afterwards, unless `local_copy` of it is given)."""
+    import tempfile
+
+    if result.best_checkpoint is None:
         return result
-    outcome = evaluate(cfg, Path(result.best_checkpoint), progress=False)
+    with tempfile.TemporaryDirectory(prefix="reid-test-") as tmp:
+        checkpoint = local_copy or result.best_checkpoint
+        if storage.is_uri(checkpoint):
+            checkpoint = storage.local_dir(checkpoint, tmp)
+        outcome = evaluate(cfg, checkpoint, progress=False)
     doc = test_document(outcome, result.best_checkpoint)
     result.test = doc["metrics"]
-    (Path(result.run_dir) / TEST_FILE).write_text(json.dumps(doc))
+    storage.write_text(storage.join(result.run_dir, TEST_FILE), json.dumps(doc))
     _write_summary(result)
     return result
 
@@ -179,7 +198,67 @@ def _metrics_history(result) -> list[dict[str, Any]]:
     return df.to_dict("records") if df is not None else [dict(result.metrics or {})]
 
 
-def _train_local(cfg: ExperimentConfig, manifest_path: Path, on_epoch=None) -> TrainResult:
+def _train_into_uri(cfg: ExperimentConfig, manifest_path: Path | str, on_epoch, test: bool) -> TrainResult:
+    """An in-process run whose `ray.storage_path` is a URI: it trains in a local scratch directory and lands in
+    `<URI>/<run name>` with the layout of a local in-process run (config.yaml, metrics.jsonl, checkpoints/epoch_NNNN/,
+    best/, summary.json, test.json), every returned path a URI.
+
+    An earlier attempt's files are fetched into the scratch directory first, so a retried trial or `--resume` continues
+    from the latest checkpoint in the bucket. config.yaml is written there before training (for `--resume`); after
+    every epoch the new checkpoint, `best/`, metrics.jsonl and summary.json are uploaded and the checkpoints beyond
+    `train.keep_checkpoints` deleted there (`_uploading`), so a process that dies loses the epoch in flight only, as
+    a Ray Train run does. The scratch directory is removed at the end, also when `on_epoch` ends the run (Tune's
+    `report` raises SystemExit in a trial that its scheduler stops).
+    """
+    import shutil
+    import tempfile
+
+    target = str(run_location(cfg))
+    scratch_root = Path(tempfile.mkdtemp(prefix="reid-scratch-"))
+    scratch = scratch_root / cfg.run_name()
+    try:
+        if storage.is_dir(storage.join(target, "checkpoints")):
+            storage.copy_dir(target, scratch)
+        storage.write_text(storage.join(target, "config.yaml"), _config_yaml(cfg))
+        local = _train_local(cfg, manifest_path, scratch, _uploading(scratch, target, cfg.train.keep_checkpoints,
+                                                                      on_epoch))
+        best = storage.join(target, "best") if local.best_checkpoint is not None else None
+        out = TrainResult(run_dir=target, history=local.history, best_checkpoint=best, best_map=local.best_map,
+                          final=local.final)
+        _write_summary(out)
+        return _test_at_end(cfg, out, local_copy=local.best_checkpoint) if test else out
+    finally:
+        shutil.rmtree(scratch_root, ignore_errors=True)
+
+
+def _uploading(scratch: Path, target: str, keep: int, on_epoch):
+    """The per-epoch hook of `_train_into_uri`: mirror the epoch's checkpoint, best/ and metrics.jsonl of the local
+    run `scratch` into `target` and write summary.json there, then call `on_epoch(metrics, checkpoint URI | None)`.
+    The summary comes first because `on_epoch` may not return: Tune stops a trial inside its last `report`, so
+    nothing after the last epoch's hook is sure to run in a sweep."""
+
+    def after_epoch(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        uploaded = None
+        if checkpoint_dir is not None:
+            uploaded = storage.copy_dir(checkpoint_dir, storage.join(target, "checkpoints", checkpoint_dir.name))
+            if metrics.get("is_best"):
+                storage.remove(storage.join(target, "best"))
+                storage.copy_dir(uploaded, storage.join(target, "best"))  # within the bucket: nothing uploaded twice
+            kept = sorted(n for n in storage.list_dir(storage.join(target, "checkpoints")) if n.startswith("epoch_"))
+            for old in kept[:-keep]:
+                storage.remove(storage.join(target, "checkpoints", old))
+        storage.write_bytes(storage.join(target, "metrics.jsonl"), (scratch / "metrics.jsonl").read_bytes())
+        history = read_history(scratch)
+        best = storage.join(target, "best") if (scratch / "best").is_dir() else None
+        _write_summary(TrainResult(run_dir=target, history=history, best_checkpoint=best, final=history[-1],
+                                   best_map=max((h.get("best_mAP", -1.0) for h in history), default=-1.0)))
+        if on_epoch is not None:
+            on_epoch(metrics, uploaded)
+
+    return after_epoch
+
+
+def _train_local(cfg: ExperimentConfig, manifest_path: Path | str, run_dir: Path, on_epoch=None) -> TrainResult:
     from reid.data.batching import iter_local_batches
     from reid.registry import get_method
     from reid.training.session import LocalSession
@@ -187,7 +266,6 @@ def _train_local(cfg: ExperimentConfig, manifest_path: Path, on_epoch=None) -> T
 
     manifest = read_manifest(manifest_path)
     spec = get_method(cfg.method)
-    run_dir = run_dir_for(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
 
@@ -216,5 +294,4 @@ def _summary(result: TrainResult) -> dict[str, Any]:
 
 
 def _write_summary(result: TrainResult) -> None:
-    result.run_dir.mkdir(parents=True, exist_ok=True)
-    (result.run_dir / "summary.json").write_text(json.dumps(_summary(result), indent=2))
+    storage.write_text(storage.join(result.run_dir, "summary.json"), json.dumps(_summary(result), indent=2))

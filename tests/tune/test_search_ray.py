@@ -1,4 +1,8 @@
-"""Sweeps on a real (small) Ray cluster: in-process trials, tiny synthetic set, 1 epoch, ResNet-18 at 64x32, T=2."""
+"""Sweeps on a real (small) Ray cluster: in-process trials, tiny synthetic set, 1 epoch, ResNet-18 at 64x32, T=2.
+
+The sweeps of the first two tests live in an S3 bucket (moto's server on 127.0.0.1, tests/ops/storage_server.py),
+`--out s3://...` as on a cluster without a shared file system: the Tune experiment, the trials' runs and the sweep's
+outputs are read back through reid.storage, and the interrupted sweep is resumed from the bucket."""
 
 from __future__ import annotations
 
@@ -8,8 +12,10 @@ import signal
 
 import pytest
 
+from reid import storage
 from reid.config import build_config
 from reid.errors import ReidError
+from tests.ops.storage_server import s3_server
 from tune.search import SearchOptions, run_search
 from tune.spaces import space_from_mapping
 
@@ -20,7 +26,14 @@ TINY = ["data.synth_preset=tiny", "ray.num_workers=0", "train.epochs=1", "model.
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def s3():
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(s3):
+    """Started after the S3 server: Ray's workers inherit its endpoint (AWS_ENDPOINT_URL) from this process."""
     import ray
 
     from tune.runner import start_local_ray
@@ -44,21 +57,56 @@ SPACE = {"method": "baseline", "params": {"loss.triplet_margin": "uniform(0.1, 0
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_two_trial_optuna_search_writes_the_best_config(ray_cluster, tiny_cfg, tmp_path):
+@pytest.mark.timeout(300)
+def test_two_trial_optuna_search_writes_the_best_config(ray_cluster, s3, tiny_cfg, tmp_path, monkeypatch):
+    """A sweep into a bucket: in-process trials train in scratch directories and land their runs there; a run's
+    test split evaluated at the end (what ablation rows report) is written beside it."""
+    import json
+
+    from ray import tune
+
+    from reid.evaluation.run.discovery import local_config
+    from reid.training.api import TrainResult, _test_at_end
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     space = space_from_mapping("margin", SPACE)
-    out = run_search(tiny_cfg, space, SearchOptions(trials=2, out=tmp_path, cpus_per_trial=1.0, seed=0))
+    out = run_search(tiny_cfg, space, SearchOptions(trials=2, out=s3.uri("tune"), cpus_per_trial=1.0, seed=0))
+    assert out.sweep_dir == s3.uri("tune", "baseline-margin") and tune.Tuner.can_restore(out.sweep_dir)
     assert len(out.rows) == 2 and out.errors == 0
     assert all(r["epochs"] == 1 and r["checkpoint_score"] >= 0 for r in out.rows)
-    best = build_config(None, [str(out.best_config)])  # what `reid train --config` does with it
+    assert out.best_config == s3.uri("tune", "baseline-margin", "best_config.yaml")
+    local_best = tmp_path / "best_config.yaml"
+    local_best.write_text(storage.read_text(out.best_config))
+    best = build_config(None, [str(local_best)])  # what `reid train --config` does with it
     assert best.method == "baseline" and best.loss["triplet_margin"] == pytest.approx(
         out.best_overrides["loss.triplet_margin"])
     assert out.rows[0]["checkpoint_score"] == pytest.approx(out.best_score)
     assert out.rows[0]["loss.triplet_margin"] == pytest.approx(best.loss["triplet_margin"])
     for name in ("results.csv", "results.md", "objective.png"):
-        assert (out.sweep_dir / name).stat().st_size > 0
-    runs = sorted((out.sweep_dir / "runs").iterdir())
-    assert len(runs) == 2 and all(r.name.startswith("baseline-margin-") for r in runs)
+        assert len(storage.read_bytes(storage.join(out.sweep_dir, name))) > 0
+    assert storage.read_bytes(storage.join(out.sweep_dir, "objective.png")).startswith(b"\x89PNG")
+    runs_dir = storage.join(out.sweep_dir, "runs")
+    runs = storage.list_dir(runs_dir)
+    assert len(runs) == 2 and all(r.startswith("baseline-margin-") for r in runs)
+    for name in runs:
+        run = storage.join(runs_dir, name)
+        assert {"config.yaml", "metrics.jsonl", "summary.json", "checkpoints", "best"} <= set(storage.list_dir(run))
+        assert storage.list_dir(storage.join(run, "checkpoints")) == ["epoch_0001"]
+        summary = json.loads(storage.read_text(storage.join(run, "summary.json")))
+        assert summary["best_checkpoint"] == storage.join(run, "best") and summary["epochs"] == 1
+        assert storage.is_file(storage.join(run, "best", "state.pt"))
+        # config.yaml names the bucket, so `reid train --resume <run URI>` continues the run there
+        assert build_config(None, [str(local_config(run))]).ray.storage_path == runs_dir
+    run = storage.join(runs_dir, runs[0])
+    tested = _test_at_end(build_config(None, [str(local_config(run))]),
+                          TrainResult(run_dir=run, best_checkpoint=storage.join(run, "best")))
+    doc = json.loads(storage.read_text(storage.join(run, "test.json")))
+    assert tested.test["valid_queries"] > 0 and doc["checkpoint"] == storage.join(run, "best")
+    in_summary = json.loads(storage.read_text(storage.join(run, "summary.json")))["test"]
+    assert doc["metrics"]["mAP"] == in_summary["mAP"] == pytest.approx(tested.test["mAP"])
+    assert list(cwd.iterdir()) == []  # nothing in the working directory
 
 
 class InterruptAfterFirstTrial:
@@ -74,25 +122,36 @@ class InterruptAfterFirstTrial:
         return _Cb()
 
 
+def trial_results(sweep: str) -> dict[str, str]:
+    """Trial directory name -> its result.json text, of the Tune experiment at `sweep` (in the bucket)."""
+    out = {}
+    for name in storage.list_dir(sweep):
+        path = storage.join(sweep, name, "result.json")
+        if storage.is_file(path):
+            out[name] = storage.read_text(path)
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_interrupted_sweep_resumes_without_rerunning_completed_trials(ray_cluster, tiny_cfg, tmp_path):
+def test_interrupted_sweep_resumes_without_rerunning_completed_trials(ray_cluster, s3, tiny_cfg):
+    """The experiment lives in the bucket: interrupted, then continued with --resume from there."""
     from ray import tune
 
     space = space_from_mapping("margin", SPACE)
-    opts = SearchOptions(trials=2, out=tmp_path, name="resume-me", max_concurrent=1, cpus_per_trial=1.0)
+    opts = SearchOptions(trials=2, out=s3.uri("tune"), name="resume-me", max_concurrent=1, cpus_per_trial=1.0)
     first = run_search(tiny_cfg, space, opts, callbacks=[InterruptAfterFirstTrial()])
     assert [r["status"] for r in first.rows].count("TERMINATED") == 1
-    sweep = tmp_path / "resume-me"
-    assert tune.Tuner.can_restore(str(sweep))
-    done_before = {p.parent.name: p.read_text() for p in sweep.glob("*/result.json") if p.read_text().strip()}
+    sweep = s3.uri("tune", "resume-me")
+    assert tune.Tuner.can_restore(sweep)
+    done_before = {k: v for k, v in trial_results(sweep).items() if v.strip()}
     assert len(done_before) == 1  # interrupted after the first of the two trials (one at a time)
     with pytest.raises(ReidError, match="--resume"):
         run_search(tiny_cfg, space, opts)  # the name is taken: refuse to overwrite without --resume
     opts.resume = True
     out = run_search(tiny_cfg, space, opts)
     assert len(out.rows) == 2 and out.errors == 0
-    results = {p.parent.name: p.read_text() for p in sweep.glob("*/result.json")}
+    results = trial_results(sweep)
     assert len(results) == 2
     for trial_dir, text in done_before.items():
         assert results[trial_dir] == text  # finished before the interruption: not run again
