@@ -8,17 +8,30 @@ the head advertises the `reid_driver` slots (jobs/submit.py) and hosts this test
    finishes, and its final weights are those of the uninterrupted run of the same configuration (the ops tests'
    reference job, conftest `reference_job`, on a single-node head: where the workers ran changes nothing);
 2. every report passes through a Train controller on the head (the driver's node: Ray Train pins it there), never
-   on a worker node whose loss would end the run.
+   on a worker node whose loss would end the run;
+3. a Train-inside-Tune sweep (`tune.search.run_search`, four one-worker trials one after another) loses a fresh
+   GPU-like node while a trial's Train worker runs there: the trial fails, Tune retries it (FailureConfig of the
+   sweep, `--max-failures`) on the spot node, the sweep completes with every trial TERMINATED, and every trial
+   process and Train controller ran on the head (the trials take a `reid_driver` slot, tune/runner.py). Four trials
+   in a row also cover the regression where the placement groups of finished Train-inside-Tune runs were left behind
+   and the fourth trial hung (dashboard off, ray 2.60: shared/notes/ray-2.60-facts.md section 3.4).
 
 Blocker actors fill the CPUs of the nodes that must not take the Train workers, so placement is decided here and
-not by chance.
+not by chance. The head runs the dashboard and its raylet has RAY_ADDRESS pointing at this cluster, as
+`reid.ray_runtime` starts every cluster: Ray Train's PlacementGroupCleaner (a detached actor on the head) asks the
+State API, which the dashboard serves, whether a run's controller is gone; without it, or asking another cluster of
+this shared machine, the placement groups of finished runs stay or live ones are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 import ray
@@ -27,15 +40,20 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from jobs.audit import ReportAuditLog, check_reports, read_events
 from jobs.local_cluster import free_port, kill_processes_mentioning
 from jobs.submit import DRIVER_RESOURCE
+from reid.config import build_config
+from reid.ray_runtime import own_address_for_workers
 from reid.training.api import train
 from tests.ops.helpers import (
     ATTEMPTS,
+    TINY,
     assert_same_weights,
     final_state,
     short_tmpdir,
     tiny_config,
     token_mode,
 )
+from tune.search import SearchOptions, run_search
+from tune.spaces import space_from_mapping
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -66,12 +84,15 @@ def cluster_of_three():
             for attempt in range(ATTEMPTS):
                 cluster = None
                 try:
-                    cluster = Cluster(initialize_head=True, head_node_args={
-                        "num_cpus": 2, "resources": {DRIVER_RESOURCE: 100}, "object_store_memory": NODE_MEMORY,
-                        "temp_dir": str(temp), "include_dashboard": False, "dashboard_port": free_port(),
-                        "dashboard_agent_listen_port": free_port()})  # never another cluster's defaults
-                    gpu_like = cluster.add_node(num_cpus=2, resources={"gpu_like": 1}, object_store_memory=NODE_MEMORY)
-                    spot = cluster.add_node(num_cpus=2, resources={"spot_cpu": 1}, object_store_memory=NODE_MEMORY)
+                    with own_address_for_workers():  # RAY_ADDRESS of this cluster for its raylets (docstring)
+                        cluster = Cluster(initialize_head=True, head_node_args={
+                            "num_cpus": 2, "resources": {DRIVER_RESOURCE: 100}, "object_store_memory": NODE_MEMORY,
+                            "temp_dir": str(temp), "include_dashboard": True, "dashboard_port": free_port(),
+                            "dashboard_agent_listen_port": free_port()})  # never another cluster's defaults
+                        assert cluster.address == os.environ["RAY_ADDRESS"], (cluster.address, os.environ["RAY_ADDRESS"])
+                        gpu_like = cluster.add_node(num_cpus=2, resources={"gpu_like": 1},
+                                                    object_store_memory=NODE_MEMORY)
+                        spot = cluster.add_node(num_cpus=2, resources={"spot_cpu": 1}, object_store_memory=NODE_MEMORY)
                     break
                 except Exception:
                     if cluster is not None:
@@ -92,6 +113,29 @@ def cluster_of_three():
 
 def _node_of(resource: str) -> str:
     return next(n["NodeID"] for n in ray.nodes() if n["Alive"] and resource in n["Resources"])
+
+
+@contextlib.contextmanager
+def _ray_address(address: str) -> Iterator[None]:
+    """RAY_ADDRESS=`address` for the processes of a node added now (as the fixture's nodes got it)."""
+    before = os.environ.get("RAY_ADDRESS")
+    os.environ["RAY_ADDRESS"] = address
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_ADDRESS", None)
+        else:
+            os.environ["RAY_ADDRESS"] = before
+
+
+def _actors(address: str, **equal: str) -> list:
+    """Every actor the cluster has known with these column values, dead ones included (State API, served by the
+    dashboard), e.g. `_actors(address, class_name="TrainController")`."""
+    from ray.util.state import list_actors
+
+    return list_actors(address=address, filters=[(k, "=", v) for k, v in equal.items()], limit=10_000,
+                       raise_on_missing_output=False)
 
 
 @pytest.mark.timeout(1200)
@@ -137,3 +181,83 @@ def test_a_killed_gpu_like_node_restarts_the_run_on_the_spot_node_with_the_same_
     state, ref_state = final_state(result.run_dir), final_state(reference_job.run_dir)
     assert state["next_epoch"] == ref_state["next_epoch"] == EPOCHS  # 0-based: the epoch after the last
     assert_same_weights(ref_state["model"], state["model"])
+
+
+# the margin only: the four trials are equally cheap (tests/tune/test_search_ray.py)
+MARGIN = {"method": "baseline", "params": {"loss.triplet_margin": "uniform(0.1, 0.8)"}}
+TRIALS = 4
+
+
+@pytest.mark.timeout(900)  # about 250 s on an idle 2-core machine
+def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_completes(cluster_of_three, ops_data,
+                                                                                        tmp_path):
+    from ray.tune import ExperimentAnalysis
+
+    cluster, gpu_like, _ = cluster_of_three
+    if gpu_like not in cluster.worker_nodes:  # the first test removed it: a fresh GPU-like node
+        with _ray_address(cluster.address):
+            gpu_like = cluster.add_node(num_cpus=2, resources={"gpu_like": 1}, object_store_memory=NODE_MEMORY)
+    head_id = ray.get_runtime_context().get_node_id()
+    assert _node_of(DRIVER_RESOURCE) == head_id  # the Tune driver (this process) runs on the head
+    gpu_id, spot_id = _node_of("gpu_like"), _node_of("spot_cpu")
+    head_blocker = _blocker_on(head_id)
+    spot_blocker = _blocker_on(spot_id)  # the first Train worker starts on the GPU-like node
+
+    # ray.max_failures=0 (the default, said here): the lost worker fails the Train run and with it the trial, so it
+    # is Tune that retries it (a Train-level retry would restart the worker group inside the same trial)
+    cfg = build_config("baseline", [], [f"data.root={ops_data}", *TINY, "train.epochs=1", "ray.num_workers=1",
+                                        "ray.cpus_per_worker=0.5", "data.decode_cpus=0.25", "ray.max_failures=0"])
+    kinds = ("ImplicitFunc", "TrainController", "RayTrainWorker")  # a trial process, its controller, its worker
+    before = {a.actor_id for kind in kinds for a in _actors(cluster.address, class_name=kind)}  # the first test's
+    removed: dict[str, float] = {}
+
+    def kill_gpu_like_node_while_a_train_worker_decodes_there() -> None:
+        """Remove the GPU-like node once a Train worker and a decoding actor (Ray Data's `MapWorker(...)`) are alive
+        on it: the training loop is reading its data stream."""
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                names = [a.class_name for a in _actors(cluster.address, node_id=gpu_id, state="ALIVE")]
+            except Exception as exc:  # the State API of a busy machine times out now and then: ask again
+                removed.setdefault("state_api_errors", 0)
+                removed["state_api_errors"] += 1
+                print("State API:", type(exc).__name__, str(exc)[:200])
+                names = []
+            if "RayTrainWorker" in names and any(n.startswith("MapWorker(") for n in names):
+                ray.kill(spot_blocker)  # room on the spot node for the retried trial and the ones after it
+                cluster.remove_node(gpu_like, allow_graceful=False)
+                removed["at"] = time.time()
+                return
+            time.sleep(0.5)
+
+    chaos = threading.Thread(target=kill_gpu_like_node_while_a_train_worker_decodes_there, daemon=True)
+    chaos.start()
+    out = run_search(cfg, space_from_mapping("margin", MARGIN),
+                     SearchOptions(trials=TRIALS, out=tmp_path, name="node-loss", max_concurrent=1, seed=0,
+                                   max_failures=2))
+    chaos.join(60)
+    ray.kill(head_blocker)
+
+    assert "at" in removed, "the GPU-like node was never removed"
+    # Tune's record: every trial TERMINATED, one of them after exactly one failure (the node loss: nothing else fails)
+    assert len(out.rows) == TRIALS and out.errors == 0, out.rows
+    assert all(r["status"] == "TERMINATED" and r["epochs"] == 1 and r["checkpoint_score"] >= 0 for r in out.rows)
+    trials = ExperimentAnalysis(str(out.sweep_dir)).trials
+    failures = {t.trial_id: t.num_failures for t in trials}
+    assert sorted(failures.values()) == [0] * (TRIALS - 1) + [1], failures
+    retried = next(tid for tid, n in failures.items() if n == 1)
+    # Tune keeps the failure it retried: the Train run's worker on the GPU-like node failed its health check
+    errors = {p.parent.name.split("_")[2]: p.read_text() for p in out.sweep_dir.glob("run_trial_*/error.txt")}
+    assert errors.keys() == {retried}, errors.keys()
+    assert "WorkerGroupError" in errors[retried] and f"node_id='{gpu_id}'" in errors[retried], errors[retried][-3000:]
+    assert any((out.sweep_dir / "runs" / f"node-loss-{retried}").glob("checkpoint_*"))  # the retry finished its run
+    # where everything ran: one trial process and one Train controller per attempt (4 trials + 1 retry), all on the
+    # head; the Train workers: the killed one on the GPU-like node, every later one on the spot node
+    ran = {kind: [a for a in _actors(cluster.address, class_name=kind) if a.actor_id not in before] for kind in kinds}
+    print("sweep actors:", {k: Counter(a.node_id[:8] for a in v) for k, v in ran.items()},
+          "head", head_id[:8], "gpu_like", gpu_id[:8], "spot", spot_id[:8])  # -rP / -s
+    assert len(ran["ImplicitFunc"]) == len(ran["TrainController"]) == TRIALS + 1, ran
+    assert {a.node_id for a in ran["ImplicitFunc"] + ran["TrainController"]} == {head_id}
+    assert Counter(a.node_id for a in ran["RayTrainWorker"]) == {gpu_id: 1, spot_id: TRIALS}
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert alive == {head_id, spot_id}  # the sweep finished on what was left
