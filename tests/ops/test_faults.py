@@ -75,7 +75,7 @@ def test_corrupt_videos_are_skipped_and_counted_and_fail_past_the_threshold(driv
     n_train = len(manifest.by_role("train"))
     strict_fraction = f"{1.5 / n_train:.4f}"  # tolerates one unreadable tracklet, not two
     # damage two videos that the first batch of epoch 0 decodes: one overwritten, one cut to its first KiB
-    first = global_plan(manifest.records, cfg, get_method(cfg.method).batching, 0, 1)[0]
+    first = global_plan(manifest.records, cfg.data, cfg.seed, get_method(cfg.method).batching, 0, 1)[0]
     victims = sorted({int(i) for i in first.indices})[:2]
     paths = [data / manifest.records[i].video for i in victims]
     paths[0].write_bytes(b"\x00garbage" * 512)

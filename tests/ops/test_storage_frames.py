@@ -68,9 +68,9 @@ def test_a_batch_with_keypoints_from_the_bucket_equals_the_local_batch(stores):
     local, remote = stores["video"]
     c = ExperimentConfig(seed=5, data={"height": 32, "width": 16, "seq_len": 4, "ids_per_batch": 2,
                                        "tracklets_per_id": 2, "decode_timeout_s": 30, "val_identities": 0})
-    row = global_plan(local.records, c, "pk", 0, 1)[0]
-    a = make_batch(row, local, c, {"frames", "keypoints"}, train=True)
-    b = make_batch(row, remote, c, {"frames", "keypoints"}, train=True)
+    row = global_plan(local.records, c.data, c.seed, "pk", 0, 1)[0]
+    a = make_batch(row, local, c.data, {"frames", "keypoints"}, train=True)
+    b = make_batch(row, remote, c.data, {"frames", "keypoints"}, train=True)
     assert sorted(a) == sorted(b)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -221,8 +221,8 @@ def test_a_pipeline_epoch_reads_the_bucket_and_counts_unreadable_tracklets(ray_l
                                "max_errored_fraction": 0.2, "batches_per_epoch": 4})
     name = f"test-bucket-{store}"
     ledger = get_or_create_ledger(name)
-    s = open_rank_stream(storage.join(uri, "manifest.parquet"), c, {"frames"}, "pk", rank=0, world_size=1,
-                         start_epoch=0, ledger_name=name)
+    s = open_rank_stream(storage.join(uri, "manifest.parquet"), c.data, c.seed, {"frames"}, "pk", rank=0,
+                         world_size=1, start_epoch=0, end_epoch=c.train.epochs, ledger_name=name)
     batches = [{k: v.numpy() for k, v in b.items()} for b in s.epoch(0)]
     assert len(batches) == 4
     for b in batches:
