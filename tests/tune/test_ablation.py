@@ -99,25 +99,33 @@ def test_table_renders_paper_numbers_beside_recorded_results(tmp_path):
 def test_smoke_run_writes_table_statistics_and_sidecar(tmp_path):
     """`reid tune ablation --smoke` end to end on a small Ray cluster: 2 rows x 2 seeds as 4 in-process trials on the
     tiny set; every trial keeps its test split's per-query scores, the table carries intervals and the paper's
-    orderings with verdicts, and the JSON sidecar has the issue's schema and is copied beside --results-md."""
+    orderings with verdicts, and the JSON sidecar has the issue's schema and is copied beside --results-md.
+    The experiment lives in an S3 bucket (moto on 127.0.0.1, `--out s3://...`): the trials' runs, their test.json,
+    results.json and the table are read back from there."""
     import ray
 
+    from reid import storage
     from reid.cli import main
+    from tests.ops.storage_server import s3_server
     from tune.runner import start_local_ray
 
-    start_local_ray(num_cpus=2, object_store_memory=300 * 1024**2, attempts=5)
-    try:
-        dest = tmp_path / "results" / "adfta-table4.md"
-        code = main(["tune", "ablation", "adfta-table4", "--smoke", "--seeds", "2", "--rows", "0,5",
-                     "--out", str(tmp_path / "ablations"), "--cpus-per-trial", "1", "--results-md", str(dest),
-                     f"data.root={tmp_path / 'synth'}", "ray.num_workers=0", "model.pretrained=false",
-                     "data.height=64", "data.width=32", "data.seq_len=2", "data.batches_per_epoch=1",
-                     "data.test_sampler=restricted", "ray.object_store_memory=314572800"])
-    finally:
-        ray.shutdown()
-    assert code == 0
-    exp = tmp_path / "ablations" / "adfta-table4-synthetic-smoke"
-    recorded = json.loads((exp / "results.json").read_text())
+    with s3_server() as s3:  # before Ray: its workers inherit AWS_ENDPOINT_URL
+        start_local_ray(num_cpus=2, object_store_memory=300 * 1024**2, attempts=5)
+        try:
+            dest = tmp_path / "results" / "adfta-table4.md"
+            code = main(["tune", "ablation", "adfta-table4", "--smoke", "--seeds", "2", "--rows", "0,5",
+                         "--out", s3.uri("ablations"), "--cpus-per-trial", "1", "--results-md", str(dest),
+                         f"data.root={tmp_path / 'synth'}", "ray.num_workers=0", "model.pretrained=false",
+                         "data.height=64", "data.width=32", "data.seq_len=2", "data.batches_per_epoch=1",
+                         "data.test_sampler=restricted", "ray.object_store_memory=314572800"])
+        finally:
+            ray.shutdown()
+        assert code == 0
+        exp = s3.uri("ablations", "adfta-table4-synthetic-smoke")
+        recorded = json.loads(storage.read_text(storage.join(exp, "results.json")))
+        table_json = json.loads(storage.read_text(storage.join(exp, "table.json")))
+        runs = storage.list_dir(storage.join(exp, "runs"))
+        assert len(runs) == 4 and all(storage.is_file(storage.join(exp, "runs", r, "test.json")) for r in runs)
     names = ["A: baseline (avg pooling, softmax)", "F: +F +A +T, sigma 0.5 (final model)"]
     assert sorted(recorded["per_query"]) == sorted(names)
     for name in names:
@@ -125,7 +133,7 @@ def test_smoke_run_writes_table_statistics_and_sidecar(tmp_path):
         assert recorded["rows"][name]["split"] == "test"
         assert all(len(s["ap"]) == len(recorded["query_ids"]) for s in recorded["per_query"][name].values())
     side = json.loads(dest.with_suffix(".json").read_text())
-    assert side == json.loads((exp / "table.json").read_text())
+    assert side == table_json
     for key in ("paper", "suite", "seeds", "valid_queries", "headline", "rows", "command", "wall_time_s", "hardware"):
         assert side[key] is not None, key
     assert side["seeds"] == 2 and side["valid_queries"] > 0
