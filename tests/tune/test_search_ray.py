@@ -158,20 +158,3 @@ def test_interrupted_sweep_resumes_without_rerunning_completed_trials(ray_cluste
     for text in results.values():
         assert len(text.strip().splitlines()) == 1  # one epoch each, reported once
         assert json.loads(text.strip().splitlines()[0])["epoch"] == 1
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(900)  # about 270 s on an idle 2-core machine
-def test_trials_that_fit_a_torch_trainer_run_one_after_another(ray_cluster, tiny_cfg, tmp_path):
-    """Train V2 inside Tune: every trial fits a TorchTrainer (one worker, Ray Data decoding) and reports through
-    TuneReportCallback. Four trials in a row, because the fourth is where the placement groups of finished runs made
-    trials hang with the dashboard off (ray 2.60 on a 2-core machine)."""
-    from reid.config import validate_overrides
-
-    cfg = validate_overrides(tiny_cfg, {"ray.num_workers": 1, "ray.cpus_per_worker": 0.5, "data.decode_cpus": 0.25})
-    out = run_search(cfg, space_from_mapping("margin", SPACE),
-                     SearchOptions(trials=4, out=tmp_path, max_concurrent=1, cpus_per_trial=0.1, seed=0))
-    assert len(out.rows) == 4 and out.errors == 0
-    assert all(r["epochs"] == 1 and r["checkpoint_score"] >= 0 for r in out.rows)
-    runs = sorted((out.sweep_dir / "runs").iterdir())
-    assert len(runs) == 4 and all(any(r.glob("checkpoint_*")) for r in runs)  # Ray Train checkpoints per trial
