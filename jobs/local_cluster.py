@@ -113,7 +113,13 @@ class LocalHead:
         return f"http://127.0.0.1:{self.ports.metrics}/metrics"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "RAY_AUTH_MODE": "token", **self.extra_env}
+        """The environment of `ray start` and so of every process of the node. RAY_ADDRESS names this head: Ray
+        Train's PlacementGroupCleaner calls the State API with no address, which fails ("Found multiple active Ray
+        instances") where another cluster runs on the same machine, leaving finished runs' placement groups."""
+        from ray._private.services import get_node_ip_address
+
+        return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ADDRESS": f"{get_node_ip_address()}:{self.ports.gcs}",
+                **self.extra_env}
 
     def args(self) -> list[str]:
         p = self.ports
