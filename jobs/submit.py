@@ -76,7 +76,7 @@ class JobKind:
 JOBS: dict[str, JobKind] = {
     # the driver only builds the dataset plan and hosts the Train controller (which Ray Train puts on the driver's
     # node): pinned to the head; workers ask for their own CPUs / GPUs
-    "train": JobKind("train", num_cpus=0.0, pinned=True, path_options=("--resume", "--init-from"),
+    "train": JobKind("train", num_cpus=0.0, pinned=True, path_options=("--resume", "--init-from", "--audit-log"),
                      needs_storage=True),
     # features come from Ray Data actors (GPUs when ray.use_gpu); the driver loads the model and scores
     "evaluate": JobKind("eval", num_cpus=1.0, path_options=("--out",), positional_path=True),

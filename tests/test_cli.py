@@ -30,3 +30,11 @@ def test_config_errors_are_one_line_without_traceback(capsys):
     assert main(["train", "baseline", "data.seqlen=3"]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'data.seqlen'" in err and "Traceback" not in err
+
+
+def test_an_audit_log_of_an_in_process_run_is_refused_in_one_line(capsys, tmp_path):
+    log = tmp_path / "audit.jsonl"
+    assert main(["train", "baseline", "ray.num_workers=0", "--audit-log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "--audit-log logs Ray Train's reports: it needs ray.num_workers >= 1" in err and "Traceback" not in err
+    assert not log.exists()

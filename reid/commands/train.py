@@ -16,6 +16,7 @@ DESCRIPTION = """Train a method.
   reid train asanet model.depth=18 ray.num_workers=2 ray.cpus_per_worker=0.5
   reid train --resume runs/baseline-default-synthetic-s0        # continue an interrupted run
   reid train posetap --init-from runs/posetap-pretrain --config posetap-prid2011   # two-stage recipe
+  reid train baseline ray.num_workers=2 --audit-log /shared/audit/run.jsonl   # log every report and failure
 
 The run lives in <ray.storage_path>/<run name> (default runs/<method>-<variant>-<dataset>-s<seed>); starting the
 same command again resumes it from its latest checkpoint. The resolved config is saved there as config.yaml.
@@ -28,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--resume", metavar="RUN_DIR", help="resume the run in RUN_DIR (uses its config.yaml)")
     parser.add_argument("--init-from", metavar="RUN", help="initialise weights from a run dir or checkpoint")
+    parser.add_argument("--audit-log", metavar="PATH",
+                        help="append one JSON line per Ray Train report and per worker-group failure to PATH (a local "
+                             "file on the driver's node, where the Train controller runs; reid/training/audit.py "
+                             "checks it). Ray runs only (ray.num_workers >= 1)")
     parser.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -57,7 +62,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     print(f"[reid] training {cfg.method} (variant {cfg.variant or 'default'}) on {cfg.data.dataset}: "
           f"run {cfg.run_name()}, {cfg.ray.num_workers or 'in-process'} worker(s)", flush=True)
-    result = train(cfg)
+    callbacks = None
+    if args.audit_log:
+        if cfg.ray.num_workers == 0:
+            raise ReidError("--audit-log logs Ray Train's reports: it needs ray.num_workers >= 1 (this run trains "
+                            "in-process)")
+        from reid.training.audit import ReportAuditLog
+
+        callbacks = [ReportAuditLog(args.audit_log)]
+    result = train(cfg, callbacks=callbacks)
     print(f"[reid] done: {len(result.history)} epochs, best val mAP {result.best_map:.1f}")
     print(f"[reid] run directory: {result.run_dir}")
     if result.best_checkpoint:

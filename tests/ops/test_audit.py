@@ -1,8 +1,8 @@
-"""The "nothing reported twice or lost" check of jobs/audit.py on hand-written report logs."""
+"""The "nothing reported twice or lost" check of reid/training/audit.py on hand-written report logs."""
 
 from __future__ import annotations
 
-from jobs.audit import check_reports, folded_epochs
+from reid.training.audit import check_reports, folded_epochs
 
 
 def r(epoch: int) -> dict:

@@ -1,7 +1,7 @@
 """Fault injection on the real head node (conftest `head`), with this test process as the Ray driver:
 a worker process killed mid-epoch, a NaN loss, corrupt videos, a truncated manifest.
 
-"Nothing reported twice or lost" is checked on the controller's report log (jobs/audit.py): folded over rollbacks
+"Nothing reported twice or lost" is checked on the controller's report log (reid/training/audit.py): folded over rollbacks
 it must be exactly epochs 1..E, a repeated epoch only after a failure, and the final weights must equal those of
 the uninterrupted reference job.
 """
@@ -15,7 +15,7 @@ import shutil
 import pytest
 import torch
 
-from jobs.audit import ReportAuditLog, check_reports, read_events
+from reid.training.audit import ReportAuditLog, check_reports, read_events
 from reid.data.plan import global_plan
 from reid.data.records import ManifestError, read_manifest
 from reid.data.validation import with_validation_split

@@ -54,6 +54,7 @@ def test_gpus_for_the_driver_on_request():
     ("train", ["baseline", "ray.storage_path=runs"], "ray.storage_path=runs"),
     ("train", ["baseline", "ray.storage_path=/s", "data.root=data/mars"], "data.root=data/mars"),
     ("train", ["--resume", "runs/x"], "--resume runs/x"),
+    ("train", ["baseline", "ray.storage_path=/s", "--audit-log", "audit.jsonl"], "--audit-log audit.jsonl"),
     ("evaluate", ["runs/x"], "runs/x"),
     ("tune", ["search", "adfta", "--out=runs/tune"], "--out runs/tune"),
     ("prepare", ["mars", "--root", "raw/MARS", "--out", "/p"], "--root raw/MARS"),
