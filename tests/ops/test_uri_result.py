@@ -51,9 +51,11 @@ def test_config_metrics_and_summary_go_to_the_bucket_and_checkpoints_keep_their_
     monkeypatch.setattr(api, "manifest_path_for", lambda cfg: tmp_path / "manifest.parquet")
     monkeypatch.setattr(api, "_with_validation_split", lambda cfg, path: path, raising=False)
     monkeypatch.setattr("reid.training.driver.fit_ray", fake_fit)
-    api.train(cfg)
+    # test=False: the fake checkpoints hold no weights to test (the test split of a run in a bucket is evaluated in
+    # tests/tune/test_search_ray.py, and by the bucket job of tests/ops/test_storage_job.py)
+    api.train(cfg, test=False)
     fake = _fake_result(s3, cfg, 2, 41.5)  # the run resumed: its own fit reports only epoch 2
-    out = api.train(cfg)
+    out = api.train(cfg, test=False)
 
     assert seen["config_before_fit"]
     assert out.run_dir == run_uri
