@@ -61,10 +61,10 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
                callbacks: list | None = None) -> SearchOutcome:
     """Validate the space against `cfg` (before Ray starts), run or resume the sweep, write the outputs."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
     from reid.training.api import manifest_path_for
+    from tune.asha import FinishingASHA  # imports ray.tune: not at `reid tune --help`
 
     if opts.trials < 1:
         raise ReidError(f"--trials must be at least 1, got {opts.trials}")
@@ -84,7 +84,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     tune_config = tune.TuneConfig(
         metric=METRIC, mode=MODE, num_samples=opts.trials, max_concurrent_trials=res.max_concurrent,
         search_alg=OptunaSearch(seed=opts.seed),
-        scheduler=ASHAScheduler(time_attr="epoch", max_t=epochs, grace_period=grace,
+        scheduler=FinishingASHA(time_attr="epoch", max_t=epochs, grace_period=grace,
                                 reduction_factor=opts.reduction_factor),
     )
     print(f"[reid] sweep {prefix}: {opts.trials} trials of {cfg.method} over {', '.join(space.params)}; "

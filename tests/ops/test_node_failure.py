@@ -1,26 +1,33 @@
 """The multi-node rehearsal on this machine (issue 18): a head and two worker nodes as separate raylets
 (`ray.cluster_utils.Cluster`), token auth on, each node marked by a custom resource as on the shipped cluster specs:
-the head advertises the `reid_driver` slots (jobs/submit.py) and hosts this test's driver, one worker is "GPU-like"
-(`gpu_like`), the other a "spot CPU" node (`spot_cpu`):
+the head advertises the `reid_driver` slots (jobs/submit.py), one worker is "GPU-like" (`gpu_like`), the other a
+"spot CPU" node (`spot_cpu`):
 
-1. the Train workers start on the GPU-like node, which is killed after epoch 1 (no graceful drain, mid-run): the
-   FailureConfig (`ray.max_failures=2`) restarts the worker group on the spot node from the last checkpoint, the run
-   finishes, and its final weights are those of the uninterrupted run of the same configuration (the ops tests'
+1. a training submitted as a job (`python -m jobs.submit train`, i.e. `ray job submit --entrypoint-resources
+   '{"reid_driver": 1}'`, as the RayJob of cluster/kuberay-rayjob-train.yaml asks) runs its driver on the head; its
+   Train workers start on the GPU-like node, which is killed after epoch 1 (no graceful drain, mid-run): the
+   FailureConfig (`ray.max_failures=2`) restarts the worker group on the spot node from the last checkpoint, the job
+   succeeds, and its final weights are those of the uninterrupted run of the same configuration (the ops tests'
    reference job, conftest `reference_job`, on a single-node head: where the workers ran changes nothing);
 2. every report passes through a Train controller on the head (the driver's node: Ray Train pins it there), never
-   on a worker node whose loss would end the run;
-3. a Train-inside-Tune sweep (`tune.search.run_search`, four one-worker trials one after another) loses a fresh
-   GPU-like node while a trial's Train worker runs there: the trial fails, Tune retries it (FailureConfig of the
-   sweep, `--max-failures`) on the spot node, the sweep completes with every trial TERMINATED, and every trial
-   process and Train controller ran on the head (the trials take a `reid_driver` slot, tune/runner.py). Four trials
-   in a row also cover the regression where the placement groups of finished Train-inside-Tune runs were left behind
-   and the fourth trial hung (dashboard off, ray 2.60: shared/notes/ray-2.60-facts.md section 3.4).
+   on a worker node whose loss would end the run (`reid train --audit-log`: the controller logs each report with
+   its node);
+3. a Train-inside-Tune sweep into an S3 bucket (`tune.search.run_search --out s3://...`, moto's server on
+   127.0.0.1: the Tune experiment and the trials' Ray Train runs, checkpoints included, live in the bucket; four
+   one-worker trials one after another) loses a fresh GPU-like node while a trial's Train worker runs there: the
+   trial fails, Tune retries it (FailureConfig of the sweep, `--max-failures`) on the spot node, the sweep completes
+   with every trial TERMINATED, and every trial process and Train controller ran on the head (the trials take a
+   `reid_driver` slot, tune/runner.py). Four trials in a row also cover the regression where the placement groups of
+   finished Train-inside-Tune runs were left behind and the fourth trial hung (dashboard off, ray 2.60:
+   shared/notes/ray-2.60-facts.md section 3.4).
 
-Blocker actors fill the CPUs of the nodes that must not take the Train workers, so placement is decided here and
-not by chance. The head runs the dashboard and its raylet has RAY_ADDRESS pointing at this cluster, as
-`reid.ray_runtime` starts every cluster: Ray Train's PlacementGroupCleaner (a detached actor on the head) asks the
-State API, which the dashboard serves, whether a run's controller is gone; without it, or asking another cluster of
-this shared machine, the placement groups of finished runs stay or live ones are removed.
+Blocker actors (of this test process, a second driver of the cluster) fill the CPUs of the nodes that must not take
+the Train workers, so placement is decided here and not by chance. The head runs the dashboard (the job server and
+the State API) and its raylet has RAY_ADDRESS pointing at this cluster, as `reid.ray_runtime` starts every cluster:
+Ray Train's PlacementGroupCleaner (a detached actor on the head) asks the State API whether a run's controller is
+gone; without it, or asking another cluster of this shared machine, the placement groups of finished runs stay or
+live ones are removed. Every node has the S3 endpoint in its environment (`AWS_ENDPOINT_URL`), as a cluster's nodes
+get it from their image.
 """
 
 from __future__ import annotations
@@ -37,21 +44,25 @@ import pytest
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from jobs.audit import ReportAuditLog, check_reports, read_events
 from jobs.local_cluster import free_port, kill_processes_mentioning
 from jobs.submit import DRIVER_RESOURCE
+from reid import storage
 from reid.config import build_config
 from reid.ray_runtime import own_address_for_workers
-from reid.training.api import train
+from reid.training.audit import check_reports, read_events
 from tests.ops.helpers import (
     ATTEMPTS,
     TINY,
     assert_same_weights,
     final_state,
+    ray_job,
     short_tmpdir,
-    tiny_config,
+    submit_train,
+    tiny_overrides,
     token_mode,
+    wait_for_status,
 )
+from tests.ops.storage_server import s3_server
 from tune.search import SearchOptions, run_search
 from tune.spaces import space_from_mapping
 
@@ -78,7 +89,8 @@ def cluster_of_three():
     from ray.cluster_utils import Cluster
 
     temp = short_tmpdir("reid-node-")
-    with token_mode():  # the nodes inherit RAY_AUTH_MODE=token: token auth as everywhere else
+    # the nodes inherit RAY_AUTH_MODE=token (token auth as everywhere else) and the S3 endpoint of the bucket
+    with token_mode(), s3_server() as s3:
         cluster = None
         try:
             for attempt in range(ATTEMPTS):
@@ -102,7 +114,7 @@ def cluster_of_three():
                         raise
                     time.sleep(10)
             ray.init(address=cluster.address, log_to_driver=False)
-            yield cluster, gpu_like, spot
+            yield cluster, gpu_like, spot, s3
         finally:
             ray.shutdown()
             if cluster is not None:
@@ -139,22 +151,26 @@ def _actors(address: str, **equal: str) -> list:
 
 
 @pytest.mark.timeout(1200)
-def test_a_killed_gpu_like_node_restarts_the_run_on_the_spot_node_with_the_same_weights(cluster_of_three, ops_data,
-                                                                                          reference_job, tmp_path):
-    cluster, gpu_like, spot = cluster_of_three
-    head_id = ray.get_runtime_context().get_node_id()
-    assert _node_of(DRIVER_RESOURCE) == head_id  # this driver runs on the head, as a pinned job's would
+def test_a_killed_gpu_like_node_restarts_the_submitted_run_on_the_spot_node_with_the_same_weights(
+        cluster_of_three, ops_data, reference_job, submitter, tmp_path):
+    cluster, gpu_like, _, _ = cluster_of_three
+    head_id = ray.get_runtime_context().get_node_id()  # this test process, a driver of the head
+    assert _node_of(DRIVER_RESOURCE) == head_id
     head_blocker = _blocker_on(head_id)
     spot_blocker = _blocker_on(_node_of("spot_cpu"))  # the Train workers start on the GPU-like node
 
     assert reference_job.status == "SUCCEEDED", reference_job.logs[-4000:]
-    cfg = tiny_config(ops_data, tmp_path, "rehearsal-node-loss", "ray.max_failures=2")
+    address, job_id = f"http://{cluster.webui_url}", "reid-node-loss"
     log = tmp_path / "reports.jsonl"
+    out = submit_train(submitter, address, job_id, [*tiny_overrides(ops_data, tmp_path, "rehearsal-node-loss",
+                                                                    "ray.max_failures=2"), "--audit-log", str(log)],
+                       wait=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     removed: dict[str, float] = {}
 
-    def kill_gpu_like_node_after_epoch_one() -> None:
+    def kill_the_gpu_like_node_after_epoch_one() -> None:
         deadline = time.monotonic() + 600
-        while not any(e["event"] == "report" for e in read_events(log)):
+        while not any(e["event"] == "report" for e in read_events(log)):  # the controller's first report
             if time.monotonic() > deadline:
                 return
             time.sleep(0.2)
@@ -162,13 +178,19 @@ def test_a_killed_gpu_like_node_restarts_the_run_on_the_spot_node_with_the_same_
         cluster.remove_node(gpu_like, allow_graceful=False)
         removed["at"] = time.time()
 
-    chaos = threading.Thread(target=kill_gpu_like_node_after_epoch_one, daemon=True)
+    chaos = threading.Thread(target=kill_the_gpu_like_node_after_epoch_one, daemon=True)
     chaos.start()
-    result = train(cfg, callbacks=[ReportAuditLog(log)])  # Ray Train's fit needs the main thread
+    status = wait_for_status(submitter, address, job_id, {"SUCCEEDED", "FAILED", "STOPPED"}, 900)
     chaos.join(60)
     ray.kill(head_blocker)
+    logs = ray_job(submitter, address, "logs", job_id).stdout
+    assert status == "SUCCEEDED", logs[-4000:]
 
     assert "at" in removed, "the GPU-like node was never removed"
+    # the pinned entrypoint ran on the head: a job's driver is a child process of its JobSupervisor actor, which
+    # takes the entrypoint's resources (`reid_driver`); the job's own record leaves driver_node_id empty (ray 2.60)
+    supervisors = [a for a in _actors(cluster.address, class_name="JobSupervisor") if job_id in (a.name or "")]
+    assert [a.node_id for a in supervisors] == [head_id], supervisors
     events = read_events(log)
     print("report log:", [(e["event"], e.get("epoch"), e.get("node", "")[:8]) for e in events])  # -rP / -s
     failures = [e for e in events if e["event"] == "failure"]
@@ -178,7 +200,7 @@ def test_a_killed_gpu_like_node_restarts_the_run_on_the_spot_node_with_the_same_
     assert {e["node"] for e in reports} == {head_id}  # the controller never left the head
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert alive == {head_id, _node_of("spot_cpu")}  # the run finished on what was left
-    state, ref_state = final_state(result.run_dir), final_state(reference_job.run_dir)
+    state, ref_state = final_state(tmp_path / "rehearsal-node-loss"), final_state(reference_job.run_dir)
     assert state["next_epoch"] == ref_state["next_epoch"] == EPOCHS  # 0-based: the epoch after the last
     assert_same_weights(ref_state["model"], state["model"])
 
@@ -188,12 +210,12 @@ MARGIN = {"method": "baseline", "params": {"loss.triplet_margin": "uniform(0.1, 
 TRIALS = 4
 
 
-@pytest.mark.timeout(900)  # about 250 s on an idle 2-core machine
+@pytest.mark.timeout(900)  # about 290-310 s on an idle 2-core machine
 def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_completes(cluster_of_three, ops_data,
                                                                                         tmp_path):
     from ray.tune import ExperimentAnalysis
 
-    cluster, gpu_like, _ = cluster_of_three
+    cluster, gpu_like, _, s3 = cluster_of_three
     if gpu_like not in cluster.worker_nodes:  # the first test removed it: a fresh GPU-like node
         with _ray_address(cluster.address):
             gpu_like = cluster.add_node(num_cpus=2, resources={"gpu_like": 1}, object_store_memory=NODE_MEMORY)
@@ -233,7 +255,7 @@ def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_
     chaos = threading.Thread(target=kill_gpu_like_node_while_a_train_worker_decodes_there, daemon=True)
     chaos.start()
     out = run_search(cfg, space_from_mapping("margin", MARGIN),
-                     SearchOptions(trials=TRIALS, out=tmp_path, name="node-loss", max_concurrent=1, seed=0,
+                     SearchOptions(trials=TRIALS, out=s3.uri("tune"), name="node-loss", max_concurrent=1, seed=0,
                                    max_failures=2))
     chaos.join(60)
     ray.kill(head_blocker)
@@ -242,15 +264,25 @@ def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_
     # Tune's record: every trial TERMINATED, one of them after exactly one failure (the node loss: nothing else fails)
     assert len(out.rows) == TRIALS and out.errors == 0, out.rows
     assert all(r["status"] == "TERMINATED" and r["epochs"] == 1 and r["checkpoint_score"] >= 0 for r in out.rows)
-    trials = ExperimentAnalysis(str(out.sweep_dir)).trials
+    assert out.sweep_dir == s3.uri("tune", "node-loss")  # the Tune experiment lives in the bucket
+    trials = ExperimentAnalysis(out.sweep_dir).trials
     failures = {t.trial_id: t.num_failures for t in trials}
     assert sorted(failures.values()) == [0] * (TRIALS - 1) + [1], failures
     retried = next(tid for tid, n in failures.items() if n == 1)
     # Tune keeps the failure it retried: the Train run's worker on the GPU-like node failed its health check
-    errors = {p.parent.name.split("_")[2]: p.read_text() for p in out.sweep_dir.glob("run_trial_*/error.txt")}
+    errors = {name.split("_")[2]: storage.read_text(storage.join(out.sweep_dir, name, "error.txt"))
+              for name in storage.list_dir(out.sweep_dir)
+              if name.startswith("run_trial_") and storage.is_file(storage.join(out.sweep_dir, name, "error.txt"))}
     assert errors.keys() == {retried}, errors.keys()
     assert "WorkerGroupError" in errors[retried] and f"node_id='{gpu_id}'" in errors[retried], errors[retried][-3000:]
-    assert any((out.sweep_dir / "runs" / f"node-loss-{retried}").glob("checkpoint_*"))  # the retry finished its run
+    # every trial's Ray Train run is in the bucket and finished there (checkpoint, history, summary: tune/asha.py),
+    # the retried one too
+    runs = storage.join(out.sweep_dir, "runs")
+    assert sorted(storage.list_dir(runs)) == sorted(f"node-loss-{t.trial_id}" for t in trials), storage.list_dir(runs)
+    for name in storage.list_dir(runs):
+        listing = storage.list_dir(storage.join(runs, name))
+        assert {"config.yaml", "metrics.jsonl", "summary.json"} <= set(listing), (name, listing)
+        assert any(n.startswith("checkpoint_") for n in listing), (name, listing)
     # where everything ran: one trial process and one Train controller per attempt (4 trials + 1 retry), all on the
     # head; the Train workers: the killed one on the GPU-like node, every later one on the spot node
     ran = {kind: [a for a in _actors(cluster.address, class_name=kind) if a.actor_id not in before] for kind in kinds}
