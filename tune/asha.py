@@ -6,7 +6,8 @@ kills the trial before `reid.training.api.train` writes the run's `summary.json`
 `metrics.jsonl`, so every finished run of a Train-inside-Tune sweep lacked them. Here a trial that reached `max_t`
 continues, and ends when its function returns (one epoch, the last, was reported: nothing more is trained). The
 rungs below `max_t` stop trials early exactly as ASHA does (those runs are cut, and have no summary: they did not
-finish).
+finish). Ray's own `stop_last_trials=False` is not enough: a rung at `max_t` itself (`train.epochs` equal to the
+grace period, e.g. one-epoch sweeps) would still stop a trial there.
 """
 
 from __future__ import annotations
