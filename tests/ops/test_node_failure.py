@@ -284,12 +284,16 @@ def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_
         assert {"config.yaml", "metrics.jsonl", "summary.json"} <= set(listing), (name, listing)
         assert any(n.startswith("checkpoint_") for n in listing), (name, listing)
     # where everything ran: one trial process and one Train controller per attempt (4 trials + 1 retry), all on the
-    # head; the Train workers: the killed one on the GPU-like node, every later one on the spot node
+    # head
     ran = {kind: [a for a in _actors(cluster.address, class_name=kind) if a.actor_id not in before] for kind in kinds}
     print("sweep actors:", {k: Counter(a.node_id[:8] for a in v) for k, v in ran.items()},
           "head", head_id[:8], "gpu_like", gpu_id[:8], "spot", spot_id[:8])  # -rP / -s
     assert len(ran["ImplicitFunc"]) == len(ran["TrainController"]) == TRIALS + 1, ran
     assert {a.node_id for a in ran["ImplicitFunc"] + ran["TrainController"]} == {head_id}
-    assert Counter(a.node_id for a in ran["RayTrainWorker"]) == {gpu_id: 1, spot_id: TRIALS}
+    # one Train worker per attempt; the one killed ran on the GPU-like node, and so may a trial that finished there
+    # before the chaos thread saw its worker and decoder alive together (seen on a busy machine); after the removal
+    # only the spot node was left for them
+    workers = Counter(a.node_id for a in ran["RayTrainWorker"])
+    assert sum(workers.values()) == TRIALS + 1 and set(workers) == {gpu_id, spot_id}, workers
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert alive == {head_id, spot_id}  # the sweep finished on what was left
