@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reid.data.video_libs import decord as load_decord
 from reid.errors import ReidError
 
 if TYPE_CHECKING:  # the decoding child imports this module: keep pyarrow out of its start-up
@@ -73,10 +74,11 @@ def video_indices(num_in_file: int, frame_start: int, num_frames: int, indices: 
 
 def decode_video_inline(path: str | Path, frame_start: int, num_frames: int, indices: np.ndarray) -> np.ndarray:
     """Decode frames `indices` (tracklet-relative) of a video in this process: uint8 [T, H, W, 3] RGB."""
-    from decord import DECORDError, VideoReader, cpu
+    decord = load_decord()
+    DECORDError = decord.DECORDError
 
     try:
-        vr = VideoReader(str(path), ctx=cpu(0), num_threads=1)
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except (DECORDError, RuntimeError, OSError) as exc:
         raise DecodeError(f"cannot open video {path}: {str(exc).splitlines()[0][:200]}") from None
     n = len(vr)
@@ -129,7 +131,7 @@ def decode_images(paths: list[Path]) -> np.ndarray:
 def _serve(fd: int) -> None:
     """Child loop: receive (path, frame_start, num_frames, indices), send ("ok", frames) or ("error", message)."""
     conn = Connection(fd)
-    import decord  # noqa: F401  (imported before "ready", so start-up never counts against a decode's time bound)
+    load_decord()  # before "ready", so start-up never counts against a decode's time bound
 
     conn.send(("ready", None))
     while True:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from reid.data.datasets.common import count_video_frames
 from reid.data.records import Manifest, TrackletRecord
+from reid.data.video_libs import decord as load_decord
 from reid.errors import ReidError
 
 VIDEO_DIR = "videos"
@@ -114,7 +115,7 @@ def _pack_one(job: tuple[str, list[Path], Path, PackOptions]) -> tuple[str, int,
 
 def check_decord(path: Path, num_frames: int, size: tuple[int, int]) -> None:
     """decord (the pipeline's reader) must see `num_frames` frames and return the last one at `size` (h, w)."""
-    import decord
+    decord = load_decord()
 
     try:
         reader = decord.VideoReader(str(path))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from reid.data.records import Manifest, TrackletRecord
+from reid.data.video_libs import decord as load_decord
 from reid.deploy.runs import LoadedRun
 from reid.errors import ReidError
 
@@ -43,10 +44,11 @@ def frames_manifest(directory: Path) -> Manifest:
 
 
 def video_manifest(video: Path) -> Manifest:
-    from decord import DECORDError, VideoReader, cpu
+    decord = load_decord()
+    DECORDError = decord.DECORDError
 
     try:
-        vr = VideoReader(str(video), ctx=cpu(0), num_threads=1)
+        vr = decord.VideoReader(str(video), ctx=decord.cpu(0), num_threads=1)
         n = len(vr)
         vr.get_batch([0, n - 1])  # a truncated file opens but fails here
     except (DECORDError, RuntimeError, OSError, IndexError) as exc:

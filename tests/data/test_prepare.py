@@ -13,6 +13,7 @@ from reid.cli import main
 from reid.commands import prepare as prepare_cmd
 from reid.data.pack import PackOptions, check_decord, encode_frames, pack_manifest, padded_size
 from reid.data.records import Manifest, TrackletRecord, read_manifest
+from reid.data.video_libs import decord as load_decord
 from reid.errors import ReidError
 
 
@@ -56,7 +57,7 @@ def test_prepare_reports_missing_frames(tmp_path, capsys):
 
 
 def test_prepare_pack_video_is_frame_accurate(tmp_path):
-    import decord
+    decord = load_decord()  # its own x264 kept private (reid/data/video_libs.py)
 
     root, out = tmp_path / "ilids", tmp_path / "out"
     make_ilids(root, [1, 2], frames=12, trials=1)
@@ -101,7 +102,7 @@ def test_padded_size():
 
 @pytest.mark.parametrize("size", [(5, 7), (48, 20), (64, 128)])
 def test_encode_pads_and_decord_reads_every_frame(tmp_path, size):
-    import decord
+    decord = load_decord()  # its own x264 kept private (reid/data/video_libs.py)
 
     paths = []
     for i in range(5):
@@ -136,7 +137,7 @@ def test_bad_input_exits_2_without_traceback(tmp_path, capsys, argv, match):
 
 
 def test_prepare_generator_mars_layout_with_attributes_and_packing(tmp_path):
-    import decord
+    decord = load_decord()  # its own x264 kept private (reid/data/video_libs.py)
 
     from reid.data.synth import write_layout
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from reid.data.synth.video import decode_decord, decode_pyav, encode_video, measure_gop
+from reid.data.video_libs import decord as load_decord
 
 
 def _clip(n: int, seed: int = 0) -> np.ndarray:
@@ -45,7 +46,7 @@ def test_measure_gop_reports_every_gop(tmp_path):
 def test_decord_cannot_read_the_refused_widths(tmp_path):
     """Pins the decord limitation behind DECORD_BAD_WIDTHS: if a decord upgrade fixes it, this fails and the
     restriction in generate() can go."""
-    import decord
+    decord = load_decord()  # its own x264 kept private (reid/data/video_libs.py)
 
     from reid.data.synth.video import DECORD_BAD_WIDTHS
 

@@ -41,6 +41,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from reid.data.video_libs import decord as load_decord
+
 DECORD_BAD_WIDTHS = frozenset({16, 24, 48, 72})
 
 
@@ -75,9 +77,7 @@ def decode_pyav(path: str | Path) -> np.ndarray:
 
 def decode_decord(path: str | Path, indices: Sequence[int] | None = None) -> np.ndarray:
     """decord random access (all frames if indices is None): uint8 [N, H, W, 3]."""
-    import decord
-
-    vr = decord.VideoReader(str(path), num_threads=1)
+    vr = load_decord().VideoReader(str(path), num_threads=1)
     idx = list(range(len(vr))) if indices is None else [int(i) for i in indices]
     return vr.get_batch(idx).asnumpy()
 
@@ -86,7 +86,7 @@ def measure_gop(clips: Sequence[np.ndarray], gops: Sequence[int] = (1, 4, 8, 16,
                 per_video: int = 8, workdir: str | Path = "/tmp", seed: int = 0) -> list[dict[str, float]]:
     """The measurement behind the table above: encode `clips` at each GOP, read random indices with decord,
     compare against a sequential PyAV decode; returns one row per GOP."""
-    import decord
+    decord = load_decord()
 
     rng = np.random.default_rng(seed)
     rows = []
