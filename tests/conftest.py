@@ -30,26 +30,7 @@ def _no_ray_left_behind():
         ray.shutdown()
 
 
-# The README's command runs the suite in two pytest-xdist processes (`-n 2 --dist loadgroup`): a whole test module
-# is one unit of work (its module fixtures, Ray clusters among them, start once), and the operations tests that
-# share one Ray head and its reference job are one group (tests/ops/conftest.py). The longest groups go first so
-# that the other process fills in around them.
-FIRST_GROUPS = ("ops-nodes", "ops-head")
-
-
-def _xdist_group(item: pytest.Item) -> str:
-    marker = item.get_closest_marker("xdist_group")
-    if marker is None:
-        group = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-        return group
-    return marker.args[0] if marker.args else marker.kwargs["name"]
-
-
 def pytest_collection_modifyitems(config, items):
-    groups = {id(item): _xdist_group(item) for item in items}
-    rank = {name: i for i, name in enumerate(FIRST_GROUPS)}
-    items.sort(key=lambda it: rank.get(groups[id(it)], len(rank)))  # stable: collection order within a group
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA")

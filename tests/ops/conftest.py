@@ -35,23 +35,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             _RUNNING_HEADS.pop().stop()
 
 
-# xdist groups (tests/conftest.py): the tests on the shared head run in one process, in collection order; the
-# three-node rehearsal, the longest module, runs beside them in the other process with a head and reference job of
-# its own (about 2 minutes more work, in parallel)
-HEAD_FIXTURES = {"head", "reference_job", "driver"}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        if OPS_DIR not in item.path.parents or item.get_closest_marker("xdist_group"):
-            continue
-        if item.path.name == "test_node_failure.py":
-            item.add_marker(pytest.mark.xdist_group("ops-nodes"))
-        elif HEAD_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("ops-head"))
-
-
 @pytest.fixture(scope="session")
 def ops_data(tiny_synth) -> Path:
     return tiny_synth

@@ -15,13 +15,13 @@ import shutil
 import pytest
 import torch
 
-from reid.training.audit import ReportAuditLog, check_reports, read_events
 from reid.data.plan import global_plan
 from reid.data.records import ManifestError, read_manifest
 from reid.data.validation import with_validation_split
 from reid.errors import ReidError
 from reid.registry import get_method
 from reid.training.api import train
+from reid.training.audit import ReportAuditLog, check_reports, read_events
 from reid.training.checkpoint import load_state
 from tests.ops.helpers import assert_same_weights, checkpoint_dirs, final_state, tiny_config
 
