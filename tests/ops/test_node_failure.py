@@ -226,9 +226,12 @@ def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_
     spot_blocker = _blocker_on(spot_id)  # the first Train worker starts on the GPU-like node
 
     # ray.max_failures=0 (the default, said here): the lost worker fails the Train run and with it the trial, so it
-    # is Tune that retries it (a Train-level retry would restart the worker group inside the same trial)
+    # is Tune that retries it (a Train-level retry would restart the worker group inside the same trial). 12 batches
+    # instead of the tiny recipe's 2: a decoding window of seconds, not one, for the chaos thread to see (with 2,
+    # three trials in a row once finished on the GPU-like node before it saw a worker and its decoder together)
     cfg = build_config("baseline", [], [f"data.root={ops_data}", *TINY, "train.epochs=1", "ray.num_workers=1",
-                                        "ray.cpus_per_worker=0.5", "data.decode_cpus=0.25", "ray.max_failures=0"])
+                                        "ray.cpus_per_worker=0.5", "data.decode_cpus=0.25", "ray.max_failures=0",
+                                        "data.batches_per_epoch=12"])
     kinds = ("ImplicitFunc", "TrainController", "RayTrainWorker")  # a trial process, its controller, its worker
     before = {a.actor_id for kind in kinds for a in _actors(cluster.address, class_name=kind)}  # the first test's
     removed: dict[str, float] = {}
