@@ -42,6 +42,7 @@ from collections.abc import Iterator
 
 import pytest
 import ray
+from ray._private.utils import write_ray_address
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from jobs.local_cluster import free_port, kill_processes_mentioning
@@ -105,6 +106,11 @@ def cluster_of_three():
                         gpu_like = cluster.add_node(num_cpus=2, resources={"gpu_like": 1},
                                                     object_store_memory=NODE_MEMORY)
                         spot = cluster.add_node(num_cpus=2, resources={"spot_cpu": 1}, object_store_memory=NODE_MEMORY)
+                    # what `ray start --head --temp-dir` writes and Cluster does not: a job's JobSupervisor
+                    # finds the cluster for its entrypoint ("auto") in <temp_dir>/ray_current_cluster (ray 2.60);
+                    # without it, it takes any GCS running on the machine, and the node-loss job once trained on
+                    # the ops tests' shared head instead (its reports came from neither node of this cluster)
+                    write_ray_address(cluster.address, str(temp))
                     break
                 except Exception:
                     if cluster is not None:
@@ -162,8 +168,12 @@ def test_a_killed_gpu_like_node_restarts_the_submitted_run_on_the_spot_node_with
     assert reference_job.status == "SUCCEEDED", reference_job.logs[-4000:]
     address, job_id = f"http://{cluster.webui_url}", "reid-node-loss"
     log = tmp_path / "reports.jsonl"
+    # rank 0 stalls at the first step of epoch 2 (train.inject_fault=stall, once per run, weights untouched): the
+    # node is removed mid-run however fast the epochs go (about 2 s apart on an idle machine); the restarted group
+    # finds the marker and does not stall again
     out = submit_train(submitter, address, job_id, [*tiny_overrides(ops_data, tmp_path, "rehearsal-node-loss",
-                                                                    "ray.max_failures=2"), "--audit-log", str(log)],
+                                                                    "ray.max_failures=2", "train.inject_fault=stall@2:1/0"),
+                                                    "--audit-log", str(log)],
                        wait=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     removed: dict[str, float] = {}
@@ -193,11 +203,12 @@ def test_a_killed_gpu_like_node_restarts_the_submitted_run_on_the_spot_node_with
     assert [a.node_id for a in supervisors] == [head_id], supervisors
     events = read_events(log)
     print("report log:", [(e["event"], e.get("epoch"), e.get("node", "")[:8]) for e in events])  # -rP / -s
+    reports = [e for e in events if e["event"] == "report"]
+    assert {e["node"] for e in reports} == {head_id}, "the run reported from another cluster"  # and never left the head
+    assert (tmp_path / "rehearsal-node-loss" / ".fault-stall@2:1_0").exists(), "the stall never fired"
     failures = [e for e in events if e["event"] == "failure"]
     assert failures and failures[0]["time"] >= removed["at"] - 1, events
     assert check_reports(events, EPOCHS) == [], events
-    reports = [e for e in events if e["event"] == "report"]
-    assert {e["node"] for e in reports} == {head_id}  # the controller never left the head
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert alive == {head_id, _node_of("spot_cpu")}  # the run finished on what was left
     state, ref_state = final_state(tmp_path / "rehearsal-node-loss"), final_state(reference_job.run_dir)
