@@ -1,8 +1,8 @@
-"""The CPU suite recipes of the siamese temporal-attention methods (issue 17 item 2: fcnta-synth-cpu,
-astpn-synth-cpu) learn: on one fixed batch of the tiny synthetic set, a few Adam steps of the recipe cut the loss
-(identity + hinge) well below where it started, for each table's attention row and its pooling baseline; the same
-steps at learning rate 0 (a model that does not learn) do not. Seconds on a CPU; the full runs on the quality suite
-are the tables themselves (results/, docs/tune.md)."""
+"""The CPU suite recipes of the temporal-attention methods (issue 17 item 2: fcnta-synth-cpu, astpn-synth-cpu,
+adfta-synth-cpu) learn: on one fixed batch of the tiny synthetic set, a few Adam steps of the recipe cut the loss
+(identity + hinge; identity + attributes for adfta) well below where it started, for each table's full-method row and
+its baseline row; the same steps at learning rate 0 (a model that does not learn) do not. Seconds on a CPU; the full
+runs on the suites are the tables themselves (results/, docs/tune.md)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def fit_one_batch(method: str, config: str, variant: str, root, lr: float | None
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("method", "config", "variant"), [
     ("fcnta", "fcnta-synth-cpu", "full"), ("fcnta", "fcnta-synth-cpu", "mean-pooling"),
-    ("astpn", "astpn-synth-cpu", "ASTPN"), ("astpn", "astpn-synth-cpu", "RNN-CNN")])
+    ("astpn", "astpn-synth-cpu", "ASTPN"), ("astpn", "astpn-synth-cpu", "RNN-CNN"),
+    ("adfta", "adfta-synth-cpu", "F"), ("adfta", "adfta-synth-cpu", "A")])
 def test_suite_recipe_loss_falls_on_a_fixed_batch(tiny_synth, method, config, variant):
     losses = fit_one_batch(method, config, variant, tiny_synth)
     frozen = fit_one_batch(method, config, variant, tiny_synth, lr=1e-12)
