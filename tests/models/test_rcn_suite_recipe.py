@@ -1,8 +1,9 @@
-"""The CPU suite recipes of the temporal-attention methods (issue 17 item 2: fcnta-synth-cpu, astpn-synth-cpu,
-adfta-synth-cpu) learn: on one fixed batch of the tiny synthetic set, a few Adam steps of the recipe cut the loss
-(identity + hinge; identity + attributes for adfta) well below where it started, for each table's full-method row and
-its baseline row; the same steps at learning rate 0 (a model that does not learn) do not. Seconds on a CPU; the full
-runs on the suites are the tables themselves (results/, docs/tune.md)."""
+"""The CPU suite recipes (issue 17 item 2: fcnta-synth-cpu, astpn-synth-cpu, adfta-synth-cpu, posetap-synth-cpu,
+asanet-synth-cpu) learn: on one fixed batch of the tiny synthetic set, a few Adam steps of the recipe cut the loss
+(identity + hinge; identity + attributes for adfta; CE + ranking for posetap; CE + WRT + center + BCE + PMI for
+asanet) well below where it started, for each table's full-method row and its baseline row; the same steps at
+learning rate 0 (a model that does not learn) do not. Seconds on a CPU; the full runs on the suites are the tables
+themselves (results/, docs/tune.md)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,9 @@ def fit_one_batch(method: str, config: str, variant: str, root, lr: float | None
 @pytest.mark.parametrize(("method", "config", "variant"), [
     ("fcnta", "fcnta-synth-cpu", "full"), ("fcnta", "fcnta-synth-cpu", "mean-pooling"),
     ("astpn", "astpn-synth-cpu", "ASTPN"), ("astpn", "astpn-synth-cpu", "RNN-CNN"),
-    ("adfta", "adfta-synth-cpu", "F"), ("adfta", "adfta-synth-cpu", "A")])
+    ("adfta", "adfta-synth-cpu", "F"), ("adfta", "adfta-synth-cpu", "A"),
+    ("posetap", "posetap-synth-cpu", "alignnet_tap"), ("posetap", "posetap-synth-cpu", "baseline"),
+    ("asanet", "asanet-synth-cpu", "a-asre-pmi"), ("asanet", "asanet-synth-cpu", "a")])
 def test_suite_recipe_loss_falls_on_a_fixed_batch(tiny_synth, method, config, variant):
     losses = fit_one_batch(method, config, variant, tiny_synth)
     frozen = fit_one_batch(method, config, variant, tiny_synth, lr=1e-12)
