@@ -68,3 +68,13 @@ def test_suite_recipes_are_small_random_init_and_on_the_quality_suite():
         # the 56x28 crop keeps most of the 64x32 frame (a crop showing part of the person stalls learning: adfta)
         a = cfg.data.augment
         assert cfg.data.height * cfg.data.width >= 0.75 * a.resize_height * a.resize_width
+
+
+@pytest.mark.parametrize(("method", "config", "suite"), [
+    ("posetap", "posetap-synth-cpu", "misalign"), ("asanet", "asanet-synth-cpu", "pose")])
+def test_resnet_suite_recipes_are_small_random_init_in_process(method, config, suite):
+    cfg = build_config(method, [config], [])
+    assert cfg.data.synth_preset == suite and cfg.ray.num_workers == 0 and cfg.data.decode_timeout_s is None
+    assert (cfg.data.height, cfg.data.width, cfg.data.seq_len) == (64, 32, 4)
+    assert cfg.model["depth"] == 18 and cfg.model["pretrained"] is False     # nothing downloaded, no ImageNet
+    assert cfg.train.epochs <= 10
