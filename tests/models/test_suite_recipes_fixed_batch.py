@@ -2,7 +2,8 @@
 asanet-synth-cpu) learn: on one fixed batch of the tiny synthetic set, a few Adam steps of the recipe cut the loss
 (identity + hinge; identity + attributes for adfta; CE + ranking for posetap; CE + WRT + center + BCE + PMI for
 asanet) well below where it started, for each table's full-method row and its baseline row; the same steps at
-learning rate 0 (a model that does not learn) do not. Seconds on a CPU; the full runs on the suites are the tables
+learning rate 0 (a model that does not learn) do not. P=4 identities per batch for every recipe (the ResNet recipes'
+own P of 6-8 doubled the cost); 136 s for the file on the 2-core machine, 2026-12-03; the full runs on the suites are the tables
 themselves (results/, docs/tune.md)."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def fit_one_batch(method: str, config: str, variant: str, root, lr: float | None
     from reid.training.optim import build_optimizer
 
     overrides = [f"variant={variant}", f"data.root={root}", "data.synth_preset=tiny", "data.synth_strength=0",
-                 "data.val_identities=0", *([f"optim.lr={lr}"] if lr is not None else [])]
+                 "data.val_identities=0", "data.ids_per_batch=4",   # P=4: half the ResNet recipes' batch, same recipe
+                 *([f"optim.lr={lr}"] if lr is not None else [])]
     cfg = build_config(method, [config], overrides)
     manifest = read_manifest(manifest_path_for(cfg))
     built = build_method(cfg, data_info(manifest, cfg.data), train=True)
