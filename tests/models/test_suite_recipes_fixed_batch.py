@@ -48,6 +48,7 @@ def fit_one_batch(method: str, config: str, variant: str, root, lr: float | None
     return losses
 
 
+@pytest.mark.slow   # training steps: 10-34 s per row, 215 s for the ten rows in the fast part's run of 2026-12-03
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("method", "config", "variant"), [
     ("fcnta", "fcnta-synth-cpu", "full"), ("fcnta", "fcnta-synth-cpu", "mean-pooling"),
