@@ -133,14 +133,15 @@ def sidecar(spec, recorded: dict[str, Any], stats: dict[str, Any]) -> dict[str, 
     ours = recorded.get("rows", {})
     seeds = max((s["seeds"] for s in stats["rows"].values() if s), default=0)
     queries = max((s["valid_queries"] for s in stats["rows"].values() if s), default=0)
+    metrics = ("mAP", *(k for k in spec.metrics if k != "mAP"))  # mAP always: the statistics are on it
     rows = []
     for r in spec.rows:
         mine = ours.get(r.name, {})
         rows.append({"name": r.name, "variant": r.variant, "paper": dict(r.paper),
-                     "ours": {k: mine.get(k) for k in spec.metrics if mine.get(k) is not None},
+                     "ours": {k: mine.get(k) for k in metrics if mine.get(k) is not None},
                      "ci95": {k: v["ci95"] for k, v in (stats["rows"].get(r.name) or {}).items()
                               if isinstance(v, dict)},
-                     "per_seed": {s: {k: e.get(k) for k in spec.metrics if e.get(k) is not None}
+                     "per_seed": {s: {k: e.get(k) for k in metrics if e.get(k) is not None}
                                   for s, e in mine.get("seeds", {}).items()},
                      "split": mine.get("split"), "status": mine.get("status", "not run")})
     return {"paper": spec.title, "table": spec.table, "paper_dataset": spec.paper_dataset,
@@ -149,4 +150,10 @@ def sidecar(spec, recorded: dict[str, Any], stats: dict[str, Any]) -> dict[str, 
             "headline": stats["headline"], "rows": rows, "orders": stats["orders"],
             "untrained": recorded.get("untrained"),
             "command": recorded.get("command"), "wall_time_s": recorded.get("wall_time_s"),
-            "hardware": meta.get("hardware"), "software": meta.get("software"), "date": meta.get("wall time")}
+            "hardware": meta.get("hardware"), "software": meta.get("software"),
+            "wall_time": meta.get("wall time"), "date": _date(meta.get("wall time"))}
+
+
+def _date(wall_time: str | None) -> str | None:
+    """The date part of the meta's "wall time" line ("73.7 min, 2026-12-04" -> "2026-12-04")."""
+    return wall_time.rsplit(", ", 1)[-1] if wall_time and ", " in wall_time else None

@@ -63,11 +63,14 @@ def test_rendered_sidecars_carry_the_strength_into_the_dose_response(tmp_path):
                        "seeds": {s: {"mAP": 30.0} for s in base}} for name in ROWS}
         data = {"source": "synthetic", "preset": "quality", "strength": strength}
         recorded = {"table": spec.table, "meta": {"our dataset": "synthetic (constructed)", "size": SIZE,
-                                                  "hardware": "test machine"},
+                                                  "hardware": "test machine", "wall time": "13.6 min, 2026-12-04"},
                     "rows": rows, "per_query": per_query, "query_ids": [f"q{i}" for i in range(40)], "data": data}
         render(spec, recorded, tmp_path / f"s{strength}" / "table")
         side = json.loads((tmp_path / f"s{strength}" / "table.json").read_text())
         assert side["data"] == data
+        assert side["date"] == "2026-12-04" and side["wall_time"] == "13.6 min, 2026-12-04"
+        assert side["rows"][0]["ours"]["mAP"] == 30.0  # mAP per row and per seed, though the paper reports only CMC
+        assert {s: e["mAP"] for s, e in side["rows"][0]["per_seed"].items()} == {"0": 30.0, "1": 30.0, "2": 30.0}
         paths.append(str(tmp_path / f"s{strength}" / "table.json"))
     points, shared = collect(paths)
     assert [p.strength for p in points] == [0.0, 0.5]
