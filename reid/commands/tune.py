@@ -1,5 +1,6 @@
 """`reid tune`: Ray Tune + Optuna sweeps (`search`), the papers' ablation tables (`ablation`) and an ablation
-headline's gap against a suite's strength (`dose-response`)."""
+headline's gap against a suite's strength (`dose-response`), and whether a temporal-attention model weights lost
+frames down (`frame-weights`)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ DESCRIPTION = """Hyper-parameter sweeps and ablation tables, on Ray Tune.
   reid tune ablation astpn-fig5 --full --seeds 3 --results-md results/astpn-fig5-synthetic-full.md
   reid tune ablation adfta-table4 --full --dataset paper ray.num_workers=4 ray.use_gpu=true   # GPU node
   reid tune dose-response results/fcnta-components-quality-s{0,0.2,0.5}.json --out results/dose-response.png
+  reid tune frame-weights runs/ablations/NAME/runs/NAME-TRIAL_0000{0,2,4} --out results/frame-weights-X.json
 
 Search: Optuna (TPE, --seed) proposes values, ASHA stops weak trials early on the last validation mAP (held-out
 training identities, data.val_identities; never the test split); the best config is written as YAML that
@@ -28,7 +30,8 @@ training identities, data.val_identities; never the test split); the best config
 paper's number beside ours (mean over seeds, 95% CI) and, for every pair of rows the paper orders, a paired bootstrap
 verdict holds / reversed / tie; a JSON sidecar (table.json) goes with it. Dose-response: the headline gap of one
 table run on a suite at several strengths (one sidecar each) against the strength, with its 95% CI, as a plot and a
-data file. --out may be a URI (s3://, gs://): the Tune experiment, every trial's run (config, metrics, checkpoints),
+data file. Frame-weights: per frame, a trained model's temporal weight against how much of the target the frame
+shows (keypoints), with a verdict on whether lost frames are weighted down. --out may be a URI (s3://, gs://): the Tune experiment, every trial's run (config, metrics, checkpoints),
 the tables and plots then live there (an S3-compatible server that is not AWS is named by AWS_ENDPOINT_URL), and
 --resume continues the experiment from there. See docs/tune.md and docs/operations.md (storage)."""
 
@@ -49,7 +52,7 @@ class _Intermixed(argparse.ArgumentParser):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="tune_command", metavar="{search,ablation,dose-response,list}",
+    sub = parser.add_subparsers(dest="tune_command", metavar="{search,ablation,dose-response,frame-weights,list}",
                                 parser_class=_Intermixed)
     sub.required = True
     sub.add_parser("list", help="list the built-in search spaces and ablation tables")
@@ -99,6 +102,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="the plot (default results/dose-response.png)")
     d.add_argument("--data", type=Path, help="the data file (default: --out with .json)")
 
+    f = sub.add_parser("frame-weights", help="does a temporal-attention model weight lost frames down?",
+                       description="Runs trained temporal-attention models (one config, one run per seed: e.g. an "
+                       "ablation row's runs/ablations/<name>/runs/<name>-<trial>) over the test tracklets of their "
+                       "data, and compares each frame's temporal weight (relative to its clip's mean) with the "
+                       "target's visibility in that frame (share of keypoints shown; 0 = lost). Writes a JSON "
+                       "(shown - lost relative weight and the weight-visibility rank correlation, each with a 95% "
+                       "bootstrap CI over seeds and tracklets and a verdict) and a plot beside it. Needs keypoints "
+                       "(the synthetic suites have them). In this process; no Ray.")
+    f.add_argument("runs", nargs="+", metavar="RUN|KEY=VALUE", help="run directories (holding config.yaml), one "
+                   "per seed, and dotted overrides of their config (data.root=... data.synth_strength=...: check on "
+                   "another strength of the suite)")
+    f.add_argument("--out", type=Path, required=True, help="the JSON (the plot is written beside it, .png)")
+    f.add_argument("--limit", type=int, default=0, help="only the first N test tracklets with keypoints "
+                   "(default all)")
+
 
 def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--out", default=default_out, help=f"experiment root: a local directory or a URI, s3://bucket/dir "
@@ -139,10 +157,10 @@ def small_machine_overrides(files: list[str], overrides: list[str]) -> list[str]
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "verbose", False))
-    if args.tune_command not in ("list", "dose-response"):
+    if args.tune_command not in ("list", "dose-response", "frame-weights"):
         args.overrides = small_machine_overrides(list(args.config), list(args.overrides))
     return {"list": _list, "search": _search, "ablation": _ablation,
-            "dose-response": _dose_response}[args.tune_command](args)
+            "dose-response": _dose_response, "frame-weights": _frame_weights}[args.tune_command](args)
 
 
 def _dose_response(args: argparse.Namespace) -> int:
@@ -150,6 +168,17 @@ def _dose_response(args: argparse.Namespace) -> int:
 
     png, data = dose_response(args.sidecars, args.out, args.data)
     print(f"[reid] dose-response: {png} (+ {data})")
+    return 0
+
+
+def _frame_weights(args: argparse.Namespace) -> int:
+    from tune.frame_weights import frame_weight_check, line
+
+    runs = [r for r in args.runs if "=" not in r]
+    overrides = [r for r in args.runs if "=" in r]
+    out, png, doc = frame_weight_check(runs, args.out, overrides, limit=args.limit)
+    print(f"[reid] frame-weights: {line(doc)}")
+    print(f"[reid] frame-weights: {out} (+ {png})")
     return 0
 
 

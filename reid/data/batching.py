@@ -273,18 +273,24 @@ def make_batch(plan_row: PlanRow, manifest: Manifest, data: DataConfig, spec_inp
     return maker(plan_row)
 
 
+def eval_clip_indices(data: DataConfig, num_frames: int) -> np.ndarray:
+    """The frame indices (into the tracklet) of its evaluation clips with `data.test_sampler`: int [C, L], each
+    clip loop-padded to the longest; deterministic."""
+    chunks = test_sampler(data).clips(num_frames, np.random.default_rng(0))
+    length = max(len(c) for c in chunks)
+    return np.stack([loop_pad(c, length) for c in chunks])
+
+
 def make_test_clips(maker: BatchMaker, index: int) -> dict[str, np.ndarray]:
-    """All evaluation clips of one tracklet with `data.test_sampler`: frames uint8 [C, L, 3, H, W] (+ extras).
+    """All evaluation clips of one tracklet with `data.test_sampler`: frames uint8 [C, L, 3, H, W] (+ extras),
+    clip c, step l showing frame `eval_clip_indices(...)[c, l]`.
 
     The clips' frames are decoded in one call; deterministic (no augmentation).
     """
     rec = maker.manifest.records[index]
-    chunks = test_sampler(maker.data).clips(rec.num_frames, np.random.default_rng(0))
-    length = max(len(c) for c in chunks)
-    chunks = [loop_pad(c, length) for c in chunks]
-    flat = np.concatenate(chunks)
-    one = maker.clip(index, flat, np.random.default_rng(0), train=False)
-    out = {k: v.reshape((len(chunks), length) + v.shape[1:]) for k, v in one.items()}
+    idx = eval_clip_indices(maker.data, rec.num_frames)
+    one = maker.clip(index, idx.ravel(), np.random.default_rng(0), train=False)
+    out = {k: v.reshape(idx.shape + v.shape[1:]) for k, v in one.items()}
     if "flow" in out:  # flow must not run across chunk boundaries
         out["flow"] = np.stack([normalize_flow(clip_flow(f, chw=True)) for f in out["frames"]]).astype(np.float16)
     return out
