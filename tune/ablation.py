@@ -66,6 +66,9 @@ class AblationSpec(_Strict):
     paper_dataset: str
     metrics: list[Metric]
     test_config: str | None = None
+    # set for a probe of our own reading rather than a table of the paper: what it tests; its `orders` are then our
+    # hypotheses, and the table says so
+    probe: str | None = None
     # dotted config keys whose resolved value each row ran with goes into the table ("which form was run")
     show: list[str] = Field(default_factory=list)
     # the paper's claims as [better row, worse row] pairs of row names, tested with the paired bootstrap; empty =

@@ -195,9 +195,12 @@ def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]
                   f"(ours: mAP difference {delta}, 95% CI {_ci(head['ci95'])}).", ""]
     parts += [markdown_table(headers, md_rows), ""]
     if (stats or {}).get("orders"):
-        parts += ["The paper's orderings, tested (paired bootstrap over queries and seeds, 95%; `holds`: the whole "
-                  "interval of our difference better - worse is above 0, `reversed`: below 0, `tie`: it holds 0):", ""]
-        parts += [markdown_table(["paper's order (better > worse)", f"paper Δ {key}", "ours Δ mAP", "95% CI",
+        probe = getattr(spec, "probe", None)
+        whose = f"Our hypotheses (a probe, not a table of the paper: {probe})" if probe else "The paper's orderings"
+        parts += [f"{whose}, tested (paired bootstrap over queries and seeds, 95%; `holds`: the whole interval of "
+                  "our difference better - worse is above 0, `reversed`: below 0, `tie`: it holds 0):", ""]
+        first = "hypothesis (better > worse)" if probe else "paper's order (better > worse)"
+        parts += [markdown_table([first, f"paper Δ {key}", "ours Δ mAP", "95% CI",
                                   "verdict", "ours Δ R1", "95% CI (R1)", "verdict (R1)"],
                                  ([f"{o['better']} > {o['worse']}", o.get("paper_delta"), o.get("delta_map"),
                                    _ci(o.get("ci95_map")), o["verdict"], o.get("delta_r1"), _ci(o.get("ci95_r1")),

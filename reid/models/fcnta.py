@@ -5,6 +5,9 @@ FCN-32s over the N x 128 sequence: alpha = FCN(z_1..z_N) (eq. 1a), lambda_i = si
 an option, which the paper reports worse), gamma = sum_i lambda_i z_i (eq. 2, not renormalised), and the final
 video feature F = (gamma + mean_i z_i) / 2, L2-normalised. Trained siamese: squared hinge (m = 2) on the distance of
 the normalised features + a softmax ID loss per branch (eq. 4).
+Two probes outside the paper separate the sigmoid's selection of frames from its scale (sum_i lambda_i up to N):
+`renormalise` (gamma / sum_i lambda_i) keeps the selection without the scale, `pooling: sum` (lambda_i = 1) keeps a
+scale without any selection.
 
 FCN depth and windows (the paper shows them only as w1, w2 in fig. 3; decision for N = 16):
   encoder ("conv1..conv5" of FCN-32s): 2 stages of [Conv1d(window w1 = 3, "same" padding), ReLU, max-pool 2]
@@ -38,8 +41,12 @@ class FcntaParams(Params):
     filters: list[int] = Field(default_factory=lambda: [16, 32, 32], min_length=1)
     embed_dim: int = Field(128, ge=1)
     dropout: float = Field(0.6, ge=0, lt=1, description="after the frame CNN's FC (official RCN code: 0.6)")
-    pooling: Literal["attention", "mean"] = "attention"
+    pooling: Literal["attention", "mean", "sum"] = Field(
+        "attention", description="attention: eqs. 1-2; mean: F = mean z; sum: lambda_i = 1, gamma = sum z (not in "
+        "the paper: the sigmoid's scale without its selection, a probe of docs/tune.md's reading)")
     attention: Literal["sigmoid", "softmax"] = "sigmoid"
+    renormalise: bool = Field(False, description="gamma / sum_i lambda_i, a weighted mean (not in the paper: the "
+                              "sigmoid's selection without its scale, a probe of docs/tune.md's reading)")
     combine_mean: bool = Field(True, description="F = (gamma + mean z) / 2 as in the paper; false: F = gamma")
     fcn_channels: list[int] = Field(default_factory=lambda: [128, 128], description="one down-sampling stage each")
     fcn_window: int = Field(3, ge=1, description="w1: window of the encoder convolutions (odd)")
@@ -121,11 +128,16 @@ class FCNTA(ReidModule):
 
     def pool(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z: [B, T, D] -> (F [B, D], lambda [B, T])."""
-        if self.attention is None:
+        if self.p.pooling == "mean":
             return z.mean(dim=1), torch.full(z.shape[:2], 1.0 / z.shape[1], device=z.device, dtype=z.dtype)
-        alpha = self.attention(z)                                              # eq. 1a
-        lam = torch.sigmoid(alpha) if self.p.attention == "sigmoid" else alpha.softmax(dim=1)   # eq. 1b
+        if self.attention is None:                                             # "sum": uniform lambda_i = 1
+            lam = torch.ones(z.shape[:2], device=z.device, dtype=z.dtype)
+        else:
+            alpha = self.attention(z)                                          # eq. 1a
+            lam = torch.sigmoid(alpha) if self.p.attention == "sigmoid" else alpha.softmax(dim=1)   # eq. 1b
         gamma = (lam.unsqueeze(-1) * z).sum(dim=1)                             # eq. 2
+        if self.p.renormalise:
+            gamma = gamma / lam.sum(dim=1, keepdim=True)
         f = 0.5 * (gamma + z.mean(dim=1)) if self.p.combine_mean else gamma
         return f, lam
 
@@ -143,6 +155,9 @@ VARIANTS = {
     "attention-only": {"model.combine_mean": False},
     "softmax": {"model.attention": "softmax"},
     "no-flow": {"model.use_flow": False},
+    # probes of docs/tune.md's reading (not the paper's): selection without scale, scale without selection
+    "sigmoid-renormalised": {"model.renormalise": True},
+    "sum-pooling": {"model.pooling": "sum"},
 }
 
 def _objective(params: FcntaLossParams, info: DataInfo) -> SiameseObjective:

@@ -65,13 +65,38 @@ def test_softmax_and_mean_options():
     assert torch.allclose(out["temporal_weights"], torch.full((4, 6), 1 / 6))
 
 
+def test_probe_options_renormalise_and_sum_pooling():
+    """renormalise: gamma = sum_i lambda_i z_i / sum_i lambda_i; sum pooling: lambda_i = 1, gamma = sum_i z_i;
+    both then F = (gamma + mean z) / 2 (naive loops over the frames)."""
+    batch = _batch(pair=False)
+    x = torch.cat([batch["frames"], batch["flow"]], dim=2)
+    renorm = FCNTA(FcntaParams(renormalise=True), INFO).eval()
+    summed = FCNTA(FcntaParams(pooling="sum"), INFO).eval()
+    assert summed.attention is None
+    with torch.no_grad():
+        out_r, out_s = renorm(batch), summed(batch)
+        z_r, z_s = renorm.cnn(x), summed.cnn(x)
+        alpha = renorm.attention(z_r)
+    t = z_r.shape[1]
+    for b in range(z_r.shape[0]):
+        lam = [torch.sigmoid(alpha[b, i]) for i in range(t)]
+        gamma = sum(lam[i] * z_r[b, i] for i in range(t)) / sum(lam)
+        assert torch.allclose(out_r["global"][b], 0.5 * (gamma + sum(z_r[b, i] for i in range(t)) / t), atol=1e-5)
+        total = sum(z_s[b, i] for i in range(t))
+        assert torch.allclose(out_s["global"][b], 0.5 * (total + total / t), atol=1e-5)
+    assert torch.allclose(out_r["temporal_weights"], torch.sigmoid(alpha), atol=1e-6)
+    assert torch.equal(out_s["temporal_weights"], torch.ones(4, 6))
+
+
 def test_spec_declares_the_input_pipeline():
     spec = get_method("fcnta")
     assert spec.batching == "pairs" and spec.input_norm == "yuv" and spec.inputs == frozenset({"frames", "flow"})
-    assert set(spec.variants) == {"full", "mean-pooling", "attention-only", "softmax", "no-flow"}
+    assert set(spec.variants) == {"full", "mean-pooling", "attention-only", "softmax", "no-flow",
+                                  "sigmoid-renormalised", "sum-pooling"}
 
 
-@pytest.mark.parametrize("variant", ["full", "mean-pooling", "attention-only", "softmax", "no-flow"])
+@pytest.mark.parametrize("variant", ["full", "mean-pooling", "attention-only", "softmax", "no-flow",
+                                     "sigmoid-renormalised", "sum-pooling"])
 @torch.no_grad()
 def test_every_variant_outputs_and_inputs(variant):
     """Backward and finite losses of every variant are tests/models/test_contract.py's; these are fcnta's."""
@@ -91,7 +116,8 @@ def test_even_fcn_window_is_a_config_error():
         build_config("fcnta", ["fcnta-synthetic"], ["model.fcn_window=4"])
 
 
-@pytest.mark.parametrize("table", ['fcnta-components', 'fcnta-components-prid2011', 'fcnta-table4'])
+@pytest.mark.parametrize("table", ['fcnta-components', 'fcnta-components-prid2011', 'fcnta-table4',
+                                   'fcnta-scale-probe'])
 def test_ablation_specs_name_real_variants(table):
     check_siamese_ablation_spec("fcnta", table)
 

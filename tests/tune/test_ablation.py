@@ -93,6 +93,20 @@ def test_table_renders_paper_numbers_beside_recorded_results(tmp_path):
     assert (tmp_path / "table.csv").read_text().startswith("row,variant,paper_mAP,ours_mAP")
 
 
+def test_a_probe_says_its_orders_are_our_hypotheses_not_the_papers():
+    from tune.report import ablation_table
+
+    order = {"better": "a", "worse": "b", "delta_map": 1.0, "ci95_map": [0.5, 1.5], "verdict": "holds"}
+    stats = {"orders": [order]}
+    probe = load_spec("fcnta-scale-probe")
+    assert probe.probe and len(probe.rows) == 4 and probe.orders[0] == probe.headline
+    md, _ = ablation_table(probe, {}, {}, stats=stats)
+    assert "Our hypotheses (a probe, not a table of the paper: " in md and "| hypothesis (better > worse) |" in md
+    assert "The paper's orderings" not in md
+    md, _ = ablation_table(load_spec("fcnta-components"), {}, {}, stats=stats)
+    assert "The paper's orderings, tested" in md and "Our hypotheses" not in md
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.timeout(600)

@@ -19,7 +19,7 @@ def _row_configs(table: str, dataset: str, files: list[str]):
 
 
 def test_every_siamese_spec_is_covered():
-    assert len(SIAMESE_SPECS) == 10 and {load_spec(t).method for t in SIAMESE_SPECS} == {"fcnta", "astpn"}
+    assert len(SIAMESE_SPECS) == 11 and {load_spec(t).method for t in SIAMESE_SPECS} == {"fcnta", "astpn"}
 
 
 @pytest.mark.parametrize("dataset", ["synthetic", "paper"])
