@@ -10,6 +10,7 @@ Variants (table 1(b)): `baseline` (ResNet + temporal average pooling), `alignnet
 `alignnet_tap` (AlignNet + TAP, the full model and the default); `alignnet_avg_as_written` / `alignnet_tap_as_written`
 run eqs. 2-5 exactly as printed (`AS_WRITTEN`: model.paf=signed, model.part_temperature=1, model.part_pool=mean)
 instead of the recipes' form (|PAF|, temperature 0.05, weighted sum); docs/methods/posetap.md has the measurement.
+`alignnet_tap_renormalised` (not in the paper) divides eq. 7 by sum_t w_t: TAP's selection without its scale.
 
 Submodule names are the `optim.lr_mult` prefixes: `appearance` (the ResNet), `tap` (the TAP nets), `classifier`.
 The pose maps are rendered from keypoints and frozen, so the paper's "OpenPose" learning rate has nothing to act on.
@@ -48,6 +49,8 @@ class PoseTAPParams(Params):
     align: bool = Field(True, description="AlignNet: add the three part blocks (eqs. 2-6)")
     pooling: Literal["avg", "tap"] = Field("tap", description="temporal pooling: average or TAP (eq. 7)")
     tap_hidden: int = Field(256, ge=1, description="channels of the TAP nets' convolutions (not in the paper)")
+    tap_renormalise: bool = Field(False, description="eq. 7 divided by sum_t w_t, a weighted mean (not in the "
+                                  "paper: TAP's frame selection without its scale, a probe of docs/tune.md's reading)")
     paf: Literal["signed", "abs"] = Field("abs", description="PAF channels in eq. 2: as signed values or |.|")
     part_temperature: float = Field(0.05, gt=0, description="eq. 3 as softmax(r / temperature); 1 = as written")
     part_pool: Literal["sum", "mean"] = Field("sum", description="eq. 5: weighted sum, or avgpool as written")
@@ -91,6 +94,11 @@ class PoseTAP(ReidModule):
         self.classifier: nn.Module = (BNNeck(self.dim, info.num_classes) if params.bnneck
                                       else nn.Linear(self.dim, info.num_classes))
 
+    def _tap_sum(self, desc: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Eq. 7: desc [B, T, D], weights [B, T] -> [B, D]; divided by sum_t w_t with `tap_renormalise`."""
+        f = weighted_temporal_sum(desc, weights)
+        return f / weights.sum(dim=1, keepdim=True).to(f.dtype) if self.params.tap_renormalise else f
+
     def _pose_maps(self, batch: dict[str, torch.Tensor], b: int, t: int) -> torch.Tensor:
         maps = batch.get("pose_maps")
         if maps is None:
@@ -121,7 +129,7 @@ class PoseTAP(ReidModule):
         else:
             w_app = self.tap["appearance"](fa)                           # eqs. 8-9: [B, T]
             if masks is None:
-                f_video = weighted_temporal_sum(desc, w_app)
+                f_video = self._tap_sum(desc, w_app)
                 out["temporal_weights"] = w_app
             else:
                 # TAP on the upper-part masked maps f_{a,u} (eq. 4); its weights serve all three part blocks
@@ -129,8 +137,8 @@ class PoseTAP(ReidModule):
                 upper = (fa_flat * masks[:, :1].to(fa_flat.dtype) * scale).unflatten(0, (b, t))
                 w_part = self.tap["parts"](upper)
                 c = self.channels
-                f_video = torch.cat([weighted_temporal_sum(desc[..., :c], w_app),
-                                     weighted_temporal_sum(desc[..., c:], w_part)], dim=1)   # eq. 7
+                f_video = torch.cat([self._tap_sum(desc[..., :c], w_app),
+                                     self._tap_sum(desc[..., c:], w_part)], dim=1)   # eq. 7
                 out["temporal_weights"] = torch.stack([w_app, w_part], dim=2)
         if isinstance(self.classifier, BNNeck):
             features, logits = self.classifier(f_video)
@@ -190,6 +198,8 @@ VARIANTS: dict[str, dict[str, object]] = {
     "alignnet_tap": {"model.align": True, "model.pooling": "tap"},
     "alignnet_avg_as_written": {"model.align": True, "model.pooling": "avg", **AS_WRITTEN},
     "alignnet_tap_as_written": {"model.align": True, "model.pooling": "tap", **AS_WRITTEN},
+    # a probe of docs/tune.md's reading (not the paper's): TAP's weights without the scale of their sum
+    "alignnet_tap_renormalised": {"model.align": True, "model.pooling": "tap", "model.tap_renormalise": True},
 }
 
 def _objective(params: PoseTAPLossParams, info: DataInfo) -> PoseTAPObjective:

@@ -188,7 +188,7 @@ def _tiny(variant: str, num_classes: int = 3, **extra):
     return spec, spec.build_model(params, DataInfo(num_classes=num_classes, height=64, width=32))
 
 
-@pytest.mark.parametrize("variant", ["baseline", "alignnet_avg", "alignnet_tap"])
+@pytest.mark.parametrize("variant", ["baseline", "alignnet_avg", "alignnet_tap", "alignnet_tap_renormalised"])
 @torch.no_grad()
 def test_every_variant_outputs(variant):
     """Backward and finite losses of every variant are tests/models/test_contract.py's; these are the outputs."""
@@ -202,7 +202,7 @@ def test_every_variant_outputs(variant):
         masks = out["spatial_maps"]
         assert masks.shape == (4, 2, 3, 2, 1)   # 64x32 frames, ResNet stride 32 -> 2x1 feature maps
         assert torch.allclose(masks.sum(dim=(3, 4)), torch.ones(4, 2, 3))
-    if variant == "alignnet_tap":
+    if variant.startswith("alignnet_tap"):
         w = out["temporal_weights"]
         assert w.shape == (4, 2, 2) and model.group_names == ("appearance", "parts")
         assert (w >= 0).all() and (w <= 1).all()
@@ -282,6 +282,25 @@ def test_alignnet_tap_matches_naive_paper_implementation(form):
         got = model({"frames": frames, "pose_maps": pose})["global"]
         want = naive_posetap_video(model, frames, pose, form["paf"], form["part_temperature"], form["part_pool"])
     assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_renormalised_tap_divides_eq7_by_the_sum_of_its_weights():
+    """alignnet_tap_renormalised: each TAP group's eq. 7 divided by sum_t w_t of that group's weights (naive
+    per-frame loops: appearance weights for the first C dims, the part TAP's for the three part blocks)."""
+    model, frames, pose = _naive_case(PROJECT, tap_renormalise=True)
+    with torch.no_grad():
+        out = model({"frames": frames, "pose_maps": pose})
+        plain = naive_posetap_video(model, frames, pose, PROJECT["paf"], PROJECT["part_temperature"],
+                                    PROJECT["part_pool"])
+    w = out["temporal_weights"]                                          # [B, T, 2]: appearance, parts
+    c = model.channels
+    for b in range(frames.shape[0]):
+        app_sum = sum(w[b, t, 0] for t in range(frames.shape[1]))
+        part_sum = sum(w[b, t, 1] for t in range(frames.shape[1]))
+        want = torch.cat([plain[b, :c] / app_sum, plain[b, c:] / part_sum])
+        assert torch.allclose(out["global"][b], want, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(out["global"], plain, rtol=1e-3)
+    assert get_method("posetap").variants["alignnet_tap_renormalised"]["model.tap_renormalise"] is True
 
 
 @pytest.mark.parametrize("key", ["paf", "part_temperature", "part_pool"])
@@ -417,6 +436,18 @@ def test_ablation_specs_resolve(table):
                 r["variant"], twin["variant"])} if init else {})}
     assert not written
     assert spec["show"] == ["model.paf", "model.part_temperature", "model.part_pool"]
+
+
+def test_tap_probe_spec_resolves_and_orders_the_renormalised_row():
+    from reid.config import validate_overrides
+    from tune.ablation import base_config, load_spec, row_overrides
+
+    spec = load_spec("posetap-tap-probe")
+    assert spec.probe and spec.headline == spec.orders[0]
+    base = base_config(spec, "synthetic", ["posetap-synth-cpu"], [])
+    variants = [validate_overrides(base, row_overrides(spec, r, "synthetic", "full", {}, None)).variant
+                for r in spec.rows]
+    assert variants == ["alignnet_avg", "alignnet_tap", "alignnet_tap_renormalised"]
 
 
 def test_as_written_variants_set_eqs_2_to_5_as_printed():
