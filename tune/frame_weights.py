@@ -14,7 +14,9 @@ Statistics as for an ablation table (tune/statistics.py): values [S, Q] over the
 the value is defined in every run (a lost and a shown frame, for g; varying weights and visibility, for rho); the
 frames depend on the data and the test sampler only, so the runs share their tracklets. Mean and 95% percentile
 bootstrap interval over seeds and tracklets; verdict `down-weights` when the interval of g is above 0, `up-weights`
-below, `no preference` when it holds 0 (for rho: `follows visibility`, `against visibility`, `no preference`).
+below, `no preference` when it holds 0 (for rho: `follows visibility`, `against visibility`, `no preference`);
+with fewer than MIN_TRACKLETS tracklets the mean and interval are kept but the verdict is `too few tracklets`
+(the interval would rest on a handful of tracklets, e.g. a suite with almost no lost frames).
 Also the mean relative weight per visibility bin (pooled frames of all runs), the data of the plot.
 """
 
@@ -41,6 +43,7 @@ from tune.statistics import estimate
 # visibility bins of the plot: lost, then the share of joints shown
 BINS: tuple[tuple[str, float, float], ...] = (("lost (0)", 0.0, 0.0), ("(0, 0.5]", 0.0, 0.5),
                                               ("(0.5, 0.8]", 0.5, 0.8), ("(0.8, 1]", 0.8, 1.0))
+MIN_TRACKLETS = 20   # fewer tracklets with the value defined: no verdict
 VERDICTS = {"lost_gap": ("down-weights lost frames", "up-weights lost frames", "no preference"),
             "rank_correlation": ("follows visibility", "against visibility", "no preference")}
 
@@ -60,13 +63,16 @@ def paired_values(per_run: Sequence[dict[str, dict[str, float]]], key: str) -> t
 
 
 def summarize(per_run: Sequence[dict[str, dict[str, float]]], key: str) -> dict[str, Any]:
-    """Mean, 95% CI, verdict and tracklet count of `key` (None mean and verdict 'undefined' without tracklets)."""
+    """Mean, 95% CI, verdict and tracklet count of `key` (None mean and verdict 'undefined' without tracklets; a
+    verdict only from MIN_TRACKLETS tracklets on)."""
     values, ids = paired_values(per_run, key)
     if not ids:
         return {"mean": None, "ci95": None, "verdict": "undefined", "tracklets": 0}
     est = estimate(values)
     above, below, neither = VERDICTS[key]
     verdict = above if est.lo > 0 else below if est.hi < 0 else neither
+    if len(ids) < MIN_TRACKLETS:
+        verdict = f"too few tracklets ({len(ids)} < {MIN_TRACKLETS})"
     return {"mean": est.mean, "ci95": est.as_list(), "verdict": verdict, "tracklets": len(ids),
             "per_seed": [float(v) for v in values.mean(axis=1)]}
 

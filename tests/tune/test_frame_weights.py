@@ -64,6 +64,18 @@ def test_values_are_paired_over_the_tracklets_defined_in_every_run():
     assert summarize([{"t": {"lost_gap": float("nan")}}], "lost_gap")["verdict"] == "undefined"
 
 
+def test_no_verdict_from_a_handful_of_tracklets():
+    """One tracklet with a lost frame (a suite that almost never loses the target) keeps its mean and interval but
+    gets no verdict; from MIN_TRACKLETS on, the interval decides."""
+    from tune.frame_weights import MIN_TRACKLETS
+
+    few = [{f"t{i}": {"lost_gap": 0.1 + 0.01 * s + 0.001 * i} for i in range(MIN_TRACKLETS - 1)} for s in range(3)]
+    out = summarize(few, "lost_gap")
+    assert out["verdict"] == f"too few tracklets ({MIN_TRACKLETS - 1} < {MIN_TRACKLETS})" and out["mean"] > 0
+    enough = [{**r, "extra": {"lost_gap": 0.1}} for r in few]
+    assert summarize(enough, "lost_gap")["verdict"] == "down-weights lost frames"
+
+
 def test_bins_pool_frames_by_visibility(tmp_path):
     doc = document(["a"], [_run("follow", 0)], {"method": "fcnta", "data_root": "data/x"})
     bins = {b["bin"]: b for b in doc["bins"]}
@@ -99,5 +111,5 @@ def test_the_command_reads_overrides_among_the_runs(tmp_path, capsys):
 
 
 def test_a_document_is_json():
-    doc = document(["a"], [_run("follow", 0, n=6)], {"method": "fcnta"})
+    doc = document(["a"], [_run("follow", 0, n=40)], {"method": "fcnta"})
     assert json.loads(json.dumps(doc))["lost_gap"]["verdict"] in {"down-weights lost frames", "no preference"}
