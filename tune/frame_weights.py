@@ -149,10 +149,15 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(xs, [b["bin"] for b in bins])
     ax.set_xlabel("visibility of the target in the frame (share of joints shown)")
     ax.set_ylabel("mean relative temporal weight")
-    g = doc["lost_gap"]
-    gap = "undefined" if g["mean"] is None else f"{g['mean']:+.3f} [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]"
+    def stat(key: str) -> str:
+        s = doc[key]
+        if s["mean"] is None:
+            return "undefined"
+        return f"{s['mean']:+.3f} [{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}] ({s['tracklets']} tracklets): {s['verdict']}"
+
     ax.set_title(f"{doc.get('method')} ({doc.get('variant') or 'default'}) on {Path(doc['data_root']).name}, "
-                 f"{doc['seeds']} seed(s)\nshown - lost relative weight {gap}: {g['verdict']}", fontsize=9)
+                 f"{doc['seeds']} seed(s)\nshown - lost relative weight {stat('lost_gap')}\n"
+                 f"rank correlation with visibility {stat('rank_correlation')}", fontsize=9)
     ax.margins(y=0.2)
     ax.legend(fontsize=8)
     fig.tight_layout()
