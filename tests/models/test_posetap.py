@@ -447,7 +447,7 @@ def test_tap_probe_spec_resolves_and_orders_the_renormalised_row():
     base = base_config(spec, "synthetic", ["posetap-synth-cpu"], [])
     variants = [validate_overrides(base, row_overrides(spec, r, "synthetic", "full", {}, None)).variant
                 for r in spec.rows]
-    assert variants == ["alignnet_avg", "alignnet_tap", "alignnet_tap_renormalised"]
+    assert variants == ["alignnet_avg", "alignnet_tap", "alignnet_tap_renormalised", "baseline"]
 
 
 def test_as_written_variants_set_eqs_2_to_5_as_printed():
