@@ -195,7 +195,7 @@ def ablation_table(spec, ours: dict[str, dict[str, float]], meta: dict[str, str]
                   f"(ours: mAP difference {delta}, 95% CI {_ci(head['ci95'])}).", ""]
     parts += [markdown_table(headers, md_rows), ""]
     if (stats or {}).get("orders"):
-        probe = getattr(spec, "probe", None)
+        probe = spec.probe
         whose = f"Our hypotheses (a probe, not a table of the paper: {probe})" if probe else "The paper's orderings"
         parts += [f"{whose}, tested (paired bootstrap over queries and seeds, 95%; `holds`: the whole interval of "
                   "our difference better - worse is above 0, `reversed`: below 0, `tie`: it holds 0):", ""]
