@@ -115,14 +115,18 @@ def document(names: Sequence[str], runs: Sequence[list[TrackletWeights]], about:
                             "interval": "percentile bootstrap over seeds and tracklets, 95%"}}
 
 
+def interval_text(summary: dict[str, Any]) -> str:
+    """A `summarize` result as "+mean [+lo, +hi]"."""
+    return f"{summary['mean']:+.3f} [{summary['ci95'][0]:+.3f}, {summary['ci95'][1]:+.3f}]"
+
+
 def line(doc: dict[str, Any]) -> str:
     """One-line summary of a document."""
     def one(key: str, unit: str) -> str:
         s = doc[key]
         if s["mean"] is None:
             return f"{key} undefined (no tracklet with {unit})"
-        return f"{key} {s['mean']:+.3f} [{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}] over {s['tracklets']} " \
-               f"tracklets: {s['verdict']}"
+        return f"{key} {interval_text(s)} over {s['tracklets']} tracklets: {s['verdict']}"
     w = doc["weights"]
     return (f"{one('lost_gap', 'lost and shown frames')}; {one('rank_correlation', 'varying visibility')}; "
             f"weights per clip: sum {np.mean(w['sum_per_clip']):.2f}, coefficient of variation "
@@ -151,9 +155,7 @@ def plot(doc: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("mean relative temporal weight")
     def stat(key: str) -> str:
         s = doc[key]
-        if s["mean"] is None:
-            return "undefined"
-        return f"{s['mean']:+.3f} [{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}] ({s['tracklets']} tracklets): {s['verdict']}"
+        return "undefined" if s["mean"] is None else f"{interval_text(s)} ({s['tracklets']} tracklets): {s['verdict']}"
 
     ax.set_title(f"{doc.get('method')} ({doc.get('variant') or 'default'}) on {Path(doc['data_root']).name}, "
                  f"{doc['seeds']} seed(s)\nshown - lost relative weight {stat('lost_gap')}\n"
