@@ -31,6 +31,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +43,20 @@ from reid.errors import ReidError
 
 STORES = ("video", "jpeg")
 _LEDGERS: list = []
+
+
+def bench_ledger(prefix: str) -> tuple[str, Any]:
+    """A fresh unreadable-tracklet ledger for one measured stream: (its name, its handle). The handle is kept to the
+    end of the process: the ledger is a named actor that dies with its last handle, and an actor of the decoding
+    pool may still be starting (and looking it up) when the stream's rows are done."""
+    import uuid
+
+    from reid.data.pipeline import get_or_create_ledger
+
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    ledger = get_or_create_ledger(name)
+    _LEDGERS.append(ledger)
+    return name, ledger
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -197,16 +212,12 @@ class FitTiming:
 
 def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) -> FitTiming:
     """A fit's data path, timed from the moment the Train worker would open its stream."""
-    import uuid
-
     import ray
 
-    from reid.data.pipeline import get_or_create_ledger, open_rank_stream
+    from reid.data.pipeline import open_rank_stream
 
-    name = f"bench-data-{uuid.uuid4().hex[:8]}"
-    ledger = get_or_create_ledger(name)
+    name, ledger = bench_ledger("bench-data")
     clips = cfg.data.ids_per_batch * cfg.data.tracklets_per_id
-    _LEDGERS.append(ledger)  # kept to the end: an actor of the pool may still be starting when the fit's rows are done
     t0 = time.perf_counter()
     stream = open_rank_stream(manifest_path, cfg.data, cfg.seed, {"frames"}, "pk", rank=0, world_size=1,
                               start_epoch=0, end_epoch=epochs, ledger_name=name)

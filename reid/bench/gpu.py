@@ -9,12 +9,15 @@ summary under --out (default docs/gpu/gpu-<date>.{md,json}).
      finite loss, step time, peak memory.
   3. 1 -> N GPU DDP step time when several GPUs are visible.
   4. nvJPEG: JPEG frames/s decoded on the GPU (`torchvision.io.decode_jpeg(..., device="cuda")`, batched).
-  5. the tests marked `gpu`.
+  5. the tests marked `gpu` (they live in tests/gpu).
+--manifest measures on a set of videos you already have (a packed real set, or the synthetic set rendered elsewhere
+at 256x128, for a node without PyAV) instead of rendering the synthetic set here.
 Without a CUDA device it stops at once with a clear message and a non-zero status. A section that fails is written
 into the summary with its error and the command exits 1 after the others ran.
 
   reid bench gpu                               # on a GPU node (or: ray job submit ... -- reid bench gpu)
   reid bench gpu --budget-s 300 --stores jpeg
+  reid bench gpu --manifest data/mars-video/manifest.parquet
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 
 from reid.errors import ReidError
 
+GPU_TESTS = "tests/gpu"  # every test marked gpu lives here (tests/bench/test_bench_gpu.py checks it)
 HEADLINE = ["data.height=256", "data.width=128", "data.seq_len=8", "data.ids_per_batch=16",
             "data.tracklets_per_id=4", "model.depth=50", "model.pretrained=false", "train.amp=true"]
 
@@ -46,7 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=12, help="timed steps per measurement")
     p.add_argument("--actors", default=None,
                    help="decoding-actor counts to try (comma-separated; default 1,2,4,... up to the node's CPUs - 2)")
-    p.add_argument("--skip-tests", action="store_true", help="do not run the tests marked gpu")
+    p.add_argument("--skip-tests", action="store_true", help="do not run the tests marked gpu (tests/gpu)")
+    p.add_argument("--manifest", default=None,
+                   help="a manifest of videos to measure on (default: render the synthetic 'tiny' set at "
+                        "256x128 with 32 training identities in 4 cameras here)")
 
 
 def step_time(method: str, files: list[str], overrides: list[str], manifest_path: Path, device: Any,
@@ -65,13 +72,14 @@ def step_time(method: str, files: list[str], overrides: list[str], manifest_path
     from reid.data.records import read_manifest
     from reid.models.factory import build_method
     from reid.training.optim import build_optimizer
-    from reid.training.step import StepTimes, train_step
+    from reid.training.step import StepTimes, memory_format, train_step
 
     # no validation split: the plan below draws from every training identity, so the classifier counts them all
     cfg = build_config(method, files, [f"data.manifest={manifest_path}", "data.val_identities=0", *overrides])
     manifest = read_manifest(manifest_path)
     built = build_method(cfg, data_info(manifest, cfg.data), train=True, device=device)
     spec, model, objective = built.spec, built.model, built.objective
+    model = memory_format(model, cfg.train.channels_last, device)
     model = wrap(model) if wrap is not None else model
     objective.to(device)
     params = [p for p in objective.parameters() if p.requires_grad]
@@ -113,13 +121,14 @@ def method_step(method: str, manifest_path: Path, device: Any, steps: int) -> di
 
 def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int, steps: int) -> dict[str, Any]:
     """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = compute / wall time."""
+    from reid.bench.data import bench_ledger
     from reid.config import build_config
     from reid.data.info import data_info
     from reid.data.inputs import normalize_inputs
-    from reid.data.pipeline import get_or_create_ledger, open_rank_stream
+    from reid.data.pipeline import open_rank_stream
     from reid.models.factory import build_method
     from reid.training.optim import build_optimizer
-    from reid.training.step import StepTimes, train_step
+    from reid.training.step import StepTimes, memory_format, train_step
 
     warmup = 2
     cfg = build_config("baseline", ["baseline"], [
@@ -130,10 +139,10 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
 
     built = build_method(cfg, data_info(read_manifest(manifest_path), cfg.data), train=True, device=device)
     spec, model, objective = built.spec, built.model, built.objective
+    model = memory_format(model, cfg.train.channels_last, device)
     objective.to(device)
     opt = build_optimizer(model, cfg.optim)
-    name = f"bench-gpu-{os.getpid()}-{actors}-{time.monotonic_ns()}"
-    get_or_create_ledger(name)
+    name, _ = bench_ledger(f"bench-gpu-{actors}")
     stream = open_rank_stream(manifest_path, cfg.data, cfg.seed, spec.inputs, spec.batching, rank=0, world_size=1,
                               start_epoch=0, end_epoch=cfg.train.epochs, ledger_name=name, prefetch_batches=4)
     times, wall0 = StepTimes(), None
@@ -146,6 +155,17 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
     wall = time.perf_counter() - wall0
     compute = times.forward + times.backward + times.optimizer
     return {"actors": actors, "busy": compute / wall, "clips_per_s": times.clips / wall}
+
+
+SYNTH = dict(preset="tiny", seed=0, height=256, width=128, ids_train=32, cameras=4)
+
+
+def render_synthetic(out: Path) -> Path:
+    """The synthetic set of the headline: 'tiny' at 256x128 with 32 training identities seen by 4 cameras, enough for
+    P x K = 16 x 4 without repeating a tracklet in a batch (PyAV encodes its videos)."""
+    from reid.data.synth import generate
+
+    return generate(out / "synthetic", workers=min(8, os.cpu_count() or 1), **SYNTH)
 
 
 def nvjpeg_rate(manifest_path: Path, device: Any, frames: int = 2048, batch: int = 256) -> dict[str, Any]:
@@ -213,7 +233,7 @@ def ddp_scaling(manifest_path: Path, steps: int) -> dict[str, Any]:
 
 
 def gpu_tests(timeout_s: float) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", GPU_TESTS],
                           capture_output=True, text=True, timeout=max(30.0, timeout_s))
     tail = [line for line in proc.stdout.strip().splitlines() if line.strip()][-1:] or ["(no output)"]
     return {"returncode": proc.returncode, "summary": tail[0]}
@@ -267,7 +287,6 @@ def run(args: argparse.Namespace) -> int:
                         "False); run it on a GPU node, e.g. `ray job submit --entrypoint-num-gpus 1 -- reid bench gpu`")
     from reid.bench.data import store_copy
     from reid.data.records import read_manifest
-    from reid.data.synth import generate
     from reid.ray_runtime import init_ray
     from reid.registry import list_methods
 
@@ -279,8 +298,9 @@ def run(args: argparse.Namespace) -> int:
                                "headline": " ".join(HEADLINE)}
     with tempfile.TemporaryDirectory(prefix="reid-bench-gpu-") as tmpdir:
         tmp = Path(tmpdir)
-        source = generate(tmp / "synthetic", preset="tiny", seed=0, height=256, width=128,
-                          workers=min(8, os.cpu_count() or 1))
+        source = Path(args.manifest) if args.manifest else render_synthetic(tmp)
+        summary["data"] = str(args.manifest) if args.manifest else "synthetic " + ", ".join(
+            f"{k}={v}" for k, v in SYNTH.items())
         paths = {"video": source}
         if "jpeg" in stores:
             paths["jpeg"] = store_copy(read_manifest(source), "jpeg", tmp).root / "manifest.parquet"
@@ -309,7 +329,8 @@ def run(args: argparse.Namespace) -> int:
         if "jpeg" in paths:
             sections.run("nvjpeg", lambda: nvjpeg_rate(paths["jpeg"], device))
         if not args.skip_tests:
-            sections.run("gpu_tests", lambda: gpu_tests(sections.left() - 5), need_s=30)
+            tests = sections.run("gpu_tests", lambda: gpu_tests(sections.left() - 5), need_s=30)
+            sections.failed |= bool(tests and tests["returncode"] != 0)  # a failing GPU test fails the command
     summary.update(sections.results)
     summary["fed"] = fed
     summary["methods"] = methods
@@ -330,7 +351,7 @@ def run(args: argparse.Namespace) -> int:
 def format_markdown(s: dict[str, Any]) -> str:
     lines = [f"# reid bench gpu, {s['date']}", "",
              f"{s['gpu']} x {s['gpus']}, {s['cpus']} CPUs, torch {s['torch']}. Headline: baseline "
-             f"`{s['headline']}`, bf16 autocast, random initialisation, synthetic frames.", ""]
+             f"`{s['headline']}`, bf16 autocast, random initialisation. Frames: {s.get('data', 'synthetic')}.", ""]
     g = s.get("gpu_only") or {}
     if "step_s" in g:
         lines += [f"GPU only (resident batch of {g['batch']} clips): {g['step_s'] * 1000:.1f} ms/step, "

@@ -28,7 +28,10 @@ def decord() -> ModuleType:
     if module is not None:
         return module
     with _LOCK:
-        import av  # noqa: F401  (PyAV's own libraries loaded first, as a second line of defence)
+        try:
+            import av  # noqa: F401  (PyAV's own libraries loaded first, as a second line of defence)
+        except ImportError:
+            pass  # a decode-only node without PyAV: no encoder in this process for decord's libraries to shadow
 
         global_flag = ctypes.RTLD_GLOBAL
         ctypes.RTLD_GLOBAL = ctypes.RTLD_LOCAL  # read by decord/_ffi/base.py as it loads libdecord.so

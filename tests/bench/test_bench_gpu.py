@@ -60,3 +60,13 @@ def test_markdown_summary_lists_every_part():
     assert "| jpeg | 4 | 0.93 | 600 |" in md and "jpeg: 4" in md
     assert "| baseline | 100.0 | 640 | 20.00 | True |" in md and "| astpn | RuntimeError: boom" in md
     assert "Failed sections:" in md and "3 passed" in md
+
+
+def test_every_gpu_test_lives_where_bench_gpu_runs_them():
+    """`reid bench gpu` runs `pytest -m gpu tests/gpu`: a test marked gpu elsewhere would never run on a GPU."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    marked = {p.relative_to(root).as_posix() for p in root.rglob("*.py")
+              if "mark.gpu" in p.read_text(encoding="utf-8") and p.name != Path(__file__).name}
+    assert marked and all(m.startswith(gpu.GPU_TESTS.removeprefix("tests/") + "/") for m in marked), marked
