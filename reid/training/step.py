@@ -36,6 +36,15 @@ def autocast_context(device: torch.device, enabled: bool, dtype: str = "bf16"):
     return torch.autocast("cuda", dtype=torch.bfloat16 if dtype == "bf16" else torch.float16)
 
 
+def memory_format(model: nn.Module, channels_last: bool, device: torch.device) -> nn.Module:
+    """`model` with its 4-d weights in channels_last (NHWC) when `channels_last` and `device` is CUDA, so that cuDNN
+    runs its NHWC convolution kernels (`train.channels_last`). Measured on an H200, 2026-12-04: the ResNet-50
+    baseline, bf16, T=8, 256x128, 64 clips: 88.5 ms/step against 150.8 ms in NCHW (docs/gpu). Nothing on CPU."""
+    if channels_last and device.type == "cuda":
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -30,7 +30,7 @@ from reid.training.faults import FaultInjector
 from reid.training.metrics import MetricsExporter, ledger_counter, watch_line
 from reid.training.optim import build_optimizer, build_scheduler
 from reid.training.session import Session
-from reid.training.step import StepTimes, train_step
+from reid.training.step import StepTimes, memory_format, train_step
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
     built = build_method(cfg, data_info(manifest, cfg.data), train=True)
     spec, model, objective = built.spec, built.model, built.objective
     device = session.device
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = memory_format(model, cfg.train.channels_last, device)
     model = session.prepare_model(model)
     objective.to(device)
     optimizer = build_optimizer(model, cfg.optim)
