@@ -70,3 +70,9 @@ def test_every_gpu_test_lives_where_bench_gpu_runs_them():
     marked = {p.relative_to(root).as_posix() for p in root.rglob("*.py")
               if "mark.gpu" in p.read_text(encoding="utf-8") and p.name != Path(__file__).name}
     assert marked and all(m.startswith(gpu.GPU_TESTS.removeprefix("tests/") + "/") for m in marked), marked
+
+
+def test_gpu_tests_outside_a_checkout_are_skipped_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = gpu.gpu_tests(timeout_s=30)
+    assert "returncode" not in res and "tests/gpu" in res["skipped"]
