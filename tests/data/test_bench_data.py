@@ -60,5 +60,12 @@ def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):
     assert re.search(r"fit-level pipeline / raw decode per core: [\d.]+ \(target >= 0.9\)", out)
     assert re.search(r"fit-level pipeline / torchreid-style loader per core: [\d.]+ \(target >= 3\)", out)
     assert "decoding-actor starts per fit: 2)" in out  # the pool, once per fit (2 epochs)
+    assert "give --batches >= 8" in out  # 2 batches for 2 actors: flagged
     saved = json.loads((tmp_path / "out.json").read_text())
     assert set(saved["stores"]) == {"video", "jpeg"} and saved["stores"]["jpeg"]["fit"] > 0
+
+
+def test_an_epoch_too_short_for_the_actors_is_flagged():
+    assert bench_data.burst_warning(8, 2) is None
+    warning = bench_data.burst_warning(8, 14)
+    assert "8 batches per epoch for 14 decoding actors" in warning and "--batches >= 56" in warning
