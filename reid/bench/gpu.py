@@ -120,7 +120,8 @@ def method_step(method: str, manifest_path: Path, device: Any, steps: int) -> di
 
 
 def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int, steps: int) -> dict[str, Any]:
-    """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = compute / wall time."""
+    """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = compute / wall time over
+    `steps` steps after the start-up burst."""
     from reid.bench.data import bench_ledger
     from reid.config import build_config
     from reid.data.info import data_info
@@ -130,7 +131,10 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
     from reid.training.optim import build_optimizer
     from reid.training.step import StepTimes, memory_format, train_step
 
-    warmup = 2
+    # the actors decode their first batches together while the pool starts, and those arrive in one burst that the
+    # GPU then eats back to back: the timed window starts after them (2026-12-04's runs started after 2 batches, so
+    # their 8- and 14-actor rows included up to 6 and 12 such batches of 20: docs/gpu/README.md)
+    warmup = actors + 2
     cfg = build_config("baseline", ["baseline"], [
         f"data.manifest={manifest_path}", "data.val_identities=0", *overrides, f"data.decode_workers={actors}",
         "data.decode_cpus=1",
