@@ -301,8 +301,9 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError(f"--stores takes {', '.join(STORES)} (comma-separated), got '{args.stores}'")
     if args.batches < 2 or args.repeats < 1 or args.workers < 1 or args.epochs < 1:
         raise ReidError("need --batches >= 2, --epochs >= 1, --repeats >= 1 and --workers >= 1")
-    if burst_warning(args.batches, args.workers):
-        _progress(burst_warning(args.batches, args.workers))
+    warning = burst_warning(args.batches, args.workers)
+    if warning:
+        _progress(warning)
     from reid.ray_runtime import init_ray
 
     results: dict[str, dict[str, float]] = {}
@@ -331,7 +332,6 @@ def run(args: argparse.Namespace) -> int:
              f"{size[0]}x{size[1]}, P x K = {args.ids_per_batch} x {args.tracklets_per_id}, {args.epochs} epochs x "
              f"{args.batches} batches per fit, {args.repeats} repeats (medians), {args.workers} decoding actors")
     default = min(results, key=lambda s: -results[s]["fit"])  # the faster store speaks in the target lines
-    warning = burst_warning(args.batches, args.workers)
     print(format_report(title, results, base, args.workers, default) + (f"\n{warning}" if warning else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"title": title, "baseline": base, "workers": args.workers,

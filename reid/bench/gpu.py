@@ -41,6 +41,8 @@ from reid.errors import ReidError
 GPU_TESTS = "tests/gpu"  # every test marked gpu lives here (tests/bench/test_bench_gpu.py checks it)
 HEADLINE = ["data.height=256", "data.width=128", "data.seq_len=8", "data.ids_per_batch=16",
             "data.tracklets_per_id=4", "model.depth=50", "model.pretrained=false", "train.amp=true"]
+# the synthetic set it measures on by default (render_synthetic)
+SYNTH = dict(preset="tiny", seed=0, height=256, width=128, ids_train=32, cameras=4)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -159,9 +161,6 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
     wall = time.perf_counter() - wall0
     compute = times.forward + times.backward + times.optimizer
     return {"actors": actors, "busy": compute / wall, "clips_per_s": times.clips / wall}
-
-
-SYNTH = dict(preset="tiny", seed=0, height=256, width=128, ids_train=32, cameras=4)
 
 
 def render_synthetic(out: Path) -> Path:

@@ -118,7 +118,7 @@ class TrainConfig(Strict):
     grad_clip: float | None = Field(None, gt=0)
     amp: bool = Field(True, description="bf16 autocast on GPU (ignored on CPU)")
     channels_last: bool = Field(True, description="NHWC convolutions on GPU (ignored on CPU): ResNet-50 bf16 steps "
-                                "1.7x faster on an H200 (docs/gpu/gpu-2026-12-04.md)")
+                                "1.7x faster on an H200 (docs/gpu/README.md)")
     compile: bool = False
     checkpoint_every: int = Field(1, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
