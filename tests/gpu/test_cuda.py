@@ -4,7 +4,8 @@
   every trainable parameter) and embeds clips like its fp32 twin on the CPU (same weights, same batch);
 - a training step with AMP on CUDA lowers the loss on a fixed batch;
 - nvJPEG (`torchvision.io.decode_jpeg(..., device="cuda")`, the JPEG store's GPU path) decodes the store's bytes
-  to the frames the CPU decoder gives.
+  to the frames the CPU decoder gives;
+- `train.channels_last` puts the conv weights in NHWC on CUDA without changing the features.
 
 Every test marked `gpu` lives in this folder (tests/bench/test_bench_gpu.py checks it): `reid bench gpu` runs
 `pytest -m gpu tests/gpu`, which imports nothing that a GPU node without the dev tools lacks.
