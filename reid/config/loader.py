@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from reid.config.errors import ConfigError, format_validation_error
 from reid.config.schema import ExperimentConfig
+from reid.errors import ReidError
 from reid.registry import get_method
 
 
@@ -119,6 +120,13 @@ def resolve_config(tree: dict[str, Any]) -> ExperimentConfig:
     if cfg.variant is not None and cfg.variant not in spec.variants:
         raise ConfigError(f"method '{cfg.method}' has no variant '{cfg.variant}'; "
                           f"variants: {', '.join(spec.variants) or '(none)'}")
+    if cfg.data.jpeg_decode == "trainer":
+        from reid.data.batching import check_jpeg_decode
+
+        try:
+            check_jpeg_decode(cfg.data, spec.inputs)
+        except ReidError as exc:
+            raise ConfigError(f"method '{cfg.method}': {exc}") from None
     model = _validate_section(spec.model_params, cfg.model, "model")
     loss = _validate_section(spec.loss_params, cfg.loss, "loss")
     return cfg.model_copy(update={"model": model, "loss": loss})

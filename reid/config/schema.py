@@ -75,6 +75,13 @@ class DataConfig(Strict):
         60.0, gt=0, description="seconds before a video decode is abandoned and the tracklet counted unreadable; "
         "None decodes in-process without a watchdog"
     )
+    jpeg_decode: Literal["actor", "trainer"] = Field(
+        "actor", description="training batches from a JPEG store (`reid prepare --pack jpeg`): 'actor' = the Ray "
+        "Data decoding actors decode (Pillow) and augment on their CPUs; 'trainer' = the actors only read the JPEG "
+        "bytes and draw the augmentation, the Train worker decodes them on its device (nvJPEG on a GPU: "
+        "reid.data.device_decode) and applies the crop / flip / erasing there. Needs a JPEG-store manifest and a "
+        "method without flow, pose_maps or keypoints inputs; evaluation always decodes on the CPU"
+    )
     max_errored_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="share of unreadable tracklets tolerated before the run fails"
     )

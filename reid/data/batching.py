@@ -15,6 +15,10 @@ Batch contract (numpy here, torch tensors after iteration), B = P * K for "pk", 
     keypoints   float32 [B, T, 18, 3]    in output-frame pixels, after the same crop / flip
   "pairs" batching: rows 0..N-1 are side A and N..2N-1 side B of N pairs, plus
     pair_same   float32 [N]              1 for a positive pair (same identity), 0 otherwise
+  `data.jpeg_decode=trainer` (JPEG store, training batches): no `frames`; the trainer decodes (device_decode.py)
+    jpeg_bytes   uint8  [total bytes]    the B*T sampled frames' JPEG files, concatenated clip by clip, in time order
+    jpeg_offsets int64  [B*T + 1]        frame i is jpeg_bytes[jpeg_offsets[i]:jpeg_offsets[i + 1]]
+    jpeg_augment int64  [B, 12]          each clip's AugmentParams (transforms.AUGMENT_COLUMNS), drawn as for `frames`
 
 Unreadable tracklets: a tracklet that fails to decode (corrupt file, decode time-out) is logged, remembered and
 replaced by another readable tracklet of the SAME identity (or, if the identity has none, every slot of that
@@ -40,7 +44,7 @@ from reid.data.plan import Batching, PlanRow, epoch_plan
 from reid.data.pose_maps import render_pose_maps
 from reid.data.records import Manifest, read_manifest, relabel
 from reid.data.sampling import FrameSampler, build_sampler, loop_pad, test_sampler
-from reid.data.transforms import apply_augment, apply_erase, augment_keypoints, sample_augment
+from reid.data.transforms import apply_augment, apply_erase, augment_keypoints, augment_row, sample_augment
 from reid.errors import ReidError
 
 if TYPE_CHECKING:  # imported lazily: the decoding actors build numpy batches and never need torch
@@ -49,6 +53,25 @@ if TYPE_CHECKING:  # imported lazily: the decoding actors build numpy batches an
 log = logging.getLogger(__name__)
 KNOWN_INPUTS = frozenset({"frames", "flow", "pose_maps", "keypoints", "attributes"})
 POSE_STRIDE = 8
+# inputs computed from the decoded frames in the decoding actor: they rule out `data.jpeg_decode=trainer`
+CPU_FRAME_INPUTS = frozenset({"flow", "pose_maps", "keypoints"})
+
+
+def check_jpeg_decode(data: DataConfig, inputs: Iterable[str], manifest: Manifest | None = None) -> None:
+    """Refuse `data.jpeg_decode=trainer` where it cannot apply (a ReidError naming the cause): a method whose inputs
+    are derived from frames decoded on the CPU, or (given the manifest) tracklets that are not in a JPEG store."""
+    if data.jpeg_decode != "trainer":
+        return
+    cpu = sorted(CPU_FRAME_INPUTS & set(inputs))
+    if cpu:
+        raise ReidError(f"data.jpeg_decode=trainer: the method's inputs {cpu} are computed from frames decoded in "
+                        f"the decoding actors; use data.jpeg_decode=actor")
+    if manifest is not None:
+        loose = [r.tracklet_id for r in manifest.records if not r.shard]
+        if loose:
+            raise ReidError(f"data.jpeg_decode=trainer needs a JPEG-store manifest (`reid prepare --pack jpeg`); "
+                            f"{len(loose)} of {len(manifest.records)} tracklets are not in one (first: {loose[0]}); "
+                            f"use data.jpeg_decode=actor")
 
 
 @dataclass
@@ -90,7 +113,9 @@ class BatchMaker:
     """Builds batches from plan rows for one manifest; holds the decoder and the unreadable-tracklet log.
 
     `train=True` samples frames with `data.train_sampler` and augments; `train=False` uses the same sampler with
-    its randomness off and no augmentation (validation batches of the same shapes).
+    its randomness off and no augmentation (validation batches of the same shapes). With `train=True` and
+    `data.jpeg_decode=trainer` the batches carry the sampled frames' JPEG bytes and augmentation parameters
+    instead of `frames` (module docstring); `clip` and the evaluation clips always decode.
     """
 
     def __init__(self, manifest: Manifest, data: DataConfig, inputs: Iterable[str], train: bool = True, *,
@@ -120,6 +145,9 @@ class BatchMaker:
         self.decoder.draft_size = (a.resize_height or data.height, a.resize_width or data.width)
         self.decoder.cache_bytes = int(data.frame_cache_gb * (1 << 30))
         self.errors = ErrorLog(len(train_idx), data.max_errored_fraction, dict(known_bad or {}))
+        self.ship_bytes = train and data.jpeg_decode == "trainer"
+        if self.ship_bytes:
+            check_jpeg_decode(data, self.inputs, manifest)
 
     # -- one tracklet -------------------------------------------------------------------------------------------
     def clip(self, index: int, frame_idx: np.ndarray, rng: np.random.Generator, train: bool,
@@ -152,6 +180,13 @@ class BatchMaker:
                 out["pose_maps"] = render_pose_maps(kps, (h, w), (h // POSE_STRIDE, w // POSE_STRIDE)
                                                     ).astype(np.float16)
         return out
+
+    def clip_bytes(self, index: int, frame_idx: np.ndarray, rng: np.random.Generator) -> dict[str, object]:
+        """What `clip` would decode, undecoded: the JPEG bytes of frames `frame_idx` (list of T bytes) and the
+        AugmentParams drawn from `rng` exactly as `clip` draws them (int64 [12], transforms.AUGMENT_COLUMNS)."""
+        rec = self.manifest.records[index]
+        blobs = self.decoder.jpeg_blobs(self.manifest, rec, frame_idx)
+        return {"jpeg": blobs, "jpeg_augment": augment_row(sample_augment(rng, self.data, self.train))}
 
     def _prefetch(self, row: PlanRow, indices: list[int]) -> dict[int, np.ndarray | DecodeError]:
         """First-choice video frames of every slot in one pipelined decoder call: slot -> frames or error."""
@@ -186,6 +221,8 @@ class BatchMaker:
                 try:
                     if isinstance(frames, DecodeError):
                         raise frames
+                    if self.ship_bytes:
+                        return self.clip_bytes(idx, frame_idx, rng)
                     return self.clip(idx, frame_idx, rng, self.train, frames, out_frames)
                 except DecodeError as exc:
                     self.errors.add(idx, rec.tracklet_id, str(exc))
@@ -216,7 +253,7 @@ class BatchMaker:
         indices = list(row.indices)
         clips: list[dict[str, np.ndarray] | None] = [None] * len(indices)
         d = self.data
-        buffer = None if d.train_sampler == "all" else np.empty((len(indices), d.seq_len, 3, d.height, d.width),
+        buffer = None if d.train_sampler == "all" or self.ship_bytes else np.empty((len(indices), d.seq_len, 3, d.height, d.width),
                                                                    dtype=np.uint8)
         prefetched = self._prefetch(row, indices)
         pending = list(range(len(indices)))
@@ -235,14 +272,10 @@ class BatchMaker:
     def _collate(self, row: PlanRow, indices: list[int], clips: list,
                  buffer: np.ndarray | None = None) -> dict[str, np.ndarray]:
         recs = [self.manifest.records[i] for i in indices]
-        lengths = {c["frames"].shape[0] for c in clips}
-        if len(lengths) > 1:  # sampler 'all': loop-pad every clip to the longest
-            t = max(lengths)
-            clips = [{k: v[loop_pad(np.arange(v.shape[0]), t)] for k, v in c.items()} for c in clips]
-        if buffer is not None and all(c["frames"].base is buffer for c in clips):  # every clip went into its slot
-            out = {"frames": buffer, **{k: np.stack([c[k] for c in clips]) for k in clips[0] if k != "frames"}}
+        if self.ship_bytes:
+            out = _collate_bytes(clips)
         else:
-            out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
+            out = self._collate_frames(clips, buffer)
         out["pid"] = np.array([self.labels[r.pid] for r in recs], dtype=np.int64)
         out["camid"] = np.array([r.camid for r in recs], dtype=np.int64)
         out["index"] = np.array(indices, dtype=np.int64)
@@ -256,8 +289,33 @@ class BatchMaker:
             out["pair_same"] = (out["pid"][:n] == out["pid"][n:]).astype(np.float32)  # true after any swap
         return out
 
+    @staticmethod
+    def _collate_frames(clips: list, buffer: np.ndarray | None) -> dict[str, np.ndarray]:
+        lengths = {c["frames"].shape[0] for c in clips}
+        if len(lengths) > 1:  # sampler 'all': loop-pad every clip to the longest
+            t = max(lengths)
+            clips = [{k: v[loop_pad(np.arange(v.shape[0]), t)] for k, v in c.items()} for c in clips]
+        if buffer is not None and all(c["frames"].base is buffer for c in clips):  # every clip went into its slot
+            out = {"frames": buffer, **{k: np.stack([c[k] for c in clips]) for k in clips[0] if k != "frames"}}
+        else:
+            out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
+        return out
+
     def close(self) -> None:
         self.decoder.close()
+
+
+def _collate_bytes(clips: list[dict]) -> dict[str, np.ndarray]:
+    """Clips of (T JPEG files, augmentation row) -> jpeg_bytes / jpeg_offsets / jpeg_augment (module docstring);
+    clips of different lengths (sampler 'all') loop-padded to the longest, as `frames` are."""
+    t = max(len(c["jpeg"]) for c in clips)
+    blobs = [c["jpeg"][int(i)] for c in clips for i in loop_pad(np.arange(len(c["jpeg"])), t)]
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in blobs], out=offsets[1:])
+    flat = np.empty(int(offsets[-1]), dtype=np.uint8)  # one copy of the bytes, into a writable array
+    for b, start, stop in zip(blobs, offsets[:-1], offsets[1:], strict=True):
+        flat[start:stop] = np.frombuffer(b, dtype=np.uint8)
+    return {"jpeg_bytes": flat, "jpeg_offsets": offsets, "jpeg_augment": np.stack([c["jpeg_augment"] for c in clips])}
 
 
 def make_batch(plan_row: PlanRow, manifest: Manifest, data: DataConfig, spec_inputs: Iterable[str],

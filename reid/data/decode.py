@@ -259,6 +259,14 @@ class Decoder:
             self._shards = ShardReader()
         return read_jpeg_frames(manifest, record, indices, self._shards, self.draft_size)
 
+    def jpeg_blobs(self, manifest: Manifest, record: TrackletRecord, indices: np.ndarray) -> list[bytes]:
+        """The undecoded JPEG bytes of frames `indices` of a JPEG-store record (`jpeg_store.read_jpeg_blobs`)."""
+        from reid.data.jpeg_store import ShardReader, read_jpeg_blobs
+
+        if self._shards is None:
+            self._shards = ShardReader()
+        return read_jpeg_blobs(manifest, record, indices, self._shards)
+
     def _start(self) -> None:
         parent, child = socket.socketpair()
         env = dict(os.environ)

@@ -1,7 +1,9 @@
 """A batch as the model sees it: on the device, frames normalised the way the method asks (`MethodSpec.input_norm`).
 
 Shared by the training loop (`reid.training.worker`) and feature extraction (`reid.evaluation.run.extract`, the Ray
-Data model actors of `reid.evaluation.run.chunks`), so neither side imports the other for it.
+Data model actors of `reid.evaluation.run.chunks`), so neither side imports the other for it. A training batch of
+undecoded JPEG frames (`data.jpeg_decode=trainer`) is decoded and augmented on the device first
+(`reid.data.device_decode`), so the training code sees `frames` either way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 import torch
 
+from reid.data.device_decode import carries_jpeg, decode_batch
 from reid.data.transforms import normalize_input
 from reid.spec import MethodSpec
 
@@ -19,11 +22,14 @@ def normalize_inputs(batch: Mapping[str, Any], spec: MethodSpec, device: torch.d
     """Move a batch to the device and turn uint8 frames into the method's input normalisation.
 
     Args:
-        batch: `frames` uint8 [B, T, 3, H, W] and the method's other inputs (numpy arrays or tensors).
+        batch: `frames` uint8 [B, T, 3, H, W] and the method's other inputs (numpy arrays or tensors); or, in
+            place of `frames`, `jpeg_bytes` / `jpeg_offsets` / `jpeg_augment` (batching.py), decoded here on `device`.
     Returns:
         the same keys as tensors on `device`: `frames` float32 [B, T, 3, H, W] (ImageNet mean / std, or per-frame
         standardised YUV for "yuv"); `flow`, `pose_maps`, `keypoints`, `pair_same` as float32; the rest as given.
     """
+    if carries_jpeg(batch):
+        batch = decode_batch(batch, device)
     out = {key: torch.as_tensor(value).to(device, non_blocking=True) for key, value in batch.items()}
     out["frames"] = normalize_input(out["frames"], spec.input_norm)  # an unknown kind is an error, not ImageNet
     for key in ("flow", "pose_maps", "keypoints", "pair_same"):

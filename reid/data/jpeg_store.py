@@ -109,6 +109,20 @@ def read_jpeg_frames(manifest: Manifest, record: TrackletRecord, indices: np.nda
     return frames if len(uniq) == len(indices) and np.all(inverse == np.arange(len(uniq))) else frames[inverse]
 
 
+def read_jpeg_blobs(manifest: Manifest, record: TrackletRecord, indices: np.ndarray,
+                    reader: ShardReader) -> list[bytes]:
+    """The JPEG bytes of frames `indices` (tracklet-relative) of a JPEG-store record, in order, undecoded (the
+    trainer decodes them: `data.jpeg_decode=trainer`, reid.data.device_decode). Each frame is read once; bytes
+    that do not start as a JPEG are a JpegStoreError here, so the tracklet is replaced like one that fails to
+    decode (damage past the header shows only when the trainer decodes it)."""
+    uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
+    blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq.tolist())
+    for i, b in zip(uniq.tolist(), blobs, strict=True):
+        if b[:3] != _JPEG_MAGIC:
+            raise JpegStoreError(f"tracklet {record.tracklet_id}: frame {i} is not a JPEG")
+    return [blobs[int(j)] for j in inverse]
+
+
 def _tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int) -> list[bytes]:
     """Every frame of a record as JPEG bytes: JPEG files copied as they are, anything else encoded."""
     if record.frames:

@@ -44,7 +44,7 @@ import numpy as np
 import ray
 
 from reid.config.schema import DataConfig
-from reid.data.batching import BatchMaker
+from reid.data.batching import BatchMaker, check_jpeg_decode
 from reid.data.decode import Decoder
 from reid.data.plan import Batching, PlanRow, global_plan
 from reid.data.records import read_manifest
@@ -162,10 +162,13 @@ def build_rank_dataset(manifest_path: str | Path, data: DataConfig, seed: int, s
     plans of `data` (the config's `data` section) and `seed`.
 
     Needs the ledger actor `ledger_name` to exist (`get_or_create_ledger`). Columns follow the batch contract of
-    batching.py with a leading row axis of 1 per row.
+    batching.py with a leading row axis of 1 per row (`data.jpeg_decode=trainer`: JPEG bytes in place of `frames`,
+    decoded by the Train worker; refused here for a manifest that is not a JPEG store or CPU-derived inputs).
     """
     if not 0 <= rank < world_size:
         raise ReidError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+    # here, not in the actors' constructors: a clear error before the pool starts, not an actor failure mid-run
+    check_jpeg_decode(data, spec_inputs, read_manifest(manifest_path) if data.jpeg_decode == "trainer" else None)
     if num_batches is None:  # reads and validates the manifest
         num_batches = batches_per_epoch(manifest_path, data, seed, batching, world_size)
     items = [{"epoch": e, "slot": s} for e in epochs for s in range(rank, num_batches, world_size)]

@@ -56,6 +56,17 @@ class AugmentParams:
     erase: tuple[int, int, int, int] | None = None  # (top, left, height, width) in output pixels
 
 
+# AugmentParams as one int64 row (batches whose frames the trainer decodes: reid.data.device_decode)
+AUGMENT_COLUMNS = ("resized_h", "resized_w", "pad", "top", "left", "out_h", "out_w", "flip",
+                   "erase_top", "erase_left", "erase_h", "erase_w")
+
+
+def augment_row(p: AugmentParams) -> np.ndarray:
+    """int64 [len(AUGMENT_COLUMNS)]: the fields of `p` in AUGMENT_COLUMNS order, flip as 0 / 1, no erasing as -1s."""
+    return np.array([*p.resized, p.pad, p.top, p.left, *p.out, int(p.flip), *(p.erase or (-1, -1, -1, -1))],
+                    dtype=np.int64)
+
+
 def sample_augment(rng: np.random.Generator, data: DataConfig, train: bool) -> AugmentParams:
     """Draw one tracklet's augmentation; at test time (`train=False`) no randomness: a plain resize to
     (height, width), or with `data.augment.test_crop == "center"` the centre crop of the training geometry."""

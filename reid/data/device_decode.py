@@ -1,0 +1,116 @@
+"""Decode a training batch's JPEG bytes on the trainer's device (`data.jpeg_decode=trainer`).
+
+With a JPEG store (`reid prepare --pack jpeg`) and `data.jpeg_decode=trainer`, the decoding actors sample a batch
+exactly as they do for `frames` (plan row, frame indices, one AugmentParams per clip from the same rng) but only
+read the sampled frames' bytes (batching.py, batch contract). The Train worker turns them into `frames` here, on its
+device, before normalising (`reid.data.inputs.normalize_inputs`), so a CPU node ships bytes and the GPU decodes:
+
+    jpeg_bytes   uint8 [S]          ->  torchvision.io.decode_jpeg(B*T byte tensors, device)   nvJPEG batched on CUDA,
+    jpeg_offsets int64 [B*T + 1]                                                               libjpeg on the CPU
+    jpeg_augment int64 [B, 12]      ->  F_b uint8 [T, 3, H0, W0] per clip b, then clip b's AugmentParams p:
+                                        frames uint8 [B, T, 3, H, W] on the device
+
+Geometry (transforms.apply_augment, vectorised over the batch in torch):
+    1. resize   X = bilinear(F_b, p.resized)  [T, 3, rh, rw], anti-aliased when shrinking (torch's antialias=True
+                filter is Pillow's BILINEAR with its support widened by the scale); skipped when F_b has that size.
+    2. crop     out[t, c, i, j] = X[t, c, y_i, x_j] where 0 <= y_i < rh and 0 <= x_j < rw, else 0 (zero padding),
+                y_i = top - pad + i,  x_j = left - pad + j' with j' = W - 1 - j when p.flip (the crop window
+                mirrored: apply_augment crops and then flips), j' = j otherwise;  i < H = out_h, j < W = out_w.
+    3. erase    out[:, c, et:et+eh, el:el+ew] = round(255 * IMAGENET_MEAN[c]) when the clip has a box (eh > 0).
+
+The frames differ slightly from the actors' (tests/data/test_device_decode.py measures it): Pillow's libjpeg-turbo
+vs torchvision's decoder (libjpeg-turbo on the CPU, nvJPEG on CUDA: IDCT and chroma upsampling), Pillow's two 8-bit
+resize passes vs one float pass here, the actors' DCT-domain downscaling (`Image.draft`, when the stored frames are
+at least twice the resized size), and frames of a clip with another size than its first (the actors resize them
+to the first frame's size before the clip's resize; here each frame goes to `resized` directly).
+
+Only training batches take this path: evaluation and feature extraction decode on the CPU as before.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from reid.data.transforms import AUGMENT_COLUMNS, IMAGENET_MEAN
+from reid.errors import ReidError
+
+JPEG_KEYS = ("jpeg_bytes", "jpeg_offsets", "jpeg_augment")
+_COL = {name: i for i, name in enumerate(AUGMENT_COLUMNS)}
+
+
+def carries_jpeg(batch: Mapping[str, Any]) -> bool:
+    """Whether the batch holds undecoded JPEG frames (`data.jpeg_decode=trainer`) instead of `frames`."""
+    return "jpeg_bytes" in batch
+
+
+def decode_batch(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """The batch with its JPEG keys replaced by `frames` uint8 [B, T, 3, H, W] on `device`; other keys as given."""
+    out = {k: v for k, v in batch.items() if k not in JPEG_KEYS}
+    out["frames"] = decode_frames(batch["jpeg_bytes"], batch["jpeg_offsets"], batch["jpeg_augment"], device)
+    return out
+
+
+def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | str) -> torch.Tensor:
+    """uint8 [S] bytes, int64 [B*T + 1] offsets, int64 [B, 12] AugmentParams rows -> uint8 [B, T, 3, H, W]."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    device = torch.device(device)
+    data = torch.as_tensor(data).cpu()  # decode_jpeg reads its input from host memory (Ray may have moved it)
+    bounds = torch.as_tensor(offsets).cpu().tolist()
+    aug = torch.as_tensor(augment).to(device=device, dtype=torch.int64)
+    b, n = aug.shape[0], len(bounds) - 1
+    if b == 0 or n % b:
+        raise ReidError(f"a JPEG batch of {n} frames cannot be split into {b} clips")
+    rows = aug.cpu()
+    sizes = {tuple(r) for r in rows[:, [_COL["resized_h"], _COL["resized_w"], _COL["out_h"], _COL["out_w"]]].tolist()}
+    if len(sizes) != 1:
+        raise ReidError(f"a JPEG batch mixes resize / crop sizes {sorted(sizes)}; training clips share one geometry")
+    rh, rw, oh, ow = sizes.pop()
+    blobs = [data[bounds[i]:bounds[i + 1]] for i in range(n)]
+    try:
+        images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError as exc:
+        raise ReidError(f"decoding the batch's {n} JPEG frames on {device} failed: {exc}") from None
+    x = resize_frames(images, (rh, rw), device).view(b, n // b, 3, rh, rw)
+    return crop_flip_erase(x, aug, (oh, ow))
+
+
+def resize_frames(images: list[torch.Tensor], size: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """uint8 [3, h_i, w_i] each -> uint8 [N, 3, rh, rw]: bilinear, anti-aliased, one call per distinct input size."""
+    rh, rw = size
+    out = torch.empty((len(images), 3, rh, rw), dtype=torch.uint8, device=device)
+    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i, im in enumerate(images):
+        groups[(int(im.shape[-2]), int(im.shape[-1]))].append(i)
+    for hw, idx in groups.items():
+        x = torch.stack([images[i] for i in idx])
+        if hw != (rh, rw):
+            x = F.interpolate(x.float(), size=(rh, rw), mode="bilinear", align_corners=False, antialias=True)
+            x = x.round_().clamp_(0, 255).to(torch.uint8)
+        out[torch.tensor(idx, device=device)] = x
+    return out
+
+
+def crop_flip_erase(x: torch.Tensor, aug: torch.Tensor, out: tuple[int, int]) -> torch.Tensor:
+    """Steps 2-3 of the module docstring: x uint8 [B, T, 3, rh, rw], aug int64 [B, 12] -> uint8 [B, T, 3, H, W]."""
+    b, _, _, rh, rw = x.shape
+    oh, ow = out
+    dev = x.device
+    col = {name: aug[:, i, None] for name, i in _COL.items()}  # each [B, 1]
+    i = torch.arange(oh, device=dev)[None]
+    j = torch.arange(ow, device=dev)[None]
+    ys = col["top"] - col["pad"] + i                                            # [B, H]
+    xs = col["left"] - col["pad"] + torch.where(col["flip"] > 0, ow - 1 - j, j)  # [B, W]
+    inside = ((ys >= 0) & (ys < rh))[:, :, None] & ((xs >= 0) & (xs < rw))[:, None, :]  # [B, H, W]
+    bi = torch.arange(b, device=dev)[:, None, None]
+    g = x.permute(0, 3, 4, 1, 2)[bi, ys.clamp(0, rh - 1)[:, :, None], xs.clamp(0, rw - 1)[:, None, :]]  # [B,H,W,T,3]
+    frames = g.permute(0, 3, 4, 1, 2) * inside[:, None, None].to(torch.uint8)   # [B, T, 3, H, W]
+    et, el, eh, ew = col["erase_top"], col["erase_left"], col["erase_h"], col["erase_w"]
+    box = (((i >= et) & (i < et + eh))[:, :, None] & ((j >= el) & (j < el + ew))[:, None, :]) & (eh > 0)[:, :, None]
+    fill = torch.tensor([round(255 * m) for m in IMAGENET_MEAN], dtype=torch.uint8, device=dev).view(1, 1, 3, 1, 1)
+    return torch.where(box[:, None, None], fill, frames).contiguous()
