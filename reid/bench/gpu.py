@@ -3,8 +3,11 @@ summary under --out (default docs/gpu/gpu-<date>.{md,json}).
 
   1. fed training: ResNet-50 baseline, T=8, 256x128, bf16, P x K = 16 x 4 (the synthetic set rendered at 256x128,
      random initialisation). GPU-only step time and clips/s on a resident batch, then the same steps fed by the Ray
-     Data pipeline with 1, 2, 4, ... decoding actors for each frame store: GPU busy fraction (compute time / wall
-     time), clips/s, and the decoding CPUs that keep the GPU >= 90 % busy.
+     Data pipeline with 1, 2, 4, ... decoding actors for each frame store: GPU busy fraction ((input preparation +
+     step compute) / wall time), clips/s, the input preparation per step, and the decoding CPUs that keep the GPU
+     >= 90 % busy. Stores: `video` (H.264), `jpeg` (the actors decode with Pillow and augment),
+     `jpeg-trainer` (the same JPEG store with data.jpeg_decode=trainer: the actors only read bytes, the GPU decodes
+     them with nvJPEG and augments; its input preparation holds that decode).
   2. every registered method: forward + backward in bf16 with its packaged real-data recipe (pretrained=false):
      finite loss, step time, peak memory.
   3. 1 -> N GPU DDP step time when several GPUs are visible.
@@ -16,7 +19,7 @@ Without a CUDA device it stops at once with a clear message and a non-zero statu
 into the summary with its error and the command exits 1 after the others ran.
 
   reid bench gpu                               # on a GPU node (or: ray job submit ... -- reid bench gpu)
-  reid bench gpu --budget-s 300 --stores jpeg
+  reid bench gpu --budget-s 300 --stores jpeg,jpeg-trainer
   reid bench gpu --manifest data/mars-video/manifest.parquet
 """
 
@@ -42,13 +45,18 @@ GPU_TESTS = "tests/gpu"  # every test marked gpu lives here (tests/bench/test_be
 HEADLINE = ["data.height=256", "data.width=128", "data.seq_len=8", "data.ids_per_batch=16",
             "data.tracklets_per_id=4", "model.depth=50", "model.pretrained=false", "train.amp=true"]
 # the synthetic set it measures on by default (render_synthetic)
+STORES = ("video", "jpeg", "jpeg-trainer")
+# what a store adds to the headline (jpeg-trainer: the jpeg store's copy, decoded on the GPU)
+STORE_OVERRIDES = {"jpeg-trainer": ["data.jpeg_decode=trainer"]}
 SYNTH = dict(preset="tiny", seed=0, height=256, width=128, ids_train=32, cameras=4)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="docs/gpu", help="folder for gpu-<date>.md and gpu-<date>.json")
     p.add_argument("--budget-s", type=float, default=480.0, help="wall-clock budget for all sections")
-    p.add_argument("--stores", default="video,jpeg", help="frame stores to feed the GPU from")
+    p.add_argument("--stores", default=",".join(STORES),
+                   help="frame stores to feed the GPU from: video, jpeg (decoded by the actors), jpeg-trainer (the "
+                        "JPEG store decoded on the GPU, data.jpeg_decode=trainer); comma-separated")
     p.add_argument("--steps", type=int, default=12, help="timed steps per measurement")
     p.add_argument("--actors", default=None,
                    help="decoding-actor counts to try (comma-separated; default 1,2,4,... up to the node's CPUs - 2)")
@@ -122,8 +130,11 @@ def method_step(method: str, manifest_path: Path, device: Any, steps: int) -> di
 
 
 def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int, steps: int) -> dict[str, Any]:
-    """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = compute / wall time over
-    `steps` steps after the start-up burst."""
+    """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = (input preparation +
+    compute) / wall time over `steps` steps after the start-up burst. Input preparation is `normalize_inputs`:
+    copy and normalisation, plus the nvJPEG decode and augmentation with data.jpeg_decode=trainer."""
+    import torch
+
     from reid.bench.data import bench_ledger
     from reid.config import build_config
     from reid.data.info import data_info
@@ -151,16 +162,21 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
     name, _ = bench_ledger(f"bench-gpu-{actors}")
     stream = open_rank_stream(manifest_path, cfg.data, cfg.seed, spec.inputs, spec.batching, rank=0, world_size=1,
                               start_epoch=0, end_epoch=cfg.train.epochs, ledger_name=name, prefetch_batches=4)
-    times, wall0 = StepTimes(), None
+    times, wall0, inputs_s = StepTimes(), None, 0.0
     for i, raw in enumerate(stream.epoch(0)):
         if i == warmup:
-            wall0, times = time.perf_counter(), StepTimes()
+            wall0, times, inputs_s = time.perf_counter(), StepTimes(), 0.0
+        t0 = time.perf_counter()
         batch = normalize_inputs(raw, spec, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        inputs_s += time.perf_counter() - t0
         train_step(model, objective, batch, [opt], device=device, amp=True, grad_clip=None, scaler=None,
                    times=times, where=f"fed step {i}")
     wall = time.perf_counter() - wall0
     compute = times.forward + times.backward + times.optimizer
-    return {"actors": actors, "busy": compute / wall, "clips_per_s": times.clips / wall}
+    return {"actors": actors, "busy": (compute + inputs_s) / wall, "clips_per_s": times.clips / wall,
+            "input_ms": 1000 * inputs_s / steps}
 
 
 def render_synthetic(out: Path) -> Path:
@@ -299,6 +315,9 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda", 0)
     sections = Sections(args.budget_s)
     stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    unknown = sorted(set(stores) - set(STORES))
+    if unknown:
+        raise ReidError(f"--stores: unknown {unknown}; expected some of {', '.join(STORES)}")
     summary: dict[str, Any] = {"date": dt.date.today().isoformat(), "gpu": torch.cuda.get_device_name(0),
                                "gpus": torch.cuda.device_count(), "cpus": os.cpu_count(), "torch": torch.__version__,
                                "headline": " ".join(HEADLINE)}
@@ -308,8 +327,9 @@ def run(args: argparse.Namespace) -> int:
         summary["data"] = str(args.manifest) if args.manifest else "synthetic " + ", ".join(
             f"{k}={v}" for k, v in SYNTH.items())
         paths = {"video": source}
-        if "jpeg" in stores:
+        if {"jpeg", "jpeg-trainer"} & set(stores):
             paths["jpeg"] = store_copy(read_manifest(source), "jpeg", tmp).root / "manifest.parquet"
+            paths["jpeg-trainer"] = paths["jpeg"]
         gpu_only = sections.run("gpu_only", lambda: step_time("baseline", ["baseline"], HEADLINE, source, device,
                                                               args.steps))
         init_ray(num_cpus=os.cpu_count(), dashboard=False)
@@ -318,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
             fed[store] = []
             for actors in _actor_counts(args.actors):
                 res = sections.run(f"fed_{store}_{actors}", lambda s=store, a=actors: fed_busy(
-                    paths[s], HEADLINE, device, a, args.steps), need_s=40)
+                    paths[s], HEADLINE + STORE_OVERRIDES.get(s, []), device, a, args.steps), need_s=40)
                 if res is None:
                     break
                 fed[store].append(res)
@@ -362,10 +382,11 @@ def format_markdown(s: dict[str, Any]) -> str:
     if "step_s" in g:
         lines += [f"GPU only (resident batch of {g['batch']} clips): {g['step_s'] * 1000:.1f} ms/step, "
                   f"{g['clips_per_s']:.0f} clips/s, peak {g['peak_mem_gib']:.1f} GiB.", ""]
-    lines += ["| store | decoding actors | GPU busy | clips/s |", "|---|---:|---:|---:|"]
+    lines += ["| store | decoding actors | GPU busy | clips/s | input ms/step |", "|---|---:|---:|---:|---:|"]
     for store, rows in s.get("fed", {}).items():
         for r in rows:
-            lines.append(f"| {store} | {r['actors']} | {r['busy']:.2f} | {r['clips_per_s']:.0f} |")
+            ms = f"{r['input_ms']:.1f}" if "input_ms" in r else ""
+            lines.append(f"| {store} | {r['actors']} | {r['busy']:.2f} | {r['clips_per_s']:.0f} | {ms} |")
     lines += ["", "Decoding CPUs that keep the GPU >= 90 % busy: " + ", ".join(
         f"{k}: {v if v is not None else 'not reached'}" for k, v in s.get("decode_cpus_for_90pct", {}).items()), "",
         "| method | step (ms) | clips/s | peak GiB | loss finite |", "|---|---:|---:|---:|---|"]

@@ -76,3 +76,25 @@ def test_gpu_tests_outside_a_checkout_are_skipped_with_the_reason(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     res = gpu.gpu_tests(timeout_s=30)
     assert "returncode" not in res and "tests/gpu" in res["skipped"]
+
+
+def test_the_jpeg_store_decoded_on_the_gpu_is_a_store_of_its_own(tmp_path):
+    from reid.config import build_config
+
+    assert parse([]).stores.split(",") == list(gpu.STORES) and "jpeg-trainer" in gpu.STORES
+    cfg = build_config("baseline", ["baseline"], gpu.HEADLINE + gpu.STORE_OVERRIDES["jpeg-trainer"])
+    assert cfg.data.jpeg_decode == "trainer"
+    md = gpu.format_markdown({"date": "2026-12-05", "gpu": "g", "gpus": 1, "cpus": 16, "torch": "2.x", "headline": "",
+                              "fed": {"jpeg-trainer": [{"actors": 2, "busy": 0.91, "clips_per_s": 500.0,
+                                                        "input_ms": 21.5}]},
+                              "decode_cpus_for_90pct": {"jpeg-trainer": 2}})
+    assert "| jpeg-trainer | 2 | 0.91 | 500 | 21.5 |" in md and "jpeg-trainer: 2" in md
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
+def test_an_unknown_store_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "fake")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ReidError, match="unknown \\['jpg'\\]"):
+        gpu.run(parse(["--out", str(tmp_path), "--stores", "jpeg,jpg"]))
