@@ -3,9 +3,10 @@ summary under --out (default docs/gpu/gpu-<date>.{md,json}).
 
   1. fed training: ResNet-50 baseline, T=8, 256x128, bf16, P x K = 16 x 4 (the synthetic set rendered at 256x128,
      random initialisation). GPU-only step time and clips/s on a resident batch, then the same steps fed by the Ray
-     Data pipeline with 1, 2, 4, ... decoding actors for each frame store: GPU busy fraction ((input preparation +
-     step compute) / wall time), clips/s, the input preparation per step, and the decoding CPUs that keep the GPU
-     >= 90 % busy. Stores: `video` (H.264), `jpeg` (the actors decode with Pillow and augment),
+     Data pipeline with 1, 2, 4, ... decoding actors for each frame store: GPU busy fraction (step compute / wall
+     time, as before), clips/s, the input preparation per step (`normalize_inputs`), the busy fraction with it
+     counted ((input + step compute) / wall), and the decoding CPUs that keep the GPU >= 90 % busy by the latter.
+     Stores: `video` (H.264), `jpeg` (the actors decode with Pillow and augment),
      `jpeg-trainer` (the same JPEG store with data.jpeg_decode=trainer: the actors only read bytes, the GPU decodes
      them with nvJPEG and augments; its input preparation holds that decode).
   2. every registered method: forward + backward in bf16 with its packaged real-data recipe (pretrained=false):
@@ -130,9 +131,10 @@ def method_step(method: str, manifest_path: Path, device: Any, steps: int) -> di
 
 
 def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int, steps: int) -> dict[str, Any]:
-    """The headline steps fed by the pipeline with `actors` decoding actors: GPU busy = (input preparation +
-    compute) / wall time over `steps` steps after the start-up burst. Input preparation is `normalize_inputs`:
-    copy and normalisation, plus the nvJPEG decode and augmentation with data.jpeg_decode=trainer."""
+    """The headline steps fed by the pipeline with `actors` decoding actors, over `steps` steps after the start-up
+    burst: `busy` = step compute / wall time; `gpu_busy` = (input preparation + step compute) / wall time, where
+    input preparation (`input_ms` per step) is `normalize_inputs`: copy and normalisation, plus the nvJPEG decode
+    and augmentation with data.jpeg_decode=trainer (GPU work that `busy` leaves out)."""
     import torch
 
     from reid.bench.data import bench_ledger
@@ -175,8 +177,8 @@ def fed_busy(manifest_path: Path, overrides: list[str], device: Any, actors: int
                    times=times, where=f"fed step {i}")
     wall = time.perf_counter() - wall0
     compute = times.forward + times.backward + times.optimizer
-    return {"actors": actors, "busy": (compute + inputs_s) / wall, "clips_per_s": times.clips / wall,
-            "input_ms": 1000 * inputs_s / steps}
+    return {"actors": actors, "busy": compute / wall, "clips_per_s": times.clips / wall,
+            "input_ms": 1000 * inputs_s / steps, "gpu_busy": (compute + inputs_s) / wall}
 
 
 def render_synthetic(out: Path) -> Path:
@@ -290,6 +292,11 @@ class Sections:
         return value
 
 
+def _busy(res: dict[str, Any]) -> float:
+    """The GPU busy fraction the 90 % criterion reads: with the input preparation (rows before 2026-12-05 lack it)."""
+    return res.get("gpu_busy", res["busy"])
+
+
 def _actor_counts(text: str | None) -> list[int]:
     if text:
         return [int(v) for v in text.split(",")]
@@ -342,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
                 if res is None:
                     break
                 fed[store].append(res)
-                if res["busy"] >= 0.9:
+                if _busy(res) >= 0.9:
                     break
         methods = {}
         for method in list_methods():
@@ -360,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
     summary.update(sections.results)
     summary["fed"] = fed
     summary["methods"] = methods
-    summary["decode_cpus_for_90pct"] = {s: next((r["actors"] for r in fed[s] if r["busy"] >= 0.9), None)
+    summary["decode_cpus_for_90pct"] = {s: next((r["actors"] for r in fed[s] if _busy(r) >= 0.9), None)
                                         for s in fed}
     if gpu_only:
         summary["gpu_only_clips_per_s"] = gpu_only["clips_per_s"]
@@ -382,12 +389,14 @@ def format_markdown(s: dict[str, Any]) -> str:
     if "step_s" in g:
         lines += [f"GPU only (resident batch of {g['batch']} clips): {g['step_s'] * 1000:.1f} ms/step, "
                   f"{g['clips_per_s']:.0f} clips/s, peak {g['peak_mem_gib']:.1f} GiB.", ""]
-    lines += ["| store | decoding actors | GPU busy | clips/s | input ms/step |", "|---|---:|---:|---:|---:|"]
+    lines += ["| store | decoding actors | GPU busy (step) | clips/s | input ms/step | GPU busy (input + step) |",
+              "|---|---:|---:|---:|---:|---:|"]
     for store, rows in s.get("fed", {}).items():
         for r in rows:
             ms = f"{r['input_ms']:.1f}" if "input_ms" in r else ""
-            lines.append(f"| {store} | {r['actors']} | {r['busy']:.2f} | {r['clips_per_s']:.0f} | {ms} |")
-    lines += ["", "Decoding CPUs that keep the GPU >= 90 % busy: " + ", ".join(
+            both = f"{r['gpu_busy']:.2f}" if "gpu_busy" in r else ""
+            lines.append(f"| {store} | {r['actors']} | {r['busy']:.2f} | {r['clips_per_s']:.0f} | {ms} | {both} |")
+    lines += ["", "Decoding CPUs that keep the GPU >= 90 % busy (input + step): " + ", ".join(
         f"{k}: {v if v is not None else 'not reached'}" for k, v in s.get("decode_cpus_for_90pct", {}).items()), "",
         "| method | step (ms) | clips/s | peak GiB | loss finite |", "|---|---:|---:|---:|---|"]
     for name, r in s.get("methods", {}).items():

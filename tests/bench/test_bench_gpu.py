@@ -85,10 +85,11 @@ def test_the_jpeg_store_decoded_on_the_gpu_is_a_store_of_its_own(tmp_path):
     cfg = build_config("baseline", ["baseline"], gpu.HEADLINE + gpu.STORE_OVERRIDES["jpeg-trainer"])
     assert cfg.data.jpeg_decode == "trainer"
     md = gpu.format_markdown({"date": "2026-12-05", "gpu": "g", "gpus": 1, "cpus": 16, "torch": "2.x", "headline": "",
-                              "fed": {"jpeg-trainer": [{"actors": 2, "busy": 0.91, "clips_per_s": 500.0,
-                                                        "input_ms": 21.5}]},
+                              "fed": {"jpeg-trainer": [{"actors": 2, "busy": 0.75, "clips_per_s": 500.0,
+                                                        "input_ms": 21.5, "gpu_busy": 0.91}]},
                               "decode_cpus_for_90pct": {"jpeg-trainer": 2}})
-    assert "| jpeg-trainer | 2 | 0.91 | 500 | 21.5 |" in md and "jpeg-trainer: 2" in md
+    assert "| jpeg-trainer | 2 | 0.75 | 500 | 21.5 | 0.91 |" in md and "jpeg-trainer: 2" in md
+    assert gpu._busy({"busy": 0.75, "gpu_busy": 0.91}) == 0.91 and gpu._busy({"busy": 0.8}) == 0.8
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")

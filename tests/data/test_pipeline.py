@@ -11,6 +11,7 @@ import ray
 from reid.bench.toydata import write_toy_dataset
 from reid.config.schema import ExperimentConfig
 from reid.data.batching import iter_local_batches, make_batch
+from reid.data.device_decode import decode_batch
 from reid.data.jpeg_store import pack_jpeg
 from reid.data.pipeline import get_or_create_ledger, open_rank_stream, unreadable_tracklets
 from reid.data.plan import global_plan
@@ -118,6 +119,20 @@ def test_each_rank_gets_its_own_batches_deterministically(ray_cluster, manifest_
             assert [int(b["batch_index"]) for b in seen[rank][e]] == [rank, rank + 2]
             want = iter_local_batches(m, c.data, c.seed, {"frames"}, "pk", e, rank=rank, world_size=2)
             assert_same_batches(seen[rank][e], [{k: v.numpy() for k, v in b.items()} for b in want])
+
+
+@pytest.mark.timeout(300)
+def test_trainer_decode_ships_the_jpeg_bytes_through_the_pipeline(ray_cluster, manifest_path, tmp_path):
+    """data.jpeg_decode=trainer: rows of variable-length bytes reach the worker as the in-process batches do."""
+    path = write_manifest(pack_jpeg(read_manifest(manifest_path), tmp_path / "jpeg", progress=False))
+    c = cfg(epochs=1, jpeg_decode="trainer")
+    s, _ = stream(path, c, "test-run-trainer-decode")
+    got = run_epoch(s, 0)
+    want = iter_local_batches(read_manifest(path), c.data, c.seed, {"frames"}, "pk", 0)
+    assert_same_batches(got, [{k: v.numpy() for k, v in b.items()} for b in want])
+    for b in got:
+        assert "frames" not in b and b["jpeg_offsets"].shape == (P * K * T + 1,)
+        assert tuple(decode_batch(b, "cpu")["frames"].shape) == (P * K, T, 3, 32, 16)
 
 
 @pytest.mark.timeout(300)
