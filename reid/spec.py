@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # torch is not imported at run time: the decoding actors neve
 
 InputName = Literal["frames", "flow", "pose_maps", "keypoints", "attributes"]
 Inputs = frozenset[str]  # a subset of InputName's values; `frames` always
+# inputs the decoding actors compute from the frames they decode: a method that needs one cannot have its frames
+# decoded on the trainer (`data.jpeg_decode=trainer`, reid.data.device_decode)
+CPU_FRAME_INPUTS: frozenset[str] = frozenset({"flow", "pose_maps", "keypoints"})
 BatchingKind = Literal["pk", "pairs"]  # P identities x K tracklets, or siamese positive / negative pairs
 InputNorm = Literal["imagenet", "yuv"]  # RGB with ImageNet mean / std, or per-channel standardised YUV (RCN)
 

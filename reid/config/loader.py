@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from reid.config.errors import ConfigError, format_validation_error
 from reid.config.schema import ExperimentConfig
-from reid.errors import ReidError
 from reid.registry import get_method
+from reid.spec import CPU_FRAME_INPUTS
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -120,13 +120,10 @@ def resolve_config(tree: dict[str, Any]) -> ExperimentConfig:
     if cfg.variant is not None and cfg.variant not in spec.variants:
         raise ConfigError(f"method '{cfg.method}' has no variant '{cfg.variant}'; "
                           f"variants: {', '.join(spec.variants) or '(none)'}")
-    if cfg.data.jpeg_decode == "trainer":
-        from reid.data.batching import check_jpeg_decode
-
-        try:
-            check_jpeg_decode(cfg.data, spec.inputs)
-        except ReidError as exc:
-            raise ConfigError(f"method '{cfg.method}': {exc}") from None
+    cpu = sorted(CPU_FRAME_INPUTS & spec.inputs)
+    if cfg.data.jpeg_decode == "trainer" and cpu:  # the pipeline checks the manifest (batching.check_jpeg_decode)
+        raise ConfigError(f"data.jpeg_decode=trainer: method '{cfg.method}' needs {cpu}, computed from frames "
+                          f"decoded in the decoding actors; use data.jpeg_decode=actor")
     model = _validate_section(spec.model_params, cfg.model, "model")
     loss = _validate_section(spec.loss_params, cfg.loss, "loss")
     return cfg.model_copy(update={"model": model, "loss": loss})

@@ -46,6 +46,7 @@ from reid.data.records import Manifest, read_manifest, relabel
 from reid.data.sampling import FrameSampler, build_sampler, loop_pad, test_sampler
 from reid.data.transforms import apply_augment, apply_erase, augment_keypoints, augment_row, sample_augment
 from reid.errors import ReidError
+from reid.spec import CPU_FRAME_INPUTS
 
 if TYPE_CHECKING:  # imported lazily: the decoding actors build numpy batches and never need torch
     import torch
@@ -53,8 +54,6 @@ if TYPE_CHECKING:  # imported lazily: the decoding actors build numpy batches an
 log = logging.getLogger(__name__)
 KNOWN_INPUTS = frozenset({"frames", "flow", "pose_maps", "keypoints", "attributes"})
 POSE_STRIDE = 8
-# inputs computed from the decoded frames in the decoding actor: they rule out `data.jpeg_decode=trainer`
-CPU_FRAME_INPUTS = frozenset({"flow", "pose_maps", "keypoints"})
 
 
 def check_jpeg_decode(data: DataConfig, inputs: Iterable[str], manifest: Manifest | None = None) -> None:
