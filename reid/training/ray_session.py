@@ -1,11 +1,17 @@
 """The Ray Train side of a Session: each worker's own data stream (`reid.data.pipeline`), checkpoints via
-`ray.train.report`."""
+`ray.train.report`.
+
+The stream starts before the model is built (`start_data`): a thread asks for the first batch, which starts the
+decoding actors (process start, imports, manifest read: seconds) while this worker imports, builds and wraps its
+model (on a GPU also CUDA and NCCL initialisation). The first epoch then waits only for what is left of it.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,6 +37,7 @@ class RaySession(Session):
         self.device = ray.train.torch.get_device()
         self._data = data
         self._stream = None
+        self._head_start: HeadStart | None = None
         self._storage = Path(ctx.get_storage().storage_fs_path) if hasattr(ctx, "get_storage") else None
         self._checkpoint = ray.train.get_checkpoint()
         self._tmp = tempfile.TemporaryDirectory(prefix="reid-ckpt-")
@@ -45,8 +52,20 @@ class RaySession(Session):
         # DDP over NCCL (GPU) or Gloo (CPU) when there is more than one worker; moves the model to the device.
         return ray.train.torch.prepare_model(model)
 
+    def start_data(self, epoch: int) -> None:
+        """Open the stream at `epoch` (after a resume: the checkpoint's) and fetch its first batch in a thread."""
+        self._open(epoch)
+        self._head_start = HeadStart(self._stream.epoch(epoch), epoch)
+
     def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
-        """Opened at the first epoch this worker trains (after a resume: the checkpoint's), one stream per fit."""
+        """One stream per fit, opened by `start_data` or at the first epoch this worker trains."""
+        head, self._head_start = self._head_start, None
+        if head is not None and head.epoch == epoch:
+            return iter(head)
+        self._open(epoch)
+        return self._stream.epoch(epoch)
+
+    def _open(self, epoch: int) -> None:
         from reid.data.pipeline import open_rank_stream
 
         if self._stream is None or self._stream.next_epoch != epoch:
@@ -54,7 +73,6 @@ class RaySession(Session):
             self._stream = open_rank_stream(d["manifest"], d["data"], d["seed"], d["inputs"], d["batching"],
                                             rank=self.rank, world_size=self.world_size, start_epoch=epoch,
                                             end_epoch=d["epochs"], ledger_name=d["ledger"])
-        return self._stream.epoch(epoch)
 
     def resume_state_dir(self) -> Path | None:
         if self._checkpoint is None:
@@ -83,3 +101,34 @@ class RaySession(Session):
         out: list[Any] = [None] * self.world_size
         dist.all_gather_object(out, obj)
         return out
+
+
+class HeadStart:
+    """The batches of one epoch whose first batch is fetched in a background thread as soon as this is built.
+
+    Iterating waits for that fetch, re-raises its error in the caller's thread (a decoding failure, a pool that
+    cannot start), then yields the first batch and the rest of the epoch. The thread only ever calls `next` once,
+    and the caller resumes the same iterator after joining it, so the two never run it at the same time."""
+
+    def __init__(self, batches: Iterator[dict[str, Any]], epoch: int) -> None:
+        self.epoch = epoch
+        self._batches = batches
+        self._first: list[dict[str, Any]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._fetch, name=f"reid-first-batch-{epoch}", daemon=True)
+        self._thread.start()
+
+    def _fetch(self) -> None:
+        try:
+            self._first.append(next(self._batches))
+        except StopIteration:  # an epoch without batches
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the training thread, which raises it
+            self._error = exc
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        yield from self._first
+        yield from self._batches

@@ -27,6 +27,11 @@ class Session:
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
         return model.to(self.device)
 
+    def start_data(self, epoch: int) -> None:
+        """Start producing the batches of `epoch` (and the epochs after it) in the background, so that the data
+        path starts up while the model is built; `epoch_batches(epoch)` then begins with what is ready. A no-op
+        where batches are made in this process on demand."""
+
     def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
         raise NotImplementedError
 

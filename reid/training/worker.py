@@ -43,6 +43,13 @@ def seed_epoch(seed: int, epoch: int, rank: int) -> None:
 def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, run_name: str,
                export_metrics: bool = False, run_dir: Path | None = None) -> list[dict[str, Any]]:
     """Train `cfg` and return the per-epoch metrics this worker reported."""
+    # the checkpoint first: it says which epoch the data starts at, and the decoding actors start while the model
+    # is built (Session.start_data)
+    resume_dir = session.resume_state_dir()
+    state = load_state(resume_dir) if resume_dir is not None else None
+    start = int(state["next_epoch"]) if state is not None else 0
+    if start < cfg.train.epochs:
+        session.start_data(start)
     built = build_method(cfg, data_info(manifest, cfg.data), train=True)
     spec, model, objective = built.spec, built.model, built.objective
     device = session.device
@@ -61,12 +68,10 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
     scaler = None
     step_model = torch.compile(model) if cfg.train.compile else model
 
-    start, best_map, last_map = 0, -1.0, -1.0
-    resume_dir = session.resume_state_dir()
-    if resume_dir is not None:
-        state = load_state(resume_dir)
+    best_map, last_map = -1.0, -1.0
+    if state is not None:
         restore(state, model=model, objective=objective, optimizers=optimizers, scheduler=scheduler, scaler=scaler)
-        start, best_map = int(state["next_epoch"]), float(state["best_map"])
+        best_map = float(state["best_map"])
         if session.rank == 0:
             print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_dir}", flush=True)
 
