@@ -60,7 +60,7 @@ def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | 
     from torchvision.io import ImageReadMode, decode_jpeg
 
     device = torch.device(device)
-    data = torch.as_tensor(data).cpu()  # decode_jpeg reads its input from host memory (Ray may have moved it)
+    data = torch.as_tensor(data).cpu()  # decode_jpeg reads its input from host memory (the stream keeps it there)
     bounds = torch.as_tensor(offsets).cpu().tolist()
     aug = torch.as_tensor(augment).to(device=device, dtype=torch.int64)
     b, n = aug.shape[0], len(bounds) - 1

@@ -212,10 +212,12 @@ class RankStream:
     """
 
     def __init__(self, dataset: ray.data.Dataset, epochs: range, per_epoch: int, rank: int, world_size: int, *,
-                 prefetch_batches: int = 2) -> None:
+                 prefetch_batches: int = 2, device: str = "auto") -> None:
         self.per_epoch, self.rank, self.world_size = per_epoch, rank, world_size
         self._next = epochs.start
-        self._rows = iter(dataset.iter_torch_batches(batch_size=1, prefetch_batches=prefetch_batches))
+        # device "auto": Ray moves each batch to the Train worker's device; "cpu" keeps it in host memory (JPEG
+        # bytes, which the decoder reads from there: data.jpeg_decode=trainer)
+        self._rows = iter(dataset.iter_torch_batches(batch_size=1, prefetch_batches=prefetch_batches, device=device))
 
     @property
     def next_epoch(self) -> int:
@@ -251,7 +253,8 @@ def open_rank_stream(manifest_path: str | Path, data: DataConfig, seed: int, spe
                             epochs=epochs, ledger_name=ledger_name, ledger_namespace=ledger_namespace,
                             num_batches=num_batches)
     per_epoch = num_batches // world_size
-    return RankStream(ds, epochs, per_epoch, rank, world_size, prefetch_batches=prefetch_batches)
+    device = "cpu" if data.jpeg_decode == "trainer" else "auto"
+    return RankStream(ds, epochs, per_epoch, rank, world_size, prefetch_batches=prefetch_batches, device=device)
 
 
 def unreadable_tracklets(ledger: ray.actor.ActorHandle) -> dict[int, str]:

@@ -198,3 +198,22 @@ def test_the_decoding_actor_ships_bytes_and_no_frames(stores, monkeypatch):
     assert int(row["batch_index"]) == 1 and int(row["epoch"]) == 0
     np.testing.assert_array_equal(row["index"], want["index"])
     assert pixel_diff(want, row).max() <= MAX_DIFF
+
+
+def test_a_trainer_decoded_stream_keeps_the_bytes_in_host_memory(monkeypatch):
+    """Ray Train moves iterated batches to the worker's device ("auto"); JPEG bytes must stay on the host, where
+    decode_jpeg reads them, instead of a round trip through the GPU."""
+    asked: list[str] = []
+
+    class _Dataset:
+        def iter_torch_batches(self, *, batch_size, prefetch_batches, device):
+            asked.append(device)
+            return iter(())
+
+    monkeypatch.setattr(pipeline, "batches_per_epoch", lambda *a, **k: 2)
+    monkeypatch.setattr(pipeline, "build_rank_dataset", lambda *a, **k: _Dataset())
+    for mode, want in (("trainer", "cpu"), ("actor", "auto")):
+        data = DataConfig(jpeg_decode=mode)
+        pipeline.open_rank_stream("m.parquet", data, 0, ["frames"], "pk", rank=0, world_size=1, start_epoch=0,
+                                  end_epoch=1, ledger_name="ledger")
+        assert asked[-1] == want, mode
