@@ -29,6 +29,7 @@ Only training batches take this path: evaluation and feature extraction decode o
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -39,6 +40,7 @@ import torch.nn.functional as F
 from reid.data.transforms import AUGMENT_COLUMNS, IMAGENET_MEAN
 from reid.errors import ReidError
 
+log = logging.getLogger(__name__)
 JPEG_KEYS = ("jpeg_bytes", "jpeg_offsets", "jpeg_augment")
 _COL = {name: i for i, name in enumerate(AUGMENT_COLUMNS)}
 
@@ -74,10 +76,34 @@ def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | 
     blobs = [data[bounds[i]:bounds[i + 1]] for i in range(n)]
     try:
         images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device)
-    except RuntimeError as exc:
-        raise ReidError(f"decoding the batch's {n} JPEG frames on {device} failed: {exc}") from None
+    except RuntimeError:
+        images = decode_each(blobs, n // b, device)
     x = resize_frames(images, (rh, rw), device).view(b, n // b, 3, rh, rw)
     return crop_flip_erase(x, aug, (oh, ow))
+
+
+def decode_each(blobs: list[torch.Tensor], t: int, device: torch.device) -> list[torch.Tensor]:
+    """The fallback when a batch does not decode: frame by frame, each frame that fails (a JPEG damaged past its
+    header, which the actors only check for its magic bytes) replaced by the nearest frame of the same clip that
+    decodes, earlier first; a clip none of whose T frames decodes is an error. Logged as a warning per batch."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    images: list[torch.Tensor | None] = []
+    for blob in blobs:
+        try:
+            images.append(decode_jpeg(blob, mode=ImageReadMode.RGB, device=device))
+        except RuntimeError:
+            images.append(None)
+    bad = [i for i, im in enumerate(images) if im is None]
+    for i in bad:
+        start = i - i % t
+        near = sorted((j for j in range(start, start + t) if images[j] is not None), key=lambda j: (abs(j - i), j))
+        if not near:
+            raise ReidError(f"none of the {t} JPEG frames of clip {i // t} of the batch decodes on {device}")
+        images[i] = images[near[0]]
+    log.warning("%d of %d JPEG frames of a batch failed to decode on %s; each replaced by the nearest frame of its "
+                "clip that decodes", len(bad), len(blobs), device)
+    return images  # type: ignore[return-value]
 
 
 def resize_frames(images: list[torch.Tensor], size: tuple[int, int], device: torch.device) -> torch.Tensor:

@@ -217,3 +217,37 @@ def test_a_trainer_decoded_stream_keeps_the_bytes_in_host_memory(monkeypatch):
         pipeline.open_rank_stream("m.parquet", data, 0, ["frames"], "pk", rank=0, world_size=1, start_epoch=0,
                                   end_epoch=1, ledger_name="ledger")
         assert asked[-1] == want, mode
+
+
+def _damage(shipped: dict, frames: list[int]) -> dict:
+    """The batch with frames `frames` cut to their first 200 bytes (the JPEG header survives: the actors' magic-byte
+    check passes, the decode fails)."""
+    offsets = shipped["jpeg_offsets"]
+    pieces = [shipped["jpeg_bytes"][offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+    pieces = [p[:200] if i in frames else p for i, p in enumerate(pieces)]
+    new_offsets = np.zeros_like(offsets)
+    np.cumsum([len(p) for p in pieces], out=new_offsets[1:])
+    return {**shipped, "jpeg_bytes": np.concatenate(pieces), "jpeg_offsets": new_offsets}
+
+
+def test_a_damaged_jpeg_is_replaced_by_the_nearest_frame_of_its_clip(stores, caplog):
+    _, jpeg = stores
+    a, b = next(both(jpeg, cfg()))
+    t = a["frames"].shape[1]
+    damaged = _damage(b, [1, t + 2])  # clip 0 frame 1, clip 1 frame 2
+    with caplog.at_level("WARNING", logger="reid.data.device_decode"):
+        got = decode_batch(damaged, "cpu")["frames"]
+    assert "2 of" in caplog.text and "failed to decode" in caplog.text
+    good = decode_batch(b, "cpu")["frames"]
+    assert torch.equal(got[0, 1], good[0, 0])  # the earlier neighbour first
+    assert torch.equal(got[1, 2], good[1, 1])
+    keep = [(c, f) for c in range(got.shape[0]) for f in range(t) if (c, f) not in {(0, 1), (1, 2)}]
+    assert all(torch.equal(got[c, f], good[c, f]) for c, f in keep)
+
+
+def test_a_clip_none_of_whose_frames_decodes_is_an_error(stores):
+    _, jpeg = stores
+    a, b = next(both(jpeg, cfg()))
+    t = a["frames"].shape[1]
+    with pytest.raises(ReidError, match=f"none of the {t} JPEG frames of clip 1"):
+        decode_batch(_damage(b, list(range(t, 2 * t))), "cpu")
