@@ -64,11 +64,11 @@ def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | 
     device = torch.device(device)
     data = torch.as_tensor(data).cpu()  # decode_jpeg reads its input from host memory (the stream keeps it there)
     bounds = torch.as_tensor(offsets).cpu().tolist()
-    aug = torch.as_tensor(augment).to(device=device, dtype=torch.int64)
+    rows = torch.as_tensor(augment).cpu().to(torch.int64)  # the sizes are checked on the host
+    aug = rows.to(device)
     b, n = aug.shape[0], len(bounds) - 1
     if b == 0 or n % b:
         raise ReidError(f"a JPEG batch of {n} frames cannot be split into {b} clips")
-    rows = aug.cpu()
     sizes = {tuple(r) for r in rows[:, [_COL["resized_h"], _COL["resized_w"], _COL["out_h"], _COL["out_w"]]].tolist()}
     if len(sizes) != 1:
         raise ReidError(f"a JPEG batch mixes resize / crop sizes {sorted(sizes)}; training clips share one geometry")
