@@ -293,7 +293,8 @@ class Sections:
 
 
 def _busy(res: dict[str, Any]) -> float:
-    """The GPU busy fraction the 90 % criterion reads: with the input preparation (rows before 2026-12-05 lack it)."""
+    """The GPU busy fraction the 90 % criterion reads: with the input preparation (runs before it was recorded,
+    e.g. docs/gpu of 2026-12-04, have `busy` only)."""
     return res.get("gpu_busy", res["busy"])
 
 
