@@ -174,12 +174,12 @@ def copy_dir(source: str | Path, destination: str | Path, chunk_bytes: int = 32 
     return str(destination)
 
 
-def local_dir(location: str | Path, cache: str | Path | None = None) -> Path:
+def local_dir(location: str | Path, cache: str | Path) -> Path:
     """A local directory with the contents of `location`: the path itself when local, else a copy downloaded into
-    `cache` (a new temporary directory by default) - for what only reads local files (torch.load of a checkpoint)."""
+    `cache` (the caller's, removed by it) - for what only reads local files (torch.load of a checkpoint)."""
     if not is_uri(location):
         return Path(location)
-    into = Path(cache) if cache is not None else Path(tempfile.mkdtemp(prefix="reid-storage-"))
+    into = Path(cache)
     target = into / name(location)
     copy_dir(location, target)
     return target

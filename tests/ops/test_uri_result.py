@@ -94,10 +94,13 @@ def test_a_checkpoint_named_by_uri_is_found_and_downloaded(s3):
     assert discovery.latest_checkpoint(run) == newer  # the newest whole one
     storage.write_text(storage.join(run, "summary.json"), json.dumps({"best_checkpoint": older}))
     assert discovery.latest_checkpoint(run) == older  # the recorded best
-    local = discovery.local_checkpoint(run)
-    assert (local / "state.pt").read_bytes() == b"epoch 1"
-    assert discovery.local_checkpoint(storage.join(newer, "state.pt")).read_bytes() == b"epoch 2"
+    with discovery.local_checkpoint(run) as (local, source):
+        assert (local / "state.pt").read_bytes() == b"epoch 1" and source == older
+    assert not local.parent.exists()  # the download is gone once read
+    with discovery.local_checkpoint(storage.join(newer, "state.pt")) as (local, source):
+        assert local.read_bytes() == b"epoch 2" and source == storage.join(newer, "state.pt")
+    assert not local.exists()
     from reid.errors import ReidError
 
-    with pytest.raises(ReidError, match="no checkpoint found"):
-        discovery.local_checkpoint(s3.uri("runs", "empty"))
+    with pytest.raises(ReidError, match="no checkpoint found"), discovery.local_checkpoint(s3.uri("runs", "empty")):
+        pass

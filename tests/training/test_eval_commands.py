@@ -98,4 +98,5 @@ def test_eval_of_a_run_in_a_bucket_matches_the_local_run(trained_run, tmp_path):
             shutil.move(moved, trained_run)
     expected = json.loads(local.read_text())
     assert remote["mAP"] == pytest.approx(expected["mAP"], abs=1e-6) and remote["R1"] == expected["R1"]
-    assert not remote["checkpoint"].startswith(str(trained_run))  # a downloaded copy, not the local checkpoint
+    # the checkpoint in the bucket, named by its URI (its download into a temporary directory is gone)
+    assert remote["checkpoint"].startswith(run_uri + "/"), remote["checkpoint"]

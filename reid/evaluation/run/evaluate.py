@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from reid import storage
 from reid.config.schema import ExperimentConfig
 from reid.data.batching import BatchMaker
 from reid.data.info import data_info
@@ -24,7 +25,7 @@ from reid.evaluation.protocols import get_protocol
 from reid.evaluation.run.discovery import local_checkpoint
 from reid.evaluation.run.extract import extract_features, record_feature
 from reid.evaluation.run.scoring import score_features
-from reid.models.factory import build_method
+from reid.models.factory import BuiltMethod, build_method
 from reid.spec import DataInfo
 
 TEST_FILE = "test.json"
@@ -43,16 +44,27 @@ class EvalOutcome:
     records: list = field(default_factory=list)
     manifest: Any = None
     extras: dict[int, dict[str, Any]] = field(default_factory=dict)
-    checkpoint: Path | None = None
+    checkpoint: Path | str | None = None  # the local state file used, or its URI
     group_names: list[str] | None = None
     ranking: Any = None  # reid.evaluation.metrics.RankResult: per-query AP and first-match rank
 
 
-def load_model(cfg: ExperimentConfig, checkpoint: Path | str | None, info: DataInfo) -> tuple[nn.Module, Path | None]:
+def load_model(cfg: ExperimentConfig, checkpoint: Path | str | None, info: DataInfo) -> tuple[nn.Module, Path | str | None]:
     """The model of `cfg` in eval mode with weights from `checkpoint` (a checkpoint dir, state.pt, or run dir; local
     or URI), or a randomly initialised untrained one when `checkpoint` is None; and the checkpoint used."""
-    built = build_method(cfg, info, local_checkpoint(checkpoint) if checkpoint is not None else None)
-    return built.model, built.checkpoint
+    built, used = build_for_eval(cfg, info, checkpoint)
+    return built.model, used
+
+
+def build_for_eval(cfg: ExperimentConfig, info: DataInfo, checkpoint: Path | str | None
+                   ) -> tuple[BuiltMethod, Path | str | None]:
+    """The method built for evaluation with the weights of `checkpoint` (see `load_model`; a download of a URI is
+    removed once the weights are loaded), and the checkpoint used: its local state file, or its URI."""
+    if checkpoint is None:
+        return build_method(cfg, info), None
+    with local_checkpoint(checkpoint) as (local, source):
+        built = build_method(cfg, info, local)
+    return built, (source if storage.is_uri(source) else built.checkpoint)
 
 
 def evaluate(cfg: ExperimentConfig, checkpoint: Path | str | None, *, manifest: Path | str | None = None,
@@ -66,8 +78,8 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | str | None, *, manifest: 
     manifest_file = manifest if manifest else manifest_path(cfg.data)  # a local path or a URI
     m = read_manifest(manifest_file)
     info = data_info(m, cfg.data)
-    built = build_method(cfg, info, local_checkpoint(checkpoint) if checkpoint is not None else None)
-    spec, model, used = built.spec, built.model, built.checkpoint
+    built, used = build_for_eval(cfg, info, checkpoint)
+    spec, model = built.spec, built.model
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     split = get_protocol(cfg.eval.protocol, dataset=m.dataset or cfg.data.dataset).split(m.records)

@@ -32,8 +32,7 @@ from reid.data.records import read_manifest
 from reid.data.source import manifest_path
 from reid.errors import ReidError
 from reid.evaluation.protocols import get_protocol
-from reid.evaluation.run.discovery import local_checkpoint
-from reid.models.factory import build_method
+from reid.evaluation.run.evaluate import build_for_eval
 from reid.models.state_file import unwrap
 from reid.spec import MethodSpec
 
@@ -96,7 +95,7 @@ def tracklet_weights(cfg: ExperimentConfig, checkpoint: Path | str, *, limit: in
     `limit` of them in manifest order when limit > 0). ReidError when the model gives no temporal weights or no
     test tracklet has keypoints."""
     m = read_manifest(manifest_path(cfg.data))
-    built = build_method(cfg, data_info(m, cfg.data), local_checkpoint(checkpoint))
+    built, _ = build_for_eval(cfg, data_info(m, cfg.data), checkpoint)
     spec, model = built.spec, unwrap(built.model)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
