@@ -1,8 +1,8 @@
 """Draw the reid Grafana board's panels with matplotlib from Prometheus data (a stand-in for Grafana's renderer).
 
-Input: the JSON that tests/ops/test_prometheus_live.py writes with REID_BOARD_DATA=<file> (every panel's query
+Input: the JSON that tests/ops/test_stalled_job.py writes with REID_BOARD_DATA=<file> (every panel's query
 range over the live run, from Prometheus' HTTP API). Output: one PNG with the panels in the board's order.
-    REID_BOARD_DATA=/tmp/board.json .venv/bin/python -m pytest tests/ops/test_prometheus_live.py
+    REID_BOARD_DATA=/tmp/board.json .venv/bin/python -m pytest tests/ops/test_stalled_job.py
     .venv/bin/python infra/grafana/render_board.py /tmp/board.json docs/img/grafana-board.png --caption "..."
 """
 

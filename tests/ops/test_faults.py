@@ -1,5 +1,5 @@
 """Fault injection on the real head node (conftest `head`), with this test process as the Ray driver:
-a worker process killed mid-epoch, a NaN loss, corrupt videos, a truncated manifest.
+a worker process killed mid-epoch, corrupt videos, a truncated manifest (a NaN loss: test_storage_train.py).
 
 "Nothing reported twice or lost" is checked on the controller's report log (reid/training/audit.py): folded over rollbacks
 it must be exactly epochs 1..E, a repeated epoch only after a failure, and the final weights must equal those of
@@ -13,7 +13,6 @@ import re
 import shutil
 
 import pytest
-import torch
 
 from reid.data.plan import global_plan
 from reid.data.records import ManifestError, read_manifest
@@ -22,7 +21,6 @@ from reid.errors import ReidError
 from reid.registry import get_method
 from reid.training.api import train
 from reid.training.audit import ReportAuditLog, check_reports, read_events
-from reid.training.checkpoint import load_state
 from tests.ops.helpers import assert_same_weights, checkpoint_dirs, final_state, tiny_config
 
 pytestmark = pytest.mark.ray
@@ -45,22 +43,6 @@ def test_killed_worker_restores_from_checkpoint_and_matches_the_uninterrupted_ru
     state = final_state(result.run_dir)
     assert state["next_epoch"] == 3
     assert_same_weights(state["model"], final_state(reference_job.run_dir)["model"])
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(driver, ops_data, tmp_path):
-    cfg = tiny_config(ops_data, tmp_path, "nan-loss", "train.inject_fault=nan@2:1/0", "ray.max_failures=0")
-    with pytest.raises(Exception, match=r"loss term '\w+' is nan at epoch 2 step 1") as failed:
-        train(cfg)
-    assert "NonFiniteLossError" in str(failed.value) or "Lower the learning rate" in str(failed.value)
-    run_dir = tmp_path / "nan-loss"
-    ckpts = checkpoint_dirs(run_dir)
-    assert len(ckpts) == 1, ckpts  # epoch 1's; nothing was written for the failed epoch
-    state = load_state(ckpts[0])
-    assert state["next_epoch"] == 1
-    for key, value in state["model"].items():
-        assert torch.isfinite(value.float()).all(), key
 
 
 @pytest.mark.slow

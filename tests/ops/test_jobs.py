@@ -1,8 +1,9 @@
 """`ray job submit` against a real head node started by `ray start --head` (conftest `head`): token auth and bind
 addresses, a tiny training job with its logs, checkpoint and Prometheus metrics.
 
-The 3-epoch reference job (conftest `reference_job`) is the job under test here; the stopped and resubmitted job
-(test_storage_job.py, in a bucket) and the fault tests in test_faults.py compare their final weights with it.
+The 3-epoch reference job (conftest `reference_job`, two Train workers) is the job under test here; the stopped and
+resubmitted job (test_stalled_job.py, in a bucket), the killed worker (test_faults.py) and the node loss
+(test_node_failure.py) must end with its final weights bit for bit (tests/ops/helpers.assert_same_weights).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from reid.evaluation.run.discovery import read_history
 from reid.training.metrics import METRIC_NAMES
 from tests.ops.helpers import (
+    checkpoint_dirs,
     final_state,
     ray_job,
 )
@@ -79,6 +82,13 @@ def test_submitted_training_job_succeeds_with_logs_checkpoint_and_metrics(head, 
     assert state["next_epoch"] == 3
     assert all(torch.isfinite(v.float()).all() for v in state["model"].values())
     assert (job.run_dir / "config.yaml").is_file()
+    # each epoch reported once, with the training terms, the throughput, the data wait and validation
+    history = read_history(job.run_dir)
+    assert [int(h["epoch"]) for h in history] == [1, 2, 3]
+    for key in ("loss", "train/ce", "train/triplet", "clips_per_s", "data_wait_s", "val/mAP", "val/R1"):
+        assert all(key in h for h in history), key
+    # one checkpoint per epoch, all kept (train.keep_checkpoints=5)
+    assert len(checkpoint_dirs(job.run_dir)) == 3, sorted(p.name for p in job.run_dir.iterdir())
 
     missing = [f"ray_{n}" for n in METRIC_NAMES if f"ray_{n}" not in job.metrics]
     assert not missing, (missing, sorted(job.metrics))

@@ -13,8 +13,8 @@ the head advertises the `reid_driver` slots (jobs/submit.py), one worker is "GPU
    on a worker node whose loss would end the run (`reid train --audit-log`: the controller logs each report with
    its node);
 3. a Train-inside-Tune sweep into an S3 bucket (`tune.search.run_search --out s3://...`, moto's server on
-   127.0.0.1: the Tune experiment and the trials' Ray Train runs, checkpoints included, live in the bucket; three
-   one-worker trials one after another) loses a fresh GPU-like node while a trial's Train worker runs there: the
+   127.0.0.1: the Tune experiment and the trials' Ray Train runs, checkpoints included, live in the bucket; two
+   one-worker trials one after another: the one that loses its node, and one that must still get its resources) loses a fresh GPU-like node while a trial's Train worker runs there: the
    trial fails, Tune retries it (FailureConfig of the sweep, `--max-failures`) on the spot node, the sweep completes
    with every trial TERMINATED, and every trial process and Train controller ran on the head (the trials take a
    `reid_driver` slot, tune/runner.py). Afterwards no placement group is left: the regression where the placement
@@ -218,10 +218,12 @@ def test_a_killed_gpu_like_node_restarts_the_submitted_run_on_the_spot_node_with
 
 # the margin only: the trials are equally cheap (tests/tune/test_search_ray.py)
 MARGIN = {"method": "baseline", "params": {"loss.triplet_margin": "uniform(0.1, 0.8)"}}
-TRIALS = 3
+# two: the trial that loses its node (and its retry), and one started after the loss, which must still be placed
+# (the leaked placement groups of ray 2.60 starved later trials; checked directly below as well)
+TRIALS = 2
 
 
-@pytest.mark.timeout(900)  # about 290-310 s on an idle 2-core machine
+@pytest.mark.timeout(900)
 def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_completes(cluster_of_three, ops_data,
                                                                                         tmp_path):
     from ray.tune import ExperimentAnalysis
@@ -297,7 +299,7 @@ def test_a_train_inside_tune_trial_that_loses_its_node_is_retried_and_the_sweep_
         listing = storage.list_dir(storage.join(runs, name))
         assert {"config.yaml", "metrics.jsonl", "summary.json"} <= set(listing), (name, listing)
         assert any(n.startswith("checkpoint_") for n in listing), (name, listing)
-    # where everything ran: one trial process and one Train controller per attempt (3 trials + 1 retry), all on the
+    # where everything ran: one trial process and one Train controller per attempt (the trials + 1 retry), all on the
     # head
     ran = {kind: [a for a in _actors(cluster.address, class_name=kind) if a.actor_id not in before] for kind in kinds}
     print("sweep actors:", {k: Counter(a.node_id[:8] for a in v) for k, v in ran.items()},

@@ -52,7 +52,7 @@ def test_config_metrics_and_summary_go_to_the_bucket_and_checkpoints_keep_their_
     monkeypatch.setattr(api, "_with_validation_split", lambda cfg, path: path, raising=False)
     monkeypatch.setattr("reid.training.driver.fit_ray", fake_fit)
     # test=False: the fake checkpoints hold no weights to test (the test split of a run in a bucket is evaluated in
-    # tests/tune/test_search_ray.py, and by the bucket job of tests/ops/test_storage_job.py)
+    # tests/tune/test_search_ray.py, and by the bucket job of tests/ops/test_stalled_job.py)
     api.train(cfg, test=False)
     fake = _fake_result(s3, cfg, 2, 41.5)  # the run resumed: its own fit reports only epoch 2
     out = api.train(cfg, test=False)
