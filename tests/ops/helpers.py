@@ -160,6 +160,25 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in run_dir.glob("checkpoint_*") if p.is_dir())
 
 
+def damage_first_batch(cfg) -> list[int]:
+    """Make two training videos that the first batch of epoch 0 decodes unreadable (one overwritten with garbage,
+    one cut to its first KiB) in `cfg.data.root` (a copy: this writes to it); returns their record indices in the
+    manifest the run trains on (the shipped one less the identities held out for validation)."""
+    from reid.data.plan import global_plan
+    from reid.data.records import read_manifest
+    from reid.data.validation import with_validation_split
+    from reid.registry import get_method
+
+    data = Path(cfg.data.root)
+    manifest = with_validation_split(read_manifest(data), cfg.data.val_identities)
+    first = global_plan(manifest.records, cfg.data, cfg.seed, get_method(cfg.method).batching, 0, 1)[0]
+    victims = sorted({int(i) for i in first.indices})[:2]
+    paths = [data / manifest.records[i].video for i in victims]
+    paths[0].write_bytes(b"\x00garbage" * 512)
+    paths[1].write_bytes(paths[1].read_bytes()[:1024])
+    return victims
+
+
 class MetricsScraper:
     """Scrapes a Prometheus endpoint every `period_s` in a background thread while a job runs.
 

@@ -1,5 +1,6 @@
 """Fault injection on the real head node (conftest `head`), with this test process as the Ray driver:
-a worker process killed mid-epoch, corrupt videos, a truncated manifest (a NaN loss: test_storage_train.py).
+a worker process killed mid-epoch, corrupt videos past the data threshold, a truncated manifest (a NaN loss, and
+corrupt videos under the threshold: test_storage_train.py).
 
 "Nothing reported twice or lost" is checked on the controller's report log (reid/training/audit.py): folded over rollbacks
 it must be exactly epochs 1..E, a repeated epoch only after a failure, and the final weights must equal those of
@@ -14,14 +15,18 @@ import shutil
 
 import pytest
 
-from reid.data.plan import global_plan
 from reid.data.records import ManifestError, read_manifest
 from reid.data.validation import with_validation_split
 from reid.errors import ReidError
-from reid.registry import get_method
 from reid.training.api import train
 from reid.training.audit import ReportAuditLog, check_reports, read_events
-from tests.ops.helpers import assert_same_weights, checkpoint_dirs, final_state, tiny_config
+from tests.ops.helpers import (
+    assert_same_weights,
+    checkpoint_dirs,
+    damage_first_batch,
+    final_state,
+    tiny_config,
+)
 
 pytestmark = pytest.mark.ray
 
@@ -47,35 +52,25 @@ def test_killed_worker_restores_from_checkpoint_and_matches_the_uninterrupted_ru
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_corrupt_videos_are_skipped_and_counted_and_fail_past_the_threshold(driver, ops_data, tmp_path, capfd):
+def test_corrupt_videos_past_the_threshold_fail_the_run_naming_it_and_are_listed(driver, ops_data, tmp_path, capfd):
+    # under the threshold they are skipped and the run goes on: the bucket run of test_storage_train.py
     data = tmp_path / "data"
     shutil.copytree(ops_data, data)
     one_worker = ("ray.num_workers=1", "train.epochs=1", "data.batches_per_epoch=2")
-    cfg = tiny_config(data, tmp_path / "runs", "corrupt", *one_worker, "data.max_errored_fraction=0.5")
-    # the manifest the run trains on: the shipped one less the identities held out for validation
-    manifest = with_validation_split(read_manifest(data), cfg.data.val_identities)
-    n_train = len(manifest.by_role("train"))
+    cfg = tiny_config(data, tmp_path / "runs", "corrupt-strict", *one_worker)
+    victims = damage_first_batch(cfg)
+    n_train = len(with_validation_split(read_manifest(data), cfg.data.val_identities).by_role("train"))
     strict_fraction = f"{1.5 / n_train:.4f}"  # tolerates one unreadable tracklet, not two
-    # damage two videos that the first batch of epoch 0 decodes: one overwritten, one cut to its first KiB
-    first = global_plan(manifest.records, cfg.data, cfg.seed, get_method(cfg.method).batching, 0, 1)[0]
-    victims = sorted({int(i) for i in first.indices})[:2]
-    paths = [data / manifest.records[i].video for i in victims]
-    paths[0].write_bytes(b"\x00garbage" * 512)
-    paths[1].write_bytes(paths[1].read_bytes()[:1024])
-
-    result = train(cfg)  # 2 unreadable training tracklets: under half of them, skipped
-    assert result.final["epoch"] == 1
-    bad = json.loads((result.run_dir / "unreadable.json").read_text())
-    assert sorted(int(k) for k in bad) == victims, bad
-    assert "[reid] skipped 2 unreadable training tracklet(s) (data.max_errored_fraction=0.5)" in capfd.readouterr().out
-
     strict = tiny_config(data, tmp_path / "runs", "corrupt-strict", *one_worker,
                          f"data.max_errored_fraction={strict_fraction}")
     expected = (f"2 of {n_train} training tracklets could not be decoded, more than "
                 f"data.max_errored_fraction={float(strict_fraction):g}")
     with pytest.raises(ReidError, match=re.escape(expected)):
         train(strict)  # the data threshold is named, although Ray truncates the worker's own error snippet
-    assert len(json.loads((tmp_path / "runs" / "corrupt-strict" / "unreadable.json").read_text())) == 2
+    assert (f"[reid] skipped 2 unreadable training tracklet(s) (data.max_errored_fraction={float(strict_fraction):g})"
+            in capfd.readouterr().out)
+    bad = json.loads((tmp_path / "runs" / "corrupt-strict" / "unreadable.json").read_text())
+    assert sorted(int(k) for k in bad) == victims, bad
 
 
 @pytest.mark.slow

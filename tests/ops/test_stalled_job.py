@@ -11,8 +11,9 @@
    an S3 bucket (moto's server on 127.0.0.1). Stopped in its stall with `ray job stop` and resubmitted with
    `--resume s3://...`, it ends with the same weights, bit for bit, as the same run done in one go: the ops tests'
    reference job (conftest `reference_job`), which ran the same configuration from a local folder into local
-   storage, so the comparison also shows that where the data and the runs live changes nothing. (Resuming after a
-   failure: test_storage_train.py; a worker killed mid-run: test_faults.py.)
+   storage, so the comparison also shows that where the data and the runs live changes nothing; the bucket's
+   `metrics.jsonl` keeps epoch 1's metrics. (A NaN loss in a bucket run: test_storage_train.py; a worker killed
+   mid-run: test_faults.py.)
 
 The head is a node of its own, started with the S3 endpoint in its environment (`AWS_ENDPOINT_URL`, as a cluster's
 nodes get it from their image or runtime env), so the job's driver, the Train workers and the decoding actors reach
@@ -35,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from reid import storage
+from reid.evaluation.run.discovery import read_history
 from tests.ops.helpers import (
     SHARED_RUN,
     assert_same_weights,
@@ -173,4 +175,5 @@ def test_a_submitted_job_in_a_bucket_stops_and_resumes_from_its_uri(stalled_job,
     assert all(f"[reid] epoch   {e}/{EPOCHS}" in logs for e in range(2, EPOCHS + 1)), logs[-4000:]
     for name in ("config.yaml", "metrics.jsonl", "summary.json", "manifest-val.parquet"):
         assert storage.is_file(storage.join(cut, name)), storage.list_dir(cut)
+    assert [row["epoch"] for row in read_history(cut)] == list(range(1, EPOCHS + 1))  # epoch 1's metrics kept
     assert_same_weights(final_state(reference_job.run_dir)["model"], final_state_in(cut, tmp_path / "b")["model"])
