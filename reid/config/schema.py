@@ -132,7 +132,8 @@ class TrainConfig(Strict):
     eval_every: int = Field(1, ge=1, description="validate every N epochs (and at the end)")
     init_from: str | None = Field(None, description="run directory or checkpoint to initialise weights from")
     inject_fault: str | None = Field(
-        None, description="testing aid: kind@epoch[:step][/rank], kind raise|kill|nan|stall (see reid.training.faults)"
+        None, description="testing aid: kind@epoch[:step][/rank] with kind raise|kill|nan|stall, or several of them "
+                          "comma-separated (see reid.training.faults)"
     )
 
 

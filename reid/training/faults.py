@@ -1,11 +1,13 @@
 """Fault injection for tests of resume and fault tolerance (`train.inject_fault`), off by default.
 
-Format: `<kind>@<epoch>[:<step>][/<rank>]`, epochs and steps 1-based; kinds:
+Format: `<kind>@<epoch>[:<step>][/<rank>]`, epochs and steps 1-based, or several of them separated by commas
+(e.g. `stall@2:1/0,kill@3:1/1`: each fires at its own step); kinds:
 - `raise`: raise RuntimeError (a Python failure of the worker),
 - `kill`:  SIGKILL the worker process (a hard crash: no cleanup, no flush),
 - `nan`:   poison that step's inputs so every loss term becomes NaN (exercises the NaN guard),
 - `stall`: sleep STALL_S seconds before the step (a hung step: for stopping a job mid-run, watchdogs, alerts).
-A fault fires once per run: a marker file in the run directory records it, so a retried or resumed run goes on.
+A fault fires once per run: a marker file in the run directory (`.fault-<fault with / as _>`) records it, so a
+retried or resumed run goes on.
 """
 
 from __future__ import annotations
@@ -41,26 +43,30 @@ class Fault:
 
 class FaultInjector:
     def __init__(self, spec: str | None, run_dir: Path | None, rank: int) -> None:
-        self.fault = Fault.parse(spec) if spec else None
-        self.marker = (run_dir / f".fault-{spec.replace('/', '_')}") if (spec and run_dir) else None
+        texts = [t.strip() for t in spec.split(",")] if spec else []
+        self.faults = [(Fault.parse(t), (run_dir / f".fault-{t.replace('/', '_')}") if run_dir else None)
+                       for t in texts]
         self.rank = rank
 
-    def _due(self, epoch: int, step: int) -> bool:
-        f = self.fault
-        if f is None or (f.epoch, f.step, f.rank) != (epoch, step, self.rank):
-            return False
-        if self.marker is not None:
-            if self.marker.exists():
-                return False
-            self.marker.parent.mkdir(parents=True, exist_ok=True)
-            self.marker.write_text(f"{f.kind} fired at epoch {epoch} step {step} rank {self.rank}\n")
-        return True
+    def _due(self, epoch: int, step: int) -> Fault | None:
+        """The fault due at this step on this rank, its marker written; None when none is (or it fired already)."""
+        for f, marker in self.faults:
+            if (f.epoch, f.step, f.rank) != (epoch, step, self.rank):
+                continue
+            if marker is not None:
+                if marker.exists():
+                    continue
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.write_text(f"{f.kind} fired at epoch {epoch} step {step} rank {self.rank}\n")
+            return f
+        return None
 
     def before_step(self, epoch: int, step: int, batch: dict) -> None:
         """epoch and step 1-based."""
-        if not self._due(epoch, step):
+        fault = self._due(epoch, step)
+        if fault is None:
             return
-        kind = self.fault.kind
+        kind = fault.kind
         if kind == "raise":
             raise RuntimeError(f"injected fault: raise at epoch {epoch} step {step} on rank {self.rank}")
         if kind == "kill":

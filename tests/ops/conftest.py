@@ -56,8 +56,8 @@ def submitter(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def reference_job(head, submitter, ops_data, tmp_path_factory) -> JobRun:
-    """The tiny 3-epoch run as a submitted job, Prometheus scraped while it runs. The resumed, killed and
-    node-loss runs compare their final weights with this one."""
+    """The tiny 3-epoch run as a submitted job, Prometheus scraped while it runs. The resumed run and the
+    run that loses a node and a worker process compare their final weights with this one."""
     storage = tmp_path_factory.mktemp("job-runs")
     job_id = "reid-reference"
     out = submit_train(submitter, head.dashboard_url, job_id, tiny_overrides(ops_data, storage, "reference"),

@@ -2,7 +2,7 @@
 addresses, a tiny training job with its logs, checkpoint and Prometheus metrics.
 
 The 3-epoch reference job (conftest `reference_job`, two Train workers) is the job under test here; the stopped and
-resubmitted job (test_stalled_job.py, in a bucket), the killed worker (test_faults.py) and the node loss
+resubmitted job (test_stalled_job.py, in a bucket) and the job that loses a node and then a worker process
 (test_node_failure.py) must end with its final weights bit for bit (tests/ops/helpers.assert_same_weights).
 """
 

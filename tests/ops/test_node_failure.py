@@ -6,12 +6,16 @@ the head advertises the `reid_driver` slots (jobs/submit.py), one worker is "GPU
 1. a training submitted as a job (`python -m jobs.submit train`, i.e. `ray job submit --entrypoint-resources
    '{"reid_driver": 1}'`, as the RayJob of cluster/kuberay-rayjob-train.yaml asks) runs its driver on the head; its
    Train workers start on the GPU-like node, which is killed after epoch 1 (no graceful drain, mid-run): the
-   FailureConfig (`ray.max_failures=2`) restarts the worker group on the spot node from the last checkpoint, the job
-   succeeds, and its final weights are those of the uninterrupted run of the same configuration (the ops tests'
-   reference job, conftest `reference_job`, on a single-node head: where the workers ran changes nothing);
+   FailureConfig (`ray.max_failures=3`) restarts the worker group on the spot node from the last checkpoint. There
+   one Train worker process is then SIGKILLed at the first step of epoch 3 (`train.inject_fault=kill@3:1/1`: no
+   cleanup, no flush of queued reports, the other rank left waiting in a collective), and the group restarts again
+   from epoch 2's checkpoint. The job succeeds, and its final weights are those of the uninterrupted run of the same
+   configuration (the ops tests' reference job, conftest `reference_job`, on a single-node head: where the workers
+   ran and how often they were lost changes nothing);
 2. every report passes through a Train controller on the head (the driver's node: Ray Train pins it there), never
    on a worker node whose loss would end the run (`reid train --audit-log`: the controller logs each report with
-   its node);
+   its node), and folded over the two rollbacks the reports are exactly epochs 1..3, nothing reported twice or
+   lost (reid/training/audit.py);
 3. a Train-inside-Tune sweep into an S3 bucket (`tune.search.run_search --out s3://...`, moto's server on
    127.0.0.1: the Tune experiment and the trial's Ray Train runs, checkpoints included, live in the bucket; one
    one-worker trial) loses a fresh GPU-like node while the trial's Train worker runs there: the trial fails, Tune retries it (FailureConfig of the sweep, `--max-failures`) on the spot node, the sweep completes
@@ -167,11 +171,12 @@ def test_a_killed_gpu_like_node_restarts_the_submitted_run_on_the_spot_node_with
     assert reference_job.status == "SUCCEEDED", reference_job.logs[-4000:]
     address, job_id = f"http://{cluster.webui_url}", "reid-node-loss"
     log = tmp_path / "reports.jsonl"
-    # rank 0 stalls at the first step of epoch 2 (train.inject_fault=stall, once per run, weights untouched): the
-    # node is removed mid-run however fast the epochs go (about 2 s apart on an idle machine); the restarted group
-    # finds the marker and does not stall again
+    # rank 0 stalls at the first step of epoch 2 (stall@2:1/0, once per run, weights untouched): the node is removed
+    # mid-run however fast the epochs go (about 2 s apart on an idle machine); the restarted group finds the marker
+    # and does not stall again. Then rank 1 kills its own process at the first step of epoch 3 (kill@3:1/1), once
+    faults = "train.inject_fault=stall@2:1/0,kill@3:1/1"
     out = submit_train(submitter, address, job_id, [*tiny_overrides(ops_data, tmp_path, "rehearsal-node-loss",
-                                                                    "ray.max_failures=2", "train.inject_fault=stall@2:1/0"),
+                                                                    "ray.max_failures=3", faults),
                                                     "--audit-log", str(log)],
                        wait=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -205,8 +210,9 @@ def test_a_killed_gpu_like_node_restarts_the_submitted_run_on_the_spot_node_with
     reports = [e for e in events if e["event"] == "report"]
     assert {e["node"] for e in reports} == {head_id}, "the run reported from another cluster"  # and never left the head
     assert (tmp_path / "rehearsal-node-loss" / ".fault-stall@2:1_0").exists(), "the stall never fired"
+    assert (tmp_path / "rehearsal-node-loss" / ".fault-kill@3:1_1").exists(), "the kill never fired"
     failures = [e for e in events if e["event"] == "failure"]
-    assert failures and failures[0]["time"] >= removed["at"] - 1, events
+    assert len(failures) >= 2 and failures[0]["time"] >= removed["at"] - 1, events  # the node, then the process
     assert check_reports(events, EPOCHS) == [], events
     alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
     assert alive == {head_id, _node_of("spot_cpu")}  # the run finished on what was left

@@ -12,8 +12,8 @@
    `--resume s3://...`, it ends with the same weights, bit for bit, as the same run done in one go: the ops tests'
    reference job (conftest `reference_job`), which ran the same configuration from a local folder into local
    storage, so the comparison also shows that where the data and the runs live changes nothing; the bucket's
-   `metrics.jsonl` keeps epoch 1's metrics. (A NaN loss in a bucket run: test_storage_train.py; a worker killed
-   mid-run: test_faults.py.)
+   `metrics.jsonl` keeps epoch 1's metrics. (A NaN loss in a bucket run: test_storage_train.py; a worker node lost
+   and a worker process killed mid-run: test_node_failure.py.)
 
 The head is a node of its own, started with the S3 endpoint in its environment (`AWS_ENDPOINT_URL`, as a cluster's
 nodes get it from their image or runtime env), so the job's driver, the Train workers and the decoding actors reach
