@@ -28,12 +28,12 @@ def test_corrupt_videos_past_the_threshold_fail_the_run_naming_it_and_are_listed
     data = tmp_path / "data"
     shutil.copytree(ops_data, data)
     one_worker = ("ray.num_workers=1", "train.epochs=1", "data.batches_per_epoch=2")
-    cfg = tiny_config(data, tmp_path / "runs", "corrupt-strict", *one_worker)
-    victims = damage_first_batch(cfg)
-    n_train = len(with_validation_split(read_manifest(data), cfg.data.val_identities).by_role("train"))
+    held_out = tiny_config(data, tmp_path / "runs", "corrupt-strict").data.val_identities
+    n_train = len(with_validation_split(read_manifest(data), held_out).by_role("train"))
     strict_fraction = f"{1.5 / n_train:.4f}"  # tolerates one unreadable tracklet, not two
     strict = tiny_config(data, tmp_path / "runs", "corrupt-strict", *one_worker,
                          f"data.max_errored_fraction={strict_fraction}")
+    victims = damage_first_batch(strict)
     expected = (f"2 of {n_train} training tracklets could not be decoded, more than "
                 f"data.max_errored_fraction={float(strict_fraction):g}")
     with pytest.raises(ReidError, match=re.escape(expected)):

@@ -9,18 +9,20 @@ the head advertises the `reid_driver` slots (jobs/submit.py), one worker is "GPU
    FailureConfig (`ray.max_failures=3`) restarts the worker group on the spot node from the last checkpoint. There
    one Train worker process is then SIGKILLed at the first step of epoch 3 (`train.inject_fault=kill@3:1/1`: no
    cleanup, no flush of queued reports, the other rank left waiting in a collective), and the group restarts again
-   from epoch 2's checkpoint. The job succeeds, and its final weights are those of the uninterrupted run of the same
-   configuration (the ops tests' reference job, conftest `reference_job`, on a single-node head: where the workers
-   ran and how often they were lost changes nothing);
+   from the latest registered checkpoint (epoch 2's, or epoch 1's when the kill lands before the controller took
+   epoch 2's report, as in the run of 2026-12-05: the report log shows which). The job succeeds, and its final
+   weights are those of the uninterrupted run of the same configuration (the ops tests' reference job, conftest
+   `reference_job`, on a single-node head: where the workers ran and how often they were lost changes nothing);
 2. every report passes through a Train controller on the head (the driver's node: Ray Train pins it there), never
    on a worker node whose loss would end the run (`reid train --audit-log`: the controller logs each report with
    its node), and folded over the two rollbacks the reports are exactly epochs 1..3, nothing reported twice or
    lost (reid/training/audit.py);
 3. a Train-inside-Tune sweep into an S3 bucket (`tune.search.run_search --out s3://...`, moto's server on
    127.0.0.1: the Tune experiment and the trial's Ray Train runs, checkpoints included, live in the bucket; one
-   one-worker trial) loses a fresh GPU-like node while the trial's Train worker runs there: the trial fails, Tune retries it (FailureConfig of the sweep, `--max-failures`) on the spot node, the sweep completes
-   with every trial TERMINATED, and every trial process and Train controller ran on the head (the trials take a
-   `reid_driver` slot, tune/runner.py). Afterwards no placement group is left: the regression where the placement
+   one-worker trial) loses a fresh GPU-like node while the trial's Train worker runs there: the trial fails, Tune
+   retries it (FailureConfig of the sweep, `--max-failures`) on the spot node, the sweep completes with the trial
+   TERMINATED, and every trial process and Train controller ran on the head (a trial takes a `reid_driver` slot,
+   tune/runner.py). Afterwards no placement group is left: the regression where the placement
    groups of finished Train-inside-Tune runs stayed CREATED until a later trial hung (dashboard off, ray 2.60:
    shared/notes/ray-2.60-facts.md section 3.4) is checked directly, not by running trials until one hangs.
 
