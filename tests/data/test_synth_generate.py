@@ -41,12 +41,21 @@ def _pixels(m) -> list[np.ndarray]:
 
 
 def test_same_seed_same_dataset_regardless_of_workers(sets):
+    """Everything the generator decides is identical: records, attributes, keypoints and every rendered frame (the
+    JPEG files are written from the same arrays the encoder gets). The H.264 videos are compared to within the
+    encoder's own variation: libx264 (PyAV's build 165, one thread) now and then codes a few macroblocks of one frame
+    differently for the same input, measured on 2026-12-05 in 1-4 of 300 encodes of one clip on a busy machine and
+    one run in three of this test in a pytest process; the largest such difference seen was 0.08 grey levels on
+    average over a clip of random noise (up to 35 at a few pixels of one frame)."""
     a, b, _ = sets
     assert a.records == b.records and a.attributes == b.attributes and a.meta == b.meta
     for name in ("attributes.csv", "summary.json"):
         assert (a.root / name).read_bytes() == (b.root / name).read_bytes()
-    for pa, pb in zip(_pixels(a), _pixels(b), strict=True):
-        assert np.array_equal(pa, pb)
+    for r in a.records:
+        for frame in sorted((a.root / "frames" / r.tracklet_id).glob("*.jpg")):
+            assert frame.read_bytes() == (b.root / "frames" / r.tracklet_id / frame.name).read_bytes(), frame
+    for r, pa, pb in zip(a.records, _pixels(a), _pixels(b), strict=True):
+        assert pa.shape == pb.shape and np.abs(pa.astype(int) - pb).mean() < 0.5, r.tracklet_id
     for r in a.records:
         assert np.array_equal(np.load(a.resolve(r.keypoints)), np.load(b.resolve(r.keypoints)))
 
