@@ -44,7 +44,7 @@ def test_same_seed_same_dataset_regardless_of_workers(sets):
     """Everything the generator decides is identical: records, attributes, keypoints and every rendered frame (the
     JPEG files are written from the same arrays the encoder gets). The H.264 videos are compared to within the
     encoder's own variation: libx264 (PyAV's build 165, one thread) now and then codes a few macroblocks of one frame
-    differently for the same input, measured on 2026-12-05 in 1-4 of 300 encodes of one clip on a busy machine and
+    differently for the same input, measured on 2026-12-05 in 1-6 of 300 encodes of one clip on a busy machine and
     one run in three of this test in a pytest process; the largest such difference seen was 0.08 grey levels on
     average over a clip of random noise (up to 35 at a few pixels of one frame)."""
     a, b, _ = sets
