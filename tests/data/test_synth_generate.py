@@ -43,21 +43,23 @@ def _pixels(m) -> list[np.ndarray]:
 def test_same_seed_same_dataset_regardless_of_workers(sets):
     """Everything the generator decides is identical: records, attributes, keypoints and every rendered frame (the
     JPEG files are written from the same arrays the encoder gets). The H.264 videos are compared to within the
-    encoder's own variation: libx264 (PyAV's build 165, one thread) now and then codes a few macroblocks of one frame
-    differently for the same input, measured on 2026-12-05 in 1-6 of 300 encodes of one clip on a busy machine and
-    one run in three of this test in a pytest process; the largest such difference seen was 0.08 grey levels on
-    average over a clip of random noise (up to 35 at a few pixels of one frame)."""
+    encoder's own variation: libx264 (PyAV's build 165, one thread) now and then codes a frame differently for the
+    same input, and the difference carries into the following frames of its GOP. Measured on 2026-12-05: 1-6 of 300
+    encodes of one clip on a busy machine; 16 generations of this set against one reference, with torch loaded as
+    in pytest: 9 identical, 7 with 1-2 of the 36 videos differing by 0.09-1.15 grey levels on average (up to 47 at a
+    few pixels). The bound of 2 sits above that and far below what another rendering gives (tens of levels); the
+    codec's own error against the rendered frames is up to 6 (test below)."""
     a, b, _ = sets
     assert a.records == b.records and a.attributes == b.attributes and a.meta == b.meta
     for name in ("attributes.csv", "summary.json"):
         assert (a.root / name).read_bytes() == (b.root / name).read_bytes()
-    for r in a.records:
-        for frame in sorted((a.root / "frames" / r.tracklet_id).glob("*.jpg")):
-            assert frame.read_bytes() == (b.root / "frames" / r.tracklet_id / frame.name).read_bytes(), frame
     for r, pa, pb in zip(a.records, _pixels(a), _pixels(b), strict=True):
-        assert pa.shape == pb.shape and np.abs(pa.astype(int) - pb).mean() < 0.5, r.tracklet_id
-    for r in a.records:
+        frames = sorted((a.root / "frames" / r.tracklet_id).glob("*.jpg"))
+        assert len(frames) == r.num_frames, r.tracklet_id
+        for frame in frames:
+            assert frame.read_bytes() == (b.root / "frames" / r.tracklet_id / frame.name).read_bytes(), frame
         assert np.array_equal(np.load(a.resolve(r.keypoints)), np.load(b.resolve(r.keypoints)))
+        assert pa.shape == pb.shape and np.abs(pa.astype(int) - pb).mean() < 2.0, r.tracklet_id
 
 
 def test_another_seed_gives_another_dataset(sets):

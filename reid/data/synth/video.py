@@ -4,10 +4,11 @@ Encoding: libx264, yuv444p (no chroma subsampling: on 8 demo tracklets without n
 size gave a mean absolute error of 3.4 vs 2.0 grey levels and a 99th percentile of 28 vs 12; it smears small
 coloured parts such as shoes and glasses), constant quality `crf`, constant frame rate, NO B-frames (`bframes=0`: decode order = display
 order, so a seek needs no reordering; decord#365 is about B-frame ordering), a fixed keyframe interval
-(`keyint = min-keyint = gop`, `scenecut=0`) and one encoder thread. That is bit-exact output for a seed nearly always, not always: the same
-frames encoded 300 times on a busy machine gave 1-6 files that differ in a few macroblocks of one frame
-(measured 2026-12-05; tests/data/test_synth_generate.py compares videos to within that). Files are written
-to a temporary name and renamed, so a reader never sees a half-written video.
+(`keyint = min-keyint = gop`, `scenecut=0`) and one encoder thread. That is bit-exact output for a seed nearly
+always, not always: the same frames encoded 300 times on a busy machine gave 1-6 files in which one frame was
+coded differently, the difference carried through the rest of its GOP (measured 2026-12-05; up to 1.15 grey levels
+on average over a synthetic tracklet; tests/data/test_synth_generate.py compares videos to within that).
+Files are written to a temporary name and renamed, so a reader never sees a half-written video.
 
 Measured with `measure_gop` below on 60 demo tracklets (128x64, crf 12, 9-64 frames, 1563 frames; decord 0.6.0,
 PyAV 18.1, shared 2-core machine; CPU time of `get_batch` on 8 random indices, median over the videos):
