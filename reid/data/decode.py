@@ -99,26 +99,40 @@ def decode_video_inline(path: str | Path, frame_start: int, num_frames: int, ind
 
 def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int] | None = None,
                error: type[DecodeError] = DecodeError) -> np.ndarray:
-    """Images (files, or encoded bytes) with Pillow (libjpeg-turbo for JPEG): uint8 [N, H, W, 3] RGB. Frames of
-    another size are resized to the first one's.
+    """Images (files, or encoded bytes): uint8 [N, H, W, 3] RGB. Frames of another size are resized to the first
+    one's.
 
-    `draft_size` (h, w): let libjpeg-turbo decode at a reduced DCT scale (1/2, 1/4, 1/8) as long as the result stays
-    at least that large; the caller resizes to its exact output size anyway.
+    JPEG goes through torchvision's libjpeg-turbo binding (jpeg_decode.py: the same pixels as Pillow, in half the
+    time); Pillow decodes everything else, and JPEG when `draft_size` (h, w) lets libjpeg-turbo decode at a reduced
+    DCT scale (1/2, 1/4, 1/8) while the result stays at least that large (the caller resizes to its exact output
+    size anyway).
     """
     from PIL import Image, UnidentifiedImageError
 
+    from reid.data import jpeg_decode
+
+    fast = jpeg_decode.available()
     out: list[np.ndarray] = []
     for i, src in enumerate(sources):
+        what = f"frame {i} is not a readable JPEG" if isinstance(src, bytes) else f"cannot read frame {src}"
         try:
-            with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
-                if draft_size is not None:
-                    im.draft("RGB", (draft_size[1], draft_size[0]))
-                im = im.convert("RGB")
-                if out and im.size != (out[0].shape[1], out[0].shape[0]):
-                    im = im.resize((out[0].shape[1], out[0].shape[0]), Image.BILINEAR)
-                out.append(np.asarray(im))
+            data = src
+            if fast and not isinstance(src, bytes) and str(src).lower().endswith((".jpg", ".jpeg")):
+                data = Path(src).read_bytes()
+            if fast and isinstance(data, bytes) and jpeg_decode.is_jpeg(data) and \
+                    not jpeg_decode.needs_draft(data, draft_size):
+                frame = jpeg_decode.decode_jpeg_rgb(data)
+            else:
+                with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+                    if draft_size is not None:
+                        im.draft("RGB", (draft_size[1], draft_size[0]))
+                    im.load()
+                    frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+            if out and frame.shape[:2] != out[0].shape[:2]:
+                frame = np.asarray(Image.fromarray(frame).resize((out[0].shape[1], out[0].shape[0]),
+                                                                 Image.BILINEAR))
+            out.append(frame)
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            what = f"frame {i} is not a readable JPEG" if isinstance(src, bytes) else f"cannot read frame {src}"
             raise error(f"{what} ({exc})") from None
     return np.stack(out)
 
