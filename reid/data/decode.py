@@ -102,10 +102,10 @@ def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int
     """Images (files, or encoded bytes): uint8 [N, H, W, 3] RGB. Frames of another size are resized to the first
     one's.
 
-    JPEG goes through torchvision's libjpeg-turbo binding (jpeg_decode.py: the same pixels as Pillow, in half the
-    time); Pillow decodes everything else, and JPEG when `draft_size` (h, w) lets libjpeg-turbo decode at a reduced
-    DCT scale (1/2, 1/4, 1/8) while the result stays at least that large (the caller resizes to its exact output
-    size anyway).
+    JPEG goes through libjpeg-turbo directly (jpeg_decode.py: Pillow's pixels in half the time); Pillow decodes
+    everything else, and any JPEG the fast path hands back (damaged, CMYK). `draft_size` (h, w): decode JPEG at a
+    reduced DCT scale (1/2, 1/4, 1/8) as long as the result stays at least that large (the caller resizes to its
+    exact output size anyway).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -119,10 +119,10 @@ def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int
             data = src
             if fast and not isinstance(src, bytes) and str(src).lower().endswith((".jpg", ".jpeg")):
                 data = Path(src).read_bytes()
-            if fast and isinstance(data, bytes) and jpeg_decode.is_jpeg(data) and \
-                    not jpeg_decode.needs_draft(data, draft_size):
-                frame = jpeg_decode.decode_jpeg_rgb(data)
-            else:
+            frame = None
+            if fast and isinstance(data, bytes) and jpeg_decode.is_jpeg(data):
+                frame = jpeg_decode.decode_jpeg_rgb(data, draft_size)
+            if frame is None:
                 with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
                     if draft_size is not None:
                         im.draft("RGB", (draft_size[1], draft_size[0]))
