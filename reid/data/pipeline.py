@@ -56,6 +56,11 @@ if TYPE_CHECKING:  # the decoding actors import this module; they never need tor
 log = logging.getLogger(__name__)
 _HANG_REPORT_TIMEOUT_S = 30.0
 _POOL_START_TIMEOUT_S = 600
+# Batches queued on each decoding actor. Ray Data's default (2 = 2 x max_concurrency) left the actors idle 37 % of
+# the time on `reid bench data` (JPEG store, 2 actors, 2-core machine, 2026-12-05): after a batch the actor waits
+# for the driver's scheduling loop to notice it and send the next. 4 keeps one batch decoding while the driver
+# catches up (docs/training.md, Performance); it only queues row ids, the outputs are backpressured as before.
+_TASKS_IN_FLIGHT_PER_ACTOR = 4
 
 
 @ray.remote(num_cpus=0)
@@ -186,7 +191,8 @@ def build_rank_dataset(manifest_path: str | Path, data: DataConfig, seed: int, s
                                "world_size": world_size, "ledger_name": ledger_name,
                                "ledger_namespace": ledger_namespace},
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=d.decode_workers),
+        compute=ray.data.ActorPoolStrategy(size=d.decode_workers,
+                                          max_tasks_in_flight_per_actor=_TASKS_IN_FLIGHT_PER_ACTOR),
         num_cpus=d.decode_cpus,
         zero_copy_batch=True,
     )
