@@ -6,7 +6,7 @@ summary under --out (default docs/gpu/gpu-<date>.{md,json}).
      Data pipeline with 1, 2, 4, ... decoding actors for each frame store: GPU busy fraction (step compute / wall
      time, as before), clips/s, the input preparation per step (`normalize_inputs`), the busy fraction with it
      counted ((input + step compute) / wall), and the decoding CPUs that keep the GPU >= 90 % busy by the latter.
-     Stores: `video` (H.264), `jpeg` (the actors decode with Pillow and augment),
+     Stores: `video` (H.264), `jpeg` (the actors decode with libjpeg-turbo and augment),
      `jpeg-trainer` (the same JPEG store with data.jpeg_decode=trainer: the actors only read bytes, the GPU decodes
      them with nvJPEG and augments; its input preparation holds that decode).
   2. every registered method: forward + backward in bf16 with its packaged real-data recipe (pretrained=false):

@@ -16,8 +16,9 @@ so a read fetches the Parquet footer once per shard and then only the row group 
 whole shard.
 
 Frame files that are JPEG already (MARS, Duke) are copied byte for byte; videos and other images are encoded with
-Pillow (libjpeg-turbo) at `quality`. CPU decoding uses Pillow's libjpeg-turbo with DCT-domain downscaling
-(`Image.draft`) when the output is at most half the stored size.
+Pillow (libjpeg-turbo) at `quality`. CPU decoding calls libjpeg-turbo through simplejpeg (`jpeg_decode.py`: Pillow's
+pixels in half the time), with Pillow's DCT-domain downscaling rule (`Image.draft`) when the output is at most half
+the stored size.
 """
 
 from __future__ import annotations
