@@ -31,6 +31,9 @@ def test_pack_writes_shards_with_row_groups_and_a_manifest(stores):
     assert shards == ["jpeg/shard-00000.parquet", "jpeg/shard-00001.parquet"]  # 5 + 3 tracklets
     pf = pq.ParquetFile(jpeg.resolve(shards[0]))
     assert [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)] == [3, 2]
+    frames = pf.metadata.row_group(0).column(1)
+    assert frames.path_in_schema == "frames.list.element"
+    assert not frames.has_dictionary_page and frames.compression == "UNCOMPRESSED"  # JPEG bytes stored plain
     for v, j in zip(video.records, jpeg.records, strict=True):
         assert (j.tracklet_id, j.pid, j.camid, j.role, j.num_frames) == (v.tracklet_id, v.pid, v.camid, v.role,
                                                                           v.num_frames)
@@ -97,3 +100,12 @@ def test_corrupt_frame_and_missing_shard_are_decode_errors_and_replaced(stores, 
     rows = [r for e in range(4) for r in global_plan(m.records, c, 3, "pk", e, 1) if 0 in r.indices]
     out = maker(rows[0])
     assert 0 not in out["index"].tolist() and list(maker.errors.bad) == [0]
+
+
+def test_a_truncated_shard_is_a_store_error(stores, tmp_path):
+    _, jpeg = stores
+    r = jpeg.records[0]
+    data = jpeg.resolve(r.shard).read_bytes()
+    (tmp_path / "cut.parquet").write_bytes(data[:len(data) // 2])
+    with pytest.raises(JpegStoreError, match="cannot open JPEG shard"):
+        ShardReader().blobs(tmp_path / "cut.parquet", 0, [0])
