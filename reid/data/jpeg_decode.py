@@ -23,10 +23,12 @@ rejects it exactly as before. `available()` is False when simplejpeg is not inst
 from __future__ import annotations
 
 import functools
+import logging
 from types import ModuleType
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 JPEG_MAGIC = b"\xff\xd8\xff"
 _FAST_COLORSPACES = {"YCbCr", "Gray"}
 
@@ -40,6 +42,8 @@ def _simplejpeg() -> ModuleType | None:
     try:
         import simplejpeg
     except ImportError:
+        log.warning("simplejpeg is not installed: JPEG frames decode with Pillow, about twice the CPU time per frame "
+                    "(install the project's dependencies: uv sync)")
         return None
     return simplejpeg
 

@@ -125,3 +125,17 @@ def test_without_simplejpeg_pillow_decodes_everything(monkeypatch):
     monkeypatch.setattr(jpeg_decode, "available", lambda: False)
     monkeypatch.setattr(jpeg_decode, "decode_jpeg_rgb", lambda *a: pytest.fail("the fast path was taken"))
     np.testing.assert_array_equal(decode_pil([blob], draft_size=(128, 64)), want)
+
+
+def test_a_missing_simplejpeg_is_said_once_and_pillow_decodes(monkeypatch, caplog):
+    blob = _jpeg(_frame())
+    monkeypatch.setitem(__import__("sys").modules, "simplejpeg", None)  # import fails
+    jpeg_decode._simplejpeg.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="reid.data.jpeg_decode"):
+            assert not jpeg_decode.available()
+            np.testing.assert_array_equal(decode_pil([blob, blob])[1], _pillow(blob))
+        said = [r.getMessage() for r in caplog.records if "simplejpeg is not installed" in r.getMessage()]
+        assert len(said) == 1
+    finally:
+        jpeg_decode._simplejpeg.cache_clear()  # the next caller imports it again (monkeypatch undoes the None)
