@@ -14,8 +14,8 @@ same output size), in one run, side by side:
              own JPEG file and transformed independently (Resize, flip, Pad 10 + RandomCrop, ToTensor, Normalize);
              float32 out. Video datasets are first unpacked to JPEG frames (not timed).
 Stores (--stores): `video` (H.264 files, decord; what `reid prepare --pack video` writes) and `jpeg` (JPEG bytes in
-Parquet shards, libjpeg-turbo through simplejpeg; `reid prepare --pack jpeg`); the input is converted to each (not timed) and
-its bytes per frame reported. Medians over --repeats (this machine is shared and noisy).
+Parquet shards, libjpeg-turbo through simplejpeg; `reid prepare --pack jpeg`); the input is converted to each (not
+timed) and its bytes per frame reported. Medians over --repeats (this machine is shared and noisy).
 
 Targets per decode core: fit-level pipeline >= 0.9 x the raw decode limit of the same store; >= 3 x the
 torchreid-style loader; 1 -> 2 decode actors >= 1.8 x. Give each decoding actor at least 4 batches an epoch

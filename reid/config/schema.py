@@ -77,8 +77,8 @@ class DataConfig(Strict):
     )
     jpeg_decode: Literal["actor", "trainer"] = Field(
         "actor", description="training batches from a JPEG store (`reid prepare --pack jpeg`): 'actor' = the Ray "
-        "Data decoding actors decode (libjpeg-turbo) and augment on their CPUs; 'trainer' = the actors only read the JPEG "
-        "bytes and draw the augmentation, the Train worker decodes them on its device (nvJPEG on a GPU: "
+        "Data decoding actors decode (libjpeg-turbo) and augment on their CPUs; 'trainer' = the actors only read the "
+        "JPEG bytes and draw the augmentation, the Train worker decodes them on its device (nvJPEG on a GPU: "
         "reid.data.device_decode) and applies the crop / flip / erasing there. Needs a JPEG-store manifest and a "
         "method without flow, pose_maps or keypoints inputs; evaluation always decodes on the CPU"
     )
