@@ -9,8 +9,8 @@ The attributes the model learns are those named in groups.json, in its order.
 
 Target frames come from a re-ID manifest (frame files or video + frame range), decoded with
 `reid.data.decode.read_frames` (decord for videos, time-bounded; libjpeg-turbo / Pillow for frame files), one
-tracklet per item, so a data-loader worker opens each video once per item. A tracklet that cannot be decoded is replaced by another one
-in training and left unlabelled (-1) in prediction.
+tracklet per item, so a data-loader worker opens each video once per item. A tracklet that cannot be decoded is
+replaced by another one in training and left unlabelled (-1) in prediction.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ Geometry (transforms.apply_augment, vectorised over the batch in torch):
 The frames differ slightly from the actors' (tests/data/test_device_decode.py measures it): nvJPEG on CUDA vs the
 actors' libjpeg-turbo (IDCT and chroma upsampling; on the CPU torchvision's decoder gives the actors' pixels),
 Pillow's two 8-bit resize passes vs one float pass here, the actors' DCT-domain downscaling (`Image.draft`'s rule,
-when the stored frames are at least twice the resized size), and frames of a clip with another size than its first (the actors resize them
-to the first frame's size before the clip's resize; here each frame goes to `resized` directly).
+when the stored frames are at least twice the resized size), and frames of a clip with another size than its
+first (the actors resize them to the first frame's size before the clip's resize; here each frame goes to
+`resized` directly).
 
 Only training batches take this path: evaluation and feature extraction decode on the CPU as before.
 """
