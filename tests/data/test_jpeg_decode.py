@@ -139,3 +139,15 @@ def test_a_missing_simplejpeg_is_said_once_and_pillow_decodes(monkeypatch, caplo
         assert len(said) == 1
     finally:
         jpeg_decode._simplejpeg.cache_clear()  # the next caller imports it again (monkeypatch undoes the None)
+
+
+def test_a_clip_mixing_decoders_and_sizes_comes_out_whole():
+    f = _frame()
+    frames = [_jpeg(f), _jpeg(f, "CMYK", quality=95), _jpeg(_frame(32, 16)), _jpeg(f)[:200], _jpeg(_frame(seed=1))]
+    with pytest.raises(DecodeError, match="frame 3 is not a readable JPEG"):
+        decode_pil(frames)
+    out = decode_pil(frames[:3] + frames[4:])
+    assert out.shape == (4, 64, 32, 3)
+    np.testing.assert_array_equal(out[0], _pillow(frames[0]))
+    np.testing.assert_array_equal(out[1], _pillow(frames[1]))  # CMYK: Pillow's
+    np.testing.assert_array_equal(out[3], _pillow(frames[4]))  # the fast path after the others
