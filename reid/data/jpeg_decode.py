@@ -34,6 +34,7 @@ _FAST_COLORSPACES = {"YCbCr", "Gray"}
 
 
 def is_jpeg(blob: bytes) -> bool:
+    """Whether the bytes start as a JPEG (SOI marker, then another marker)."""
     return blob[:3] == JPEG_MAGIC
 
 

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from reid.data.decode import DecodeError, decode_images, decode_pil, decode_video_inline
+from reid.data.jpeg_decode import is_jpeg
 from reid.data.records import Manifest, TrackletRecord
 from reid.errors import ReidError
 
 JPEG_DIR = "jpeg"
-_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -121,7 +121,7 @@ def read_jpeg_blobs(manifest: Manifest, record: TrackletRecord, indices: np.ndar
     uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
     blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq.tolist())
     for i, b in zip(uniq.tolist(), blobs, strict=True):
-        if b[:3] != _JPEG_MAGIC:
+        if not is_jpeg(b):
             raise JpegStoreError(f"tracklet {record.tracklet_id}: frame {i} is not a JPEG")
     return [blobs[int(j)] for j in inverse]
 
@@ -132,7 +132,7 @@ def _tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int) ->
         out = []
         for rel in record.frames:
             data = manifest.resolve(rel).read_bytes()
-            if data[:3] != _JPEG_MAGIC:
+            if not is_jpeg(data):
                 data = encode_jpeg(decode_images([manifest.resolve(rel)])[0], quality)
             out.append(data)
         return out
