@@ -1,10 +1,12 @@
 """The Ray Data training pipeline: one dataset per Train worker, executed ONCE for the whole fit.
 
-    ray.data.from_items([{"epoch": e, "slot": s} ...])   the rank's batch slots of every remaining epoch, in order:
-                                                        e = start .. epochs-1, s = rank, rank + W, rank + 2W, ...
-      .map_batches(_DecodeBatches, batch_size=1,        a pool of decoding actors that lives for the whole fit;
-                   compute=ActorPoolStrategy(...))      each call turns ONE (epoch, slot) into ONE row holding the
-                                                        whole P x K batch ([B, T, 3, H, W], ...)
+    ray.data.from_blocks([(epoch, slot) blocks])        the rank's batch slots of every remaining epoch, in order:
+                                                        e = start .. epochs-1, s = rank, rank + W, rank + 2W, ...;
+                                                        blocks of 1, 2, 4, then up to 8 rows, then 4, 2, 1
+                                                        (`task_sizes`)
+      .map_batches(_DecodeBatches, batch_size=None,     a pool of decoding actors that lives for the whole fit;
+                   compute=ActorPoolStrategy(...))      one task per block: it yields one row per (epoch, slot),
+                                                        each holding the whole P x K batch ([B, T, 3, H, W], ...)
       -> RankStream.epoch(e)                            the Train worker reads the rows of epoch e, in order
 
 Decisions:
@@ -21,6 +23,17 @@ Decisions:
   run from epoch e gets exactly epoch e's batches, and the in-process iterator (`batching.iter_local_batches`) yields
   the same ones. The data layer takes the config's `data` section and the seed, never the whole experiment config;
   the decoding actors get `data.model_dump()` and the seed.
+- Several batches per task (`batches_per_task`: up to 8, fewer when the fit is short, so that every actor of the
+  pool gets at least 4 tasks): Ray Data's cost per task (its dispatch, the bookkeeping in the actor and the driver,
+  moving its output) is about 8 ms between two tasks of an actor, a quarter of a 256x128 JPEG batch's decode; paid
+  once per 8 batches it no longer leaves the actors idle (docs/training.md, Performance). A task's output leaves
+  the actor when the task ends, so each actor's first tasks are small (1, 2, 4 batches: `task_sizes`) and the
+  first batch of the fit is one batch's decode away, not eight; its last tasks are small too, so that the fit
+  does not end with one actor decoding a long task while the others idle. Ray Data gathers a task's rows into
+  blocks of up to `target_max_block_size` (128 MiB) as Arrow chunks, without concatenating the arrays; the reader
+  takes them one row at a time. Yielding each batch as its own block instead was no faster: Ray Data's
+  streaming-generator back-pressure (2 blocks) then stalls the actor inside a task unless a private setting is
+  raised.
 - Each rank has its own pool of `data.decode_workers` actors (decoding CPUs scale with the Train workers, as GPUs
   need them), owned by the Train worker process: a worker that dies takes its actors along, and its restart builds
   a fresh pool.
@@ -41,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import ray
 
 from reid.config.schema import DataConfig
@@ -56,11 +70,16 @@ if TYPE_CHECKING:  # the decoding actors import this module; they never need tor
 log = logging.getLogger(__name__)
 _HANG_REPORT_TIMEOUT_S = 30.0
 _POOL_START_TIMEOUT_S = 600
-# Batches queued on each decoding actor. Ray Data's default (2 = 2 x max_concurrency) left the actors idle 37 % of
-# the time on `reid bench data` (JPEG store, 2 actors, 2-core machine, 2026-12-05): after a batch the actor waits
-# for the driver's scheduling loop to notice it and send the next. 4 keeps one batch decoding while the driver
-# catches up (docs/training.md, Performance); it only queues row ids, the outputs are backpressured as before.
+# Tasks queued on each decoding actor. Ray Data's default (2 = 2 x max_concurrency) left the actors idle 37 % of
+# the time on `reid bench data` (JPEG store, 2 actors, 2-core machine, 2026-12-05, one batch per task then): after a
+# task the actor waits for the driver's scheduling loop to notice it and send the next. 4 keeps one task decoding
+# while the driver catches up (docs/training.md, Performance); it only queues row ids, the outputs are
+# backpressured as before.
 _TASKS_IN_FLIGHT_PER_ACTOR = 4
+# At most this many batches per decoding task (module docstring, `batches_per_task`)
+_MAX_BATCHES_PER_TASK = 8
+_MIN_TASKS_PER_ACTOR = 4
+_SLOTS = pa.schema([("epoch", pa.int64()), ("slot", pa.int64())])
 
 
 @ray.remote(num_cpus=0)
@@ -132,8 +151,8 @@ class _DecodeBatches:
                                              self.world_size)
         return self._plans[epoch][slot]
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out: dict[str, list[np.ndarray]] = {}
+    def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+        """Rows (epoch, slot) [n] -> n batches, yielded one by one, each with a leading row axis of 1."""
         for epoch, slot in zip(batch["epoch"], batch["slot"], strict=True):
             errors = self.maker.errors
             try:
@@ -143,10 +162,7 @@ class _DecodeBatches:
                     fresh = list(errors.fresh)
                     errors.fresh.clear()
                     errors.merge(ray.get(self.ledger.add_bad.remote(fresh)))
-            for k, v in made.items():
-                out.setdefault(k, []).append(v)
-        # one batch per call (batch_size=1): a leading axis as a view, no copy of the batch
-        return {k: v[0][None] if len(v) == 1 else np.stack(v) for k, v in out.items()}
+            yield {k: v[None] for k, v in made.items()}  # a leading row axis as a view, no copy of the batch
 
     def __del__(self) -> None:
         maker = getattr(self, "maker", None)
@@ -180,17 +196,20 @@ def build_rank_dataset(manifest_path: str | Path, data: DataConfig, seed: int, s
     if not items:
         raise ReidError(f"no batches to produce for epochs {epochs.start}..{epochs.stop - 1}")
     d = data
-    # from_items builds its blocks in this process: no read task, whose default 1-CPU request would deadlock on a
-    # small node where the Train workers and decoding actors already hold fractional CPUs. One row per block, so
-    # every batch is one task for the actor pool.
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    # from_blocks takes blocks built in this process, and keeps them as they are (one block per task): no read task
+    # and no metadata task (from_arrow runs one per block), whose default 1-CPU request would deadlock on a small
+    # node where the Train workers and decoding actors already hold fractional CPUs.
+    bounds = np.cumsum([0, *task_sizes(len(items), d.decode_workers)])
+    ds = ray.data.from_blocks([pa.table({"epoch": [r["epoch"] for r in items[a:b]],
+                                        "slot": [r["slot"] for r in items[a:b]]}, schema=_SLOTS)
+                              for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     ds = ds.map_batches(
         _DecodeBatches,
         fn_constructor_kwargs={"manifest_path": _absolute(manifest_path), "data": data.model_dump(), "seed": seed,
                                "inputs": sorted(set(spec_inputs) | {"frames"}), "batching": batching,
                                "world_size": world_size, "ledger_name": ledger_name,
                                "ledger_namespace": ledger_namespace},
-        batch_size=1,
+        batch_size=None,  # one task per source block
         compute=ray.data.ActorPoolStrategy(size=d.decode_workers,
                                           max_tasks_in_flight_per_actor=_TASKS_IN_FLIGHT_PER_ACTOR),
         num_cpus=d.decode_cpus,
@@ -202,6 +221,25 @@ def build_rank_dataset(manifest_path: str | Path, data: DataConfig, seed: int, s
     ds.context.wait_for_min_actors_s = _POOL_START_TIMEOUT_S
     ds.context.enable_progress_bars = False  # one long execution per fit; the epoch lines report progress
     return ds
+
+
+def batches_per_task(batches: int, actors: int) -> int:
+    """Batches each decoding task makes, for a stream of `batches` batches and a pool of `actors`: as many as
+    _MAX_BATCHES_PER_TASK while every actor still gets _MIN_TASKS_PER_ACTOR tasks, at least 1."""
+    return max(1, min(_MAX_BATCHES_PER_TASK, batches // (_MIN_TASKS_PER_ACTOR * max(1, actors))))
+
+
+def task_sizes(batches: int, actors: int) -> list[int]:
+    """Batches per decoding task, in stream order, for a stream of `batches` batches and a pool of `actors`; sums to
+    `batches`. Long tasks (`batches_per_task(batches, actors)`) in the middle; at both ends each actor gets tasks of
+    1, 2, 4, ... batches: the first batch of the fit is one batch's decode away, and no actor is left decoding a
+    long last task alone while the others idle."""
+    cap, n = batches_per_task(batches, actors), max(1, actors)
+    ramp = [size for size in (1 << i for i in range(cap.bit_length())) if size < cap for _ in range(n)]
+    if 2 * sum(ramp) > batches:  # a short stream: one batch per task
+        return [1] * batches
+    middle = batches - 2 * sum(ramp)
+    return ramp + [cap] * (middle // cap) + ([middle % cap] if middle % cap else []) + ramp[::-1]
 
 
 def _absolute(location: str | Path) -> str:

@@ -191,7 +191,10 @@ def test_the_decoding_actor_ships_bytes_and_no_frames(stores, monkeypatch):
     c = cfg(jpeg_decode="trainer")
     actor = pipeline._DecodeBatches(str(jpeg.root / "manifest.parquet"), c.model_dump(), 3, ["frames"], "pk", 1,
                                     "ledger", None)
-    out = actor({"epoch": np.array([0]), "slot": np.array([1])})
+    # a task of two rows yields two batches, in the rows' order, each one row
+    outs = list(actor({"epoch": np.array([0, 0]), "slot": np.array([1, 0])}))
+    assert [int(o["batch_index"][0]) for o in outs] == [1, 0] and all(len(o["pid"]) == 1 for o in outs)
+    out = outs[0]
     assert "frames" not in out and set(JPEG_KEYS) <= set(out)
     row = {k: v[0] for k, v in out.items()}  # one row = one batch, as RankStream squeezes it
     want = BatchMaker(jpeg, cfg(), {"frames"}, train=True)(global_plan(jpeg.records, c, 3, "pk", 0, 1)[1])

@@ -13,7 +13,13 @@ from reid.config.schema import ExperimentConfig
 from reid.data.batching import iter_local_batches, make_batch
 from reid.data.device_decode import decode_batch
 from reid.data.jpeg_store import pack_jpeg
-from reid.data.pipeline import get_or_create_ledger, open_rank_stream, unreadable_tracklets
+from reid.data.pipeline import (
+    batches_per_task,
+    get_or_create_ledger,
+    open_rank_stream,
+    task_sizes,
+    unreadable_tracklets,
+)
 from reid.data.plan import global_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
 from reid.errors import ReidError
@@ -151,10 +157,11 @@ def test_corrupt_tracklet_is_skipped_and_counted(ray_cluster, tmp_path, store):
     else:
         (m.root / m.records[victim].video).write_bytes(b"\x00garbage" * 300)
         expected = "cannot open video"
-    c = cfg(epochs=1, max_errored_fraction=0.2, batches_per_epoch=4, ids_per_batch=4, tracklets_per_id=4)
+    c = cfg(epochs=1, max_errored_fraction=0.2, batches_per_epoch=8, ids_per_batch=4, tracklets_per_id=4)
+    assert batches_per_task(8, c.data.decode_workers) == 2  # replacements inside a task of several batches
     s, ledger = stream(path, c, f"test-run-corrupt-{store}")
     batches = run_epoch(s, 0)
-    assert len(batches) == 4
+    assert len(batches) == 8
     for b in batches:
         assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
         assert set(Counter(b["pid"].tolist()).values()) == {4}
@@ -187,15 +194,36 @@ def test_a_hanging_decode_ends_in_time_and_the_tracklet_is_replaced(ray_cluster,
     records = list(m.records)
     records[victim] = replace(records[victim], video="videos/never.mp4")
     write_manifest(Manifest(records, m.root, m.dataset, m.attributes, m.meta), path)
-    c = cfg(epochs=1, max_errored_fraction=0.2, batches_per_epoch=2, ids_per_batch=4, tracklets_per_id=4,
+    c = cfg(epochs=1, max_errored_fraction=0.2, batches_per_epoch=8, ids_per_batch=4, tracklets_per_id=4,
             decode_timeout_s=3)
+    assert batches_per_task(8, c.data.decode_workers) == 2  # the retried task is one of several batches
     t0 = time.monotonic()
     s, ledger = stream(path, c, "test-run-hang")
     batches = run_epoch(s, 0)
     assert time.monotonic() - t0 < 120
-    assert len(batches) == 2
+    assert [int(b["batch_index"]) for b in batches] == list(range(8))
     for b in batches:
         assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
     bad = unreadable_tracklets(ledger)
     assert list(bad) == [victim] and "longer than 3 s" in bad[victim]
     assert ray.get(ledger.decoder_starts.remote()) == 2  # the first actor ended, its restart finished the epoch
+
+
+def test_batches_per_task_is_large_but_leaves_every_actor_several_tasks():
+    assert batches_per_task(96, 2) == 8  # `reid bench data`: 3 epochs of 32 batches, 2 actors
+    assert batches_per_task(96, 1) == 8
+    assert batches_per_task(20, 1) == 5  # 4 tasks for the one actor
+    assert batches_per_task(12, 2) == 1  # a short fit: one batch per task, as many tasks as possible
+    assert batches_per_task(3, 16) == 1 and batches_per_task(0, 0) == 1
+
+
+def test_task_sizes_ramp_up_per_actor_and_cover_the_stream():
+    """Each actor's first and last tasks are short (the first batch of the fit is one decode away; no actor decodes
+    a long last task alone), the others long."""
+    assert task_sizes(96, 2)[:8] == [1, 1, 2, 2, 4, 4, 8, 8] and task_sizes(96, 2)[-6:] == [4, 4, 2, 2, 1, 1]
+    assert task_sizes(96, 1)[:5] == [1, 2, 4, 8, 8] and task_sizes(96, 1)[-3:] == [4, 2, 1]
+    assert task_sizes(12, 2) == [1] * 12  # too short to ramp: one batch per task
+    for batches, actors in [(96, 2), (97, 3), (5, 1), (1, 16), (600, 16), (0, 2)]:
+        sizes = task_sizes(batches, actors)
+        assert sum(sizes) == batches and all(n >= 1 for n in sizes)
+        assert max(sizes, default=1) <= batches_per_task(batches, actors)
