@@ -79,7 +79,6 @@ _TASKS_IN_FLIGHT_PER_ACTOR = 4
 # At most this many batches per decoding task (module docstring, `batches_per_task`)
 _MAX_BATCHES_PER_TASK = 8
 _MIN_TASKS_PER_ACTOR = 4
-_SLOTS = pa.schema([("epoch", pa.int64()), ("slot", pa.int64())])
 
 
 @ray.remote(num_cpus=0)
@@ -192,16 +191,15 @@ def build_rank_dataset(manifest_path: str | Path, data: DataConfig, seed: int, s
     check_jpeg_decode(data, spec_inputs, read_manifest(manifest_path) if data.jpeg_decode == "trainer" else None)
     if num_batches is None:  # reads and validates the manifest
         num_batches = batches_per_epoch(manifest_path, data, seed, batching, world_size)
-    items = [{"epoch": e, "slot": s} for e in epochs for s in range(rank, num_batches, world_size)]
-    if not items:
+    rows = np.array([(e, s) for e in epochs for s in range(rank, num_batches, world_size)], dtype=np.int64)
+    if not len(rows):
         raise ReidError(f"no batches to produce for epochs {epochs.start}..{epochs.stop - 1}")
     d = data
     # from_blocks takes blocks built in this process, and keeps them as they are (one block per task): no read task
     # and no metadata task (from_arrow runs one per block), whose default 1-CPU request would deadlock on a small
     # node where the Train workers and decoding actors already hold fractional CPUs.
-    bounds = np.cumsum([0, *task_sizes(len(items), d.decode_workers)])
-    ds = ray.data.from_blocks([pa.table({"epoch": [r["epoch"] for r in items[a:b]],
-                                        "slot": [r["slot"] for r in items[a:b]]}, schema=_SLOTS)
+    bounds = np.cumsum([0, *task_sizes(len(rows), d.decode_workers)])
+    ds = ray.data.from_blocks([pa.table({"epoch": rows[a:b, 0], "slot": rows[a:b, 1]})
                               for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
     ds = ds.map_batches(
         _DecodeBatches,
