@@ -28,6 +28,16 @@ def test_report_ratios():
                      re.M)
 
 
+def test_epoch_rates_count_every_batch_when_batches_arrive_in_bursts():
+    # a pipeline that makes 1 batch a second but hands them over 3 at a time, at t = 3, 6, 9: 1 batch/s each epoch
+    bursts = [[3.0, 3.0, 3.0], [6.0, 6.0, 6.0], [9.0, 9.0, 9.0]]
+    assert bench_data.epoch_rates(bursts, clips_per_batch=16) == [16.0, 16.0]
+    # a smooth stream, 2 batches a second: the same from either end
+    smooth = [[0.5, 1.0, 1.5], [2.0, 2.5, 3.0]]
+    assert bench_data.epoch_rates(smooth, clips_per_batch=1) == [2.0]
+    assert bench_data.epoch_rates([[0.5, 1.0, 1.5]], clips_per_batch=1) == [2.0]  # one epoch: first to last
+
+
 def test_bad_arguments():
     with pytest.raises(ReidError, match="--size must look like"):
         bench_data.run(parse(["--size", "32by16"]))
