@@ -238,7 +238,9 @@ def epoch_rates(per_epoch: list[list[float]], clips_per_batch: int) -> list[floa
     """Clips/s of each epoch after the first: its clips over the time from the previous epoch's last batch to its
     own last (a 1-epoch fit: its first batch to its last). A decoding task's batches reach the reader together, so
     a rate from an epoch's FIRST batch would count the batches that arrived with it as free (one video epoch
-    printed 306 clips/s that way, above what its 2 actors decode, 2026-12-05); last-to-last counts every batch."""
+    printed 306 clips/s that way, above what its 2 actors decode, 2026-12-05); last-to-last counts every batch. It
+    measures delivery: an epoch that hands over a backlog decoded during the one before can still exceed the
+    decode rate, so the fit-level rate is the one to compare."""
     if len(per_epoch) == 1:
         return [_rate(per_epoch[0], clips_per_batch)]
     return [len(e) * clips_per_batch / (e[-1] - prev[-1]) for prev, e in zip(per_epoch[:-1], per_epoch[1:], strict=True)]
