@@ -134,6 +134,9 @@ class Manifest:
     dataset: str
     attributes: AttributeSchema = field(default_factory=AttributeSchema)
     meta: dict[str, str] = field(default_factory=dict)
+    # resolve()'s answers by (root, rel): Path.resolve walks every component with lstat, 0.2 ms a tracklet, 8 % of
+    # a JPEG-store batch's time (2026-12-05)
+    _resolved: dict[tuple[Path, str], Path] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.root = _as_root(self.root)
@@ -152,11 +155,14 @@ class Manifest:
         if isinstance(self.root, str):
             raise ManifestError(f"the dataset root {self.root} is a URI: this step reads local files only; copy the "
                                 f"dataset to a local or mounted directory and pass it as the root")
-        root = self.root.resolve()
-        path = (root / rel).resolve()
-        if path != root and root not in path.parents:
-            raise ManifestError(f"manifest path '{rel}' points outside the dataset root {root}")
-        return path
+        key = (self.root, rel)
+        if key not in self._resolved:
+            root = self.root.resolve()
+            path = (root / rel).resolve()
+            if path != root and root not in path.parents:
+                raise ManifestError(f"manifest path '{rel}' points outside the dataset root {root}")
+            self._resolved[key] = path
+        return self._resolved[key]
 
     def locate(self, rel: str) -> Path | str:
         """Where a file named in a record lives: `resolve(rel)` under a local root, `<root URI>/<rel>` under a URI

@@ -105,3 +105,14 @@ def test_truncated_manifest_is_a_clear_error(small_manifest, tmp_path):
     cut.write_bytes(pickle.dumps({"not": "parquet"}))
     with pytest.raises(ManifestError, match="cannot be read as Parquet"):
         read_manifest(cut)
+
+
+def test_resolved_paths_are_remembered_per_root(small_manifest, tmp_path):
+    m = read_manifest(small_manifest)
+    rel = m.records[0].video
+    first = m.resolve(rel)
+    assert m.resolve(rel) == first and first.is_file()
+    other = tmp_path / "copy"
+    other.mkdir()
+    m.root = other  # a manifest bound to another root answers under that root, not from the memo
+    assert m.resolve(rel) == (other / rel).resolve()
