@@ -112,7 +112,7 @@ def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int
     from reid.data import jpeg_decode
 
     fast = jpeg_decode.available()
-    out: list[np.ndarray] = []
+    out: np.ndarray | None = None  # [N, H, W, 3], allocated at the first frame; later frames decode into it
     for i, src in enumerate(sources):
         what = f"frame {i} is not a readable JPEG" if isinstance(src, bytes) else f"cannot read frame {src}"
         try:
@@ -120,21 +120,26 @@ def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int
             if fast and not isinstance(src, bytes) and str(src).lower().endswith((".jpg", ".jpeg")):
                 data = Path(src).read_bytes()
             frame = None
+            slot = None if out is None else out[i]
             if fast and isinstance(data, bytes) and jpeg_decode.is_jpeg(data):
-                frame = jpeg_decode.decode_jpeg_rgb(data, draft_size)
+                frame = jpeg_decode.decode_jpeg_rgb(data, draft_size, out=slot)
             if frame is None:
                 with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
                     if draft_size is not None:
                         im.draft("RGB", (draft_size[1], draft_size[0]))
                     im.load()
                     frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
-            if out and frame.shape[:2] != out[0].shape[:2]:
-                frame = np.asarray(Image.fromarray(frame).resize((out[0].shape[1], out[0].shape[0]),
-                                                                 Image.BILINEAR))
-            out.append(frame)
+            if out is None:
+                out = np.empty((len(sources), *frame.shape), dtype=np.uint8)
+            elif frame.shape[:2] != out.shape[1:3]:
+                frame = np.asarray(Image.fromarray(frame).resize((out.shape[2], out.shape[1]), Image.BILINEAR))
+            if frame is not slot:  # a frame decoded straight into its slot is not copied again
+                out[i] = frame
         except (OSError, UnidentifiedImageError, ValueError) as exc:
             raise error(f"{what} ({exc})") from None
-    return np.stack(out)
+    if out is None:
+        raise error("no frames to decode")
+    return out
 
 
 def decode_images(paths: list[Path]) -> np.ndarray:

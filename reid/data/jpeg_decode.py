@@ -62,9 +62,14 @@ def draft_scale(size: tuple[int, int], draft_size: tuple[int, int] | None) -> in
     return next((s for s in (8, 4, 2) if ratio >= s), 1)
 
 
-def decode_jpeg_rgb(blob: bytes, draft_size: tuple[int, int] | None = None) -> np.ndarray | None:
+def decode_jpeg_rgb(blob: bytes, draft_size: tuple[int, int] | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray | None:
     """JPEG bytes -> uint8 [H', W', 3] RGB, at Pillow's draft scale for `draft_size` (h, w) if given; None when
-    this frame is Pillow's to decode (see the module docstring), including any frame libjpeg-turbo complains of."""
+    this frame is Pillow's to decode (see the module docstring), including any frame libjpeg-turbo complains of.
+
+    `out`: a C-contiguous uint8 [H', W', 3] to decode into (a frame of the caller's clip buffer: no copy after the
+    decode); used only when the frame decodes to exactly that shape, else a new array is returned (or None). Its
+    content is undefined after a None."""
     sj = _simplejpeg()
     if sj is None:
         return None
@@ -74,8 +79,11 @@ def decode_jpeg_rgb(blob: bytes, draft_size: tuple[int, int] | None = None) -> n
             return None
         s = draft_scale((h, w), draft_size)
         want = (-(-h // s), -(-w // s))
-        out = sj.decode_jpeg(blob, colorspace="RGB", min_height=want[0] if s > 1 else 0,
-                             min_width=want[1] if s > 1 else 0, strict=True)
+        into = out is not None and out.shape == (*want, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+        got = sj.decode_jpeg(blob, colorspace="RGB", min_height=want[0] if s > 1 else 0,
+                             min_width=want[1] if s > 1 else 0, strict=True, buffer=out if into else None)
     except ValueError:  # libjpeg-turbo's errors and warnings (strict)
         return None
-    return out if out.shape[:2] == want else None  # a scale Pillow would not pick (tiny images): Pillow decides
+    if got.shape[:2] != want:  # a scale Pillow would not pick (tiny images): Pillow decides
+        return None
+    return out if into else got

@@ -111,7 +111,8 @@ def test_frames_of_another_size_are_resized_to_the_first():
 def test_decode_pil_takes_the_fast_path_for_jpeg_only(monkeypatch, tmp_path):
     blob, calls = _jpeg(_frame(256, 128)), []
     real = jpeg_decode.decode_jpeg_rgb
-    monkeypatch.setattr(jpeg_decode, "decode_jpeg_rgb", lambda b, d=None: calls.append(d) or real(b, d))
+    monkeypatch.setattr(jpeg_decode, "decode_jpeg_rgb",
+                        lambda b, d=None, out=None: calls.append(d) or real(b, d, out))
     decode_pil([blob, blob], draft_size=(128, 64))
     assert calls == [(128, 64)] * 2
     Image.fromarray(_frame()).save(tmp_path / "b.png")
@@ -151,3 +152,31 @@ def test_a_clip_mixing_decoders_and_sizes_comes_out_whole():
     np.testing.assert_array_equal(out[0], _pillow(frames[0]))
     np.testing.assert_array_equal(out[1], _pillow(frames[1]))  # CMYK: Pillow's
     np.testing.assert_array_equal(out[3], _pillow(frames[4]))  # the fast path after the others
+
+
+def test_frames_decode_straight_into_the_clip_buffer(monkeypatch):
+    """Every frame after the first is decoded into its slot of the [N, H, W, 3] result (no copy after decoding);
+    the pixels stay Pillow's, and a frame of another size still goes through the resize."""
+    blobs = [_jpeg(_frame(64, 32, seed=s)) for s in range(3)]
+    seen = []
+    real = jpeg_decode.decode_jpeg_rgb
+    monkeypatch.setattr(jpeg_decode, "decode_jpeg_rgb", lambda b, d=None, out=None: seen.append(out) or real(b, d, out))
+    got = decode_pil(blobs)
+    assert seen[0] is None and all(o is not None and np.shares_memory(o, got) for o in seen[1:])
+    for blob, frame in zip(blobs, got, strict=True):
+        np.testing.assert_array_equal(frame, _pillow(blob))
+    small = _jpeg(_frame(32, 16))
+    mixed = decode_pil([blobs[0], small])
+    expect = np.asarray(Image.fromarray(_pillow(small)).resize((32, 64), Image.BILINEAR))
+    np.testing.assert_array_equal(mixed[1], expect)
+
+
+def test_decode_into_a_buffer_of_the_wrong_shape_returns_a_new_array():
+    blob = _jpeg(_frame(64, 32))
+    out = np.zeros((64, 32, 3), dtype=np.uint8)
+    assert jpeg_decode.decode_jpeg_rgb(blob, out=out) is out
+    np.testing.assert_array_equal(out, _pillow(blob))
+    wrong = np.zeros((32, 64, 3), dtype=np.uint8)
+    got = jpeg_decode.decode_jpeg_rgb(blob, out=wrong)
+    assert got is not wrong and not wrong.any()
+    np.testing.assert_array_equal(got, _pillow(blob))
