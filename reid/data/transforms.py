@@ -157,19 +157,34 @@ def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True, c
     y0, x0 = p.top - p.pad, p.left - p.pad
     sy0, sx0 = max(y0, 0), max(x0, 0)
     sy1, sx1 = min(y0 + oh, x.shape[1]), min(x0 + ow, x.shape[2])
-    if (sy0 - y0, sy1 - y0, sx0 - x0, sx1 - x0) != (0, oh, 0, ow):
-        out.fill(0)  # the crop reaches into the zero padding
-    if sy1 > sy0 and sx1 > sx0:
-        src = x[:, sy0:sy1, sx0:sx1]
-        dy0, dy1, dx0, dx1 = sy0 - y0, sy1 - y0, sx0 - x0, sx1 - x0
-        if p.flip:  # mirrored content lands in the mirrored columns
-            src = src[:, :, ::-1]
-            dx0, dx1 = ow - dx1, ow - dx0
-        if chw:
-            out[:, :, dy0:dy1, dx0:dx1] = src.transpose(0, 3, 1, 2)
-        else:
-            out[:, dy0:dy1, dx0:dx1] = src
+    if sy1 <= sy0 or sx1 <= sx0:  # the window lies in the padding only
+        out.fill(0)
+        return apply_erase(out, p, chw=chw) if erase else out
+    src = x[:, sy0:sy1, sx0:sx1]
+    dy0, dy1, dx0, dx1 = sy0 - y0, sy1 - y0, sx0 - x0, sx1 - x0
+    if p.flip:  # mirrored content lands in the mirrored columns
+        src = src[:, :, ::-1]
+        dx0, dx1 = ow - dx1, ow - dx0
+    # zero only the padding inside the window: filling the whole output first cost 3 % of a JPEG-store batch
+    # in-process and 10 % in a decoding actor, whose fresh batch buffer faults its pages in on first touch
+    h_ax = 2 if chw else 1
+    band = _span(out, h_ax, dy0, dy1)  # the rows the image reaches
+    for x_, axis, a, b in ((out, h_ax, 0, dy0), (out, h_ax, dy1, oh), (band, h_ax + 1, 0, dx0),
+                           (band, h_ax + 1, dx1, ow)):
+        if b > a:
+            _span(x_, axis, a, b)[...] = 0
+    if chw:
+        out[:, :, dy0:dy1, dx0:dx1] = src.transpose(0, 3, 1, 2)
+    else:
+        out[:, dy0:dy1, dx0:dx1] = src
     return apply_erase(out, p, chw=chw) if erase else out
+
+
+def _span(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
+    """The view x[..., start:stop, ...] along `axis`."""
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
 
 
 def apply_erase(frames: np.ndarray, p: AugmentParams, *, chw: bool = False) -> np.ndarray:

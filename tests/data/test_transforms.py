@@ -41,6 +41,29 @@ def test_channels_first_output_is_the_transposed_clip(flip, top, left):
     np.testing.assert_array_equal(apply_augment(frames, p, chw=True), to_chw(apply_augment(frames, p)))
 
 
+@pytest.mark.parametrize("chw", [False, True])
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("top,left", [(0, 0), (3, 3), (1, 5), (6, 0), (6, 6), (0, 6)])
+def test_a_dirty_output_buffer_gets_exactly_the_padded_crop(chw, flip, top, left):
+    """The padding inside the window is zeroed, the rest overwritten: a reused slot keeps nothing of before."""
+    frames = clip()
+    p = AugmentParams(resized=(20, 12), pad=3, top=top, left=left, out=(20, 12), flip=flip)
+    padded = np.zeros((4, 26, 18, 3), dtype=np.uint8)
+    padded[:, 3:23, 3:15] = frames
+    expected = padded[:, top:top + 20, left:left + 12]
+    expected = expected[:, :, ::-1] if flip else expected
+    dirty = np.full((4, 3, 20, 12) if chw else (4, 20, 12, 3), 255, dtype=np.uint8)
+    got = apply_augment(frames, p, chw=chw, out=dirty)
+    assert got is dirty
+    np.testing.assert_array_equal(got, to_chw(expected) if chw else expected)
+
+
+def test_a_window_in_the_padding_only_is_all_zero():
+    p = AugmentParams(resized=(4, 4), pad=10, top=0, left=0, out=(4, 4), flip=False)
+    dirty = np.full((2, 4, 4, 3), 255, dtype=np.uint8)
+    assert not apply_augment(clip(t=2, h=4, w=4), p, out=dirty).any()
+
+
 def test_same_params_for_every_frame():
     rng = np.random.default_rng(1)
     d = DataConfig(height=16, width=8, augment={"pad": 4, "random_erasing": 1.0})
