@@ -18,6 +18,12 @@ Stores (--stores): `video` (H.264 files, decord; what `reid prepare --pack video
 Parquet shards, libjpeg-turbo through simplejpeg; `reid prepare --pack jpeg`); the input is converted to each (not
 timed) and its bytes per frame reported. Medians over --repeats (this machine is shared and noisy).
 
+CPU split (Linux, decoding actors on this node; reid/bench/cpu_split.py): where the machine's CPUs went from each
+fit's first batch to its last (the decoding actors, this process as the consumer, the rest of the machine, idle),
+and the clips per CPU-second the actors used against the raw decode's clips per CPU-second of its process. The
+per-core ratios divide by the number of actors; where the actors share the cores with the consumer and Ray (no
+more cores than actors) the CPU ratio separates the pipeline's cost per clip from that contention. A diagnosis,
+not a target.
 Targets per decode core: fit-level pipeline >= 0.9 x the raw decode limit of the same store; >= 3 x the
 torchreid-style loader; 1 -> 2 decode actors >= 1.8 x. Give each decoding actor at least 4 batches an epoch
 (--batches >= 4 x --workers): a shorter epoch is flagged, its rates measure a burst of decodes begun during start-up.
@@ -39,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from reid.bench import cpu_split
+from reid.bench.cpu_split import CpuSplit
 from reid.config.schema import ExperimentConfig
 from reid.data.plan import PlanRow, pk_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
@@ -185,22 +193,24 @@ def bench_baseline(m: Manifest, rows: list[PlanRow], seq_len: int, size: tuple[i
     return _rate(arrivals, len(rows[0].indices))
 
 
-def bench_raw(m: Manifest, rows: list[PlanRow], cfg: ExperimentConfig) -> float:
-    """Decode-only clips/s of one process over the same clips, decoded as the pipeline decodes them."""
+def bench_raw(m: Manifest, rows: list[PlanRow], cfg: ExperimentConfig) -> tuple[float, float]:
+    """Decode-only clips per second of one process over the same clips, decoded as the pipeline decodes them: per
+    wall second, and per CPU-second of the process (all its threads: FFmpeg may decode on several; Ray's idle
+    threads in this process count too, a few per cent at most)."""
     from reid.data.decode import Decoder, read_frames
 
     decoder = Decoder(None)
     a = cfg.data.augment
     decoder.draft_size = (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width)
     sampler = RestrictedSampler(cfg.data.seq_len)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()  # every thread: decoders may use several
     n = 0
     for row in rows:
         for slot, index in enumerate(row.indices):
             rec = m.records[index]
             read_frames(m, rec, sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0])), decoder)
             n += 1
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
 
 
 @dataclass
@@ -212,13 +222,15 @@ class FitTiming:
     steady_rate: float
     actor_starts: int
     epoch_rates: list[float] = field(default_factory=list)
+    cpu: CpuSplit | None = None  # first batch to last; None where it cannot be measured (cpu_split.py)
+    actor_cpu_rate: float | None = None  # clips per CPU-second the decoding actors used in that window
 
 
 def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) -> FitTiming:
     """A fit's data path, timed from the moment the Train worker would open its stream."""
     import ray
 
-    from reid.data.pipeline import open_rank_stream
+    from reid.data.pipeline import DECODING_ACTOR, open_rank_stream
 
     name, ledger = bench_ledger("bench-data")
     clips = cfg.data.ids_per_batch * cfg.data.tracklets_per_id
@@ -226,12 +238,22 @@ def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) 
     stream = open_rank_stream(manifest_path, cfg.data, cfg.seed, {"frames"}, "pk", rank=0, world_size=1,
                               start_epoch=0, end_epoch=epochs, ledger_name=name)
     per_epoch: list[list[float]] = []
+    started, first = False, None
     for epoch in range(epochs):
-        per_epoch.append([time.perf_counter() for _ in stream.epoch(epoch)])
+        per_epoch.append([])
+        for _ in stream.epoch(epoch):
+            per_epoch[-1].append(time.perf_counter())
+            if not started:  # the CPU window starts with the first batch, as the fit-level rate does
+                started, first = True, cpu_split.sample()
+    last = cpu_split.sample()
     arrivals = [t for e in per_epoch for t in e]
     starts = ray.get(ledger.decoder_starts.remote())
     steady = epoch_rates(per_epoch, clips)
-    return FitTiming(arrivals[0] - t0, _rate(arrivals, clips), statistics.median(steady), starts, steady)
+    cpu = cpu_split.split(first, last, actor_marker=DECODING_ACTOR) if first and last else None
+    rate = None
+    if cpu is not None and cpu.actor_processes == cfg.data.decode_workers and cpu.actors > 0:
+        rate = (len(arrivals) - 1) * clips / cpu.actors
+    return FitTiming(arrivals[0] - t0, _rate(arrivals, clips), statistics.median(steady), starts, steady, cpu, rate)
 
 
 def epoch_rates(per_epoch: list[list[float]], clips_per_batch: int) -> list[float]:
@@ -259,9 +281,11 @@ def measure_store(store: str, m: Manifest, path: Path, args: argparse.Namespace,
                   plans: list[list[PlanRow]]) -> dict[str, float]:
     """Every number of one store, measured side by side (interleaved over the repeats)."""
     cfg_1 = cfg.model_copy(update={"data": cfg.data.model_copy(update={"decode_workers": 1})})
-    raw, fit_n, fit_1 = [], [], []
+    raw, raw_cpu, fit_n, fit_1 = [], [], [], []
     for rep in range(args.repeats):
-        raw.append(bench_raw(m, plans[rep % len(plans)], cfg))
+        wall_rate, cpu_rate = bench_raw(m, plans[rep % len(plans)], cfg)
+        raw.append(wall_rate)
+        raw_cpu.append(cpu_rate)
         fit_n.append(bench_pipeline_fit(path, cfg, args.epochs))
         if args.workers > 1:
             fit_1.append(bench_pipeline_fit(path, cfg_1, args.epochs))
@@ -271,7 +295,21 @@ def measure_store(store: str, m: Manifest, path: Path, args: argparse.Namespace,
     n = _median_timing(fit_n)
     one = _median_timing(fit_1) if fit_1 else n
     return {"bytes_per_frame": bytes_per_frame(m), "raw": statistics.median(raw), "startup_s": n.startup_s,
-            "fit": n.fit_rate, "steady": n.steady_rate, "fit_1": one.fit_rate, "actor_starts": n.actor_starts}
+            "fit": n.fit_rate, "steady": n.steady_rate, "fit_1": one.fit_rate, "actor_starts": n.actor_starts,
+            "raw_cpu": statistics.median(raw_cpu), **cpu_columns(fit_n)}
+
+
+def cpu_columns(fits: list[FitTiming]) -> dict[str, float]:
+    """Medians over the fits of where the CPUs went (cores kept busy, first batch to last) and of the clips per
+    decoding-actor CPU-second; empty when any fit could not measure them (cpu_split.py)."""
+    if not fits or any(f.cpu is None or f.actor_cpu_rate is None for f in fits):
+        return {}
+    shares = {"cpu_actors": [f.cpu.share(f.cpu.actors) for f in fits],
+              "cpu_consumer": [f.cpu.share(f.cpu.this_process) for f in fits],
+              "cpu_rest": [f.cpu.share(f.cpu.rest) for f in fits],
+              "cpu_idle": [f.cpu.share(f.cpu.idle) for f in fits],
+              "actor_cpu": [f.actor_cpu_rate for f in fits]}
+    return {"cores": fits[0].cpu.cores, **{k: statistics.median(v) for k, v in shares.items()}}
 
 
 def format_report(title: str, stores: dict[str, dict[str, float]], baseline: float, workers: int,
@@ -295,6 +333,15 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
               f"fit-level pipeline / torchreid-style loader per core: {per_core / (baseline / workers):.2f} "
               f"(target >= 3)",
               f"1 -> {workers} decoding actors: {s['fit'] / s['fit_1']:.2f}x (target >= {0.9 * workers:.1f})"]
+    if "actor_cpu" in s:
+        lines += [f"CPU in the {workers}-actor fits, first batch to last, in cores of this machine's "
+                  f"{int(s['cores'])}: decoding actors {s['cpu_actors']:.2f}, this process (the consumer) "
+                  f"{s['cpu_consumer']:.2f}, the rest {s['cpu_rest']:.2f}, idle {s['cpu_idle']:.2f}",
+                  f"clips per decoding-actor CPU-second / raw decode per CPU-second: "
+                  f"{s['actor_cpu'] / s['raw_cpu']:.2f} (the pipeline's CPU per clip against the raw decode's, "
+                  f"whatever share of the cores the actors got)"]
+    else:
+        lines.append("CPU split: not measured (it needs Linux's /proc and the decoding actors on this node)")
     return "\n".join(lines)
 
 

@@ -169,6 +169,9 @@ class _DecodeBatches:
             maker.close()
 
 
+DECODING_ACTOR = _DecodeBatches.__name__  # in the decoding actors' process titles: ray::MapWorker(MapBatches(...))
+
+
 def batches_per_epoch(manifest_path: str | Path, data: DataConfig, seed: int, batching: Batching,
                       world_size: int) -> int:
     """Global batches per epoch (a multiple of `world_size`; the same in every epoch)."""

@@ -1,0 +1,83 @@
+import os
+import sys
+import time
+
+import pytest
+
+from reid.bench import cpu_split
+from reid.bench import data as bench_data
+from reid.bench.cpu_split import CpuSample, CpuSplit
+
+STAT = """cpu  1000 50 300 5000 200 10 20 30 0 0
+cpu0 500 25 150 2500 100 5 10 15 0 0
+intr 12345
+"""
+
+
+def test_machine_counters_split_busy_from_idle():
+    busy, idle = cpu_split.read_machine(STAT, hz=100)
+    assert busy == pytest.approx((1000 + 50 + 300 + 10 + 20 + 30) / 100)  # user nice system irq softirq steal
+    assert idle == pytest.approx((5000 + 200) / 100)  # idle + iowait
+    with pytest.raises(ValueError, match="no aggregate 'cpu' line"):
+        cpu_split.read_machine("intr 1\n", hz=100)
+
+
+def test_process_counters_survive_a_command_name_with_spaces_and_parentheses():
+    line = "4242 (ray::Map) (x y)) S 1 2 3 4 5 6 7 8 9 10 250 75 0 0 20 0 1 0 100 0 0"
+    assert cpu_split.read_process(line, hz=100) == pytest.approx(3.25)  # utime 250 + stime 75 ticks
+
+
+def test_split_counts_the_actors_that_worked_and_the_rest():
+    before = CpuSample(10.0, busy=100.0, idle=50.0, processes={
+        1: ("ray::MapWorker(MapBatches(_DecodeBatches))", 5.0), 2: ("ray::MapWorker(MapBatches(_DecodeBatches))", 7.0),
+        3: ("ray::MapWorker(MapBatches(_DecodeBatches))", 1.0), 9: ("python bench", 2.0), 5: ("raylet", 1.0)})
+    after = CpuSample(12.0, busy=103.8, idle=50.2, processes={
+        1: ("ray::MapWorker(MapBatches(_DecodeBatches))", 6.5), 2: ("ray::MapWorker(MapBatches(_DecodeBatches))", 8.5),
+        3: ("ray::MapWorker(MapBatches(_DecodeBatches))", 1.0),  # an idle actor of an earlier fit: not counted
+        9: ("python bench", 2.4), 5: ("raylet", 1.1), 7: ("ray::MapWorker(MapBatches(_DecodeBatches))", 0.2)})
+    s = cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9)
+    assert s.actor_processes == 3  # 1, 2 and 7 (started inside the window: counted from zero)
+    assert s.actors == pytest.approx(3.2) and s.this_process == pytest.approx(0.4)
+    assert s.rest == pytest.approx(3.8 - 3.2 - 0.4) and s.idle == pytest.approx(0.2)
+    assert s.wall == pytest.approx(2.0) and s.share(s.actors) == pytest.approx(1.6)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_a_real_window_sees_this_process_burn_cpu():
+    a, c0 = cpu_split.sample(), time.process_time()
+    end = time.perf_counter() + 0.5
+    while time.perf_counter() < end:
+        sum(i * i for i in range(1000))
+    b, burnt = cpu_split.sample(), time.process_time() - c0
+    assert a is not None and b is not None and os.getpid() in b.processes
+    s = cpu_split.split(a, b, actor_marker="no-such-actor")
+    assert s.actor_processes == 0 and s.actors == 0
+    assert s.this_process == pytest.approx(burnt, abs=0.05)  # clock ticks are 10 ms
+    assert s.this_process + s.rest + s.idle == pytest.approx(s.wall * s.cores, rel=0.25)
+
+
+def _stores(**cpu):
+    return {"jpeg": {"bytes_per_frame": 4000, "raw": 200.0, "startup_s": 2.0, "fit": 360.0, "steady": 370.0,
+                     "fit_1": 190.0, "actor_starts": 2, "raw_cpu": 210.0, **cpu}}
+
+
+def test_report_shows_where_the_cpus_went():
+    cpu = {"cores": 2, "cpu_actors": 1.56, "cpu_consumer": 0.22, "cpu_rest": 0.1, "cpu_idle": 0.12, "actor_cpu": 168.0}
+    report = bench_data.format_report("t", _stores(**cpu), baseline=60.0, workers=2, default="jpeg")
+    assert ("CPU in the 2-actor fits, first batch to last, in cores of this machine's 2: decoding actors 1.56, "
+            "this process (the consumer) 0.22, the rest 0.10, idle 0.12") in report
+    assert "clips per decoding-actor CPU-second / raw decode per CPU-second: 0.80" in report
+    bare = bench_data.format_report("t", _stores(), baseline=60.0, workers=2, default="jpeg")
+    assert "CPU split: not measured" in bare and "CPU-second /" not in bare
+
+
+def _fit(cpu: CpuSplit | None, rate: float | None) -> bench_data.FitTiming:
+    return bench_data.FitTiming(1.0, 100.0, 100.0, 2, [100.0], cpu, rate)
+
+
+def test_cpu_columns_are_medians_and_vanish_when_a_fit_could_not_measure():
+    splits = [CpuSplit(wall=2.0, cores=2, actors=a, actor_processes=2, this_process=0.4, rest=0.2, idle=0.2)
+              for a in (3.0, 3.2, 3.4)]
+    cols = bench_data.cpu_columns([_fit(s, r) for s, r in zip(splits, (150.0, 160.0, 170.0), strict=True)])
+    assert cols["cpu_actors"] == pytest.approx(1.6) and cols["actor_cpu"] == 160.0 and cols["cores"] == 2
+    assert bench_data.cpu_columns([_fit(splits[0], 150.0), _fit(None, None)]) == {}
