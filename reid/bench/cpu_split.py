@@ -9,12 +9,19 @@ actors actually used.
 Linux only: process CPU times from /proc/<pid>/stat (utime + stime), the machine's from the `cpu` line of
 /proc/stat (busy = user + nice + system + irq + softirq + steal; idle = idle + iowait). Elsewhere `sample()`
 returns None and callers print no split. Only this node is seen: decoding actors on other nodes of a cluster are
-not, which `split` reports as unavailable (it counts the actor processes it found).
+not, which the caller can tell from the number of actor processes counted.
+
+Ray Data ends an idle decoding actor as soon as the pool has no input left, often before the consumer has read
+the last batches: its process is gone from the final sample. `Watch` therefore re-reads the actors' counters
+every `interval` seconds in a thread (and looks for new actor processes every `rescan` seconds), and an actor
+that exits counts up to its last reading (under `interval` of its CPU lost; seen on the video store, 2026-12-05:
+one of two actors had exited by the end of the second fit of a process and its 13 CPU-s went uncounted).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +78,19 @@ def read_process(stat: str, hz: int) -> float:
     return (int(fields[11]) + int(fields[12])) / hz
 
 
+def _processes(hz: int, pids: list[int] | None = None) -> dict[int, tuple[str, float]]:
+    """pid -> (command line, CPU-seconds) of every process, or of `pids` (those still alive)."""
+    out: dict[int, tuple[str, float]] = {}
+    names = [str(p) for p in pids] if pids is not None else [e.name for e in _PROC.iterdir() if e.name.isdigit()]
+    for name in names:
+        try:  # a process may end between the listing and the reads
+            cmd = (_PROC / name / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            out[int(name)] = (cmd, read_process((_PROC / name / "stat").read_text(), hz))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def sample() -> CpuSample | None:
     """The counters now; None where /proc is not Linux's."""
     try:
@@ -78,28 +98,66 @@ def sample() -> CpuSample | None:
         busy, idle = read_machine((_PROC / "stat").read_text(), hz)
     except (OSError, ValueError, AttributeError):
         return None
-    processes: dict[int, tuple[str, float]] = {}
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:  # a process may end between the listing and the reads
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            processes[int(entry.name)] = (cmd, read_process((entry / "stat").read_text(), hz))
-        except (OSError, ValueError, IndexError):
-            continue
-    return CpuSample(time.perf_counter(), busy, idle, processes)
+    return CpuSample(time.perf_counter(), busy, idle, _processes(hz))
 
 
-def split(before: CpuSample, after: CpuSample, actor_marker: str, this_pid: int | None = None) -> CpuSplit:
+def split(before: CpuSample, after: CpuSample, actor_marker: str, this_pid: int | None = None,
+          last_seen: dict[int, float] | None = None) -> CpuSplit:
     """The window between two samples. Decoding actors are the processes whose command line holds `actor_marker`
     (Ray titles an actor's process `ray::<class>`) and that used CPU in the window; a process that started during
-    it counts from zero, one that ended is not seen."""
+    it counts from zero. `last_seen`: actor pid -> its latest CPU-seconds read in between (`Watch`), which stands
+    for an actor that has exited by `after`."""
     pid = os.getpid() if this_pid is None else this_pid
-    used = {p: t - before.processes.get(p, ("", 0.0))[1] for p, (_, t) in after.processes.items()}
-    actors = [p for p, (cmd, _) in after.processes.items() if actor_marker in cmd and used[p] > 0]
+    final = {p: t for p, (cmd, t) in after.processes.items() if actor_marker in cmd}
+    final = {**(last_seen or {}), **final}
+    used = {p: t - before.processes.get(p, ("", 0.0))[1] for p, t in final.items()}
+    actors = [p for p, u in used.items() if u > 0]
     actor_s = sum(used[p] for p in actors)
-    this_s = used.get(pid, 0.0)
+    this_s = after.processes.get(pid, ("", 0.0))[1] - before.processes.get(pid, ("", 0.0))[1]
     busy = after.busy - before.busy
     return CpuSplit(wall=after.wall - before.wall, cores=os.cpu_count() or 1, actors=actor_s,
                     actor_processes=len(actors), this_process=this_s, rest=max(0.0, busy - actor_s - this_s),
                     idle=after.idle - before.idle)
+
+
+class Watch:
+    """A window from `start()` to `stop()`, with the actor processes (`actor_marker` in their command line)
+    re-read in a daemon thread in between; `stop()` returns the split, or None where /proc cannot be read."""
+
+    def __init__(self, actor_marker: str, interval: float = 0.1, rescan: float = 1.0) -> None:
+        self.marker, self.interval, self.rescan = actor_marker, interval, rescan
+        self.last_seen: dict[int, float] = {}
+        self._before: CpuSample | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._before = sample()
+        if self._before is None:
+            return
+        self._note(self._before.processes)
+        self._thread = threading.Thread(target=self._run, name="cpu-split-watch", daemon=True)
+        self._thread.start()
+
+    def _note(self, processes: dict[int, tuple[str, float]]) -> None:
+        for p, (cmd, t) in processes.items():
+            if self.marker in cmd:
+                self.last_seen[p] = t
+
+    def _run(self) -> None:
+        hz, last_scan = _ticks(), time.perf_counter()
+        while not self._done.wait(self.interval):
+            if time.perf_counter() - last_scan >= self.rescan:
+                self._note(_processes(hz))
+                last_scan = time.perf_counter()
+            else:
+                self._note(_processes(hz, list(self.last_seen)))
+
+    def stop(self) -> CpuSplit | None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+        after = sample() if self._before is not None else None
+        if self._before is None or after is None:
+            return None
+        return split(self._before, after, self.marker, last_seen=self.last_seen)

@@ -241,18 +241,17 @@ def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) 
     stream = open_rank_stream(manifest_path, cfg.data, cfg.seed, {"frames"}, "pk", rank=0, world_size=1,
                               start_epoch=0, end_epoch=epochs, ledger_name=name)
     per_epoch: list[list[float]] = []
-    started, first = False, None
+    watch = cpu_split.Watch(DECODING_ACTOR)
     for epoch in range(epochs):
         per_epoch.append([])
         for _ in stream.epoch(epoch):
             per_epoch[-1].append(time.perf_counter())
-            if not started:  # the CPU window starts with the first batch, as the fit-level rate does
-                started, first = True, cpu_split.sample()
-    last = cpu_split.sample()
+            if len(per_epoch) == 1 and len(per_epoch[0]) == 1:  # the CPU window starts with the first batch too
+                watch.start()
+    cpu = watch.stop()
     arrivals = [t for e in per_epoch for t in e]
     starts = ray.get(ledger.decoder_starts.remote())
     steady = epoch_rates(per_epoch, clips)
-    cpu = cpu_split.split(first, last, actor_marker=DECODING_ACTOR) if first and last else None
     rate = None
     if cpu is not None and cpu.actor_processes == cfg.data.decode_workers and cpu.actors > 0:
         rate = (len(arrivals) - 1) * clips / cpu.actors

@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 import time
 
@@ -54,6 +55,27 @@ def test_a_real_window_sees_this_process_burn_cpu():
     assert s.actor_processes == 0 and s.actors == 0
     assert s.this_process == pytest.approx(burnt, abs=0.05)  # clock ticks are 10 ms
     assert s.this_process + s.rest + s.idle == pytest.approx(s.wall * s.cores, rel=0.25)
+
+
+def test_an_actor_gone_by_the_end_counts_up_to_its_last_reading():
+    before = CpuSample(0.0, busy=10.0, idle=0.0, processes={4: ("ray::MapWorker(_DecodeBatches)", 1.0)})
+    after = CpuSample(1.0, busy=12.0, idle=0.0, processes={9: ("python bench", 0.5)})
+    s = cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9, last_seen={4: 2.5})
+    assert s.actor_processes == 1 and s.actors == pytest.approx(1.5)
+    assert s.this_process == pytest.approx(0.5) and s.rest == pytest.approx(0.0)
+    assert cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9).actors == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_watch_counts_a_process_that_exits_inside_the_window():
+    marker = "cpu-split-test-marker"
+    burn = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass\n"
+    watch = cpu_split.Watch(marker, interval=0.02, rescan=0.05)
+    watch.start()
+    subprocess.run([sys.executable, "-c", burn, marker], check=True)  # found by a rescan, gone before stop()
+    s = watch.stop()
+    assert s is not None and s.actor_processes == 1
+    assert s.actors == pytest.approx(0.6, abs=0.15)  # up to its last reading, taken every 20 ms
 
 
 def _stores(**cpu):
