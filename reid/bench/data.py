@@ -335,15 +335,18 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
               f"fit-level pipeline / torchreid-style loader per core: {per_core / (baseline / workers):.2f} "
               f"(target >= 3)",
               f"1 -> {workers} decoding actors: {s['fit'] / s['fit_1']:.2f}x (target >= {0.9 * workers:.1f})"]
-    if "actor_cpu" in s:
-        lines += [f"CPU in the {workers}-actor fits, first batch to last, in cores of this machine's "
-                  f"{int(s['cores'])}: decoding actors {s['cpu_actors']:.2f}, this process (the consumer) "
-                  f"{s['cpu_consumer']:.2f}, the rest {s['cpu_rest']:.2f}, idle {s['cpu_idle']:.2f}",
-                  f"clips per decoding-actor CPU-second / raw decode per CPU-second: "
-                  f"{s['actor_cpu'] / s['raw_cpu']:.2f} (the pipeline's CPU per clip against the raw decode's, "
-                  f"whatever share of the cores the actors got)"]
-    else:
+    measured = {name: v for name, v in stores.items() if "actor_cpu" in v}
+    if not measured:
         lines.append("CPU split: not measured (it needs Linux's /proc and the decoding actors on this node)")
+        return "\n".join(lines)
+    cores = int(next(iter(measured.values()))["cores"])
+    lines += [f"CPU in the {workers}-actor fits, first batch to last, in cores of this machine's {cores}; cpu/raw = "
+              f"clips per decoding-actor",
+              "CPU-second / raw decode clips per CPU-second (the pipeline's CPU per clip against the raw decode's, "
+              "contention aside):",
+              f"{'store':<7}{'actors':>8}{'consumer':>10}{'rest':>7}{'idle':>7}{'cpu/raw':>9}"]
+    lines += [f"{name:<7}{v['cpu_actors']:>8.2f}{v['cpu_consumer']:>10.2f}{v['cpu_rest']:>7.2f}{v['cpu_idle']:>7.2f}"
+              f"{v['actor_cpu'] / v['raw_cpu']:>9.2f}" for name, v in measured.items()]
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 import time
@@ -86,9 +87,9 @@ def _stores(**cpu):
 def test_report_shows_where_the_cpus_went():
     cpu = {"cores": 2, "cpu_actors": 1.56, "cpu_consumer": 0.22, "cpu_rest": 0.1, "cpu_idle": 0.12, "actor_cpu": 168.0}
     report = bench_data.format_report("t", _stores(**cpu), baseline=60.0, workers=2, default="jpeg")
-    assert ("CPU in the 2-actor fits, first batch to last, in cores of this machine's 2: decoding actors 1.56, "
-            "this process (the consumer) 0.22, the rest 0.10, idle 0.12") in report
-    assert "clips per decoding-actor CPU-second / raw decode per CPU-second: 0.80" in report
+    assert "CPU in the 2-actor fits, first batch to last, in cores of this machine's 2; cpu/raw = " in report
+    assert re.search(r"^store\s+actors\s+consumer\s+rest\s+idle\s+cpu/raw$", report, re.M)
+    assert re.search(r"^jpeg\s+1\.56\s+0\.22\s+0\.10\s+0\.12\s+0\.80$", report, re.M)  # 168 / 210
     bare = bench_data.format_report("t", _stores(), baseline=60.0, workers=2, default="jpeg")
     assert "CPU split: not measured" in bare and "CPU-second /" not in bare
 
