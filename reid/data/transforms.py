@@ -169,10 +169,10 @@ def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True, c
     # in-process and 10 % in a decoding actor, whose fresh batch buffer faults its pages in on first touch
     h_ax = 2 if chw else 1
     band = _span(out, h_ax, dy0, dy1)  # the rows the image reaches
-    for x_, axis, a, b in ((out, h_ax, 0, dy0), (out, h_ax, dy1, oh), (band, h_ax + 1, 0, dx0),
-                           (band, h_ax + 1, dx1, ow)):
+    for view, axis, a, b in ((out, h_ax, 0, dy0), (out, h_ax, dy1, oh), (band, h_ax + 1, 0, dx0),
+                             (band, h_ax + 1, dx1, ow)):
         if b > a:
-            _span(x_, axis, a, b)[...] = 0
+            _span(view, axis, a, b)[...] = 0
     if chw:
         out[:, :, dy0:dy1, dx0:dx1] = src.transpose(0, 3, 1, 2)
     else:
