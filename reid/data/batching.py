@@ -248,12 +248,23 @@ class BatchMaker:
         return slots
 
     # -- one batch ----------------------------------------------------------------------------------------------
-    def __call__(self, row: PlanRow) -> dict[str, np.ndarray]:
+    def frames_shape(self, clips: int) -> tuple[int, ...] | None:
+        """The uint8 frames [B, T, 3, H, W] of a batch of `clips` clips; None when its clips may differ in length
+        (sampler 'all') or it carries JPEG bytes instead of frames."""
+        d = self.data
+        if d.train_sampler == "all" or self.ship_bytes:
+            return None
+        return (clips, d.seq_len, 3, d.height, d.width)
+
+    def __call__(self, row: PlanRow, frames_out: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The batch of plan row `row`. `frames_out`: decode its frames into this uint8 array of `frames_shape`
+        (a row of a larger array) instead of a new one."""
         indices = list(row.indices)
         clips: list[dict[str, np.ndarray] | None] = [None] * len(indices)
-        d = self.data
-        buffer = None if d.train_sampler == "all" or self.ship_bytes else np.empty((len(indices), d.seq_len, 3, d.height, d.width),
-                                                                   dtype=np.uint8)
+        shape = self.frames_shape(len(indices))
+        if frames_out is not None and (frames_out.shape != shape or frames_out.dtype != np.uint8):
+            raise ReidError(f"frames_out has shape {frames_out.shape} {frames_out.dtype}, expected {shape} uint8")
+        buffer = frames_out if frames_out is not None else None if shape is None else np.empty(shape, np.uint8)
         prefetched = self._prefetch(row, indices)
         pending = list(range(len(indices)))
         swaps = 0
@@ -294,7 +305,7 @@ class BatchMaker:
         if len(lengths) > 1:  # sampler 'all': loop-pad every clip to the longest
             t = max(lengths)
             clips = [{k: v[loop_pad(np.arange(v.shape[0]), t)] for k, v in c.items()} for c in clips]
-        if buffer is not None and all(c["frames"].base is buffer for c in clips):  # every clip went into its slot
+        if buffer is not None and all(np.may_share_memory(c["frames"], buffer) for c in clips):  # each in its slot
             out = {"frames": buffer, **{k: np.stack([c[k] for c in clips]) for k in clips[0] if k != "frames"}}
         else:
             out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}

@@ -164,3 +164,24 @@ def test_clips_are_written_into_the_batch_buffer_once(manifest_path):
         np.testing.assert_array_equal(dirty, b["frames"][0])
     finally:
         maker.close()
+
+
+def test_a_batch_decodes_into_the_array_it_is_given(manifest_path):
+    """`frames_out` (a row of a decoding task's array) receives the batch's frames; the batch equals one made on
+    its own; an array of another shape is refused."""
+    m = read_manifest(manifest_path)
+    c = cfg(augment={"pad": 6, "random_erasing": 1.0})
+    maker = BatchMaker(m, c, {"frames"}, train=True, decoder=None)
+    try:
+        row = epoch_plan(m.records, c, SEED, "pk", epoch=2)[1]
+        task = np.full((3, *maker.frames_shape(len(row.indices))), 255, dtype=np.uint8)
+        got = maker(row, frames_out=task[1])
+        assert np.shares_memory(got["frames"], task[1]) and not np.shares_memory(got["frames"], task[0])
+        want = maker(row)
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+        assert (task[0] == 255).all() and (task[2] == 255).all()
+        with pytest.raises(ReidError, match="frames_out has shape"):
+            maker(row, frames_out=task[1][:, :2])
+    finally:
+        maker.close()

@@ -89,6 +89,35 @@ def test_one_execution_serves_every_epoch_with_the_in_process_batches(ray_cluste
         next(s.epoch(0))
 
 
+def _in_shared_memory(address: int) -> bool:
+    """Whether `address` lies in a shared mapping of this process (the object store's), not in private memory."""
+    for line in open("/proc/self/maps"):
+        span, perms = line.split()[:2]
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if lo <= address < hi:
+            return perms[3] == "s"
+    return False
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads Linux's /proc/self/maps")
+def test_a_task_of_several_batches_reaches_the_reader_without_a_copy(ray_cluster, manifest_path):
+    """A decoding task's batches are decoded into one array, and the reader gets each as a view of the object
+    store's copy (batches yielded one by one made a block of several chunks, which Ray Data's batcher combined
+    into private memory before slicing); they are exactly the in-process batches."""
+    # 1 actor, 16 batches: tasks of up to 4 batches; frames of 128x64 make batches of 384 KiB, so that the object
+    # store holds them (Ray keeps objects under 100 KiB in the owner's private memory)
+    c = cfg(epochs=1, batches_per_epoch=16, height=128, width=64)
+    assert max(task_sizes(16, 1)) == 4
+    s, _ = stream(manifest_path, c, "test-run-rows")
+    got = list(s.epoch(0))
+    assert [_in_shared_memory(b["frames"].data_ptr()) for b in got] == [True] * 16
+    m = read_manifest(manifest_path)
+    rows = global_plan(m.records, c.data, c.seed, "pk", 0, 1)
+    assert_same_batches([{k: v.numpy() for k, v in b.items()} for b in got],
+                        [make_batch(r, m, c.data, {"frames"}, train=True) for r in rows])
+
+
 @pytest.mark.timeout(300)
 def test_a_resumed_run_gets_the_same_epochs(ray_cluster, manifest_path):
     """A fresh stream that starts at epoch 1 (a resumed run) yields exactly epoch 1's and 2's batches."""
