@@ -345,8 +345,11 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
               "CPU-second / raw decode clips per CPU-second (the pipeline's CPU per clip against the raw decode's, "
               "contention aside):",
               f"{'store':<7}{'actors':>8}{'consumer':>10}{'rest':>7}{'idle':>7}{'cpu/raw':>9}"]
-    lines += [f"{name:<7}{v['cpu_actors']:>8.2f}{v['cpu_consumer']:>10.2f}{v['cpu_rest']:>7.2f}{v['cpu_idle']:>7.2f}"
-              f"{v['actor_cpu'] / v['raw_cpu']:>9.2f}" for name, v in measured.items()]
+    for name, v in stores.items():
+        lines.append(f"{name:<7}{v['cpu_actors']:>8.2f}{v['cpu_consumer']:>10.2f}{v['cpu_rest']:>7.2f}"
+                     f"{v['cpu_idle']:>7.2f}{v['actor_cpu'] / v['raw_cpu']:>9.2f}" if name in measured else
+                     f"{name:<7}not measured: in some fit fewer actors than the pool used CPU between its first and "
+                     f"last batch")
     return "\n".join(lines)
 
 
