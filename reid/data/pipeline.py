@@ -6,7 +6,8 @@
                                                         (`task_sizes`)
       .map_batches(_DecodeBatches, batch_size=None,     a pool of decoding actors that lives for the whole fit;
                    compute=ActorPoolStrategy(...))      one task per block: it yields one row per (epoch, slot),
-                                                        each holding the whole P x K batch ([B, T, 3, H, W], ...)
+                                                        each holding the whole P x K batch ([B, T, 3, H, W], ...),
+                                                        all rows of a task as one n-row batch (one Arrow chunk)
       -> RankStream.epoch(e)                            the Train worker reads the rows of epoch e, in order
 
 Decisions:
@@ -29,11 +30,12 @@ Decisions:
   once per 8 batches it no longer leaves the actors idle (docs/training.md, Performance). A task's output leaves
   the actor when the task ends, so each actor's first tasks are small (1, 2, 4 batches: `task_sizes`) and the
   first batch of the fit is one batch's decode away, not eight; its last tasks are small too, so that the fit
-  does not end with one actor decoding a long task while the others idle. Ray Data gathers a task's rows into
-  blocks of up to `target_max_block_size` (128 MiB) as Arrow chunks, without concatenating the arrays; the reader
-  takes them one row at a time. Yielding each batch as its own block instead was no faster: Ray Data's
-  streaming-generator back-pressure (2 blocks) then stalls the actor inside a task unless a private setting is
-  raised.
+  does not end with one actor decoding a long task while the others idle. The actor decodes a task's batches
+  into the rows of one array and yields them as ONE n-row batch, so that its block is one Arrow chunk that the
+  reader slices in place, row by row, in the object store: n batches yielded one by one became n chunks, which
+  Ray Data's batcher combined (a copy of the whole block, a quarter of a core in the reader) before slicing.
+  Yielding each batch as its own block instead was no faster: Ray Data's streaming-generator back-pressure
+  (2 blocks) then stalls the actor inside a task unless a private setting is raised.
 - Each rank has its own pool of `data.decode_workers` actors (decoding CPUs scale with the Train workers, as GPUs
   need them), owned by the Train worker process: a worker that dies takes its actors along, and its restart builds
   a fresh pool.
