@@ -138,6 +138,7 @@ class _DecodeBatches:
         decoder = Decoder(timeout, on_hang=self._record_hang) if timeout else Decoder(None)
         self.maker = BatchMaker(self.manifest, self.data, inputs, train=True, decoder=decoder,
                                 known_bad=known_bad)
+        self.spare = SpareFrames()
 
     def _record_hang(self, index: int, message: str) -> None:
         """Watchdog callback, just before this process ends: the restarted actor must skip the tracklet."""
@@ -162,19 +163,18 @@ class _DecodeBatches:
         batch (2026-12-05, docs/training.md). Batches of JPEG bytes (ragged) are still yielded one by one."""
         rows = [self._row(int(epoch), int(slot)) for epoch, slot in zip(batch["epoch"], batch["slot"], strict=True)]
         shape = self.maker.frames_shape(len(rows[0].indices))
-        frames = None
-        if shape is not None and all(len(r.indices) == shape[0] for r in rows):
-            frames = np.empty((len(rows), *shape), dtype=np.uint8)
-        made = []
-        for i, row in enumerate(rows):
-            made.append(self._make(row, None if frames is None else frames[i]))
-            if frames is None:
-                yield {k: v[None] for k, v in made.pop().items()}  # a leading row axis as a view, no copy
-        if frames is not None:
-            for i, m in enumerate(made):
-                if not np.may_share_memory(m["frames"], frames[i]):  # the maker had to assemble it elsewhere
-                    frames[i] = m["frames"]
-            yield {k: frames if k == "frames" else np.stack([m[k] for m in made]) for k in made[0]}
+        if shape is None or any(len(r.indices) != shape[0] for r in rows):  # JPEG bytes, ragged: one at a time
+            for row in rows:
+                yield {k: v[None] for k, v in self._make(row, None).items()}  # a leading row axis as a view
+            return
+        task = ray.get_runtime_context().get_task_id() or ""
+        base, frames = self.spare.take(task, len(rows), shape)
+        made = [self._make(row, frames[i]) for i, row in enumerate(rows)]
+        for i, m in enumerate(made):
+            if not np.may_share_memory(m["frames"], frames[i]):  # the maker had to assemble it elsewhere
+                frames[i] = m["frames"]
+        yield {k: frames if k == "frames" else np.stack([m[k] for m in made]) for k in made[0]}
+        self.spare.give(task, base)
 
     def _make(self, row: PlanRow, frames_out: np.ndarray | None) -> dict[str, np.ndarray]:
         errors = self.maker.errors
@@ -190,6 +190,35 @@ class _DecodeBatches:
         maker = getattr(self, "maker", None)
         if maker is not None:
             maker.close()
+
+
+class SpareFrames:
+    """The frames array of a decoding actor's last finished task, for its next task to decode into.
+
+    A task's output block wraps its frames array without a copy, and Ray copies the block into the object store
+    before the actor runs its next task. A fresh array for every task cost page faults: the kernel zero-fills each
+    4 KiB page on first touch, 12.6 MB a batch at 256x128, T=8, P x K = 16 (reusing it: about 6 % less
+    decoding-actor CPU per clip, 2026-12-05, docs/training.md). The array is only handed to a task OTHER than the
+    one that gave it back: two calls within one task (Ray Data may give a task several input blocks) could
+    otherwise overwrite a batch still waiting in that task's output buffer.
+    """
+
+    def __init__(self) -> None:
+        self._spare: tuple[str, np.ndarray] | None = None
+
+    def take(self, task: str, rows: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(base, frames): uint8 frames [rows, *shape] to decode into, and the array that holds them (for `give`).
+        The spare array when another task gave it back and it has that shape with at least `rows` rows, else new."""
+        spare, self._spare = self._spare, None
+        if spare is not None and spare[0] != task and spare[1].shape[1:] == shape and len(spare[1]) >= rows:
+            return spare[1], spare[1][:rows]
+        base = np.empty((rows, *shape), dtype=np.uint8)
+        return base, base
+
+    def give(self, task: str, base: np.ndarray | None) -> None:
+        """Task `task` has yielded the frames it took from `base`: keep `base` (the larger, if one is kept)."""
+        if base is not None and (self._spare is None or len(self._spare[1]) <= len(base)):
+            self._spare = (task, base)
 
 
 DECODING_ACTOR = _DecodeBatches.__name__  # in the decoding actors' process titles: ray::MapWorker(MapBatches(...))

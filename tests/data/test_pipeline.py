@@ -14,6 +14,7 @@ from reid.data.batching import iter_local_batches, make_batch
 from reid.data.device_decode import decode_batch
 from reid.data.jpeg_store import pack_jpeg
 from reid.data.pipeline import (
+    SpareFrames,
     batches_per_task,
     get_or_create_ledger,
     open_rank_stream,
@@ -257,3 +258,26 @@ def test_task_sizes_ramp_up_per_actor_and_cover_the_stream():
         sizes = task_sizes(batches, actors)
         assert sum(sizes) == batches and all(n >= 1 for n in sizes)
         assert max(sizes, default=1) <= batches_per_task(batches, actors)
+
+
+def test_a_task_decodes_into_the_frames_array_an_earlier_task_gave_back():
+    """No fresh pages per task, and never the array of a batch the same task may still hold in its output."""
+    shape = (4, 2, 3, 8, 4)  # one batch: B, T, 3, H, W
+    spare = SpareFrames()
+    base, frames = spare.take("task-1", 4, shape)
+    assert frames is base and frames.shape == (4, *shape) and frames.dtype == np.uint8
+    spare.give("task-1", base)
+    again, _ = spare.take("task-1", 4, shape)  # a second call of the same task gets its own array
+    assert not np.may_share_memory(again, base)
+    spare.give("task-1", again)
+    reused, frames = spare.take("task-2", 2, shape)  # the next task decodes into the first rows of that one
+    assert reused is again and frames.shape == (2, *shape) and np.shares_memory(frames, again)
+    spare.give("task-2", reused)
+    bigger, _ = spare.take("task-3", 8, shape)  # too small for 8 rows: a new array, which is kept after
+    assert not np.may_share_memory(bigger, again) and len(bigger) == 8
+    spare.give("task-3", bigger)
+    spare.give("task-3", base)  # a smaller one does not replace it
+    assert spare.take("task-4", 8, shape)[0] is bigger
+    spare.give("task-4", bigger)
+    other, _ = spare.take("task-5", 8, (4, 2, 3, 16, 8))  # another batch shape: a new array
+    assert not np.may_share_memory(other, bigger)
