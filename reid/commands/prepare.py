@@ -25,7 +25,8 @@ tracklets and frames per role; also written to DIR/summary.json). Expected layou
 Without --pack, frames stay where they are and the manifest stores the dataset root. With --pack video, every
 tracklet is encoded into DIR/videos/<tracklet>.mp4 (H.264, no B-frames, short GOP) and the manifest points there.
 With --pack jpeg, every tracklet's frames go into Parquet shards DIR/jpeg/shard-*.parquet as JPEG bytes (JPEG frame
-files are copied byte for byte); `reid bench data` compares the two stores (docs/datasets.md, "Frame stores").
+files are copied byte for byte), each with an index of its frames' byte ranges (shard-*.index.parquet) so that a
+clip reads only its frames; `reid bench data` compares the two stores (docs/datasets.md, "Frame stores").
 """
 
 # CLI flag -> loader option; a flag the dataset does not take is an error naming what it does take

@@ -24,6 +24,7 @@ the stored size.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -32,10 +33,12 @@ import numpy as np
 
 from reid.data.decode import DecodeError, decode_images, decode_pil, decode_video_inline
 from reid.data.jpeg_decode import is_jpeg
+from reid.data.jpeg_index import IndexedShard, write_index
 from reid.data.records import Manifest, TrackletRecord
 from reid.errors import ReidError
 
 JPEG_DIR = "jpeg"
+log = logging.getLogger(__name__)
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -58,10 +61,12 @@ class JpegStoreError(DecodeError):
 
 
 class ShardReader:
-    """Reads tracklets' JPEG bytes from shards; keeps each shard's Parquet footer open (one per worker process)."""
+    """Reads tracklets' JPEG bytes from shards (one per worker process): through the shard's frame index when it has
+    one (`jpeg_index`: only the frames asked for), else by row group; keeps each shard open."""
 
     def __init__(self) -> None:
         self._files: dict[str, tuple[object, np.ndarray]] = {}
+        self._indexed: dict[str, IndexedShard | None] = {}
 
     def _open(self, path: Path | str):
         key = str(path)
@@ -82,6 +87,21 @@ class ShardReader:
 
     def blobs(self, path: Path | str, row: int, indices: Sequence[int]) -> list[bytes]:
         """JPEG bytes of frames `indices` (clamped to the tracklet's length) of row `row` of shard `path`."""
+        key = str(path)
+        if key not in self._indexed:
+            self._indexed[key] = IndexedShard.open(path)
+        shard = self._indexed[key]
+        if shard is not None:
+            got = shard.blobs(row, list(indices))
+            if got is not None:
+                return got
+            log.warning("the frame index of JPEG shard %s does not match it (row %d); reading the shard by row group "
+                        "from now on (re-pack the store to rebuild the index)", path, row)
+            shard.close()
+            self._indexed[key] = None
+        return self._row_group_blobs(path, row, indices)
+
+    def _row_group_blobs(self, path: Path | str, row: int, indices: Sequence[int]) -> list[bytes]:
         pf, starts = self._open(path)
         group = int(np.searchsorted(starts, row, side="right") - 1)
         if not 0 <= group < len(starts) - 1:
@@ -100,6 +120,10 @@ class ShardReader:
 
     def close(self) -> None:
         self._files.clear()
+        for shard in self._indexed.values():
+            if shard is not None:
+                shard.close()
+        self._indexed.clear()
 
 
 def read_jpeg_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray, reader: ShardReader,
@@ -192,7 +216,8 @@ def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, trackle
                                           extra={k: v for k, v in rec.extra.items() if k != "frame_size"}))
                     bar.update(1)
                 writer.write_table(pa.table({"tracklet_id": ids, "frames": blobs}, schema=schema))
-        tmp.rename(out / rel)  # a shard that exists is complete
+        write_index(tmp, index_of=out / rel)
+        tmp.rename(out / rel)  # a shard that exists is complete, and so is its index
     bar.close()
     return Manifest(packed, out, manifest.dataset, manifest.attributes,
                     {**manifest.meta, "store": "jpeg", "jpeg_quality": str(quality)})

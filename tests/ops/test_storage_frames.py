@@ -76,21 +76,29 @@ def test_a_batch_with_keypoints_from_the_bucket_equals_the_local_batch(stores):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_a_shard_is_read_by_row_group_not_downloaded(s3, tmp_path, monkeypatch):
+@pytest.mark.parametrize("indexed", [True, False])
+def test_a_clip_reads_its_part_of_a_shard_not_the_shard(s3, tmp_path, monkeypatch, indexed):
+    """With the store's frame index, a clip reads the index once and then one span of its own tracklet's frames;
+    a store without one is read by row group: the footer, then the one row group."""
     import pyarrow.parquet as pq
+
+    from reid.data.jpeg_index import find_frames, index_location
 
     video = read_manifest(write_toy_dataset(tmp_path / "video", ids=4, cams=2, tracklets_per_cam=2, num_frames=16,
                                             size=(128, 64)))
     local = pack_jpeg(video, tmp_path / "jpeg", tracklets_per_group=1, shard_size=16, progress=False)
     write_manifest(local)
-    storage.copy_dir(local.root, s3.uri("big"))
-    remote = read_manifest(s3.uri("big"))
+    rec = local.records[9]
+    if not indexed:
+        index_location(local.resolve(rec.shard)).unlink()
+    storage.copy_dir(local.root, s3.uri(f"big-{indexed}"))
+    remote = read_manifest(s3.uri(f"big-{indexed}"))
     sizes: dict[str, int] = {}
-    read = {"bytes": 0}
+    read: dict[str, int] = {}
 
-    class Counting(io.RawIOBase):  # the bucket file, counting the bytes the Parquet reader pulls from it
-        def __init__(self, f):
-            self.f = f
+    class Counting(io.RawIOBase):  # a bucket file, counting the bytes the readers pull from it
+        def __init__(self, f, location):
+            self.f, self.location = f, location
 
         def readable(self):
             return True
@@ -107,7 +115,7 @@ def test_a_shard_is_read_by_row_group_not_downloaded(s3, tmp_path, monkeypatch):
         def readinto(self, buf):
             data = self.f.read(len(buf))
             buf[:len(data)] = data
-            read["bytes"] += len(data)
+            read[self.location] = read.get(self.location, 0) + len(data)
             return len(data)
 
     real = storage.open_input_file
@@ -115,18 +123,23 @@ def test_a_shard_is_read_by_row_group_not_downloaded(s3, tmp_path, monkeypatch):
     def counting(location):
         f = real(location)
         sizes[str(location)] = f.size()
-        return pa.PythonFile(Counting(f), mode="r")
+        return pa.PythonFile(Counting(f, str(location)), mode="r")
 
     monkeypatch.setattr(storage, "open_input_file", counting)
-    rec = remote.records[9]
-    np.testing.assert_array_equal(read_frames(remote, rec, IDX, Decoder(None)),
-                                  read_frames(local, local.records[9], IDX, Decoder(None)))
-    (shard,) = sizes
-    meta = pq.ParquetFile(local.resolve(rec.shard)).metadata
-    group = meta.row_group(rec.shard_row).total_byte_size
-    # Parquet reads the file's last 64 KiB for the footer, then the one row group: not the other 15 tracklets
-    assert sizes[shard] > 64 * 1024 + 4 * group, (sizes, group)
-    assert 0 < read["bytes"] <= 64 * 1024 + group + 4096, (read, sizes, group)
+    np.testing.assert_array_equal(read_frames(remote, remote.records[9], IDX, Decoder(None)),
+                                  read_frames(local, rec, IDX, Decoder(None)))
+    shard = remote.locate(rec.shard)
+    assert sizes[shard] > 64 * 1024 + 4 * pq.ParquetFile(local.resolve(rec.shard)).metadata.row_group(0).total_byte_size
+    if indexed:
+        offsets, lengths = find_frames(local.resolve(rec.shard))
+        starts, ends = np.array(offsets[rec.shard_row]), np.array(offsets[rec.shard_row]) + lengths[rec.shard_row]
+        span = int(ends[IDX].max() - starts[IDX].min())  # the frames the clip asks for, and what lies between
+        assert sorted(read) == sorted([shard, index_location(shard)]) and read[shard] == span, (read, span)
+        assert read[index_location(shard)] == sizes[index_location(shard)]
+    else:
+        group = pq.ParquetFile(local.resolve(rec.shard)).metadata.row_group(rec.shard_row).total_byte_size
+        # Parquet reads the file's last 64 KiB for the footer, then the one row group: not the other 15 tracklets
+        assert list(read) == [shard] and 0 < read[shard] <= 64 * 1024 + group + 4096, (read, sizes, group)
 
 
 def test_missing_and_corrupt_files_in_the_bucket_are_decode_errors(stores, s3):
