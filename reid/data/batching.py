@@ -15,6 +15,11 @@ Batch contract (numpy here, torch tensors after iteration), B = P * K for "pk", 
     keypoints   float32 [B, T, 18, 3]    in output-frame pixels, after the same crop / flip
   "pairs" batching: rows 0..N-1 are side A and N..2N-1 side B of N pairs, plus
     pair_same   float32 [N]              1 for a positive pair (same identity), 0 otherwise
+  training batches whose inputs are only frames (and attributes): no `frames`; the worker's device finishes them
+  (`transforms.finish_frames` in `inputs.normalize_inputs`: flip and transposition, free on a GPU, 21 % of a
+  decoding actor's batch when done there in numpy)
+    frames_hwc   uint8  [B, T, H, W, 3]  each clip cropped and erased as for `frames`, channels last, NOT flipped
+    frames_flip  uint8  [B]              1 where the clip's augmentation flips it
   `data.jpeg_decode=trainer` (JPEG store, training batches): no `frames`; the trainer decodes (device_decode.py)
     jpeg_bytes   uint8  [total bytes]    the B*T sampled frames' JPEG files, concatenated clip by clip, in time order
     jpeg_offsets int64  [B*T + 1]        frame i is jpeg_bytes[jpeg_offsets[i]:jpeg_offsets[i + 1]]
@@ -30,10 +35,10 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,7 +49,14 @@ from reid.data.plan import Batching, PlanRow, epoch_plan
 from reid.data.pose_maps import render_pose_maps
 from reid.data.records import Manifest, read_manifest, relabel
 from reid.data.sampling import FrameSampler, build_sampler, loop_pad, test_sampler
-from reid.data.transforms import apply_augment, apply_erase, augment_keypoints, augment_row, sample_augment
+from reid.data.transforms import (
+    apply_augment,
+    apply_erase,
+    augment_keypoints,
+    augment_row,
+    sample_augment,
+    unflipped,
+)
 from reid.errors import ReidError
 from reid.spec import CPU_FRAME_INPUTS
 
@@ -147,13 +159,19 @@ class BatchMaker:
         self.ship_bytes = train and data.jpeg_decode == "trainer"
         if self.ship_bytes:
             check_jpeg_decode(data, self.inputs, manifest)
+        # training clips of equal length that only feed the model's frames: crop here, flip and transpose on the
+        # worker's device (module docstring); flow, pose maps and keypoints need the final frames here
+        self.hwc = (train and not self.ship_bytes and data.train_sampler != "all"
+                    and self.inputs <= {"frames", "attributes"})
+        self.frames_key = "frames_hwc" if self.hwc else "frames"
 
     # -- one tracklet -------------------------------------------------------------------------------------------
     def clip(self, index: int, frame_idx: np.ndarray, rng: np.random.Generator, train: bool,
              frames: np.ndarray | None = None, out_frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Decode (unless `frames` [T, H0, W0, 3] are given), augment and derive the extras of one clip:
-        frames uint8 [T, 3, H, W] (+ flow, pose_maps, keypoints as requested). `out_frames` [T, 3, H, W]: write the
-        frames there (a slot of the batch buffer: decoded frames are copied once, into the batch)."""
+        frames uint8 [T, 3, H, W] (+ flow, pose_maps, keypoints as requested), or for a training clip of a maker
+        with `hwc`: frames_hwc uint8 [T, H, W, 3] and frames_flip uint8 [] (module docstring). `out_frames` (of
+        that shape): write the frames there (a slot of the batch buffer: decoded frames are copied once, into it)."""
         rec = self.manifest.records[index]
         if frames is None:
             frames = read_frames(self.manifest, rec, frame_idx, self.decoder, tag=index)
@@ -163,6 +181,9 @@ class BatchMaker:
         params = sample_augment(rng, self.data, train)
         if out_frames is not None and out_frames.shape[0] != len(frames):
             out_frames = None
+        if self.hwc and train:  # uint8 [T, H, W, 3], the flip pending
+            return {"frames_hwc": apply_augment(frames, unflipped(params), out=out_frames),
+                    "frames_flip": np.array(params.flip, dtype=np.uint8)}
         x = apply_augment(frames, params, erase=False, chw=True, out=out_frames)  # uint8 [T, 3, H, W]
         out: dict[str, np.ndarray] = {}
         if "flow" in self.inputs:  # before erasing, so the erased box does not fake motion
@@ -249,11 +270,13 @@ class BatchMaker:
 
     # -- one batch ----------------------------------------------------------------------------------------------
     def frames_shape(self, clips: int) -> tuple[int, ...] | None:
-        """The uint8 frames [B, T, 3, H, W] of a batch of `clips` clips; None when its clips may differ in length
-        (sampler 'all') or it carries JPEG bytes instead of frames."""
+        """The uint8 `frames_key` array of a batch of `clips` clips: [B, T, 3, H, W], or [B, T, H, W, 3] for
+        `frames_hwc`; None when its clips may differ in length (sampler 'all') or it carries JPEG bytes."""
         d = self.data
         if d.train_sampler == "all" or self.ship_bytes:
             return None
+        if self.hwc:
+            return (clips, d.seq_len, d.height, d.width, 3)
         return (clips, d.seq_len, 3, d.height, d.width)
 
     def __call__(self, row: PlanRow, frames_out: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -299,14 +322,14 @@ class BatchMaker:
             out["pair_same"] = (out["pid"][:n] == out["pid"][n:]).astype(np.float32)  # true after any swap
         return out
 
-    @staticmethod
-    def _collate_frames(clips: list, buffer: np.ndarray | None) -> dict[str, np.ndarray]:
-        lengths = {c["frames"].shape[0] for c in clips}
+    def _collate_frames(self, clips: list, buffer: np.ndarray | None) -> dict[str, np.ndarray]:
+        key = self.frames_key
+        lengths = {c[key].shape[0] for c in clips}
         if len(lengths) > 1:  # sampler 'all': loop-pad every clip to the longest
             t = max(lengths)
             clips = [{k: v[loop_pad(np.arange(v.shape[0]), t)] for k, v in c.items()} for c in clips]
-        if buffer is not None and all(np.may_share_memory(c["frames"], buffer) for c in clips):  # each in its slot
-            out = {"frames": buffer, **{k: np.stack([c[k] for c in clips]) for k in clips[0] if k != "frames"}}
+        if buffer is not None and all(np.may_share_memory(c[key], buffer) for c in clips):  # each in its slot
+            out = {key: buffer, **{k: np.stack([c[k] for c in clips]) for k in clips[0] if k != key}}
         else:
             out = {k: np.stack([c[k] for c in clips]) for k in clips[0]}
         return out
@@ -362,6 +385,19 @@ def make_test_clips(maker: BatchMaker, index: int) -> dict[str, np.ndarray]:
     if "flow" in out:  # flow must not run across chunk boundaries
         out["flow"] = np.stack([normalize_flow(clip_flow(f, chw=True)) for f in out["frames"]]).astype(np.float16)
     return out
+
+
+def batch_frames(batch: Mapping[str, Any]) -> np.ndarray:
+    """The uint8 [B, T, 3, H, W] frames of a batch of decoded frames in either form (module docstring): `frames`,
+    or `frames_hwc` + `frames_flip` finished on the CPU as the worker's device does (`transforms.finish_frames`)."""
+    if "frames_hwc" not in batch:
+        return np.asarray(batch["frames"])
+    import torch
+
+    from reid.data.transforms import finish_frames
+
+    hwc, flip = (torch.as_tensor(np.asarray(batch[k])) for k in ("frames_hwc", "frames_flip"))
+    return finish_frames(hwc, flip).numpy()
 
 
 def to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@
                                                         (`task_sizes`)
       .map_batches(_DecodeBatches, batch_size=None,     a pool of decoding actors that lives for the whole fit;
                    compute=ActorPoolStrategy(...))      one task per block: it yields one row per (epoch, slot),
-                                                        each holding the whole P x K batch ([B, T, 3, H, W], ...),
+                                                        each holding the whole P x K batch (frames, ...),
                                                         all rows of a task as one n-row batch (one Arrow chunk)
       -> RankStream.epoch(e)                            the Train worker reads the rows of epoch e, in order
 
@@ -156,11 +156,12 @@ class _DecodeBatches:
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         """Rows (epoch, slot) [n] -> the n batches of the plan as ONE batch dict with a leading row axis of n.
 
-        Each batch's frames are decoded straight into its row of one [n, B, T, 3, H, W] array, so that the task's
-        output block holds them in one Arrow chunk, which the reader slices row by row without a copy. Yielded one
-        by one, the n batches made a block of n chunks, and Ray Data's batcher combined them (a copy of the whole
-        block) before slicing off the first row: 0.36 of a core in the reading process, about 14 ms per 12.6 MB
-        batch (2026-12-05, docs/training.md). Batches of JPEG bytes (ragged) are still yielded one by one."""
+        Each batch's frames are decoded straight into its row of one [n, B, T, H, W, 3] (`frames_hwc`; or
+        [n, B, T, 3, H, W]) array, so that the task's output block holds them in one Arrow chunk, which the reader
+        slices row by row without a copy. Yielded one by one, the n batches made a block of n chunks, and Ray
+        Data's batcher combined them (a copy of the whole block) before slicing off the first row: 0.36 of a core
+        in the reading process, about 14 ms per 12.6 MB batch (2026-12-05, docs/training.md). Batches of JPEG bytes
+        (ragged) are still yielded one by one."""
         rows = [self._row(int(epoch), int(slot)) for epoch, slot in zip(batch["epoch"], batch["slot"], strict=True)]
         shape = self.maker.frames_shape(len(rows[0].indices))
         if shape is None or any(len(r.indices) != shape[0] for r in rows):  # JPEG bytes, ragged: one at a time
@@ -170,10 +171,11 @@ class _DecodeBatches:
         task = ray.get_runtime_context().get_task_id() or ""
         base, frames = self.spare.take(task, len(rows), shape)
         made = [self._make(row, frames[i]) for i, row in enumerate(rows)]
+        key = self.maker.frames_key  # "frames", or "frames_hwc" (batching.py, batch contract)
         for i, m in enumerate(made):
-            if not np.may_share_memory(m["frames"], frames[i]):  # the maker had to assemble it elsewhere
-                frames[i] = m["frames"]
-        yield {k: frames if k == "frames" else np.stack([m[k] for m in made]) for k in made[0]}
+            if not np.may_share_memory(m[key], frames[i]):  # the maker had to assemble it elsewhere
+                frames[i] = m[key]
+        yield {k: frames if k == key else np.stack([m[k] for m in made]) for k in made[0]}
         self.spare.give(task, base)
 
     def _make(self, row: PlanRow, frames_out: np.ndarray | None) -> dict[str, np.ndarray]:

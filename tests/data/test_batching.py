@@ -4,7 +4,7 @@ import torch
 
 from reid.bench.toydata import write_toy_dataset
 from reid.config.schema import DataConfig
-from reid.data.batching import BatchMaker, iter_local_batches, make_batch, make_test_clips
+from reid.data.batching import BatchMaker, batch_frames, iter_local_batches, make_batch, make_test_clips
 from reid.data.plan import PlanRow, epoch_plan
 from reid.data.records import read_manifest
 from reid.errors import ReidError
@@ -46,9 +46,12 @@ def test_pk_batch_contract(manifest_path):
     assert int(b["epoch"]) == 0 and int(b["batch_index"]) == 0
     attrs = [m.records[i].attributes for i in row.indices]
     assert b["attributes"].tolist() == [[a["gender"], a["top color"]] for a in attrs]
+    # frames only: cropped channels last, the flip left to the worker's device, the same clips once finished
     b2 = make_batch(row, m, c, {"frames"}, train=True)
-    assert set(b2) == {"frames", "pid", "camid", "index", "epoch", "batch_index"}
-    np.testing.assert_array_equal(b2["frames"], b["frames"])  # deterministic for a row
+    assert set(b2) == {"frames_hwc", "frames_flip", "pid", "camid", "index", "epoch", "batch_index"}
+    assert b2["frames_hwc"].shape == (4, 4, 32, 16, 3) and b2["frames_hwc"].dtype == np.uint8
+    assert b2["frames_flip"].shape == (4,) and b2["frames_flip"].dtype == np.uint8
+    np.testing.assert_array_equal(batch_frames(b2), b["frames"])  # deterministic for a row
 
 
 def test_pairs_batch(manifest_path):
@@ -56,7 +59,7 @@ def test_pairs_batch(manifest_path):
     c = cfg(pairs_per_batch=3)
     row = epoch_plan(m.records, c, SEED, "pairs", epoch=1)[0]
     b = make_batch(row, m, c, {"frames"}, train=True)
-    assert b["frames"].shape[0] == 6 and b["pair_same"].shape == (3,) and b["pair_same"].dtype == np.float32
+    assert batch_frames(b).shape[0] == 6 and b["pair_same"].shape == (3,) and b["pair_same"].dtype == np.float32
     assert b["pair_same"].tolist() == list(row.pair_same)
     assert b["pair_same"].tolist() == (b["pid"][:3] == b["pid"][3:]).astype(float).tolist()
 
@@ -68,7 +71,7 @@ def test_validation_batches_are_not_augmented(manifest_path):
     other_seed = PlanRow(row.epoch, row.batch, row.indices, row.seed + 1)
     a = make_batch(row, m, c, {"frames"}, train=False)
     np.testing.assert_array_equal(a["frames"], make_batch(other_seed, m, c, {"frames"}, train=False)["frames"])
-    assert not np.array_equal(a["frames"], make_batch(row, m, c, {"frames"}, train=True)["frames"])
+    assert not np.array_equal(a["frames"], batch_frames(make_batch(row, m, c, {"frames"}, train=True)))
 
 
 def test_corrupt_tracklet_replaced_by_same_identity(manifest_path, tmp_path):
@@ -89,7 +92,7 @@ def test_corrupt_tracklet_replaced_by_same_identity(manifest_path, tmp_path):
         assert list(maker.errors.bad) == [victim]
         assert b["index"][0] != victim and m.records[int(b["index"][0])].pid == bad.pid
         assert b["pid"].tolist() == good["pid"].tolist()  # the P x K identity structure is unchanged
-        np.testing.assert_array_equal(b["frames"][1:], good["frames"][1:])  # other slots untouched
+        np.testing.assert_array_equal(batch_frames(b)[1:], batch_frames(good)[1:])  # other slots untouched
     finally:
         maker.close()
 
@@ -176,7 +179,7 @@ def test_a_batch_decodes_into_the_array_it_is_given(manifest_path):
         row = epoch_plan(m.records, c, SEED, "pk", epoch=2)[1]
         task = np.full((3, *maker.frames_shape(len(row.indices))), 255, dtype=np.uint8)
         got = maker(row, frames_out=task[1])
-        assert np.shares_memory(got["frames"], task[1]) and not np.shares_memory(got["frames"], task[0])
+        assert np.shares_memory(got["frames_hwc"], task[1]) and not np.shares_memory(got["frames_hwc"], task[0])
         want = maker(row)
         for k in want:
             np.testing.assert_array_equal(got[k], want[k], err_msg=k)

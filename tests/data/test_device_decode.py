@@ -11,7 +11,7 @@ from reid.bench.toydata import write_toy_dataset
 from reid.config import build_config
 from reid.config.schema import DataConfig
 from reid.data import pipeline
-from reid.data.batching import BatchMaker, check_jpeg_decode
+from reid.data.batching import BatchMaker, batch_frames, check_jpeg_decode
 from reid.data.device_decode import JPEG_KEYS, decode_batch
 from reid.data.inputs import normalize_inputs
 from reid.data.jpeg_store import pack_jpeg
@@ -47,14 +47,19 @@ def cfg(geometry: str = "stored-size", **kw) -> DataConfig:
                       **kw)
 
 
+def channels_first(batch: dict) -> dict:
+    """An actor's training batch with its frames as `frames` [B, T, 3, H, W], finished as the worker does."""
+    return {**{k: v for k, v in batch.items() if k not in ("frames_hwc", "frames_flip")}, "frames": batch_frames(batch)}
+
+
 def both(manifest: Manifest, c: DataConfig, epochs: int = 1):
-    """(actor batch, trainer batch as shipped) for every plan row of `epochs` epochs."""
+    """(actor batch with `frames`, trainer batch as shipped) for every plan row of `epochs` epochs."""
     actor = BatchMaker(manifest, c, {"frames"}, train=True)
     trainer = BatchMaker(manifest, c.model_copy(update={"jpeg_decode": "trainer"}), {"frames"}, train=True)
     try:
         for e in range(epochs):
             for row in global_plan(manifest.records, c, 3, "pk", e, 1):
-                yield actor(row), trainer(row)
+                yield channels_first(actor(row)), trainer(row)
     finally:
         actor.close()
         trainer.close()
@@ -197,7 +202,7 @@ def test_the_decoding_actor_ships_bytes_and_no_frames(stores, monkeypatch):
     out = outs[0]
     assert "frames" not in out and set(JPEG_KEYS) <= set(out)
     row = {k: v[0] for k, v in out.items()}  # one row = one batch, as RankStream squeezes it
-    want = BatchMaker(jpeg, cfg(), {"frames"}, train=True)(global_plan(jpeg.records, c, 3, "pk", 0, 1)[1])
+    want = channels_first(BatchMaker(jpeg, cfg(), {"frames"}, train=True)(global_plan(jpeg.records, c, 3, "pk", 0, 1)[1]))
     assert int(row["batch_index"]) == 1 and int(row["epoch"]) == 0
     np.testing.assert_array_equal(row["index"], want["index"])
     assert pixel_diff(want, row).max() <= MAX_DIFF

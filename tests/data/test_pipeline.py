@@ -112,7 +112,7 @@ def test_a_task_of_several_batches_reaches_the_reader_without_a_copy(ray_cluster
     assert max(task_sizes(16, 1)) == 4
     s, _ = stream(manifest_path, c, "test-run-rows")
     got = list(s.epoch(0))
-    assert [_in_shared_memory(b["frames"].data_ptr()) for b in got] == [True] * 16
+    assert [_in_shared_memory(b["frames_hwc"].data_ptr()) for b in got] == [True] * 16
     m = read_manifest(manifest_path)
     rows = global_plan(m.records, c.data, c.seed, "pk", 0, 1)
     assert_same_batches([{k: v.numpy() for k, v in b.items()} for b in got],
@@ -193,7 +193,7 @@ def test_corrupt_tracklet_is_skipped_and_counted(ray_cluster, tmp_path, store):
     batches = run_epoch(s, 0)
     assert len(batches) == 8
     for b in batches:
-        assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
+        assert victim not in b["index"].tolist() and b["frames_hwc"].shape[0] == 16
         assert set(Counter(b["pid"].tolist()).values()) == {4}
     bad = unreadable_tracklets(ledger)
     assert list(bad) == [victim] and expected in bad[victim]
@@ -234,7 +234,7 @@ def test_a_hanging_decode_ends_in_time_and_the_tracklet_is_replaced(ray_cluster,
     assert time.monotonic() - t0 < 120
     assert [int(b["batch_index"]) for b in batches] == list(range(8))
     for b in batches:
-        assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
+        assert victim not in b["index"].tolist() and b["frames_hwc"].shape[0] == 16
     bad = unreadable_tracklets(ledger)
     assert list(bad) == [victim] and "longer than 3 s" in bad[victim]
     assert ray.get(ledger.decoder_starts.remote()) == 2  # the first actor ended, its restart finished the epoch

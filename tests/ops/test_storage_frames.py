@@ -239,7 +239,7 @@ def test_a_pipeline_epoch_reads_the_bucket_and_counts_unreadable_tracklets(ray_l
     batches = [{k: v.numpy() for k, v in b.items()} for b in s.epoch(0)]
     assert len(batches) == 4
     for b in batches:
-        assert victim not in b["index"].tolist() and b["frames"].shape[0] == 16
+        assert victim not in b["index"].tolist() and b["frames_hwc"].shape[0] == 16
         assert set(Counter(b["pid"].tolist()).values()) == {4}
     bad = unreadable_tracklets(ledger)
     assert list(bad) == [victim] and expected in bad[victim]
