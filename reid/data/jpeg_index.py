@@ -19,11 +19,12 @@ the shard is written, and stores their byte ranges beside it:
 memory-mapped file on a local disk; from a bucket, one ranged read of the span of the tracklet's frames it needs.
 An index whose shard has another size (written again since), or whose slice does not start as a JPEG, is not
 used: the reader falls back to the row group (`jpeg_store.ShardReader`) and says so once. A store packed without
-an index is read by row group.
+an index is read by row group, with one warning per process.
 """
 
 from __future__ import annotations
 
+import logging
 import mmap
 import os
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from reid.errors import ReidError
 
 INDEX_SUFFIX = ".index.parquet"
 _SIZE_KEY = b"shard_bytes"
+log = logging.getLogger(__name__)
+_told_missing = False  # the missing-index warning, once per process
 
 
 def index_location(shard: str | Path) -> str | Path:
@@ -114,6 +117,12 @@ class IndexedShard:
 
         index = index_location(location)
         if not storage.exists(index):
+            global _told_missing
+            if not _told_missing:  # once per process: every shard of an old store lacks one
+                _told_missing = True
+                log.warning("JPEG shard %s has no frame index (a store packed before 2026-12-06): each clip reads "
+                            "its whole row group; `reid prepare --pack jpeg` writes the store again with one",
+                            location)
             return None
         try:
             if storage.is_uri(index):  # one GET of the whole (small) file, not a footer read and then the rest
@@ -140,6 +149,8 @@ class IndexedShard:
         if meta.get(_SIZE_KEY) != str(size).encode() or data is None:
             if data is not None:
                 data.close()
+            log.warning("the frame index of JPEG shard %s was written for a shard of another size; reading the "
+                        "shard by row group (re-pack the store to rebuild the index)", location)
             return None
         offsets = table.column("offset").combine_chunks()
         counts = np.asarray(offsets.value_lengths(), dtype=np.int64)

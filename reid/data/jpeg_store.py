@@ -129,13 +129,24 @@ class ShardReader:
 def read_jpeg_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray, reader: ShardReader,
                      draft_size: tuple[int, int] | None = None) -> np.ndarray:
     """Frames `indices` (tracklet-relative) of a JPEG-store record: uint8 [T, H, W, 3]; each frame decoded once."""
-    uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-    blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq.tolist())
+    uniq, inverse = _distinct(indices)
+    blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq)
     try:
         frames = decode_jpegs(blobs, draft_size)
     except JpegStoreError as exc:
         raise JpegStoreError(f"tracklet {record.tracklet_id}: {exc}") from None
-    return frames if len(uniq) == len(indices) and np.all(inverse == np.arange(len(uniq))) else frames[inverse]
+    return frames if inverse is None else frames[inverse]
+
+
+def _distinct(indices: np.ndarray) -> tuple[list[int], list[int] | None]:
+    """(the distinct frame indices, sorted; where each of `indices` lies among them, or None when `indices` are
+    already distinct and sorted). Plain Python: np.unique took 28 us a clip, 1.7 % of a JPEG batch's time."""
+    wanted = np.asarray(indices, dtype=np.int64).ravel().tolist()
+    uniq = sorted(set(wanted))
+    if uniq == wanted:
+        return uniq, None
+    where = {v: k for k, v in enumerate(uniq)}
+    return uniq, [where[v] for v in wanted]
 
 
 def read_jpeg_blobs(manifest: Manifest, record: TrackletRecord, indices: np.ndarray,
@@ -144,12 +155,12 @@ def read_jpeg_blobs(manifest: Manifest, record: TrackletRecord, indices: np.ndar
     trainer decodes them: `data.jpeg_decode=trainer`, reid.data.device_decode). Each frame is read once; bytes
     that do not start as a JPEG are a JpegStoreError here, so the tracklet is replaced like one that fails to
     decode (damage past the header shows only when the trainer decodes it)."""
-    uniq, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-    blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq.tolist())
-    for i, b in zip(uniq.tolist(), blobs, strict=True):
+    uniq, inverse = _distinct(indices)
+    blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq)
+    for i, b in zip(uniq, blobs, strict=True):
         if not is_jpeg(b):
             raise JpegStoreError(f"tracklet {record.tracklet_id}: frame {i} is not a JPEG")
-    return [blobs[int(j)] for j in inverse]
+    return blobs if inverse is None else [blobs[j] for j in inverse]
 
 
 def _tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int) -> list[bytes]:

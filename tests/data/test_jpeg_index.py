@@ -59,20 +59,29 @@ def _copy_store(jpeg, tmp_path):
     return tmp_path / "store"
 
 
-def test_a_store_without_an_index_is_read_by_row_group(jpeg, tmp_path):
+def test_a_store_without_an_index_is_read_by_row_group_and_says_so_once(jpeg, tmp_path, caplog, monkeypatch):
+    import reid.data.jpeg_index as jpeg_index
+
+    monkeypatch.setattr(jpeg_index, "_told_missing", False)
     root = _copy_store(jpeg, tmp_path)
-    r = jpeg.records[6]
-    shard = root / r.shard
-    index_location(shard).unlink()
-    assert IndexedShard.open(shard) is None
-    assert ShardReader().blobs(shard, r.shard_row, PICKS) == _naive(shard, r.shard_row, PICKS)
+    shards = sorted({r.shard for r in jpeg.records})
+    for s in shards:
+        index_location(root / s).unlink()
+    with caplog.at_level(logging.WARNING):
+        assert all(IndexedShard.open(root / s) is None for s in shards)
+        r = jpeg.records[6]
+        assert ShardReader().blobs(root / r.shard, r.shard_row, PICKS) == _naive(root / r.shard, r.shard_row, PICKS)
+    warnings = [m for m in caplog.messages if "has no frame index" in m]
+    assert len(warnings) == 1 and "reid prepare --pack jpeg" in warnings[0]
 
 
-def test_an_index_of_another_file_is_not_used(jpeg, tmp_path):
+def test_an_index_of_another_file_is_not_used(jpeg, tmp_path, caplog):
     root = _copy_store(jpeg, tmp_path)
     a, b = (root / s for s in sorted({r.shard for r in jpeg.records}))
     shutil.copy(index_location(a), index_location(b))  # shard b's index now describes shard a
-    assert IndexedShard.open(b) is None  # the recorded shard size differs
+    with caplog.at_level(logging.WARNING):
+        assert IndexedShard.open(b) is None  # the recorded shard size differs
+    assert any("written for a shard of another size" in m for m in caplog.messages)
     r = next(r for r in jpeg.records if root / r.shard == b)
     assert ShardReader().blobs(b, r.shard_row, PICKS) == _naive(b, r.shard_row, PICKS)
 

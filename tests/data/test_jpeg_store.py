@@ -10,7 +10,7 @@ from reid.bench.toydata import write_toy_dataset
 from reid.config.schema import DataConfig
 from reid.data.batching import BatchMaker, batch_frames, make_batch
 from reid.data.decode import DecodeError, Decoder, decode_video_inline, read_frames
-from reid.data.jpeg_store import JpegStoreError, ShardReader, decode_jpegs, pack_jpeg
+from reid.data.jpeg_store import JpegStoreError, ShardReader, decode_jpegs, pack_jpeg, read_jpeg_blobs
 from reid.data.plan import global_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
 
@@ -110,3 +110,12 @@ def test_a_truncated_shard_is_a_store_error(stores, tmp_path):
     (tmp_path / "cut.parquet").write_bytes(data[:len(data) // 2])
     with pytest.raises(JpegStoreError, match="cannot open JPEG shard"):
         ShardReader().blobs(tmp_path / "cut.parquet", 0, [0])
+
+
+def test_bytes_and_frames_of_repeated_unsorted_indices_come_in_the_order_asked(stores):
+    _, jpeg = stores
+    r = jpeg.records[2]
+    idx = np.array([5, 1, 5, 0, 8, 1])
+    every = pq.read_table(jpeg.resolve(r.shard)).column("frames")[r.shard_row].as_py()  # naive: the whole row
+    assert read_jpeg_blobs(jpeg, r, idx, ShardReader()) == [every[i] for i in idx]
+    np.testing.assert_array_equal(read_frames(jpeg, r, idx, Decoder(None)), decode_jpegs([every[i] for i in idx]))
