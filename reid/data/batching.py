@@ -163,7 +163,11 @@ class BatchMaker:
         # worker's device (module docstring); flow, pose maps and keypoints need the final frames here
         self.hwc = (train and not self.ship_bytes and data.train_sampler != "all"
                     and self.inputs <= {"frames", "attributes"})
-        self.frames_key = "frames_hwc" if self.hwc else "frames"
+
+    @property
+    def frames_key(self) -> str:
+        """The batch key of the decoded frames: `frames_hwc` for a maker with `hwc`, else `frames`."""
+        return "frames_hwc" if self.hwc else "frames"
 
     # -- one tracklet -------------------------------------------------------------------------------------------
     def clip(self, index: int, frame_idx: np.ndarray, rng: np.random.Generator, train: bool,
