@@ -197,7 +197,8 @@ def bench_baseline(m: Manifest, rows: list[PlanRow], seq_len: int, size: tuple[i
 
 
 def bench_raw(m: Manifest, rows: list[PlanRow], cfg: ExperimentConfig) -> tuple[float, float]:
-    """Decode-only clips per second of one process over the same clips, decoded as the pipeline decodes them: per
+    """Decode-only clips per second of one process over the same clips, decoded as the pipeline decodes them (a
+    JPEG store's frames into a clip-sized array, as the actors decode into the batch's: one array reused here): per
     wall second, and per CPU-second of the process (all its threads: FFmpeg may decode on several; Ray's idle
     threads in this process count too, a few per cent at most)."""
     from reid.data.decode import Decoder, read_frames
@@ -205,13 +206,15 @@ def bench_raw(m: Manifest, rows: list[PlanRow], cfg: ExperimentConfig) -> tuple[
     decoder = Decoder(None)
     a = cfg.data.augment
     decoder.draft_size = (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width)
+    into = np.empty((cfg.data.seq_len, *decoder.draft_size, 3), dtype=np.uint8)
     sampler = RestrictedSampler(cfg.data.seq_len)
     t0, c0 = time.perf_counter(), time.process_time()  # every thread: decoders may use several
     n = 0
     for row in rows:
         for slot, index in enumerate(row.indices):
             rec = m.records[index]
-            read_frames(m, rec, sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0])), decoder)
+            read_frames(m, rec, sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0])), decoder,
+                        out=into)
             n += 1
     return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
 

@@ -15,11 +15,12 @@ Batch contract (numpy here, torch tensors after iteration), B = P * K for "pk", 
     keypoints   float32 [B, T, 18, 3]    in output-frame pixels, after the same crop / flip
   "pairs" batching: rows 0..N-1 are side A and N..2N-1 side B of N pairs, plus
     pair_same   float32 [N]              1 for a positive pair (same identity), 0 otherwise
-  training batches whose inputs are only frames (and attributes): no `frames`; the worker's device finishes them
-  (`transforms.finish_frames` in `inputs.normalize_inputs`: flip and transposition, free on a GPU, 21 % of a
-  decoding actor's batch when done there in numpy)
-    frames_hwc   uint8  [B, T, H, W, 3]  each clip cropped and erased as for `frames`, channels last, NOT flipped
-    frames_flip  uint8  [B]              1 where the clip's augmentation flips it
+  training batches whose inputs are only frames (and attributes): no `frames`; the worker's device augments them
+  (`device_decode.finish_frames` in `inputs.normalize_inputs`: crop, flip, erasing and transposition, free on a GPU;
+  in the decoding actors they cost a copy of every frame, 10 % of a JPEG-store batch, plus the flip and
+  transposition, 21 %), and a JPEG store's frames decode straight into the batch
+    frames_hwc     uint8 [B, T, rh, rw, 3]  each clip's frames resized to (resize_height, resize_width), NOT cropped
+    frames_augment int64 [B, 12]            each clip's AugmentParams (transforms.AUGMENT_COLUMNS)
   `data.jpeg_decode=trainer` (JPEG store, training batches): no `frames`; the trainer decodes (device_decode.py)
     jpeg_bytes   uint8  [total bytes]    the B*T sampled frames' JPEG files, concatenated clip by clip, in time order
     jpeg_offsets int64  [B*T + 1]        frame i is jpeg_bytes[jpeg_offsets[i]:jpeg_offsets[i + 1]]
@@ -54,8 +55,8 @@ from reid.data.transforms import (
     apply_erase,
     augment_keypoints,
     augment_row,
+    resize_clip,
     sample_augment,
-    unflipped,
 )
 from reid.errors import ReidError
 from reid.spec import CPU_FRAME_INPUTS
@@ -174,20 +175,28 @@ class BatchMaker:
              frames: np.ndarray | None = None, out_frames: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Decode (unless `frames` [T, H0, W0, 3] are given), augment and derive the extras of one clip:
         frames uint8 [T, 3, H, W] (+ flow, pose_maps, keypoints as requested), or for a training clip of a maker
-        with `hwc`: frames_hwc uint8 [T, H, W, 3] and frames_flip uint8 [] (module docstring). `out_frames` (of
-        that shape): write the frames there (a slot of the batch buffer: decoded frames are copied once, into it)."""
+        with `hwc`: frames_hwc uint8 [T, rh, rw, 3] and frames_augment int64 [12] (module docstring). `out_frames`
+        (of that shape): write the frames there (a slot of the batch buffer: decoded frames are copied at most once,
+        into it, and a JPEG store's frames are decoded into it)."""
         rec = self.manifest.records[index]
-        if frames is None:
-            frames = read_frames(self.manifest, rec, frame_idx, self.decoder, tag=index)
+        hwc = self.hwc and train
+        if out_frames is not None and out_frames.shape[0] != len(frame_idx):
+            out_frames = None
+        if frames is None:  # a JPEG store's frames of the batch's size decode straight into its slot
+            frames = read_frames(self.manifest, rec, frame_idx, self.decoder, tag=index,
+                                 out=out_frames if hwc else None)
         if "frame_size" in rec.extra:  # packed videos pad odd sizes; crop back to the stored size
             h0, w0 = (int(v) for v in rec.extra["frame_size"].split("x"))
             frames = frames[:, :h0, :w0]
         params = sample_augment(rng, self.data, train)
-        if out_frames is not None and out_frames.shape[0] != len(frames):
-            out_frames = None
-        if self.hwc and train:  # uint8 [T, H, W, 3], the flip pending
-            return {"frames_hwc": apply_augment(frames, unflipped(params), out=out_frames),
-                    "frames_flip": np.array(params.flip, dtype=np.uint8)}
+        if hwc:  # uint8 [T, rh, rw, 3]: only resized, the rest of the augmentation left to the worker's device
+            x = resize_clip(frames, params.resized)
+            if out_frames is None:
+                x = np.ascontiguousarray(x)
+            elif x is not out_frames:
+                out_frames[...] = x
+                x = out_frames
+            return {"frames_hwc": x, "frames_augment": augment_row(params)}
         x = apply_augment(frames, params, erase=False, chw=True, out=out_frames)  # uint8 [T, 3, H, W]
         out: dict[str, np.ndarray] = {}
         if "flow" in self.inputs:  # before erasing, so the erased box does not fake motion
@@ -274,13 +283,13 @@ class BatchMaker:
 
     # -- one batch ----------------------------------------------------------------------------------------------
     def frames_shape(self, clips: int) -> tuple[int, ...] | None:
-        """The uint8 `frames_key` array of a batch of `clips` clips: [B, T, 3, H, W], or [B, T, H, W, 3] for
+        """The uint8 `frames_key` array of a batch of `clips` clips: [B, T, 3, H, W], or [B, T, rh, rw, 3] for
         `frames_hwc`; None when its clips may differ in length (sampler 'all') or it carries JPEG bytes."""
         d = self.data
         if d.train_sampler == "all" or self.ship_bytes:
             return None
         if self.hwc:
-            return (clips, d.seq_len, d.height, d.width, 3)
+            return (clips, d.seq_len, d.augment.resize_height or d.height, d.augment.resize_width or d.width, 3)
         return (clips, d.seq_len, 3, d.height, d.width)
 
     def __call__(self, row: PlanRow, frames_out: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -393,15 +402,15 @@ def make_test_clips(maker: BatchMaker, index: int) -> dict[str, np.ndarray]:
 
 def batch_frames(batch: Mapping[str, Any]) -> np.ndarray:
     """The uint8 [B, T, 3, H, W] frames of a batch of decoded frames in either form (module docstring): `frames`,
-    or `frames_hwc` + `frames_flip` finished on the CPU as the worker's device does (`transforms.finish_frames`)."""
+    or `frames_hwc` + `frames_augment` finished on the CPU as the worker's device does (`device_decode.finish_frames`)."""
     if "frames_hwc" not in batch:
         return np.asarray(batch["frames"])
     import torch
 
-    from reid.data.transforms import finish_frames
+    from reid.data.device_decode import finish_frames
 
-    hwc, flip = (torch.as_tensor(np.asarray(batch[k])) for k in ("frames_hwc", "frames_flip"))
-    return finish_frames(hwc, flip).numpy()
+    hwc, aug = (torch.as_tensor(np.asarray(batch[k])) for k in ("frames_hwc", "frames_augment"))
+    return finish_frames(hwc, aug).numpy()
 
 
 def to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

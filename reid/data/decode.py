@@ -98,9 +98,10 @@ def decode_video_inline(path: str | Path, frame_start: int, num_frames: int, ind
 
 
 def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int] | None = None,
-               error: type[DecodeError] = DecodeError) -> np.ndarray:
+               error: type[DecodeError] = DecodeError, out: np.ndarray | None = None) -> np.ndarray:
     """Images (files, or encoded bytes): uint8 [N, H, W, 3] RGB. Frames of another size are resized to the first
-    one's.
+    one's. `out`: a C-contiguous uint8 [N, H, W, 3] to decode into, used (and returned) when the first frame has that
+    size; its content is undefined after a call that returns another array.
 
     JPEG goes through libjpeg-turbo directly (jpeg_decode.py: Pillow's pixels in half the time); Pillow decodes
     everything else, and any JPEG the fast path hands back (damaged, CMYK). `draft_size` (h, w): decode JPEG at a
@@ -112,7 +113,8 @@ def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int
     from reid.data import jpeg_decode
 
     fast = jpeg_decode.available()
-    out: np.ndarray | None = None  # [N, H, W, 3], allocated at the first frame; later frames decode into it
+    given = out if out is not None and out.shape[0] == len(sources) and out.dtype == np.uint8 else None
+    out = None  # [N, H, W, 3]: `given` or a new array, chosen at the first frame; later frames decode into it
     for i, src in enumerate(sources):
         what = f"frame {i} is not a readable JPEG" if isinstance(src, bytes) else f"cannot read frame {src}"
         try:
@@ -120,7 +122,7 @@ def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int
             if fast and not isinstance(src, bytes) and str(src).lower().endswith((".jpg", ".jpeg")):
                 data = Path(src).read_bytes()
             frame = None
-            slot = None if out is None else out[i]
+            slot = out[i] if out is not None else given[0] if given is not None else None
             if fast and isinstance(data, bytes) and jpeg_decode.is_jpeg(data):
                 frame = jpeg_decode.decode_jpeg_rgb(data, draft_size, out=slot)
             if frame is None:
@@ -130,7 +132,8 @@ def decode_pil(sources: Sequence[str | Path | bytes], draft_size: tuple[int, int
                     im.load()
                     frame = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
             if out is None:
-                out = np.empty((len(sources), *frame.shape), dtype=np.uint8)
+                fits = given is not None and given.shape[1:] == frame.shape
+                out = given if fits else np.empty((len(sources), *frame.shape), dtype=np.uint8)
             elif frame.shape[:2] != out.shape[1:3]:
                 frame = np.asarray(Image.fromarray(frame).resize((out.shape[2], out.shape[1]), Image.BILINEAR))
             if frame is not slot:  # a frame decoded straight into its slot is not copied again
@@ -270,13 +273,15 @@ class Decoder:
         except FetchError as exc:
             raise DecodeError(str(exc)) from None
 
-    def jpeg(self, manifest: Manifest, record: TrackletRecord, indices: np.ndarray) -> np.ndarray:
-        """uint8 [T, H, W, 3] of a JPEG-store record (no time bound needed: JPEG decoding cannot spin)."""
+    def jpeg(self, manifest: Manifest, record: TrackletRecord, indices: np.ndarray,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """uint8 [T, H, W, 3] of a JPEG-store record (no time bound needed: JPEG decoding cannot spin); decoded into
+        `out` when it fits (`read_jpeg_frames`)."""
         from reid.data.jpeg_store import ShardReader, read_jpeg_frames
 
         if self._shards is None:
             self._shards = ShardReader()
-        return read_jpeg_frames(manifest, record, indices, self._shards, self.draft_size)
+        return read_jpeg_frames(manifest, record, indices, self._shards, self.draft_size, out)
 
     def jpeg_blobs(self, manifest: Manifest, record: TrackletRecord, indices: np.ndarray) -> list[bytes]:
         """The undecoded JPEG bytes of frames `indices` of a JPEG-store record (`jpeg_store.read_jpeg_blobs`)."""
@@ -416,12 +421,13 @@ class Decoder:
 
 
 def read_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray, decoder: Decoder,
-                tag: int = -1) -> np.ndarray:
+                tag: int = -1, out: np.ndarray | None = None) -> np.ndarray:
     """Frames `indices` (tracklet-relative) of one record: uint8 [T, H, W, 3] RGB; raises DecodeError.
 
-    `tag` (the record's index) names the tracklet in a hang report."""
+    `tag` (the record's index) names the tracklet in a hang report. `out`: a C-contiguous uint8 [T, H, W, 3] that a
+    JPEG store's frames decode into (returned) when they have that size and are distinct; else a new array."""
     if record.shard:
-        return decoder.jpeg(manifest, record, indices)
+        return decoder.jpeg(manifest, record, indices, out)
     if record.video:
         video = decoder.local_file(manifest.locate(record.video))
         return decoder.video(video, record.frame_start, record.num_frames, indices, tag)

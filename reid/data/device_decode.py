@@ -1,4 +1,5 @@
-"""Decode a training batch's JPEG bytes on the trainer's device (`data.jpeg_decode=trainer`).
+"""Decode and augment a training batch on the trainer's device: JPEG bytes (`data.jpeg_decode=trainer`), or frames
+the decoding actors only decoded (`frames_hwc`).
 
 With a JPEG store (`reid prepare --pack jpeg`) and `data.jpeg_decode=trainer`, the decoding actors sample a batch
 exactly as they do for `frames` (plan row, frame indices, one AugmentParams per clip from the same rng) but only
@@ -10,7 +11,11 @@ device, before normalising (`reid.data.inputs.normalize_inputs`), so a CPU node 
     jpeg_augment int64 [B, 12]      ->  F_b uint8 [T, 3, H0, W0] per clip b, then clip b's AugmentParams p:
                                         frames uint8 [B, T, 3, H, W] on the device
 
-Geometry (transforms.apply_augment, vectorised over the batch in torch):
+A frames-only training batch of the actors' own decoding arrives resized but not cropped (`frames_hwc` [B, T, rh,
+rw, 3] and `frames_augment` [B, 12]); `finish_frames` does steps 2-3 below on the device (`normalize_inputs`).
+
+Geometry (transforms.apply_augment; on an accelerator vectorised over the batch in torch, on the CPU apply_augment
+itself, clip by clip):
     1. resize   X = bilinear(F_b, p.resized)  [T, 3, rh, rw], anti-aliased when shrinking (torch's antialias=True
                 filter is Pillow's BILINEAR with its support widened by the scale); skipped when F_b has that size.
     2. crop     out[t, c, i, j] = X[t, c, y_i, x_j] where 0 <= y_i < rh and 0 <= x_j < rw, else 0 (zero padding),
@@ -38,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from reid.data.transforms import AUGMENT_COLUMNS, IMAGENET_MEAN
+from reid.data.transforms import AUGMENT_COLUMNS, IMAGENET_MEAN, apply_augment, augment_params
 from reid.errors import ReidError
 
 log = logging.getLogger(__name__)
@@ -70,10 +75,7 @@ def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | 
     b, n = aug.shape[0], len(bounds) - 1
     if b == 0 or n % b:
         raise ReidError(f"a JPEG batch of {n} frames cannot be split into {b} clips")
-    sizes = {tuple(r) for r in rows[:, [_COL["resized_h"], _COL["resized_w"], _COL["out_h"], _COL["out_w"]]].tolist()}
-    if len(sizes) != 1:
-        raise ReidError(f"a JPEG batch mixes resize / crop sizes {sorted(sizes)}; training clips share one geometry")
-    rh, rw, oh, ow = sizes.pop()
+    rh, rw, oh, ow = _geometry(rows)
     blobs = [data[bounds[i]:bounds[i + 1]] for i in range(n)]
     try:
         images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device)
@@ -81,6 +83,14 @@ def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | 
         images = decode_each(blobs, n // b, device)
     x = resize_frames(images, (rh, rw), device).view(b, n // b, 3, rh, rw)
     return crop_flip_erase(x, aug, (oh, ow))
+
+
+def _geometry(rows: torch.Tensor) -> tuple[int, int, int, int]:
+    """(resized_h, resized_w, out_h, out_w) shared by every AugmentParams row of a batch (int64 [B, 12] on the CPU)."""
+    sizes = {tuple(r) for r in rows[:, [_COL["resized_h"], _COL["resized_w"], _COL["out_h"], _COL["out_w"]]].tolist()}
+    if len(sizes) != 1:
+        raise ReidError(f"a training batch mixes resize / crop sizes {sorted(sizes)}; its clips share one geometry")
+    return sizes.pop()
 
 
 def decode_each(blobs: list[torch.Tensor], t: int, device: torch.device) -> list[torch.Tensor]:
@@ -123,8 +133,39 @@ def resize_frames(images: list[torch.Tensor], size: tuple[int, int], device: tor
     return out
 
 
+def finish_frames(frames_hwc: torch.Tensor, augment: torch.Tensor) -> torch.Tensor:
+    """A frames-only training batch as the decoding actors ship it (batching.py, batch contract), augmented on the
+    tensor's device: uint8 [B, T, rh, rw, 3] (each clip resized, nothing else), int64 [B, 12] AugmentParams rows
+    -> uint8 [B, T, 3, H, W] contiguous, the crop, flip and erasing of `transforms.apply_augment` (steps 2-3)."""
+    rows = torch.as_tensor(augment).cpu().to(torch.int64)
+    b, _, rh, rw, _ = frames_hwc.shape
+    geometry = _geometry(rows)
+    if len(rows) != b or geometry[:2] != (rh, rw):
+        raise ReidError(f"a batch of {b} clips of {rh}x{rw} frames has augmentation rows of {len(rows)} clips "
+                        f"resized to {geometry[0]}x{geometry[1]}")
+    oh, ow = geometry[2:]
+    return crop_flip_erase(frames_hwc.permute(0, 1, 4, 2, 3), rows.to(frames_hwc.device), (oh, ow))
+
+
 def crop_flip_erase(x: torch.Tensor, aug: torch.Tensor, out: tuple[int, int]) -> torch.Tensor:
-    """Steps 2-3 of the module docstring: x uint8 [B, T, 3, rh, rw], aug int64 [B, 12] -> uint8 [B, T, 3, H, W]."""
+    """Steps 2-3 of the module docstring: x uint8 [B, T, 3, rh, rw] (any strides), aug int64 [B, 12] on x's device
+    -> uint8 [B, T, 3, H, W] contiguous. On the CPU clip by clip through `transforms.apply_augment` (slices: 8 ms a
+    batch of 16 clips of 8 frames at 256x128 on this project's 2-core machine, where the vectorised gather took
+    185 ms); on an accelerator as one gather over the batch."""
+    if x.device.type == "cpu":
+        return _crop_flip_erase_host(x, aug, out)
+    return _crop_flip_erase_gather(x, aug, out)
+
+
+def _crop_flip_erase_host(x: torch.Tensor, aug: torch.Tensor, out: tuple[int, int]) -> torch.Tensor:
+    frames = torch.empty((x.shape[0], x.shape[1], 3, *out), dtype=torch.uint8)
+    src, dst = x.numpy(), frames.numpy()  # views: apply_augment writes each clip into its slot of `frames`
+    for b, row in enumerate(aug.tolist()):
+        apply_augment(src[b].transpose(0, 2, 3, 1), augment_params(row), chw=True, out=dst[b])
+    return frames
+
+
+def _crop_flip_erase_gather(x: torch.Tensor, aug: torch.Tensor, out: tuple[int, int]) -> torch.Tensor:
     b, _, _, rh, rw = x.shape
     oh, ow = out
     dev = x.device

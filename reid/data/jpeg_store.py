@@ -50,10 +50,11 @@ def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def decode_jpegs(blobs: Sequence[bytes], draft_size: tuple[int, int] | None = None) -> np.ndarray:
+def decode_jpegs(blobs: Sequence[bytes], draft_size: tuple[int, int] | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """JPEG bytes -> uint8 [N, H, W, 3] RGB (`decode.decode_pil`: libjpeg-turbo, optional DCT-domain downscaling
-    while the result stays at least `draft_size` (h, w) large)."""
-    return decode_pil(blobs, draft_size, error=JpegStoreError)
+    while the result stays at least `draft_size` (h, w) large; into `out` when it has that shape)."""
+    return decode_pil(blobs, draft_size, error=JpegStoreError, out=out)
 
 
 class JpegStoreError(DecodeError):
@@ -127,12 +128,13 @@ class ShardReader:
 
 
 def read_jpeg_frames(manifest: Manifest, record: TrackletRecord, indices: np.ndarray, reader: ShardReader,
-                     draft_size: tuple[int, int] | None = None) -> np.ndarray:
-    """Frames `indices` (tracklet-relative) of a JPEG-store record: uint8 [T, H, W, 3]; each frame decoded once."""
+                     draft_size: tuple[int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Frames `indices` (tracklet-relative) of a JPEG-store record: uint8 [T, H, W, 3]; each frame decoded once.
+    `out`: decode into this array (returned) when `indices` are distinct and sorted and the frames fit it."""
     uniq, inverse = _distinct(indices)
     blobs = reader.blobs(manifest.locate(record.shard), record.shard_row, uniq)
     try:
-        frames = decode_jpegs(blobs, draft_size)
+        frames = decode_jpegs(blobs, draft_size, out if inverse is None else None)
     except JpegStoreError as exc:
         raise JpegStoreError(f"tracklet {record.tracklet_id}: {exc}") from None
     return frames if inverse is None else frames[inverse]

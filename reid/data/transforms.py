@@ -21,7 +21,8 @@ Normalisation runs on the worker's device, in torch: `normalize_imagenet` (RGB, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,6 +66,12 @@ def augment_row(p: AugmentParams) -> np.ndarray:
     """int64 [len(AUGMENT_COLUMNS)]: the fields of `p` in AUGMENT_COLUMNS order, flip as 0 / 1, no erasing as -1s."""
     return np.array([*p.resized, p.pad, p.top, p.left, *p.out, int(p.flip), *(p.erase or (-1, -1, -1, -1))],
                     dtype=np.int64)
+
+
+def augment_params(row: Sequence[int]) -> AugmentParams:
+    """The AugmentParams of an `augment_row` row (its inverse): erase None where the row has no box (erase_h <= 0)."""
+    rh, rw, pad, top, left, oh, ow, flip, et, el, eh, ew = (int(v) for v in row)
+    return AugmentParams((rh, rw), pad, top, left, (oh, ow), bool(flip), (et, el, eh, ew) if eh > 0 else None)
 
 
 def sample_augment(rng: np.random.Generator, data: DataConfig, train: bool) -> AugmentParams:
@@ -180,18 +187,6 @@ def apply_augment(frames: np.ndarray, p: AugmentParams, *, erase: bool = True, c
     return apply_erase(out, p, chw=chw) if erase else out
 
 
-def unflipped(p: AugmentParams) -> AugmentParams:
-    """The same transform without its flip, the erasing box mirrored to where it lies before the flip:
-    mirror_w(apply_augment(F, unflipped(p))) == apply_augment(F, p) (the flip left to `finish_frames`)."""
-    if not p.flip:
-        return p
-    erase = p.erase
-    if erase is not None:
-        et, el, eh, ew = erase
-        erase = (et, p.out[1] - el - ew, eh, ew)
-    return replace(p, flip=False, erase=erase)
-
-
 def _span(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
     """The view x[..., start:stop, ...] along `axis`."""
     index = [slice(None)] * x.ndim
@@ -230,18 +225,6 @@ def augment_keypoints(kps: np.ndarray, in_size: tuple[int, int], p: AugmentParam
 def to_chw(frames: np.ndarray) -> np.ndarray:
     """uint8 [..., H, W, 3] -> uint8 [..., 3, H, W] (contiguous)."""
     return np.ascontiguousarray(np.moveaxis(frames, -1, -3))
-
-
-def finish_frames(frames_hwc: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-    """Channels first and the pending flips, on the tensor's device (free on a GPU; a numpy transposition took
-    3.5 ms per 16 clips of 8 frames at 256x128 in a decoding actor):
-    uint8 [B, T, H, W, 3], flip [B] (1 = mirror clip b) -> uint8 [B, T, 3, H, W] contiguous, where
-    out[b, t, c, i, j] = frames_hwc[b, t, i, W - 1 - j if flip[b] else j, c]."""
-    import torch
-
-    x = frames_hwc.permute(0, 1, 4, 2, 3)
-    mirror = flip.to(device=x.device, dtype=torch.bool).view(-1, 1, 1, 1, 1)
-    return torch.where(mirror, x.flip(-1), x).contiguous()
 
 
 def normalize_imagenet(frames: torch.Tensor) -> torch.Tensor:

@@ -46,11 +46,12 @@ def test_pk_batch_contract(manifest_path):
     assert int(b["epoch"]) == 0 and int(b["batch_index"]) == 0
     attrs = [m.records[i].attributes for i in row.indices]
     assert b["attributes"].tolist() == [[a["gender"], a["top color"]] for a in attrs]
-    # frames only: cropped channels last, the flip left to the worker's device, the same clips once finished
+    # frames only: decoded and resized channels last, the crop, flip and erasing left to the worker's device, the
+    # same clips once finished
     b2 = make_batch(row, m, c, {"frames"}, train=True)
-    assert set(b2) == {"frames_hwc", "frames_flip", "pid", "camid", "index", "epoch", "batch_index"}
+    assert set(b2) == {"frames_hwc", "frames_augment", "pid", "camid", "index", "epoch", "batch_index"}
     assert b2["frames_hwc"].shape == (4, 4, 32, 16, 3) and b2["frames_hwc"].dtype == np.uint8
-    assert b2["frames_flip"].shape == (4,) and b2["frames_flip"].dtype == np.uint8
+    assert b2["frames_augment"].shape == (4, 12) and b2["frames_augment"].dtype == np.int64
     np.testing.assert_array_equal(batch_frames(b2), b["frames"])  # deterministic for a row
 
 

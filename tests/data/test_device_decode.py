@@ -49,7 +49,7 @@ def cfg(geometry: str = "stored-size", **kw) -> DataConfig:
 
 def channels_first(batch: dict) -> dict:
     """An actor's training batch with its frames as `frames` [B, T, 3, H, W], finished as the worker does."""
-    return {**{k: v for k, v in batch.items() if k not in ("frames_hwc", "frames_flip")}, "frames": batch_frames(batch)}
+    return {**{k: v for k, v in batch.items() if k not in ("frames_hwc", "frames_augment")}, "frames": batch_frames(batch)}
 
 
 def both(manifest: Manifest, c: DataConfig, epochs: int = 1):

@@ -119,3 +119,41 @@ def test_bytes_and_frames_of_repeated_unsorted_indices_come_in_the_order_asked(s
     every = pq.read_table(jpeg.resolve(r.shard)).column("frames")[r.shard_row].as_py()  # naive: the whole row
     assert read_jpeg_blobs(jpeg, r, idx, ShardReader()) == [every[i] for i in idx]
     np.testing.assert_array_equal(read_frames(jpeg, r, idx, Decoder(None)), decode_jpegs([every[i] for i in idx]))
+
+
+def test_frames_decode_into_the_array_given_when_they_fit(stores):
+    _, jpeg = stores
+    r = jpeg.records[1]
+    plain = read_frames(jpeg, r, np.array([0, 2, 5, 7]), Decoder(None))
+    given = np.full_like(plain, 7)
+    assert read_frames(jpeg, r, np.array([0, 2, 5, 7]), Decoder(None), out=given) is given
+    np.testing.assert_array_equal(given, plain)
+    for idx, out in ((np.array([0, 2, 2, 7]), np.empty_like(plain)),  # repeats: decoded once each, then gathered
+                     (np.array([0, 2, 5, 7]), np.empty((4, 32, 16, 3), np.uint8))):  # another size
+        got = read_frames(jpeg, r, idx, Decoder(None), out=out)
+        assert got is not out
+        np.testing.assert_array_equal(got, read_frames(jpeg, r, idx, Decoder(None)))
+
+
+def test_a_training_batch_decodes_each_frame_into_its_slot(stores, monkeypatch):
+    """Frames-only training batches of a JPEG store: libjpeg-turbo writes every frame into the batch's array."""
+    from reid.data import jpeg_decode
+
+    _, jpeg = stores
+    c = DataConfig(height=64, width=32, seq_len=4, ids_per_batch=2, tracklets_per_id=2, decode_timeout_s=None)
+    maker = BatchMaker(jpeg, c, {"frames"}, train=True)
+    buffer = np.empty(maker.frames_shape(4), np.uint8)
+    into: list[bool] = []
+    decode = jpeg_decode.decode_jpeg_rgb
+
+    def spy(blob, draft_size=None, out=None):
+        got = decode(blob, draft_size, out=out)
+        into.append(got is not None and np.shares_memory(got, buffer))
+        return got
+
+    monkeypatch.setattr(jpeg_decode, "decode_jpeg_rgb", spy)
+    row = global_plan(jpeg.records, c, 3, "pk", 0, 1)[0]
+    got = maker(row, frames_out=buffer)
+    assert got["frames_hwc"] is buffer and into == [True] * 16
+    monkeypatch.setattr(jpeg_decode, "decode_jpeg_rgb", decode)
+    np.testing.assert_array_equal(batch_frames(got), batch_frames(make_batch(row, jpeg, c, {"frames"}, train=True)))

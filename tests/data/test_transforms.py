@@ -5,17 +5,18 @@ from PIL import Image
 
 from reid.config.schema import DataConfig
 from reid.data.transforms import (
+    AUGMENT_COLUMNS,
     IMAGENET_MEAN,
     AugmentParams,
     apply_augment,
     augment_keypoints,
-    finish_frames,
+    augment_params,
+    augment_row,
     normalize_imagenet,
     normalize_input,
     sample_augment,
     to_chw,
     to_yuv_standardized,
-    unflipped,
 )
 from reid.errors import ReidError
 
@@ -60,25 +61,13 @@ def test_a_dirty_output_buffer_gets_exactly_the_padded_crop(chw, flip, top, left
     np.testing.assert_array_equal(got, to_chw(expected) if chw else expected)
 
 
+@pytest.mark.parametrize("erase", [None, (2, 0, 4, 5)])
 @pytest.mark.parametrize("flip", [False, True])
-@pytest.mark.parametrize("erase", [None, (2, 0, 4, 5), (0, 7, 20, 5), (3, 2, 1, 1)])
-def test_an_unflipped_crop_finished_on_the_device_is_the_augmented_clip(flip, erase):
-    """The actors ship the crop unflipped and channels last; `finish_frames` flips and transposes it on the worker's
-    device: the result is apply_augment's channels-first clip, erasing box included (naive per-pixel loop)."""
-    clips = [clip(seed=s) for s in range(3)]
-    ps = [AugmentParams(resized=(20, 12), pad=3, top=1 + s, left=5 - s, out=(20, 12), flip=flip != (s == 1),
-                        erase=erase) for s in range(3)]
-    hwc = np.stack([apply_augment(c, unflipped(p)) for c, p in zip(clips, ps, strict=True)])
-    flips = torch.tensor([p.flip for p in ps], dtype=torch.uint8)
-    got = finish_frames(torch.from_numpy(hwc), flips).numpy()
-    want = np.stack([apply_augment(c, p, chw=True) for c, p in zip(clips, ps, strict=True)])
-    np.testing.assert_array_equal(got, want)
-    naive = np.empty_like(want)
-    for b, p in enumerate(ps):
-        for j in range(12):
-            naive[b, :, :, :, j] = np.moveaxis(hwc[b, :, :, 11 - j if p.flip else j], -1, 1)
-    np.testing.assert_array_equal(got, naive)
-    assert got.flags["C_CONTIGUOUS"] and unflipped(ps[0]).flip is False
+def test_augment_params_read_back_the_row_they_were_written_to(flip, erase):
+    p = AugmentParams(resized=(24, 14), pad=3, top=1, left=5, out=(20, 12), flip=flip, erase=erase)
+    row = augment_row(p)
+    assert row.dtype == np.int64 and row.shape == (len(AUGMENT_COLUMNS),)
+    assert augment_params(row) == p and augment_params(row.tolist()) == p
 
 
 def test_a_window_in_the_padding_only_is_all_zero():

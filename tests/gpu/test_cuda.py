@@ -146,18 +146,18 @@ def test_channels_last_on_cuda_changes_the_layout_not_the_features(cuda):
     assert ((a - b).norm(dim=1) / a.norm(dim=1)).max() < 1e-2
 
 
-def test_unflipped_crops_are_finished_on_cuda_as_the_actors_would_have(cuda):
-    """`frames_hwc` + `frames_flip` flipped and made channels-first on CUDA (`finish_frames`, in normalize_inputs):
-    exactly apply_augment's channels-first clips."""
-    from reid.data.transforms import finish_frames, unflipped
+def test_decoded_frames_are_augmented_on_cuda_as_the_actors_would_have(cuda):
+    """`frames_hwc` + `frames_augment` cropped, flipped, erased and made channels-first on CUDA (`finish_frames`, in
+    normalize_inputs): exactly apply_augment's channels-first clips."""
+    from reid.data.device_decode import finish_frames
 
     d = DataConfig(height=64, width=32, augment={"pad": 6, "random_erasing": 1.0})
     rng = np.random.default_rng(4)
     clips = [rng.integers(0, 256, (4, 64, 32, 3), dtype=np.uint8) for _ in range(6)]
     params = [sample_augment(rng, d, train=True) for _ in clips]
-    hwc = torch.from_numpy(np.stack([apply_augment(c, unflipped(p)) for c, p in zip(clips, params, strict=True)]))
-    flip = torch.tensor([p.flip for p in params], dtype=torch.uint8)
-    got = finish_frames(hwc.to(cuda), flip.to(cuda)).cpu().numpy()
+    rows = torch.from_numpy(np.stack([augment_row(p) for p in params]))
+    got = finish_frames(torch.from_numpy(np.stack(clips)).to(cuda), rows.to(cuda))
+    assert got.device.type == "cuda"
     want = np.stack([apply_augment(c, p, chw=True) for c, p in zip(clips, params, strict=True)])
     assert {p.flip for p in params} == {False, True}
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got.cpu().numpy(), want)
