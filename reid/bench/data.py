@@ -10,7 +10,7 @@ same output size), in one run, side by side:
              the previous epoch's last batch to its own, so that batches arriving together all count; median).
              Also with 1 actor, for the 1 -> N scaling. uint8 out (normalisation happens later, on the device).
   raw decode the same frames of the same store decoded in a tight loop by one process, the way the pipeline
-             decodes them, no transforms: the decode limit per core.
+             decodes them (a JPEG store's into a clip-sized array), no transforms: the decode limit per core.
   baseline   what torchreid does: a torch DataLoader with --workers processes; every frame opened with PIL from its
              own JPEG file and transformed independently (Resize, flip, Pad 10 + RandomCrop, ToTensor, Normalize);
              float32 out. Video datasets are first unpacked to JPEG frames (not timed).
@@ -22,8 +22,9 @@ CPU split (Linux, decoding actors on this node; reid/bench/cpu_split.py): where 
 fit's first batch to its last (the decoding actors, this process as the consumer, the rest of the machine, idle),
 and the clips per CPU-second the actors used against the raw decode's clips per CPU-second of its process. The
 per-core ratios divide by the number of actors; where the actors share the cores with the consumer and Ray (no
-more cores than actors) the CPU ratio separates the pipeline's cost per clip from that contention. A diagnosis,
-not a target.
+more cores than actors) the CPU ratio separates the pipeline's cost per clip from that contention, and so does the
+line `the same with 1 decoding actor` (the 1-actor fit-level rate against the raw decode). A diagnosis, not a
+target.
 Targets per decode core: fit-level pipeline >= 0.9 x the raw decode limit of the same store; >= 3 x the
 torchreid-style loader; 1 -> 2 decode actors >= 1.8 x. Give each decoding actor at least 4 batches an epoch
 (--batches >= 4 x --workers): a shorter epoch is flagged, its rates measure a burst of decodes begun during start-up.
@@ -335,6 +336,8 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
               f"batch; decoding-actor starts per fit: {int(s['actor_starts'])})",
               f"store: {default}",
               f"fit-level pipeline / raw decode per core: {per_core / s['raw']:.2f} (target >= 0.9)",
+              *([f"  the same with 1 decoding actor: {s['fit_1'] / s['raw']:.2f} (its pipeline overhead, without "
+                 f"the contention of {workers} actors for this machine's cores)"] if workers > 1 else []),
               f"fit-level pipeline / torchreid-style loader per core: {per_core / (baseline / workers):.2f} "
               f"(target >= 3)",
               f"1 -> {workers} decoding actors: {s['fit'] / s['fit_1']:.2f}x (target >= {0.9 * workers:.1f})"]

@@ -22,6 +22,8 @@ def test_report_ratios():
                        "fit_1": 190.0, "actor_starts": 2}}
     report = bench_data.format_report("t", stores, baseline=60.0, workers=2, default="jpeg")
     assert "fit-level pipeline / raw decode per core: 0.90 (target >= 0.9)" in report
+    assert "  the same with 1 decoding actor: 0.95 (its pipeline overhead" in report
+    assert "the same with 1" not in bench_data.format_report("t", stores, baseline=60.0, workers=1, default="jpeg")
     assert "fit-level pipeline / torchreid-style loader per core: 6.00 (target >= 3)" in report
     assert "1 -> 2 decoding actors: 1.89x (target >= 1.8)" in report
     assert re.search(r"^video\s+900\s+100\.0\s+2\.0s\s+180\.0\s+90\.0\s+190\.0\s+0\.90\s+95\.0\s+1\.89$", report,
