@@ -21,7 +21,6 @@ displacement bound and clipped to [-1, 1] (`normalize_flow`).
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import correlate1d
 
 FLOW_BOUND = 4.0  # pixels of displacement mapped to +-1 in the network input
 
@@ -65,6 +64,8 @@ def lucas_kanade(prev: np.ndarray, nxt: np.ndarray, *, radius: int = 2, window: 
     Returns:
         float32 [..., 2, H, W]: (u, v) = horizontal and vertical displacement in pixels.
     """
+    from scipy.ndimage import correlate1d  # here: every decoding actor imports this module, few compute flow
+
     ix, iy, it = gradients(prev, nxt)
     k = window_kernel(window, radius, sigma)
 
