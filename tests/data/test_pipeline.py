@@ -281,3 +281,15 @@ def test_a_task_decodes_into_the_frames_array_an_earlier_task_gave_back():
     spare.give("task-4", bigger)
     other, _ = spare.take("task-5", 8, (4, 2, 3, 16, 8))  # another batch shape: a new array
     assert not np.may_share_memory(other, bigger)
+
+
+def test_the_decoding_actors_module_imports_neither_torch_nor_scipy():
+    """Every decoding actor imports reid.data.pipeline when it starts, once per fit per actor: torch (about 3 s here)
+    and scipy (0.15-0.3 s) belong to the few paths that need them (the worker's device side, optical flow)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, reid.data.pipeline, reid.data.decode, reid.data.jpeg_store; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision', 'scipy'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
