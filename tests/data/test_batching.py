@@ -170,14 +170,17 @@ def test_clips_are_written_into_the_batch_buffer_once(manifest_path):
         maker.close()
 
 
-def test_a_batch_decodes_into_the_array_it_is_given(manifest_path):
-    """`frames_out` (a row of a decoding task's array) receives the batch's frames; the batch equals one made on
-    its own; an array of another shape is refused."""
+@pytest.mark.parametrize("resize", [None, (40, 20)])
+def test_a_batch_decodes_into_the_array_it_is_given(manifest_path, resize):
+    """`frames_out` (a row of a decoding task's array) receives the batch's frames (resized first where the
+    augmentation resizes); the batch equals one made on its own; an array of another shape is refused."""
     m = read_manifest(manifest_path)
-    c = cfg(augment={"pad": 6, "random_erasing": 1.0})
+    sizes = {} if resize is None else {"resize_height": resize[0], "resize_width": resize[1]}
+    c = cfg(augment={"pad": 6, "random_erasing": 1.0, **sizes})
     maker = BatchMaker(m, c, {"frames"}, train=True, decoder=None)
     try:
         row = epoch_plan(m.records, c, SEED, "pk", epoch=2)[1]
+        assert maker.frames_shape(4)[2:4] == (resize or (32, 16))
         task = np.full((3, *maker.frames_shape(len(row.indices))), 255, dtype=np.uint8)
         got = maker(row, frames_out=task[1])
         assert np.shares_memory(got["frames_hwc"], task[1]) and not np.shares_memory(got["frames_hwc"], task[0])
@@ -189,3 +192,14 @@ def test_a_batch_decodes_into_the_array_it_is_given(manifest_path):
             maker(row, frames_out=task[1][:, :2])
     finally:
         maker.close()
+
+
+def test_resized_frames_finished_on_the_device_equal_the_actors_augmentation(manifest_path):
+    """With a resize before the crop (adfta's 288x144 -> 256x128, scaled down): the actors ship the resized clips,
+    the worker's crop of them is the clip the actors make when they augment themselves (flow keeps them at it)."""
+    m = read_manifest(manifest_path)
+    c = cfg(augment={"pad": 3, "random_erasing": 0.5, "resize_height": 36, "resize_width": 18})
+    for row in epoch_plan(m.records, c, SEED, "pk", epoch=0)[:3]:
+        shipped = make_batch(row, m, c, {"frames"}, train=True)
+        assert shipped["frames_hwc"].shape[2:4] == (36, 18)
+        np.testing.assert_array_equal(batch_frames(shipped), make_batch(row, m, c, {"frames", "flow"}, True)["frames"])
