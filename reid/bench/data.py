@@ -9,8 +9,10 @@ same output size), in one run, side by side:
              to its last, epoch boundaries included) and the steady state (each epoch after the first, timed from
              the previous epoch's last batch to its own, so that batches arriving together all count; median).
              Also with 1 actor, for the 1 -> N scaling. uint8 out (normalisation happens later, on the device).
-  raw decode the same frames of the same store decoded in a tight loop by one process, the way the pipeline
-             decodes them (a JPEG store's into a clip-sized array), no transforms: the decode limit per core.
+  raw decode the same frames of the same store decoded in a tight loop by one fresh process, the way the
+             pipeline decodes them (a JPEG store's into a clip-sized array), no transforms: the decode limit per
+             core. With --workers N > 1 also N such processes at once: the machine's own 1 -> N scaling of the
+             decode, the ceiling of the pipeline's (a shared or memory-bound node gives less than N x).
   baseline   what torchreid does: a torch DataLoader with --workers processes; every frame opened with PIL from its
              own JPEG file and transformed independently (Resize, flip, Pad 10 + RandomCrop, ToTensor, Normalize);
              float32 out. Video datasets are first unpacked to JPEG frames (not timed).
@@ -197,11 +199,9 @@ def bench_baseline(m: Manifest, rows: list[PlanRow], seq_len: int, size: tuple[i
     return _rate(arrivals, len(rows[0].indices))
 
 
-def bench_raw(m: Manifest, rows: list[PlanRow], cfg: ExperimentConfig) -> tuple[float, float]:
-    """Decode-only clips per second of one process over the same clips, decoded as the pipeline decodes them (a
-    JPEG store's frames into a clip-sized array, as the actors decode into the batch's: one array reused here): per
-    wall second, and per CPU-second of the process (all its threads: FFmpeg may decode on several; Ray's idle
-    threads in this process count too, a few per cent at most)."""
+def _raw_decoder(m: Manifest, cfg: ExperimentConfig):
+    """rows -> clips decoded as the pipeline decodes them (a JPEG store's frames into a clip-sized array, as the
+    actors decode into the batch's: one array reused here), no transforms; decoder and array made once."""
     from reid.data.decode import Decoder, read_frames
 
     decoder = Decoder(None)
@@ -209,15 +209,104 @@ def bench_raw(m: Manifest, rows: list[PlanRow], cfg: ExperimentConfig) -> tuple[
     decoder.draft_size = (a.resize_height or cfg.data.height, a.resize_width or cfg.data.width)
     into = np.empty((cfg.data.seq_len, *decoder.draft_size, 3), dtype=np.uint8)
     sampler = RestrictedSampler(cfg.data.seq_len)
-    t0, c0 = time.perf_counter(), time.process_time()  # every thread: decoders may use several
-    n = 0
-    for row in rows:
-        for slot, index in enumerate(row.indices):
-            rec = m.records[index]
-            read_frames(m, rec, sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0])), decoder,
-                        out=into)
-            n += 1
-    return n / (time.perf_counter() - t0), n / max(time.process_time() - c0, 1e-9)
+
+    def decode(rows: list[PlanRow]) -> int:
+        n = 0
+        for row in rows:
+            for slot, index in enumerate(row.indices):
+                rec = m.records[index]
+                read_frames(m, rec, sampler(rec.num_frames, np.random.default_rng([row.seed, slot, 0])), decoder,
+                            out=into)
+                n += 1
+        return n
+
+    return decode
+
+
+_RAW_TIMEOUT_S = 300.0  # a raw decoder process that has not started or finished by then has failed
+
+
+@dataclass(frozen=True)
+class RawSpan:
+    """One raw decoder process's timed decode: clips, start and end (time.monotonic, one clock for every process
+    of the machine) and the CPU-seconds of the process (all its threads: FFmpeg may decode on several)."""
+
+    clips: int
+    start: float
+    end: float
+    cpu_s: float
+
+
+def _raw_process(manifest_path: str, rows: list[PlanRow], cfg: ExperimentConfig, barrier: Any, results: Any) -> None:
+    """One raw decoder process: decode the first row untimed (imports, decoder set-up, first reads), wait for the
+    others, then decode all of `rows`, timed: puts a RawSpan, or the error's one line (and breaks the barrier, so
+    that the others do not wait for it)."""
+    try:
+        decode = _raw_decoder(read_manifest(manifest_path), cfg)
+        decode(rows[:1])
+        barrier.wait(_RAW_TIMEOUT_S)
+        t0, c0 = time.monotonic(), time.process_time()
+        n = decode(rows)
+        results.put(RawSpan(n, t0, time.monotonic(), time.process_time() - c0))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it as one line
+        barrier.abort()
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def raw_spans(manifest_path: Path, rows: list[PlanRow], cfg: ExperimentConfig, processes: int) -> list[RawSpan]:
+    """`processes` fresh processes each decode all of `rows`, started together (a barrier): their RawSpans.
+
+    Fresh processes, not this one: here Ray's threads and the fits' leftovers run, and after a fit the same loop
+    decoded 667-803 clips/s in this process against 787-818 in a fresh one (4 fits, 2-core development machine,
+    2026-12-06): the decode limit is the fresh process's. Spawned, not forked: this process runs Ray's threads."""
+    import multiprocessing
+    import queue
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    procs = [ctx.Process(target=_raw_process, args=(str(manifest_path), rows, cfg, barrier, results), daemon=True)
+             for _ in range(processes)]
+    for p in procs:
+        p.start()
+    spans: list[RawSpan] = []
+    deadline = time.monotonic() + _RAW_TIMEOUT_S
+    try:
+        while len(spans) < processes:
+            try:
+                got = results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    raise ReidError("the raw decode failed: " + (
+                        f"a process ended with status {dead[0]}" if dead else
+                        f"not done after {_RAW_TIMEOUT_S:.0f} s")) from None
+                continue
+            if isinstance(got, str):
+                raise ReidError(f"the raw decode failed: {got}")
+            spans.append(got)
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    return spans
+
+
+def bench_raw(manifest_path: Path, rows: list[PlanRow], cfg: ExperimentConfig) -> tuple[float, float]:
+    """The decode limit: clips per second of one fresh process decoding the clips of `rows` in a tight loop as the
+    pipeline decodes them (raw_spans), per wall second and per CPU-second of the process."""
+    (span,) = raw_spans(manifest_path, rows, cfg, 1)
+    return span.clips / (span.end - span.start), span.clips / max(span.cpu_s, 1e-9)
+
+
+def bench_raw_parallel(manifest_path: Path, rows: list[PlanRow], cfg: ExperimentConfig, processes: int) -> float:
+    """Clips per second of `processes` raw decoders at once (raw_spans): all their clips over the time from the
+    first start to the last end. Against bench_raw's one process it is what this machine's cores give the decode
+    itself from 1 to N, with no pipeline, consumer or Ray: the ceiling of the `1 -> N decoding actors` ratio here
+    (on the 2-core development machine with Ray started and idle: 1.71-1.80x, 3 repeats, 2026-12-06; without Ray
+    1.81-2.17x, median 1.94x, in 5 pairs)."""
+    spans = raw_spans(manifest_path, rows, cfg, processes)
+    return sum(s.clips for s in spans) / (max(s.end for s in spans) - min(s.start for s in spans))
 
 
 @dataclass
@@ -287,20 +376,24 @@ def measure_store(store: str, m: Manifest, path: Path, args: argparse.Namespace,
                   plans: list[list[PlanRow]]) -> dict[str, float]:
     """Every number of one store, measured side by side (interleaved over the repeats)."""
     cfg_1 = cfg.model_copy(update={"data": cfg.data.model_copy(update={"decode_workers": 1})})
-    raw, raw_cpu, fit_n, fit_1 = [], [], [], []
+    raw, raw_cpu, raw_n, fit_n, fit_1 = [], [], [], [], []
     for rep in range(args.repeats):
-        wall_rate, cpu_rate = bench_raw(m, plans[rep % len(plans)], cfg)
+        wall_rate, cpu_rate = bench_raw(path, plans[rep % len(plans)], cfg)
         raw.append(wall_rate)
         raw_cpu.append(cpu_rate)
+        if args.workers > 1:
+            raw_n.append(bench_raw_parallel(path, plans[rep % len(plans)], cfg, args.workers))
         fit_n.append(bench_pipeline_fit(path, cfg, args.epochs))
         if args.workers > 1:
             fit_1.append(bench_pipeline_fit(path, cfg_1, args.epochs))
         _progress(f"{store} repeat {rep + 1}/{args.repeats}: raw {raw[-1]:.1f} clips/s, pipeline x{args.workers} "
                   f"fit-level {fit_n[-1].fit_rate:.1f} (start-up {fit_n[-1].startup_s:.1f} s, steady "
-                  f"{fit_n[-1].steady_rate:.1f})" + (f", x1 {fit_1[-1].fit_rate:.1f}" if fit_1 else ""))
+                  f"{fit_n[-1].steady_rate:.1f})" + (f", x1 {fit_1[-1].fit_rate:.1f}" if fit_1 else "")
+                  + (f", raw x{args.workers} processes {raw_n[-1]:.1f}" if raw_n else ""))
     n = _median_timing(fit_n)
     one = _median_timing(fit_1) if fit_1 else n
     return {"bytes_per_frame": bytes_per_frame(m), "raw": statistics.median(raw), "startup_s": n.startup_s,
+            **({"raw_parallel": statistics.median(raw_n)} if raw_n else {}),
             "fit": n.fit_rate, "steady": n.steady_rate, "fit_1": one.fit_rate, "actor_starts": n.actor_starts,
             "raw_cpu": statistics.median(raw_cpu), **cpu_columns(fit_n)}
 
@@ -340,7 +433,10 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
                  f"the contention of {workers} actors for this machine's cores)"] if workers > 1 else []),
               f"fit-level pipeline / torchreid-style loader per core: {per_core / (baseline / workers):.2f} "
               f"(target >= 3)",
-              f"1 -> {workers} decoding actors: {s['fit'] / s['fit_1']:.2f}x (target >= {0.9 * workers:.1f})"]
+              f"1 -> {workers} decoding actors: {s['fit'] / s['fit_1']:.2f}x (target >= {0.9 * workers:.1f})",
+              *([f"  raw decode, {workers} processes at once / 1 process: {s['raw_parallel'] / s['raw']:.2f}x "
+                 f"(this machine's own ceiling for 1 -> {workers}: the decode alone, no pipeline, consumer or Ray)"]
+                if workers > 1 and "raw_parallel" in s else [])]
     measured = {name: v for name, v in stores.items() if "actor_cpu" in v}
     if not measured:
         lines.append("CPU split: not measured (it needs Linux's /proc and the decoding actors on this node)")

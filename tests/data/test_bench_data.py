@@ -19,15 +19,46 @@ def test_report_ratios():
     stores = {"video": {"bytes_per_frame": 900, "raw": 100.0, "startup_s": 2.0, "fit": 180.0, "steady": 190.0,
                         "fit_1": 95.0, "actor_starts": 2},
               "jpeg": {"bytes_per_frame": 4000, "raw": 200.0, "startup_s": 2.0, "fit": 360.0, "steady": 370.0,
-                       "fit_1": 190.0, "actor_starts": 2}}
+                       "fit_1": 190.0, "actor_starts": 2, "raw_parallel": 390.0}}
     report = bench_data.format_report("t", stores, baseline=60.0, workers=2, default="jpeg")
     assert "fit-level pipeline / raw decode per core: 0.90 (target >= 0.9)" in report
     assert "  the same with 1 decoding actor: 0.95 (its pipeline overhead" in report
     assert "the same with 1" not in bench_data.format_report("t", stores, baseline=60.0, workers=1, default="jpeg")
     assert "fit-level pipeline / torchreid-style loader per core: 6.00 (target >= 3)" in report
     assert "1 -> 2 decoding actors: 1.89x (target >= 1.8)" in report
+    assert "  raw decode, 2 processes at once / 1 process: 1.95x (this machine's own ceiling for 1 -> 2" in report
+    assert "processes at once" not in bench_data.format_report("t", stores, baseline=60.0, workers=2,
+                                                               default="video")  # not measured: no line
     assert re.search(r"^video\s+900\s+100\.0\s+2\.0s\s+180\.0\s+90\.0\s+190\.0\s+0\.90\s+95\.0\s+1\.89$", report,
                      re.M)
+
+
+def _raw_case(tmp_path):
+    from reid.config.schema import ExperimentConfig
+    from reid.data.plan import pk_plan
+    from reid.data.records import read_manifest
+
+    manifest = write_toy_dataset(tmp_path / "toy", ids=4, cams=2, num_frames=8)
+    cfg = ExperimentConfig(data={"height": 32, "width": 16, "seq_len": 2, "train_sampler": "restricted"})
+    rows = pk_plan(read_manifest(manifest).records, seed=0, epoch=0, ids_per_batch=2, tracklets_per_id=2,
+                   batches_per_epoch=3)
+    return manifest, cfg, rows
+
+
+@pytest.mark.timeout(120)
+def test_parallel_raw_decoders_each_decode_every_clip_and_start_together(tmp_path):
+    manifest, cfg, rows = _raw_case(tmp_path)
+    spans = bench_data.raw_spans(manifest, rows, cfg, processes=2)
+    assert [s.clips for s in spans] == [12, 12]  # 3 batches of 2 x 2 clips, in each process
+    assert max(s.start for s in spans) < min(s.end for s in spans)  # the barrier: both decoding at once
+    assert all(0 < s.cpu_s < 2 * (s.end - s.start) + 0.05 for s in spans)  # its own CPU time, not the machine's
+
+
+@pytest.mark.timeout(120)
+def test_a_failing_parallel_raw_decoder_is_one_clear_error(tmp_path):
+    _, cfg, rows = _raw_case(tmp_path)
+    with pytest.raises(ReidError, match=r"^the raw decode failed: \w+Error: .*missing"):
+        bench_data.raw_spans(tmp_path / "missing" / "manifest.parquet", rows, cfg, processes=2)
 
 
 def test_epoch_rates_count_every_batch_when_batches_arrive_in_bursts():
