@@ -302,9 +302,9 @@ def bench_raw(manifest_path: Path, rows: list[PlanRow], cfg: ExperimentConfig) -
 def bench_raw_parallel(manifest_path: Path, rows: list[PlanRow], cfg: ExperimentConfig, processes: int) -> float:
     """Clips per second of `processes` raw decoders at once (raw_spans): all their clips over the time from the
     first start to the last end. Against bench_raw's one process it is what this machine's cores give the decode
-    itself from 1 to N, with no pipeline, consumer or Ray: the ceiling of the `1 -> N decoding actors` ratio here
-    (on the 2-core development machine with Ray started and idle: 1.71-1.80x, 3 repeats, 2026-12-06; without Ray
-    1.81-2.17x, median 1.94x, in 5 pairs)."""
+    itself from 1 to N, without the pipeline: the ceiling of the `1 -> N decoding actors` ratio here (on the 2-core
+    development machine, 2026-12-06, inside `reid bench data` with Ray up and idle: JPEG store 1.75-1.95x, median
+    1.83x in 21 repeats, video 1.71-1.77x; without Ray 1.81-2.17x, median 1.94x, in 5 pairs)."""
     spans = raw_spans(manifest_path, rows, cfg, processes)
     return sum(s.clips for s in spans) / (max(s.end for s in spans) - min(s.start for s in spans))
 
@@ -435,7 +435,7 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
               f"(target >= 3)",
               f"1 -> {workers} decoding actors: {s['fit'] / s['fit_1']:.2f}x (target >= {0.9 * workers:.1f})",
               *([f"  raw decode, {workers} processes at once / 1 process: {s['raw_parallel'] / s['raw']:.2f}x "
-                 f"(this machine's own ceiling for 1 -> {workers}: the decode alone, no pipeline, consumer or Ray)"]
+                 f"(this machine's own ceiling for 1 -> {workers}: the decode alone, without the pipeline)"]
                 if workers > 1 and "raw_parallel" in s else [])]
     measured = {name: v for name, v in stores.items() if "actor_cpu" in v}
     if not measured:
