@@ -476,6 +476,9 @@ def run(args: argparse.Namespace) -> int:
     warning = burst_warning(args.batches, args.workers)
     if warning:
         _progress(warning)
+    import ray
+
+    from reid.data.pipeline import start_ray_data_actors
     from reid.ray_runtime import init_ray
 
     results: dict[str, dict[str, float]] = {}
@@ -495,6 +498,9 @@ def run(args: argparse.Namespace) -> int:
         base = statistics.median(bench_baseline(frames, rows, args.seq_len, size, args.workers) for rows in plans)
         _progress(f"torchreid-style loader: {base:.1f} clips/s")
         init_ray(num_cpus=args.workers, dashboard=False)  # one CPU per decoding actor; no-op inside a cluster
+        # as `reid train`'s driver does while its Train workers start (pipeline.start_ray_data_actors): up before
+        # the first fit, which a Train worker's stream never waits for either
+        ray.get([h.__ray_ready__.remote() for h in start_ray_data_actors()])
         for store in stores:
             m = store_copy(source, store, tmp)
             path = source_path if m is source else m.root / "manifest.parquet"

@@ -109,6 +109,26 @@ class UnreadableLedger:
         return self._starts
 
 
+def start_ray_data_actors() -> list[ray.actor.ActorHandle]:
+    """Start Ray Data's two cluster-wide helper actors now, without waiting for them: its stats actor and its
+    autoscaling coordinator (detached, named, one per cluster; a later call, or Ray Data's own, finds them).
+
+    Ray Data creates them lazily, in the first execution on a cluster: there, in a Train worker's first stream,
+    the pool's start-up waited for them, and the executor's resource limits stayed zero (no task submitted once
+    the first output's size is known) until the coordinator's first answer. The driver calls this before it starts
+    the Train workers, so that they are up by the time a worker opens its stream. Measured (`reid bench data`'s
+    fit, 2 actors, JPEG store, 2-core machine, 2026-12-06, 3 fresh processes each): the first fit of a cluster
+    started in 5.7-6.4 s and ran at 553-583 clips/s; after this call (and the actors up), 4.7 s and 759-886, as
+    fast as a second fit. Returns their handles (empty with a Ray whose Ray Data has not these internals: it then
+    creates them itself, as before)."""
+    try:
+        from ray.data._internal.cluster_autoscaler import get_or_create_autoscaling_coordinator
+        from ray.data._internal.stats import get_or_create_stats_actor
+    except ImportError:
+        return []
+    return [get_or_create_stats_actor(), get_or_create_autoscaling_coordinator()]
+
+
 def get_or_create_ledger(name: str, namespace: str | None = None,
                          node_id: str | None = None) -> ray.actor.ActorHandle:
     """The run's ledger actor named `name` (created on first use; the driver creates it before training).

@@ -44,7 +44,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from reid.data.pipeline import batches_per_epoch, get_or_create_ledger
+    from reid.data.pipeline import batches_per_epoch, get_or_create_ledger, start_ray_data_actors
     from reid.models.backbones import check_weights
     from reid.registry import get_method
 
@@ -57,6 +57,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
+    start_ray_data_actors()  # up while the Train workers start, not in their first stream (pipeline.py)
     # pre-flight on the driver: a bad manifest or missing required weights fail here, in one line, before any worker
     batches_per_epoch(manifest_path, cfg.data, cfg.seed, spec.batching, cfg.ray.num_workers)
     check_weights(cfg.model)
