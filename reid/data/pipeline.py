@@ -36,6 +36,9 @@ Decisions:
   Ray Data's batcher combined (a copy of the whole block, a quarter of a core in the reader) before slicing.
   Yielding each batch as its own block instead was no faster: Ray Data's streaming-generator back-pressure
   (2 blocks) then stalls the actor inside a task unless a private setting is raised.
+- Ray Data's own cluster-wide actors (its stats actor and autoscaling coordinator) are started by the driver while
+  the Train workers start (`start_ray_data_actors`), so that the first stream of a fresh cluster does not wait for
+  them, nor run throttled until the new coordinator first answers.
 - Each rank has its own pool of `data.decode_workers` actors (decoding CPUs scale with the Train workers, as GPUs
   need them), owned by the Train worker process: a worker that dies takes its actors along, and its restart builds
   a fresh pool.
