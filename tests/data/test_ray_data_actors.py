@@ -30,3 +30,13 @@ def test_ray_data_s_cluster_actors_start_before_any_stream_and_ray_data_finds_th
         assert [h._actor_id for h in start_ray_data_actors()] == [h._actor_id for h in handles]  # idempotent
     finally:
         ray.shutdown()
+
+
+def test_a_failure_to_start_them_ahead_never_fails_the_caller(monkeypatch):
+    import ray.data._internal.stats as stats
+
+    def refuse():
+        raise RuntimeError("Ray is not initialized. Driver might be not connected to Ray.")
+
+    monkeypatch.setattr(stats, "get_or_create_stats_actor", refuse)
+    assert start_ray_data_actors() == []
