@@ -27,7 +27,7 @@ Decisions:
 - Several batches per task (`batches_per_task`: up to 8, fewer when the fit is short, so that every actor of the
   pool gets at least 4 tasks): Ray Data's cost per task (its dispatch, the bookkeeping in the actor and the driver,
   moving its output) is about 8 ms between two tasks of an actor, a quarter of a 256x128 JPEG batch's decode; paid
-  once per 8 batches it no longer leaves the actors idle (docs/training.md, Performance). A task's output leaves
+  once per 8 batches it no longer leaves the actors idle (docs/performance-log.md). A task's output leaves
   the actor when the task ends, so each actor's first tasks are small (1, 2, 4 batches: `task_sizes`) and the
   first batch of the fit is one batch's decode away, not eight; its last tasks are small too, so that the fit
   does not end with one actor decoding a long task while the others idle. The actor decodes a task's batches
@@ -78,7 +78,7 @@ _POOL_START_TIMEOUT_S = 600
 # Tasks queued on each decoding actor. Ray Data's default (2 = 2 x max_concurrency) left the actors idle 37 % of
 # the time on `reid bench data` (JPEG store, 2 actors, 2-core machine, 2026-12-05, one batch per task then): after a
 # task the actor waits for the driver's scheduling loop to notice it and send the next. 4 keeps one task decoding
-# while the driver catches up (docs/training.md, Performance); it only queues row ids, the outputs are
+# while the driver catches up (docs/performance-log.md); it only queues row ids, the outputs are
 # backpressured as before.
 _TASKS_IN_FLIGHT_PER_ACTOR = 4
 # At most this many batches per decoding task (module docstring, `batches_per_task`)
@@ -186,7 +186,7 @@ class _DecodeBatches:
         [n, B, T, 3, H, W]) array, so that the task's output block holds them in one Arrow chunk, which the reader
         slices row by row without a copy. Yielded one by one, the n batches made a block of n chunks, and Ray
         Data's batcher combined them (a copy of the whole block) before slicing off the first row: 0.36 of a core
-        in the reading process, about 14 ms per 12.6 MB batch (2026-12-05, docs/training.md). Batches of JPEG bytes
+        in the reading process, about 14 ms per 12.6 MB batch (2026-12-05, docs/performance-log.md). Batches of JPEG bytes
         (ragged) are still yielded one by one."""
         rows = [self._row(int(epoch), int(slot)) for epoch, slot in zip(batch["epoch"], batch["slot"], strict=True)]
         shape = self.maker.frames_shape(len(rows[0].indices))
@@ -226,7 +226,7 @@ class SpareFrames:
     A task's output block wraps its frames array without a copy, and Ray copies the block into the object store
     before the actor runs its next task. A fresh array for every task cost page faults: the kernel zero-fills each
     4 KiB page on first touch, 12.6 MB a batch at 256x128, T=8, P x K = 16 (reusing it: about 6 % less
-    decoding-actor CPU per clip, 2026-12-05, docs/training.md). The array is only handed to a task OTHER than the
+    decoding-actor CPU per clip, 2026-12-05, docs/performance-log.md). The array is only handed to a task OTHER than the
     one that gave it back: two calls within one task (Ray Data may give a task several input blocks) could
     otherwise overwrite a batch still waiting in that task's output buffer.
     """
