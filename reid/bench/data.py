@@ -26,7 +26,8 @@ and the clips per CPU-second the actors used against the raw decode's clips per 
 per-core ratios divide by the number of actors; where the actors share the cores with the consumer and Ray (no
 more cores than actors) the CPU ratio separates the pipeline's cost per clip from that contention, and so does the
 line `the same with 1 decoding actor` (the 1-actor fit-level rate against the raw decode). A diagnosis, not a
-target.
+target. --plot PNG draws each store's median fits (N and 1 actors) as clips delivered over time against the raw
+decode limit, the start-up and the epochs marked (reid/bench/data_plot.py); --json keeps their batch arrivals.
 Targets per decode core: fit-level pipeline >= 0.9 x the raw decode limit of the same store; >= 3 x the
 torchreid-style loader; 1 -> 2 decode actors >= 1.8 x. Give each decoding actor at least 4 batches an epoch
 (--batches >= 4 x --workers): a shorter epoch is flagged, its rates measure a burst of decodes begun during start-up.
@@ -50,6 +51,7 @@ import numpy as np
 
 from reid.bench import cpu_split
 from reid.bench.cpu_split import CpuSplit
+from reid.bench.data_plot import StoreTimeline, write_plot
 from reid.config.schema import ExperimentConfig
 from reid.data.plan import PlanRow, pk_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
@@ -90,7 +92,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ids-per-batch", type=int, default=4, help="P")
     p.add_argument("--tracklets-per-id", type=int, default=4, help="K")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.add_argument("--json", help="also write the numbers (and each store's batch arrivals) to this JSON file")
+    p.add_argument("--plot", help="also write a PNG of the clips delivered over each store's median fit, with N and "
+                                  "1 decoding actors, against the raw decode limit (start-up and epochs marked)")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -320,6 +324,7 @@ class FitTiming:
     epoch_rates: list[float] = field(default_factory=list)
     cpu: CpuSplit | None = None  # first batch to last; None where it cannot be measured (cpu_split.py)
     actor_cpu_rate: float | None = None  # clips per CPU-second the decoding actors used in that window
+    arrivals: list[list[float]] = field(default_factory=list)  # [epoch][batch]: seconds since the fit start
 
 
 def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) -> FitTiming:
@@ -348,7 +353,8 @@ def bench_pipeline_fit(manifest_path: Path, cfg: ExperimentConfig, epochs: int) 
     rate = None
     if cpu is not None and cpu.actor_processes == cfg.data.decode_workers and cpu.actors > 0:
         rate = (len(arrivals) - 1) * clips / cpu.actors
-    return FitTiming(arrivals[0] - t0, _rate(arrivals, clips), statistics.median(steady), starts, steady, cpu, rate)
+    return FitTiming(arrivals[0] - t0, _rate(arrivals, clips), statistics.median(steady), starts, steady, cpu, rate,
+                     [[t - t0 for t in e] for e in per_epoch])
 
 
 def epoch_rates(per_epoch: list[list[float]], clips_per_batch: int) -> list[float]:
@@ -372,9 +378,15 @@ def _median_timing(runs: list[FitTiming]) -> FitTiming:
                      statistics.median(r.steady_rate for r in runs), max(r.actor_starts for r in runs))
 
 
+def median_fit(runs: list[FitTiming]) -> FitTiming:
+    """The fit whose fit-level rate is the median of the runs' (the upper middle one of an even count)."""
+    return sorted(runs, key=lambda r: r.fit_rate)[len(runs) // 2]
+
+
 def measure_store(store: str, m: Manifest, path: Path, args: argparse.Namespace, cfg: ExperimentConfig,
-                  plans: list[list[PlanRow]]) -> dict[str, float]:
-    """Every number of one store, measured side by side (interleaved over the repeats)."""
+                  plans: list[list[PlanRow]]) -> tuple[dict[str, float], StoreTimeline]:
+    """Every number of one store, measured side by side (interleaved over the repeats), and the batch arrivals of
+    its median N-actor and 1-actor fits (for --plot)."""
     cfg_1 = cfg.model_copy(update={"data": cfg.data.model_copy(update={"decode_workers": 1})})
     raw, raw_cpu, raw_n, fit_n, fit_1 = [], [], [], [], []
     for rep in range(args.repeats):
@@ -392,10 +404,13 @@ def measure_store(store: str, m: Manifest, path: Path, args: argparse.Namespace,
                   + (f", raw x{args.workers} processes {raw_n[-1]:.1f}" if raw_n else ""))
     n = _median_timing(fit_n)
     one = _median_timing(fit_1) if fit_1 else n
-    return {"bytes_per_frame": bytes_per_frame(m), "raw": statistics.median(raw), "startup_s": n.startup_s,
-            **({"raw_parallel": statistics.median(raw_n)} if raw_n else {}),
-            "fit": n.fit_rate, "steady": n.steady_rate, "fit_1": one.fit_rate, "actor_starts": n.actor_starts,
-            "raw_cpu": statistics.median(raw_cpu), **cpu_columns(fit_n)}
+    numbers = {"bytes_per_frame": bytes_per_frame(m), "raw": statistics.median(raw), "startup_s": n.startup_s,
+               **({"raw_parallel": statistics.median(raw_n)} if raw_n else {}),
+               "fit": n.fit_rate, "steady": n.steady_rate, "fit_1": one.fit_rate, "actor_starts": n.actor_starts,
+               "raw_cpu": statistics.median(raw_cpu), **cpu_columns(fit_n)}
+    timeline = StoreTimeline(median_fit(fit_n).arrivals, median_fit(fit_1).arrivals if fit_1 else [],
+                             numbers["raw"])
+    return numbers, timeline
 
 
 def cpu_columns(fits: list[FitTiming]) -> dict[str, float]:
@@ -482,6 +497,7 @@ def run(args: argparse.Namespace) -> int:
     from reid.ray_runtime import init_ray
 
     results: dict[str, dict[str, float]] = {}
+    timelines: dict[str, StoreTimeline] = {}
     with tempfile.TemporaryDirectory(prefix="reid-bench-data-") as tmpdir:
         tmp = Path(tmpdir)
         source_path = _dataset(args, tmp)
@@ -504,7 +520,7 @@ def run(args: argparse.Namespace) -> int:
         for store in stores:
             m = store_copy(source, store, tmp)
             path = source_path if m is source else m.root / "manifest.parquet"
-            results[store] = measure_store(store, m, path, args, cfg, plans)
+            results[store], timelines[store] = measure_store(store, m, path, args, cfg, plans)
     train = sum(r.role == "train" for r in source.records)
     title = (f"reid bench data: {source.dataset or 'dataset'} ({train} train tracklets), T={args.seq_len}, "
              f"{size[0]}x{size[1]}, P x K = {args.ids_per_batch} x {args.tracklets_per_id}, {args.epochs} epochs x "
@@ -512,6 +528,12 @@ def run(args: argparse.Namespace) -> int:
     default = min(results, key=lambda s: -results[s]["fit"])  # the faster store speaks in the target lines
     print(format_report(title, results, base, args.workers, default) + (f"\n{warning}" if warning else ""))
     if args.json:
+        arrivals = {name: {f"actors_{args.workers}": t.arrivals_n, **({"actors_1": t.arrivals_1} if t.arrivals_1
+                                                                       else {})} for name, t in timelines.items()}
         Path(args.json).write_text(json.dumps({"title": title, "baseline": base, "workers": args.workers,
-                                               "stores": results, "warning": warning}, indent=2) + "\n")
+                                               "stores": results, "warning": warning, "arrivals_s": arrivals},
+                                              indent=2) + "\n")
+    if args.plot:
+        clips = args.ids_per_batch * args.tracklets_per_id
+        print(f"plot: {write_plot(Path(args.plot), title, timelines, args.workers, clips)}")
     return 0

@@ -92,7 +92,7 @@ def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):
         code = bench_data.run(parse(["--manifest", str(manifest), "--seq-len", "2", "--size", "32x16",
                                      "--batches", "2", "--epochs", "2", "--repeats", "1", "--workers", "2",
                                      "--ids-per-batch", "2", "--tracklets-per-id", "2",
-                                     "--json", str(tmp_path / "out.json")]))
+                                     "--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "fit.png")]))
     finally:
         ray.shutdown()
     out = capsys.readouterr().out
@@ -112,6 +112,12 @@ def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):
     saved = json.loads((tmp_path / "out.json").read_text())
     assert set(saved["stores"]) == {"video", "jpeg"} and saved["stores"]["jpeg"]["fit"] > 0
     assert saved["stores"]["jpeg"]["raw_cpu"] > 0
+    for store in ("video", "jpeg"):  # the median fits' batch arrivals: 2 epochs x 2 batches, after the start-up
+        for fit in ("actors_2", "actors_1"):
+            arrivals = saved["arrivals_s"][store][fit]
+            assert [len(e) for e in arrivals] == [2, 2], arrivals
+            assert all(0 < t for e in arrivals for t in e) and arrivals[1][0] >= arrivals[0][0]
+    assert f"plot: {tmp_path / 'fit.png'}" in out and (tmp_path / "fit.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_an_epoch_too_short_for_the_actors_is_flagged():
