@@ -16,7 +16,10 @@ This writes into `.gpu-carry/` (git-ignored; name it in the device call's `carry
 
 Then, in the device call: `bash infra/gpu-check/run.sh` with carry [".gpu-carry"] (docs/gpu/README.md).
 
-    python3 infra/gpu-check/prepare.py [--python 3.12]
+    python3 infra/gpu-check/prepare.py [--python 3.12] [--also optuna,faiss-cpu]
+
+`--also` carries more of the lock's packages, for an image that lacks them (run.sh's session.log names the module
+whose import failed).
 """
 
 from __future__ import annotations
@@ -122,8 +125,9 @@ def tree_bytes() -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--python", default="3.12", help="the GPU machine's CPython, major.minor (3.12 on 2026-12-04)")
+    p.add_argument("--also", default="", help="more of uv.lock's packages to carry (comma-separated)")
     args = p.parse_args(argv)
-    versions = lock_versions(PACKAGES)
+    versions = lock_versions(PACKAGES + [n.strip() for n in args.also.split(",") if n.strip()])
     shutil.rmtree(CARRY, ignore_errors=True)
     wheels = CARRY / "wheels"
     wheels.mkdir(parents=True)

@@ -62,8 +62,12 @@ fi
 # Ray worker compile ray from source as it imports it: README, "Development")
 "$PY" -m compileall -q -j 0 "$SITE" reid tune jobs >/dev/null 2>&1 || say "compileall failed (the runs still work, slower to start)"
 export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-"$PY" -c "import ray, ray.data, ray.train, pydantic, simplejpeg, torch, reid.cli; print('ray', ray.__version__, 'torch',
-torch.__version__, 'cuda', torch.cuda.is_available())" >>"$LOG" 2>&1 || { say "imports failed (session.log)"; exit 2; }
+# everything the two commands import (every method registers itself on list_methods): a module the image lacks is
+# named here, in session.log; carry it with prepare.py --also NAME
+"$PY" -c "import ray, ray.data, ray.train, pydantic, simplejpeg, torch, reid.cli, reid.bench.gpu, reid.bench.data
+from reid.registry import list_methods
+print('ray', ray.__version__, 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'methods', list_methods())" \
+  >>"$LOG" 2>&1 || { say "imports failed: session.log names the module (prepare.py --also NAME carries it)"; exit 2; }
 
 MANIFEST="$CARRY/bench-data/manifest.parquet"
 say "reid bench gpu (at most ${BENCH_GPU_S} s)"
