@@ -1,5 +1,6 @@
 """Every GPU check in one command (at most --budget-s, default 8 minutes, on one GPU): writes a markdown and a JSON
-summary under --out (default docs/gpu/gpu-<date>.{md,json}).
+summary under --out (default docs/gpu/gpu-<date>.{md,json}), and the fed rows of 1. as a figure (gpu-<date>.png:
+GPU busy and clips/s against the decoding CPUs per store; reid/bench/gpu_plot.py).
 
   1. fed training: ResNet-50 baseline, T=8, 256x128, bf16, P x K = 16 x 4 (the synthetic set rendered at 256x128,
      random initialisation). GPU-only step time and clips/s on a resident batch, then the same steps fed by the Ray
@@ -40,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reid.bench.gpu_plot import BUSY_TARGET, busy, write_fed_plot
 from reid.errors import ReidError
 
 GPU_TESTS = "tests/gpu"  # every test marked gpu lives here (tests/bench/test_bench_gpu.py checks it)
@@ -292,12 +294,6 @@ class Sections:
         return value
 
 
-def _busy(res: dict[str, Any]) -> float:
-    """The GPU busy fraction the 90 % criterion reads: with the input preparation (runs before it was recorded,
-    e.g. docs/gpu of 2026-12-04, have `busy` only)."""
-    return res.get("gpu_busy", res["busy"])
-
-
 def _actor_counts(text: str | None) -> list[int]:
     if text:
         return [int(v) for v in text.split(",")]
@@ -350,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
                 if res is None:
                     break
                 fed[store].append(res)
-                if _busy(res) >= 0.9:
+                if busy(res) >= BUSY_TARGET:
                     break
         methods = {}
         for method in list_methods():
@@ -368,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
     summary.update(sections.results)
     summary["fed"] = fed
     summary["methods"] = methods
-    summary["decode_cpus_for_90pct"] = {s: next((r["actors"] for r in fed[s] if _busy(r) >= 0.9), None)
+    summary["decode_cpus_for_90pct"] = {s: next((r["actors"] for r in fed[s] if busy(r) >= BUSY_TARGET), None)
                                         for s in fed}
     if gpu_only:
         summary["gpu_only_clips_per_s"] = gpu_only["clips_per_s"]
@@ -376,9 +372,11 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"gpu-{summary['date']}"
     stem.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    stem.with_suffix(".md").write_text(format_markdown(summary))
+    png = write_fed_plot(summary, stem.with_suffix(".png"))
+    stem.with_suffix(".md").write_text(format_markdown(summary) + (
+        f"\n![GPU busy and clips/s against the decoding CPUs]({png.name})\n" if png else ""))
     print(format_markdown(summary))
-    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}")
+    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.json')}" + (f" and {png}" if png else ""))
     return 1 if sections.failed else 0
 
 

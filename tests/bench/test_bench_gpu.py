@@ -89,7 +89,7 @@ def test_the_jpeg_store_decoded_on_the_gpu_is_a_store_of_its_own(tmp_path):
                                                         "input_ms": 21.5, "gpu_busy": 0.91}]},
                               "decode_cpus_for_90pct": {"jpeg-trainer": 2}})
     assert "| jpeg-trainer | 2 | 0.75 | 500 | 21.5 | 0.91 |" in md and "jpeg-trainer: 2" in md
-    assert gpu._busy({"busy": 0.75, "gpu_busy": 0.91}) == 0.91 and gpu._busy({"busy": 0.8}) == 0.8
+    assert gpu.busy({"busy": 0.75, "gpu_busy": 0.91}) == 0.91 and gpu.busy({"busy": 0.8}) == 0.8
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given without CUDA")
