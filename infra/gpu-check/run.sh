@@ -25,7 +25,7 @@ say() { echo "[gpu-check $(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
 fail() { say "FAILED: $*"; [ "$status" -ne 0 ] || status=1; }
 
 [ -d "$CARRY/wheels" ] || { say "no $CARRY/wheels: run infra/gpu-check/prepare.py here and carry .gpu-carry"; exit 2; }
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; echo "cpus: $(nproc)"; "$PY" -V; } >>"$LOG"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; echo "cpus: $(nproc)"; "$PY" -V; } >>"$LOG" 2>&1
 tag=$("$PY" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
 want=$(cat "$CARRY/PYTAG")
 [ "$tag" = "$want" ] || { say "this machine runs $tag, the carried wheels are $want: rerun prepare.py --python X.Y"; exit 2; }
