@@ -17,6 +17,8 @@ from reid.evaluation.report import (
     render_report,
 )
 
+UNTRAINED = "untrained (random init)"
+
 
 def _label(records: list, i: int) -> str:
     r = records[i]
@@ -29,10 +31,6 @@ def build_report_data(cfg: ExperimentConfig, outcome: Any, *, history: list[dict
     data = ReportData(title=f"{cfg.method} ({cfg.variant or 'default'}) on {cfg.data.dataset}",
                       subtitle=f"protocol {outcome.metrics['protocol']}; checkpoint {outcome.checkpoint or '-'}",
                       config=cfg.model_dump(mode="json"))
-    rows = [{"model": f"{cfg.method} (trained)", **_row(outcome.metrics)}]
-    if baseline is not None:
-        rows.append({"model": "untrained (random init)", **_row(baseline.metrics)})
-    data.rows = rows
     if history:
         last = history[-1]
         data.notes.append(f"trained {len(history)} epochs; final loss {last.get('loss', float('nan')):.4f}; "
@@ -41,9 +39,11 @@ def build_report_data(cfg: ExperimentConfig, outcome: Any, *, history: list[dict
                       f"match; {outcome.metrics['queries_without_match']} without one are left out of the averages")
     from reid.evaluation.protocols import evaluate_split
 
-    data.results = {"trained": evaluate_split(outcome.distmat, records, split, ap_mode=cfg.eval.ap_mode)}
+    # one metrics table (and CMC legend) that names each model as the demo's console table does
+    data.results = {f"trained {cfg.method}": evaluate_split(outcome.distmat, records, split,
+                                                           ap_mode=cfg.eval.ap_mode)}
     if baseline is not None:
-        data.results["untrained"] = evaluate_split(baseline.distmat, records, split, ap_mode=cfg.eval.ap_mode)
+        data.results[UNTRAINED] = evaluate_split(baseline.distmat, records, split, ap_mode=cfg.eval.ap_mode)
     order = np.argsort(outcome.distmat, axis=1, kind="stable")
     for qpos, qi in enumerate(split.query.tolist()):
         if qi not in extras:
@@ -72,10 +72,6 @@ def build_report_data(cfg: ExperimentConfig, outcome: Any, *, history: list[dict
             maps = maps.mean(axis=1) if maps.ndim == 4 else maps
             data.attention.append(AttentionMaps(name, ex["frames"][: maps.shape[0]], maps))
     return data
-
-
-def _row(m: dict[str, Any]) -> dict[str, Any]:
-    return {k: round(float(m[k]), 2) for k in ("mAP", "mINP", "R1", "R5", "R10", "R20")}
 
 
 def write_report(cfg: ExperimentConfig, outcome: Any, path: Path, *, history: list[dict] | None = None,
