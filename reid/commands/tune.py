@@ -157,8 +157,6 @@ def small_machine_overrides(files: list[str], overrides: list[str]) -> list[str]
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "verbose", False))
-    if args.tune_command not in ("list", "dose-response", "frame-weights"):
-        args.overrides = small_machine_overrides(list(args.config), list(args.overrides))
     return {"list": _list, "search": _search, "ablation": _ablation,
             "dose-response": _dose_response, "frame-weights": _frame_weights}[args.tune_command](args)
 
@@ -204,7 +202,8 @@ def _search(args: argparse.Namespace) -> int:
     from tune.spaces import load_space
 
     space = load_space(args.space)
-    cfg = build_config(args.method, args.config, args.overrides)
+    build_config(args.method, args.config, args.overrides)  # the user's own mistakes before any note of ours
+    cfg = build_config(args.method, args.config, small_machine_overrides(list(args.config), list(args.overrides)))
     opts = SearchOptions(trials=args.trials, out=args.out, name=args.name, resume=args.resume, seed=args.seed,
                          max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
                          max_failures=args.max_failures, grace_period=args.grace_period,
@@ -235,6 +234,8 @@ def _ablation(args: argparse.Namespace) -> int:
         rows = [int(i) for i in args.rows.split(",")] if args.rows else None
         if rows and any(not 0 <= i < len(spec.rows) for i in rows):
             raise ReidError(f"--rows: indices must be in 0..{len(spec.rows) - 1}")
+        # after the table and rows are known good: it prints its note when it acts; the recorded command keeps it
+        args.overrides = small_machine_overrides(list(args.config), list(args.overrides))
         run_ablation(spec, dataset=args.dataset, size=args.size, config_files=args.config,
                      user_overrides=args.overrides, out=args.out, name=args.name, resume=args.resume,
                      epochs=args.epochs, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,

@@ -40,13 +40,20 @@ def test_small_machine_default_respects_explicit_choices(tmp_path, monkeypatch):
 
 
 @pytest.mark.timeout(120)
-def test_user_errors_exit_2_with_a_message(tmp_path, capsys):
-    assert main(["tune", "ablation", "no-such-table"]) == 2
-    assert "unknown ablation table 'no-such-table'" in capsys.readouterr().err
-    assert main(["tune", "search", "adfta", "--space", "nope", "--trials", "2"]) == 2
-    assert "unknown search space 'nope'" in capsys.readouterr().err
-    assert main(["tune", "ablation", "astpn-fig5", "--rows", "7"]) == 2
-    assert "--rows" in capsys.readouterr().err
+def test_user_errors_exit_2_with_a_message(tmp_path, capsys, monkeypatch):
+    """One line, the error alone: not after the small machine's note on how trials will run (they never start)."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(tune_cmd.os, "cpu_count", lambda: 2)
+    for argv, message in ((["tune", "ablation", "no-such-table"], "unknown ablation table 'no-such-table'"),
+                          (["tune", "search", "adfta", "--space", "nope", "--trials", "2"],
+                           "unknown search space 'nope'"),
+                          (["tune", "search", "nope", "--space", "adfta", "--trials", "2"], "unknown method 'nope'"),
+                          (["tune", "search", "adfta", "--space", "adfta", "--trials", "2", "no.key=1"],
+                           "unknown key 'no'"),
+                          (["tune", "ablation", "astpn-fig5", "--rows", "7"], "--rows")):
+        assert main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert message in err and out == "", (argv, out, err)
 
 
 @pytest.mark.timeout(120)
