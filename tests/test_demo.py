@@ -37,6 +37,7 @@ def test_demo_trains_evaluates_and_reports_quietly(tmp_path):
     assert not [ln for ln in lines if ERROR_LINE.search(ln)], console
     assert sum("[reid] epoch" in ln for ln in lines) == 2  # one progress line per epoch
     assert sum("ImageNet weights for ResNet" in ln for ln in lines) <= 1, console  # rank 0's, not each worker's
+    assert "Reporting training result" not in console, console  # Ray Train's, per epoch and rank: quiet_train_reports
     logs = re.search(r"Ray's own logs: (\S+)", console)
     assert logs and Path(logs.group(1)).is_dir()
     assert "untrained (random init)" in stdout and "report" in stdout

@@ -23,6 +23,7 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
+from reid.ray_runtime import quiet_train_reports
 from reid.training.session import Session
 
 
@@ -41,6 +42,7 @@ class RaySession(Session):
     UnreadableLedger actor)."""
 
     def __init__(self, data: dict[str, Any], run_dir: Path | None = None) -> None:
+        quiet_train_reports()
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         quiet_model_logs(self.rank)
