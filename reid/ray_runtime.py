@@ -36,8 +36,8 @@ What it does, and why:
   console handler at WARNING (reid/ray_data_logging.yaml); Ray Train's console at CRITICAL (`train_logging_config`:
   its INFO lines, "Reporting training result ..." for every epoch and rank, and transient time-outs it logs with a
   traceback), and each Train worker quiets the one Train logger that setting misses as it starts
-  (`quiet_train_reports`); no PreemptionWatcher on a local cluster; and one line of Ray core advice dropped from the
-  driver's console (`CONSOLE_SKIP`). One line says where Ray's logs are (`ray_log_dir`); Ray Train's are under `train/`.
+  (`reid.training.ray_session.quiet_train_reports`); no PreemptionWatcher on a local cluster; and one line of Ray
+  core advice dropped from the driver's console (`CONSOLE_SKIP`). One line says where Ray's logs are (`ray_log_dir`); Ray Train's are under `train/`.
 """
 
 from __future__ import annotations
@@ -127,24 +127,6 @@ def skip_console_lines(patterns: tuple[str, ...]) -> None:
     skip = re.compile("|".join(([f"(?:{user})"] if user else []) + list(patterns)))
     for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
         dedup.skip_re = skip
-
-
-def quiet_train_reports() -> None:
-    """Called by each Ray Train worker as it starts (reid.training.ray_session). Ray Train 2.60 logs "Reporting
-    training result N: TrainingReport(...)" (every epoch, every rank) through `logging.getLogger(__file__)` in
-    ray/train/v2/_internal/execution/context.py: a logger named by a file path, outside `ray.train`, so Train's own
-    log-level setting never reaches it and the worker's root logger prints it. Its content is in the run's
-    metrics.jsonl.
-
-    Not a job-wide `worker_process_setup_hook`, which it was until 2026-12-06: a job runtime environment that names
-    a hook sends every worker process of the job through it, and a fit's decoding actors started about 1.1 s later
-    (`reid bench data`'s fit, JPEG store, 2 actors, 2-core machine: first batch 3.1 -> 2.0 s after the stream
-    opened, 5 fits in each of 2 processes either way; docs/performance-log.md)."""
-    try:
-        from ray.train.v2._internal.execution import context
-    except ImportError:  # another Ray version: nothing to quiet
-        return
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 def train_logging_config(quiet: bool = True):

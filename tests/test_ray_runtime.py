@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -114,7 +113,7 @@ def test_a_driver_under_uv_run_starts_workers_with_its_own_python(tmp_path):
     assert out["detected"][:2] == ["uv", "run"]  # Ray's own detection sees `uv run`
     assert "py_executable" not in out["job_env"]
     # no job-wide setup hook either: each worker of such a job starts through it (about 1.1 s more per fit's
-    # decoding actors here; ray_runtime.quiet_train_reports)
+    # decoding actors here; reid.training.ray_session.quiet_train_reports)
     assert "worker_process_setup_hook" not in out["job_env"]
     assert out["worker"] == out["driver"]
     assert "Uninstalled" not in proc.stderr and "does not match" not in proc.stderr
@@ -137,13 +136,6 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
               "ID: 'd5' has constructor arguments in the object store and max_restarts > 0. If the arguments ...")
     out = ray_logging.stderr_deduplicator.deduplicate({"ip": "1", "pid": 7, "lines": [advice, "[reid] epoch 1/2"]})
     assert [line for batch in out for line in batch["lines"]] == ["[reid] epoch 1/2"]
-
-
-def test_the_misnamed_train_report_logger_is_quieted_in_workers():
-    from ray.train.v2._internal.execution import context
-
-    ray_runtime.quiet_train_reports()
-    assert logging.getLogger(context.__file__).getEffectiveLevel() == logging.WARNING
 
 
 def test_ray_data_logging_yaml_is_ray_datas_default_with_a_quieter_console():

@@ -23,7 +23,6 @@ import ray.train.torch
 import torch
 import torch.distributed as dist
 
-from reid.ray_runtime import quiet_train_reports
 from reid.training.session import Session
 
 
@@ -34,6 +33,24 @@ def quiet_model_logs(rank: int) -> None:
     by another worker back for its deduplication and prints it when the command ends (a `reid demo` printed the
     missing-weights warning after `finished in 174 s`, 2026-12-06)."""
     logging.getLogger("reid.models").setLevel(logging.NOTSET if rank == 0 else logging.ERROR)
+
+
+def quiet_train_reports() -> None:
+    """Called by each Ray Train worker as it starts (`RaySession`). Ray Train 2.60 logs "Reporting
+    training result N: TrainingReport(...)" (every epoch, every rank) through `logging.getLogger(__file__)` in
+    ray/train/v2/_internal/execution/context.py: a logger named by a file path, outside `ray.train`, so Train's own
+    log-level setting never reaches it and the worker's root logger prints it. Its content is in the run's
+    metrics.jsonl.
+
+    Not a job-wide `worker_process_setup_hook`, which it was until 2026-12-06: a job runtime environment that names
+    a hook sends every worker process of the job through it, and a fit's decoding actors started about 1.1 s later
+    (`reid bench data`'s fit, JPEG store, 2 actors, 2-core machine: first batch 3.1 -> 2.0 s after the stream
+    opened, 5 fits in each of 2 processes either way; docs/performance-log.md)."""
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray version: nothing to quiet
+        return
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 class RaySession(Session):

@@ -3,7 +3,7 @@ import logging
 import torchvision
 
 from reid.models import backbones
-from reid.training.ray_session import quiet_model_logs
+from reid.training.ray_session import quiet_model_logs, quiet_train_reports
 
 
 def test_only_rank_0_logs_what_building_the_model_did(caplog, tmp_path, monkeypatch):
@@ -22,3 +22,10 @@ def test_only_rank_0_logs_what_building_the_model_did(caplog, tmp_path, monkeypa
             assert caplog.records[-1].getMessage() == "a real error still shows"
     finally:
         logging.getLogger("reid.models").setLevel(logging.NOTSET)
+
+
+def test_the_misnamed_train_report_logger_is_quieted_in_workers():
+    from ray.train.v2._internal.execution import context
+
+    quiet_train_reports()
+    assert logging.getLogger(context.__file__).getEffectiveLevel() == logging.WARNING
