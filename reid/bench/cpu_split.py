@@ -6,9 +6,9 @@ core: the per-core rate then mixes the pipeline's cost per clip with that conten
 sides of the window from the kernel's counters, so that the bench can also print the clips per CPU-second the
 actors actually used.
 
-Linux only: process CPU times from /proc/<pid>/stat (utime + stime), the machine's from the `cpu` line of
-/proc/stat (busy = user + nice + system + irq + softirq + steal; idle = idle + iowait). Elsewhere `sample()`
-returns None and callers print no split. Only this node is seen: decoding actors on other nodes of a cluster are
+Linux only: process CPU times from /proc/<pid>/stat (utime + stime; stime is also kept apart, the actors' share of
+their CPU spent in the kernel), the machine's from the `cpu` line of /proc/stat (busy = user + nice + system + irq +
+softirq + steal; idle = idle + iowait). Elsewhere `sample()` returns None and callers print no split. Only this node is seen: decoding actors on other nodes of a cluster are
 not, which the caller can tell from the number of actor processes counted.
 
 Ray Data ends an idle decoding actor as soon as the pool has no input left, often before the consumer has read
@@ -25,8 +25,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 _PROC = Path("/proc")
+
+
+class ProcessCpu(NamedTuple):
+    """One process at one instant: its command line (Ray's process title for a Ray worker), its user + system
+    CPU-seconds, and the system (kernel) part of them."""
+
+    cmd: str
+    cpu: float
+    kernel: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -37,12 +47,13 @@ class CpuSample:
     wall: float
     busy: float
     idle: float
-    processes: dict[int, tuple[str, float]]
+    processes: dict[int, ProcessCpu]
 
 
 @dataclass(frozen=True)
 class CpuSplit:
-    """CPU-seconds of one window by consumer, and the window's wall seconds; `cores` = machine CPUs."""
+    """CPU-seconds of one window by consumer, and the window's wall seconds; `cores` = machine CPUs;
+    `actors_kernel`: the part of `actors` spent in the kernel (system time)."""
 
     wall: float
     cores: int
@@ -51,6 +62,7 @@ class CpuSplit:
     this_process: float
     rest: float
     idle: float
+    actors_kernel: float = 0.0
 
     def share(self, cpu_seconds: float) -> float:
         """CPU-seconds over the window as a number of cores kept busy."""
@@ -71,21 +83,27 @@ def read_machine(text: str, hz: int) -> tuple[float, float]:
     raise ValueError("/proc/stat has no aggregate 'cpu' line")
 
 
-def read_process(stat: str, hz: int) -> float:
-    """A /proc/<pid>/stat line -> the process's user + system CPU-seconds (fields 14 and 15; the command name in
+def read_process_times(stat: str, hz: int) -> tuple[float, float]:
+    """A /proc/<pid>/stat line -> the process's (user, system) CPU-seconds (fields 14 and 15; the command name in
     parentheses may itself hold spaces and parentheses, so fields are counted after its last ')')."""
     fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / hz
+    return int(fields[11]) / hz, int(fields[12]) / hz
 
 
-def _processes(hz: int, pids: list[int] | None = None) -> dict[int, tuple[str, float]]:
-    """pid -> (command line, CPU-seconds) of every process, or of `pids` (those still alive)."""
-    out: dict[int, tuple[str, float]] = {}
+def read_process(stat: str, hz: int) -> float:
+    """A /proc/<pid>/stat line -> the process's user + system CPU-seconds."""
+    return sum(read_process_times(stat, hz))
+
+
+def _processes(hz: int, pids: list[int] | None = None) -> dict[int, ProcessCpu]:
+    """pid -> its ProcessCpu, for every process or for `pids` (those still alive)."""
+    out: dict[int, ProcessCpu] = {}
     names = [str(p) for p in pids] if pids is not None else [e.name for e in _PROC.iterdir() if e.name.isdigit()]
     for name in names:
         try:  # a process may end between the listing and the reads
             cmd = (_PROC / name / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            out[int(name)] = (cmd, read_process((_PROC / name / "stat").read_text(), hz))
+            user, system = read_process_times((_PROC / name / "stat").read_text(), hz)
+            out[int(name)] = ProcessCpu(cmd, user + system, system)
         except (OSError, ValueError, IndexError):
             continue
     return out
@@ -101,32 +119,46 @@ def sample() -> CpuSample | None:
     return CpuSample(time.perf_counter(), busy, idle, _processes(hz))
 
 
+RAY_TITLE = "ray::"  # how Ray titles its worker processes (an actor's: `ray::<class>`, Ray Data's pool:
+# `ray::MapWorker(MapBatches(<class>))`); another process whose command line names the class (`pgrep -f`, `perf
+# record`, `py-spy`) is not an actor
+
+
+def is_actor(cmd: str, marker: str, title_prefix: str = RAY_TITLE) -> bool:
+    """Whether a process with command line `cmd` is one of the actors: its title starts with `title_prefix` and
+    names `marker`."""
+    return cmd.startswith(title_prefix) and marker in cmd
+
+
 def split(before: CpuSample, after: CpuSample, actor_marker: str, this_pid: int | None = None,
-          last_seen: dict[int, float] | None = None) -> CpuSplit:
-    """The window between two samples. Decoding actors are the processes whose command line holds `actor_marker`
-    (Ray titles an actor's process `ray::<class>`) and that used CPU in the window; a process that started during
-    it counts from zero. `last_seen`: actor pid -> its latest CPU-seconds read in between (`Watch`), which stands
-    for an actor that has exited by `after`."""
+          last_seen: dict[int, ProcessCpu] | None = None, title_prefix: str = RAY_TITLE) -> CpuSplit:
+    """The window between two samples. Decoding actors are the processes whose command line starts with
+    `title_prefix` and holds `actor_marker` (`is_actor`) and that used CPU in the window; a process that started
+    during it counts from zero. `last_seen`: actor pid -> its latest reading in between (`Watch`), which stands for
+    an actor that has exited by `after`."""
     pid = os.getpid() if this_pid is None else this_pid
-    final = {p: t for p, (cmd, t) in after.processes.items() if actor_marker in cmd}
+    none = ProcessCpu("", 0.0, 0.0)
+    final = {p: c for p, c in after.processes.items() if is_actor(c.cmd, actor_marker, title_prefix)}
     final = {**(last_seen or {}), **final}
-    used = {p: t - before.processes.get(p, ("", 0.0))[1] for p, t in final.items()}
-    actors = [p for p, u in used.items() if u > 0]
-    actor_s = sum(used[p] for p in actors)
-    this_s = after.processes.get(pid, ("", 0.0))[1] - before.processes.get(pid, ("", 0.0))[1]
+    used = {p: (c.cpu - before.processes.get(p, none).cpu, c.kernel - before.processes.get(p, none).kernel)
+            for p, c in final.items()}
+    actors = [p for p, (u, _) in used.items() if u > 0]
+    actor_s, kernel_s = sum(used[p][0] for p in actors), sum(used[p][1] for p in actors)
+    this_s = after.processes.get(pid, none).cpu - before.processes.get(pid, none).cpu
     busy = after.busy - before.busy
     return CpuSplit(wall=after.wall - before.wall, cores=os.cpu_count() or 1, actors=actor_s,
                     actor_processes=len(actors), this_process=this_s, rest=max(0.0, busy - actor_s - this_s),
-                    idle=after.idle - before.idle)
+                    idle=after.idle - before.idle, actors_kernel=kernel_s)
 
 
 class Watch:
-    """A window from `start()` to `stop()`, with the actor processes (`actor_marker` in their command line)
-    re-read in a daemon thread in between; `stop()` returns the split, or None where /proc cannot be read."""
+    """A window from `start()` to `stop()`, with the actor processes (`is_actor`) re-read in a daemon thread in
+    between; `stop()` returns the split, or None where /proc cannot be read."""
 
-    def __init__(self, actor_marker: str, interval: float = 0.1, rescan: float = 1.0) -> None:
-        self.marker, self.interval, self.rescan = actor_marker, interval, rescan
-        self.last_seen: dict[int, float] = {}
+    def __init__(self, actor_marker: str, interval: float = 0.1, rescan: float = 1.0,
+                 title_prefix: str = RAY_TITLE) -> None:
+        self.marker, self.interval, self.rescan, self.prefix = actor_marker, interval, rescan, title_prefix
+        self.last_seen: dict[int, ProcessCpu] = {}
         self._before: CpuSample | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -139,10 +171,10 @@ class Watch:
         self._thread = threading.Thread(target=self._run, name="cpu-split-watch", daemon=True)
         self._thread.start()
 
-    def _note(self, processes: dict[int, tuple[str, float]]) -> None:
-        for p, (cmd, t) in processes.items():
-            if self.marker in cmd:
-                self.last_seen[p] = t
+    def _note(self, processes: dict[int, ProcessCpu]) -> None:
+        for p, c in processes.items():
+            if is_actor(c.cmd, self.marker, self.prefix):
+                self.last_seen[p] = c
 
     def _run(self) -> None:
         hz, last_scan = _ticks(), time.perf_counter()
@@ -160,4 +192,4 @@ class Watch:
         after = sample() if self._before is not None else None
         if self._before is None or after is None:
             return None
-        return split(self._before, after, self.marker, last_seen=self.last_seen)
+        return split(self._before, after, self.marker, last_seen=self.last_seen, title_prefix=self.prefix)

@@ -22,8 +22,9 @@ timed) and its bytes per frame reported. Medians over --repeats (this machine is
 
 CPU split (Linux, decoding actors on this node; reid/bench/cpu_split.py): where the machine's CPUs went from each
 fit's first batch to its last (the decoding actors, this process as the consumer, the rest of the machine, idle),
-and the clips per CPU-second the actors used against the raw decode's clips per CPU-second of its process. The
-per-core ratios divide by the number of actors; where the actors share the cores with the consumer and Ray (no
+the clips per CPU-second the actors used against the raw decode's clips per CPU-second of its process, and the
+part of the actors' CPU spent in the kernel (`kernel`: mostly page faults as Ray copies each batch into the object
+store, whose pages a fresh actor process touches for the first time; docs/performance-log.md). The per-core ratios divide by the number of actors; where the actors share the cores with the consumer and Ray (no
 more cores than actors) the CPU ratio separates the pipeline's cost per clip from that contention, and so does the
 line `the same with 1 decoding actor` (the 1-actor fit-level rate against the raw decode). A diagnosis, not a
 target. --plot PNG draws each store's median fits (N and 1 actors) as clips delivered over time against the raw
@@ -423,15 +424,17 @@ def measure_store(store: str, m: Manifest, path: Path, args: argparse.Namespace,
 
 
 def cpu_columns(fits: list[FitTiming]) -> dict[str, float]:
-    """Medians over the fits of where the CPUs went (cores kept busy, first batch to last) and of the clips per
-    decoding-actor CPU-second; empty when any fit could not measure them (cpu_split.py)."""
+    """Medians over the fits of where the CPUs went (cores kept busy, first batch to last), of the clips per
+    decoding-actor CPU-second and of the part of the actors' CPU spent in the kernel; empty when any fit could not
+    measure them (cpu_split.py)."""
     if not fits or any(f.cpu is None or f.actor_cpu_rate is None for f in fits):
         return {}
     shares = {"cpu_actors": [f.cpu.share(f.cpu.actors) for f in fits],
               "cpu_consumer": [f.cpu.share(f.cpu.this_process) for f in fits],
               "cpu_rest": [f.cpu.share(f.cpu.rest) for f in fits],
               "cpu_idle": [f.cpu.share(f.cpu.idle) for f in fits],
-              "actor_cpu": [f.actor_cpu_rate for f in fits]}
+              "actor_cpu": [f.actor_cpu_rate for f in fits],
+              "actor_kernel": [f.cpu.actors_kernel / f.cpu.actors for f in fits]}
     return {"cores": fits[0].cpu.cores, **{k: statistics.median(v) for k, v in shares.items()}}
 
 
@@ -469,11 +472,13 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
     lines += [f"CPU in the {workers}-actor fits, first batch to last, in cores of this machine's {cores}; cpu/raw = "
               f"clips per decoding-actor",
               "CPU-second / raw decode clips per CPU-second (the pipeline's CPU per clip against the raw decode's, "
-              "contention aside):",
-              f"{'store':<7}{'actors':>8}{'consumer':>10}{'rest':>7}{'idle':>7}{'cpu/raw':>9}"]
+              "contention aside); kernel = the actors' CPU spent in the kernel (mostly first touches of object-store "
+              "pages as Ray copies each batch in):",
+              f"{'store':<7}{'actors':>8}{'consumer':>10}{'rest':>7}{'idle':>7}{'cpu/raw':>9}{'kernel':>8}"]
     for name, v in stores.items():
         lines.append(f"{name:<7}{v['cpu_actors']:>8.2f}{v['cpu_consumer']:>10.2f}{v['cpu_rest']:>7.2f}"
-                     f"{v['cpu_idle']:>7.2f}{v['actor_cpu'] / v['raw_cpu']:>9.2f}" if name in measured else
+                     f"{v['cpu_idle']:>7.2f}{v['actor_cpu'] / v['raw_cpu']:>9.2f}"
+                     f"{100 * v['actor_kernel']:>7.0f}%" if name in measured else
                      f"{name:<7}not measured: in some fit fewer actors than the pool used CPU between its first and "
                      f"last batch")
     return "\n".join(lines)
