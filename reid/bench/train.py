@@ -18,12 +18,13 @@ import tempfile
 from pathlib import Path
 
 from reid.config import build_config, validate_overrides
+from reid.errors import ReidError
 
 PHASES = ("data_wait_s", "time/forward_s", "time/backward_s", "time/optimizer_s")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="baseline")
+    parser.add_argument("--method", default="baseline", help="a registered method (default: baseline)")
     parser.add_argument("--config", action="append", default=None,
                         help="config files (default: <method>-synthetic)")
     parser.add_argument("--workers", default="1,2", help="comma-separated Ray Train worker counts (0 = in-process)")
@@ -49,12 +50,27 @@ def measure(cfg, workers: int, storage: Path) -> dict[str, float]:
     return out
 
 
+def worker_counts(text: str) -> list[int]:
+    """`--workers` ("1,2") -> [1, 2]; a clear error for anything else."""
+    try:
+        counts = [int(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(c < 0 for c in counts):
+        raise ReidError(f"--workers takes comma-separated worker counts >= 0 (0 = in-process), got '{text}'")
+    return counts
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from reid.registry import list_methods
+
+    if args.method not in list_methods():
+        raise ReidError(f"unknown method '{args.method}'; known methods: {', '.join(list_methods())}")
+    counts = worker_counts(args.workers)
     files = args.config or [f"{args.method}-synthetic"]
     overrides = [f"data.root={args.data}", f"train.epochs={args.epochs}", *args.overrides]
-    counts = [int(w) for w in args.workers.split(",")]
     if args.gpu:
         overrides.append("ray.use_gpu=true")
     rows = []

@@ -1,7 +1,9 @@
+import argparse
 import re
 
 import pytest
 
+from reid.bench import train as bench_train
 from reid.cli import main
 
 
@@ -22,3 +24,16 @@ def test_bench_train_prints_throughput_and_breakdown(tmp_path, capsys):
     assert float(row.split()[1]) > 0  # clips/s measured
     share = re.search(r"^data wait share: ([\d.]+)% \(0 worker\(s\); target <= 5%\)$", out, re.M)
     assert share and 0 <= float(share.group(1)) < 100
+
+
+def test_bench_train_refuses_an_unknown_method_and_bad_worker_counts_in_one_line():
+    from reid.errors import ReidError
+
+    parser = argparse.ArgumentParser()
+    bench_train.add_arguments(parser)
+    with pytest.raises(ReidError, match=r"unknown method 'nosuch'; known methods: .*baseline"):
+        bench_train.run(parser.parse_args(["--method", "nosuch"]))
+    for bad in ("x", "1,x", "-1", ","):
+        with pytest.raises(ReidError, match=r"--workers takes comma-separated worker counts >= 0"):
+            bench_train.worker_counts(bad)
+    assert bench_train.worker_counts("0,1, 2") == [0, 1, 2]
