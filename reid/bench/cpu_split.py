@@ -8,8 +8,9 @@ actors actually used.
 
 Linux only: process CPU times from /proc/<pid>/stat (utime + stime; stime is also kept apart, the actors' share of
 their CPU spent in the kernel), the machine's from the `cpu` line of /proc/stat (busy = user + nice + system + irq +
-softirq + steal; idle = idle + iowait). Elsewhere `sample()` returns None and callers print no split. Only this node is seen: decoding actors on other nodes of a cluster are
-not, which the caller can tell from the number of actor processes counted.
+softirq + steal; idle = idle + iowait). Elsewhere `sample()` returns None and callers print no split. Only this node
+is seen: decoding actors on other nodes of a cluster are not, which the caller can tell from the number of actor
+processes counted.
 
 Ray Data ends an idle decoding actor as soon as the pool has no input left, often before the consumer has read
 the last batches: its process is gone from the final sample. `Watch` therefore re-reads the actors' counters

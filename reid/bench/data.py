@@ -22,13 +22,14 @@ timed) and its bytes per frame reported. Medians over --repeats (this machine is
 
 CPU split (Linux, decoding actors on this node; reid/bench/cpu_split.py): where the machine's CPUs went from each
 fit's first batch to its last (the decoding actors, this process as the consumer, the rest of the machine, idle),
-the clips per CPU-second the actors used against the raw decode's clips per CPU-second of its process, and the
-part of the actors' CPU spent in the kernel (`kernel`: mostly page faults as Ray copies each batch into the object
-store, whose pages a fresh actor process touches for the first time; docs/performance-log.md). The per-core ratios divide by the number of actors; where the actors share the cores with the consumer and Ray (no
-more cores than actors) the CPU ratio separates the pipeline's cost per clip from that contention, and so does the
-line `the same with 1 decoding actor` (the 1-actor fit-level rate against the raw decode). A diagnosis, not a
-target. --plot PNG draws each store's median fits (N and 1 actors) as clips delivered over time against the raw
-decode limit, the start-up and the epochs marked (reid/bench/data_plot.py); --json keeps their batch arrivals.
+the clips per CPU-second the actors used against the raw decode's clips per CPU-second of its process, and the part
+of the actors' CPU spent in the kernel (`kernel`: mostly page faults as Ray copies each batch into the object store,
+whose pages a fresh actor process touches for the first time; docs/performance-log.md). The per-core ratios divide
+by the number of actors; where the actors share the cores with the consumer and Ray (no more cores than actors) the
+CPU ratio separates the pipeline's cost per clip from that contention, and so does the line `the same with 1
+decoding actor` (the 1-actor fit-level rate against the raw decode). A diagnosis, not a target. --plot PNG draws
+each store's median fits (N and 1 actors) as clips delivered over time against the raw decode limit, the start-up
+and the epochs marked (reid/bench/data_plot.py); --json keeps their batch arrivals.
 Targets per decode core: fit-level pipeline >= 0.9 x the raw decode limit of the same store; >= 3 x the
 torchreid-style loader; 1 -> 2 decode actors >= 1.8 x. Give each decoding actor at least 4 batches an epoch
 (--batches >= 4 x --workers): a shorter epoch is flagged, its rates measure a burst of decodes begun during start-up.
