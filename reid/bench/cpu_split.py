@@ -132,15 +132,19 @@ def is_actor(cmd: str, marker: str, title_prefix: str = RAY_TITLE) -> bool:
 
 
 def split(before: CpuSample, after: CpuSample, actor_marker: str, this_pid: int | None = None,
-          last_seen: dict[int, ProcessCpu] | None = None, title_prefix: str = RAY_TITLE) -> CpuSplit:
+          last_seen: dict[int, ProcessCpu] | None = None, title_prefix: str = RAY_TITLE,
+          new_only: bool = False) -> CpuSplit:
     """The window between two samples. Decoding actors are the processes whose command line starts with
     `title_prefix` and holds `actor_marker` (`is_actor`) and that used CPU in the window; a process that started
     during it counts from zero. `last_seen`: actor pid -> its latest reading in between (`Watch`), which stands for
-    an actor that has exited by `after`."""
+    an actor that has exited by `after`. `new_only`: only the actors that started inside the window (a window
+    opened before a pool starts: an earlier pool's actors, still ending, are not this one's)."""
     pid = os.getpid() if this_pid is None else this_pid
     none = ProcessCpu("", 0.0, 0.0)
     final = {p: c for p, c in after.processes.items() if is_actor(c.cmd, actor_marker, title_prefix)}
     final = {**(last_seen or {}), **final}
+    if new_only:
+        final = {p: c for p, c in final.items() if p not in before.processes}
     used = {p: (c.cpu - before.processes.get(p, none).cpu, c.kernel - before.processes.get(p, none).kernel)
             for p, c in final.items()}
     actors = [p for p, (u, _) in used.items() if u > 0]
@@ -154,13 +158,17 @@ def split(before: CpuSample, after: CpuSample, actor_marker: str, this_pid: int 
 
 class Watch:
     """A window from `start()` to `stop()`, with the actor processes (`is_actor`) re-read in a daemon thread in
-    between; `stop()` returns the split, or None where /proc cannot be read."""
+    between; `stop()` returns the split from `mark()` (or `start()` if never marked) to the end, or None where /proc
+    cannot be read, and leaves in `whole` the split from `start()` of the actors that started after it."""
 
     def __init__(self, actor_marker: str, interval: float = 0.1, rescan: float = 1.0,
                  title_prefix: str = RAY_TITLE) -> None:
         self.marker, self.interval, self.rescan, self.prefix = actor_marker, interval, rescan, title_prefix
         self.last_seen: dict[int, ProcessCpu] = {}
         self._before: CpuSample | None = None
+        self._mark: CpuSample | None = None
+        self._gone_at_mark: set[int] = set()  # actors that had exited by the mark: not in its window
+        self.whole: CpuSplit | None = None
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -171,6 +179,14 @@ class Watch:
         self._note(self._before.processes)
         self._thread = threading.Thread(target=self._run, name="cpu-split-watch", daemon=True)
         self._thread.start()
+
+    def mark(self) -> None:
+        """Where the window that `stop()` returns begins (the first batch of a fit, when `start()` was at its
+        stream's opening)."""
+        if self._before is not None:
+            self._mark = sample()
+            if self._mark is not None:
+                self._gone_at_mark = {p for p in list(self.last_seen) if p not in self._mark.processes}
 
     def _note(self, processes: dict[int, ProcessCpu]) -> None:
         for p, c in processes.items():
@@ -193,4 +209,7 @@ class Watch:
         after = sample() if self._before is not None else None
         if self._before is None or after is None:
             return None
-        return split(self._before, after, self.marker, last_seen=self.last_seen, title_prefix=self.prefix)
+        self.whole = split(self._before, after, self.marker, last_seen=self.last_seen, title_prefix=self.prefix,
+                           new_only=True)
+        seen = {p: c for p, c in self.last_seen.items() if p not in self._gone_at_mark}
+        return split(self._mark or self._before, after, self.marker, last_seen=seen, title_prefix=self.prefix)

@@ -54,6 +54,7 @@ This is the only module of the data package that imports Ray.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,11 +89,14 @@ _MIN_TASKS_PER_ACTOR = 4
 
 @ray.remote(num_cpus=0)
 class UnreadableLedger:
-    """A run's unreadable training tracklets (record index -> message), and how often decoding actors started."""
+    """A run's unreadable training tracklets (record index -> message), how often decoding actors started, and the
+    CPU-seconds they had used when ready (their imports and set-up: `reid bench data` leaves it out of the CPU a
+    clip costs)."""
 
     def __init__(self) -> None:
         self._bad: dict[int, str] = {}
         self._starts = 0
+        self._ready_cpu = 0.0
 
     def add_bad(self, items: list[tuple[int, str]]) -> dict[int, str]:
         """Record `items`; returns everything known so far (the caller merges it and checks the threshold)."""
@@ -110,6 +114,14 @@ class UnreadableLedger:
 
     def decoder_starts(self) -> int:
         return self._starts
+
+    def decoder_ready(self, cpu_s: float) -> None:
+        """Called by every decoding actor at the end of its constructor with its process's CPU-seconds so far."""
+        self._ready_cpu += float(cpu_s)
+
+    def decoder_ready_cpu(self) -> float:
+        """The decoding actors' CPU-seconds up to their readiness, summed over every actor started."""
+        return self._ready_cpu
 
 
 def start_ray_data_actors() -> list[ray.actor.ActorHandle]:
@@ -165,6 +177,7 @@ class _DecodeBatches:
         self.maker = BatchMaker(self.manifest, self.data, inputs, train=True, decoder=decoder,
                                 known_bad=known_bad)
         self.spare = SpareFrames()
+        ray.get(self.ledger.decoder_ready.remote(time.process_time()))  # all threads' CPU, as /proc counts it
 
     def _record_hang(self, index: int, message: str) -> None:
         """Watchdog callback, just before this process ends: the restarted actor must skip the tracklet."""

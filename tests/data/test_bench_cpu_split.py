@@ -132,3 +132,35 @@ def test_cpu_columns_are_medians_and_vanish_when_a_fit_could_not_measure():
     assert cols["cpu_actors"] == pytest.approx(1.6) and cols["actor_cpu"] == 160.0 and cols["cores"] == 2
     assert cols["actor_kernel"] == pytest.approx(0.25)  # the median of 0.1, 0.25, 0.25
     assert bench_data.cpu_columns([_fit(splits[0], 150.0), _fit(None, None)]) == {}
+
+
+def test_a_window_opened_before_the_pool_counts_only_the_actors_started_inside_it():
+    before = CpuSample(0.0, busy=10.0, idle=0.0, processes={3: _p(ACTOR, 4.0), 9: _p("python bench", 1.0)})
+    after = CpuSample(3.0, busy=16.0, idle=0.0, processes={
+        3: _p(ACTOR, 4.3),  # the previous fit's actor, still ending
+        11: _p(ACTOR, 2.5, 0.5), 12: _p(ACTOR, 2.0, 0.25), 9: _p("python bench", 1.5)})
+    whole = cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9, new_only=True)
+    assert whole.actor_processes == 2 and whole.actors == pytest.approx(4.5) and whole.actors_kernel == 0.75
+    assert cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9).actor_processes == 3
+
+
+def test_the_actors_cpu_per_clip_leaves_their_start_up_out_and_needs_the_whole_pool():
+    whole = CpuSplit(wall=3.0, cores=2, actors=5.0, actor_processes=2, this_process=0.5, rest=0.2, idle=0.3)
+    assert bench_data.actor_cpu_rate(whole, ready_cpu_s=1.0, clips=1600, pool=2) == pytest.approx(400.0)
+    assert bench_data.actor_cpu_rate(whole, ready_cpu_s=1.0, clips=1600, pool=3) is None  # one actor not seen
+    assert bench_data.actor_cpu_rate(whole, ready_cpu_s=5.0, clips=1600, pool=2) is None  # nothing after set-up
+    assert bench_data.actor_cpu_rate(None, ready_cpu_s=0.0, clips=1600, pool=2) is None  # no /proc
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_watch_returns_the_window_from_its_mark_and_keeps_the_whole_one():
+    marker = "cpu-split-mark-marker"
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+    watch = cpu_split.Watch(marker, interval=0.02, rescan=0.05, title_prefix="")
+    watch.start()
+    subprocess.run([sys.executable, "-c", burn, marker], check=True)  # started and gone before the mark
+    watch.mark()
+    s = watch.stop()
+    assert s is not None and s.actor_processes == 0  # nothing of it after the mark
+    assert watch.whole is not None and watch.whole.actor_processes == 1
+    assert watch.whole.actors == pytest.approx(0.4, abs=0.15)

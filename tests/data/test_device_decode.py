@@ -189,6 +189,7 @@ def test_the_decoding_actor_ships_bytes_and_no_frames(stores, monkeypatch):
 
     class Ledger:
         decoder_started = Remote({})
+        decoder_ready = Remote(None)
         add_bad = Remote({})
 
     monkeypatch.setattr(pipeline.ray, "get_actor", lambda name, namespace=None: Ledger())

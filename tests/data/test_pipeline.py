@@ -86,6 +86,8 @@ def test_one_execution_serves_every_epoch_with_the_in_process_batches(ray_cluste
         assert_same_batches(epochs[e], [make_batch(r, m, c.data, {"frames", "flow"}, train=True) for r in rows])
     # the decoding actors started once for the fit, not once per epoch
     assert ray.get(ledger.decoder_starts.remote()) == 2
+    # each reported its CPU-seconds when ready (its imports: well over a tick), what `reid bench data` leaves out
+    assert ray.get(ledger.decoder_ready_cpu.remote()) > 0.05
     with pytest.raises(ReidError, match="at epoch 3, epoch 0 was requested"):
         next(s.epoch(0))
 
