@@ -495,8 +495,8 @@ def format_report(title: str, stores: dict[str, dict[str, float]], baseline: flo
         lines.append(f"{name:<7}{v['cpu_actors']:>8.2f}{v['cpu_consumer']:>10.2f}{v['cpu_rest']:>7.2f}"
                      f"{v['cpu_idle']:>7.2f}{v['actor_cpu'] / v['raw_cpu']:>9.2f}"
                      f"{100 * v['actor_kernel']:>7.0f}%" if name in measured else
-                     f"{name:<7}not measured: in some fit fewer actors than the pool used CPU between its first and "
-                     f"last batch")
+                     f"{name:<7}not measured: some fit's window did not see exactly the pool's actors start and work "
+                     f"(an actor restarted, ended before the first batch, or ran on another node)")
     return "\n".join(lines)
 
 
