@@ -91,11 +91,6 @@ def read_process_times(stat: str, hz: int) -> tuple[float, float]:
     return int(fields[11]) / hz, int(fields[12]) / hz
 
 
-def read_process(stat: str, hz: int) -> float:
-    """A /proc/<pid>/stat line -> the process's user + system CPU-seconds."""
-    return sum(read_process_times(stat, hz))
-
-
 def _processes(hz: int, pids: list[int] | None = None) -> dict[int, ProcessCpu]:
     """pid -> its ProcessCpu, for every process or for `pids` (those still alive)."""
     out: dict[int, ProcessCpu] = {}
