@@ -443,8 +443,8 @@ def cpu_columns(fits: list[FitTiming]) -> dict[str, float]:
     """Medians over the fits of where the CPUs went (cores kept busy, first batch to last), of the clips per
     decoding-actor CPU-second and of the part of the actors' CPU spent in the kernel; empty when any fit could not
     measure them (cpu_split.py)."""
-    if not fits or any(f.cpu is None or f.actor_cpu_rate is None for f in fits):
-        return {}
+    if not fits or any(f.cpu is None or f.cpu.actors <= 0 or f.actor_cpu_rate is None for f in fits):
+        return {}  # no actor worked after the first batch (a tiny fit): no kernel share to give
     shares = {"cpu_actors": [f.cpu.share(f.cpu.actors) for f in fits],
               "cpu_consumer": [f.cpu.share(f.cpu.this_process) for f in fits],
               "cpu_rest": [f.cpu.share(f.cpu.rest) for f in fits],

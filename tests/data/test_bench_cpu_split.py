@@ -132,6 +132,8 @@ def test_cpu_columns_are_medians_and_vanish_when_a_fit_could_not_measure():
     assert cols["cpu_actors"] == pytest.approx(1.6) and cols["actor_cpu"] == 160.0 and cols["cores"] == 2
     assert cols["actor_kernel"] == pytest.approx(0.25)  # the median of 0.1, 0.25, 0.25
     assert bench_data.cpu_columns([_fit(splits[0], 150.0), _fit(None, None)]) == {}
+    idle = CpuSplit(wall=2.0, cores=2, actors=0.0, actor_processes=0, this_process=0.4, rest=0.2, idle=3.4)
+    assert bench_data.cpu_columns([_fit(splits[0], 150.0), _fit(idle, 150.0)]) == {}  # done before the first batch
 
 
 def test_a_window_opened_before_the_pool_counts_only_the_actors_started_inside_it():
