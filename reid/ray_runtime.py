@@ -37,7 +37,8 @@ What it does, and why:
   its INFO lines, "Reporting training result ..." for every epoch and rank, and transient time-outs it logs with a
   traceback), and each Train worker quiets the one Train logger that setting misses as it starts
   (`reid.training.ray_session.quiet_train_reports`); no PreemptionWatcher on a local cluster; and one line of Ray
-  core advice dropped from the driver's console (`CONSOLE_SKIP`). One line says where Ray's logs are (`ray_log_dir`); Ray Train's are under `train/`.
+  core advice dropped from the driver's console (`CONSOLE_SKIP`). One line says where Ray's logs are
+  (`ray_log_dir`); Ray Train's are under `train/`.
 """
 
 from __future__ import annotations

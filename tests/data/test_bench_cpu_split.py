@@ -60,7 +60,8 @@ def test_a_process_that_only_names_the_actor_class_is_not_an_actor():
     after = CpuSample(1.0, busy=11.5, idle=0.0, processes={1: _p(ACTOR, 2.0), 2: _p(watcher, 1.5)})
     s = cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9)
     assert s.actor_processes == 1 and s.actors == pytest.approx(1.0) and s.rest == pytest.approx(0.5)
-    assert cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9, title_prefix="").actor_processes == 2
+    untitled = cpu_split.split(before, after, actor_marker="_DecodeBatches", this_pid=9, title_prefix="")
+    assert untitled.actor_processes == 2
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
