@@ -9,7 +9,14 @@ def test_unknown_subcommand_and_option_exit_2_with_usage(capsys):
     assert exc.value.code == 2 and "usage: reid" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["train", "baseline", "--bogus"])
-    assert exc.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "unrecognized arguments: --bogus" in err
+    # the usage shown is that of the command the user typed, down to a nested one
+    assert "usage: reid train" in err and "reid train: error:" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "eval", "--bogus"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "usage: reid bench eval" in err and "reid bench eval: error:" in err
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
