@@ -69,6 +69,7 @@ CONSOLE_SKIP = (
 )
 # Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
 _RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)
+_LOCAL_CLUSTER: dict[str, Any] = {}  # the log folder of the local cluster this process started (local_cluster_started)
 
 
 def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None, address: str | None = None,
@@ -151,6 +152,7 @@ def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
         try:
             with own_address_for_workers():
                 ray.init(address="local", **kwargs)
+            _LOCAL_CLUSTER["session"] = ray_log_dir()
             return
         except Exception as exc:
             if type(exc) not in _RETRIED or attempt == attempts:
@@ -158,6 +160,15 @@ def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
             print(f"[reid] Ray node failed to start (attempt {attempt}/{attempts}, overloaded machine?); retrying",
                   flush=True)
             ray.shutdown()
+
+
+def local_cluster_started() -> bool:
+    """Whether this process is connected to a local cluster it started (`start_local_ray`): one without an
+    autoscaler, whose resources never grow (reid.training.capacity)."""
+    import ray
+
+    here = ray_log_dir() if ray.is_initialized() else None
+    return here is not None and _LOCAL_CLUSTER.get("session") == here
 
 
 def use_driver_python() -> bool:

@@ -72,7 +72,7 @@ import json, os, sys
 import ray
 from ray._private.runtime_env.uv_runtime_env_hook import _get_uv_run_cmdline
 from reid.config.schema import RayConfig
-from reid.ray_runtime import init_ray, ray_log_dir
+from reid.ray_runtime import init_ray, local_cluster_started, ray_log_dir
 
 detected = _get_uv_run_cmdline()
 init_ray(RayConfig(object_store_memory=150 * 1024**2), num_cpus=1, dashboard=False)
@@ -82,8 +82,10 @@ def interpreter():
     return sys.executable
 
 print(json.dumps({"detected": detected, "driver": sys.executable, "worker": ray.get(interpreter.remote(), timeout=300),
-                  "job_env": ray.get_runtime_context().runtime_env, "logs": str(ray_log_dir())}))
+                  "job_env": ray.get_runtime_context().runtime_env, "logs": str(ray_log_dir()),
+                  "local": local_cluster_started()}))
 ray.shutdown()
+assert not local_cluster_started()
 """
 
 # Started as `uv run driver.py`: a process whose command line is exactly what Ray's detection looks for (its
@@ -119,6 +121,7 @@ def test_a_driver_under_uv_run_starts_workers_with_its_own_python(tmp_path):
     assert "Uninstalled" not in proc.stderr and "does not match" not in proc.stderr
     assert Path(out["logs"]).is_dir() and f"Ray's own logs: {out['logs']}" in proc.stdout
     assert "Token authentication is enabled" not in proc.stderr
+    assert out["local"] is True  # a cluster it started: one that never grows (reid.training.capacity)
 
 
 def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypatch):

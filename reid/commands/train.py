@@ -19,7 +19,10 @@ DESCRIPTION = """Train a method.
   reid train baseline ray.num_workers=2 --audit-log /shared/audit/run.jsonl   # log every report and failure
 
 The run lives in <ray.storage_path>/<run name> (default runs/<method>-<variant>-<dataset>-s<seed>); starting the
-same command again resumes it from its latest checkpoint. The resolved config is saved there as config.yaml.
+same command again resumes it from its latest checkpoint. The resolved config is saved there as config.yaml. A
+start whose config learns differently from the run's checkpoints (another optim.lr, train.epochs, data, ...) is
+refused with the keys that differ: continue it with --resume (key=value after it changes a key on purpose) or give
+the new run another name (name=NEW).
 Packaged configs: """
 
 
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         from reid.training.audit import ReportAuditLog
 
         callbacks = [ReportAuditLog(args.audit_log)]
-    result = train(cfg, callbacks=callbacks)
+    result = train(cfg, callbacks=callbacks, allow_changed=bool(args.resume))
     print(f"[reid] done: {len(result.history)} epochs, best val mAP {result.best_map:.1f}")
     print(f"[reid] run directory: {result.run_dir}")
     if result.best_checkpoint:

@@ -11,7 +11,8 @@ from reid.errors import ReidError
 
 def manifest_path(data: DataConfig) -> Path | str:
     """The manifest of `data` (absolute: Ray Train workers and Ray Data actors do not run in the driver's working
-    directory); the synthetic set (`data.dataset=synthetic`) is generated under `data.root` when it is missing.
+    directory); the synthetic set (`data.dataset=synthetic`) is generated under `data.root` when it is missing
+    (never in place of a `data.manifest` that names another file: that is an error).
     A URI (`data.root=s3://...` or `data.manifest=s3://...`) is returned as it is: the frames are then read from
     the bucket (reid.data.decode)."""
     remote = data.manifest if data.manifest else storage.join(data.root, "manifest.parquet")
@@ -27,6 +28,9 @@ def manifest_path(data: DataConfig) -> Path | str:
         raise ReidError(f"no transferred-attribute manifest at {path}: write it with `reid transfer-attributes "
                         f"--source <attribute set> --target {data.root} --out <labels.csv> --out-manifest {path}` "
                         f"(docs/datasets.md), or set data.attributes=annotated data.manifest=null")
+    if data.manifest and path != Path(data.root) / "manifest.parquet":  # named by the user: never replaced
+        raise ReidError(f"no manifest at {path} (data.manifest): give the path of an existing manifest.parquet, "
+                        f"or leave data.manifest unset to use {Path(data.root) / 'manifest.parquet'}")
     if data.dataset == "synthetic":
         from reid.data.synth import ensure_dataset
 

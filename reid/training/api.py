@@ -23,6 +23,7 @@ from reid.data.source import manifest_path as dataset_manifest
 from reid.errors import ReidError
 from reid.evaluation.run.discovery import read_history
 from reid.evaluation.run.evaluate import TEST_FILE, evaluate, test_document
+from reid.training.same_run import check_same_run, describe
 
 
 @dataclass
@@ -72,8 +73,11 @@ def run_location(cfg: ExperimentConfig) -> Path | str:
     return run_dir_for(cfg)
 
 
-def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *, test: bool = True) -> TrainResult:
-    """Train `cfg`: in-process when `ray.num_workers == 0`, otherwise with Ray Train. Resumes an existing run.
+def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *, test: bool = True,
+          allow_changed: bool = False) -> TrainResult:
+    """Train `cfg`: in-process when `ray.num_workers == 0`, otherwise with Ray Train. Resumes an existing run, if its
+    config.yaml learns what `cfg` does (reid.training.same_run; `allow_changed`: `reid train --resume RUN key=value`,
+    the differences printed instead).
 
     callbacks: Ray Train `UserCallback`s (e.g. Tune's `TuneReportCallback`) for Ray runs; on_epoch(metrics,
     checkpoint_dir | None) is called after every epoch of an in-process run (e.g. to `ray.tune.report`), with the
@@ -83,6 +87,9 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *
     test: evaluate the test split once at the end with the checkpoint chosen on validation (`_test_at_end`); sweeps,
     which only compare validation scores, and callers that evaluate the test split themselves pass False.
     """
+    changed = check_same_run(cfg, run_location(cfg), allow_changed=allow_changed)
+    if changed:
+        print(f"[reid] continuing {run_location(cfg)} with changed keys: {describe(changed)}", flush=True)
     manifest_path = _with_validation_split(cfg, manifest_path_for(cfg))
     if cfg.ray.num_workers == 0:
         if storage.is_uri(cfg.ray.storage_path):

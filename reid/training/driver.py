@@ -14,12 +14,32 @@ from typing import Any
 
 from reid import storage
 from reid.config.schema import ExperimentConfig
-from reid.ray_runtime import init_ray, train_logging_config  # the one Ray start-up of every entry point
+from reid.errors import ReidError
+from reid.ray_runtime import init_ray, local_cluster_started, train_logging_config  # the one Ray start-up
+from reid.training.capacity import shortfall
+
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 
 def storage_root(cfg: ExperimentConfig) -> str:
     path = cfg.ray.storage_path
     return path if "://" in path else str(Path(path).resolve())
+
+
+def check_capacity(num_workers: int, per_worker: dict[str, float]) -> None:
+    """Before the fit: Train workers that the cluster's nodes cannot hold are an error on a local cluster (it never
+    grows) and a line saying what the run waits for elsewhere (an autoscaler may add nodes; reid.training.capacity)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    gap = shortfall(num_workers, per_worker, nodes)
+    if gap is None:
+        return
+    if local_cluster_started():
+        raise ReidError(f"{gap}, and this local Ray cluster cannot grow: lower ray.num_workers or "
+                        f"ray.cpus_per_worker (ray.gpus_per_worker), or name a larger cluster with ray.address")
+    print(f"[reid] waiting for resources: {gap} now; Ray Train retries the start every "
+          f"{os.environ.get(START_TIMEOUT_ENV, '120')} s while the cluster grows (Ctrl-C stops it)", flush=True)
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
@@ -57,6 +77,10 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
     init_ray(cfg.ray)
+    resources = {"CPU": cfg.ray.cpus_per_worker}
+    if cfg.ray.use_gpu:
+        resources["GPU"] = cfg.ray.gpus_per_worker
+    check_capacity(cfg.ray.num_workers, resources)
     start_ray_data_actors()  # up while the Train workers start, not in their first stream (pipeline.py)
     # pre-flight on the driver: a bad manifest or missing required weights fail here, in one line, before any worker
     batches_per_epoch(manifest_path, cfg.data, cfg.seed, spec.batching, cfg.ray.num_workers)
@@ -69,9 +93,6 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     # is garbage-collected, and with it the record of unreadable tracklets (reported after the fit).
     # Each Train worker builds its own data stream (reid.data.pipeline): no `datasets=` for the trainer.
     ledger = get_or_create_ledger(ledger_name, node_id=ray.get_runtime_context().get_node_id())
-    resources = {"CPU": cfg.ray.cpus_per_worker}
-    if cfg.ray.use_gpu:
-        resources["GPU"] = cfg.ray.gpus_per_worker
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": str(manifest_path),
@@ -89,7 +110,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
             logging_config=train_logging_config(),  # Ray Train's own lines to its log files (reid.ray_runtime)
         ),
     )
-    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "120")
+    os.environ.setdefault(START_TIMEOUT_ENV, "120")
     try:
         result = trainer.fit()  # Train V2 raises the run's error (TrainingFailedError) instead of returning it
     except Exception as exc:

@@ -72,7 +72,10 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
     if state is not None:
         restore(state, model=model, objective=objective, optimizers=optimizers, scheduler=scheduler, scaler=scaler)
         best_map = float(state["best_map"])
-        if session.rank == 0:
+        if session.rank == 0 and start >= cfg.train.epochs:
+            print(f"[reid] {run_name} has trained all its {cfg.train.epochs} epochs ({resume_dir}): nothing to "
+                  f"train; a longer run: `reid train --resume RUN train.epochs=N`", flush=True)
+        elif session.rank == 0:
             print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_dir}", flush=True)
 
     validator = Validator(manifest, cfg, spec)

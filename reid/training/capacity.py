@@ -1,0 +1,43 @@
+"""Whether a Ray cluster can ever hold a fit's Train workers, checked before the fit starts.
+
+Ray Train V2 asks for `ray.num_workers` bundles of `resources_per_worker` and, when the cluster cannot place them,
+times the start out after RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S (120 s here) and retries without end: on the
+console nothing at all (`reid train ray.num_workers=64` on a 2-core machine waited silently until it was killed).
+A cluster an autoscaler may grow can be right to wait; a local cluster that `reid` started itself never grows, so
+there the request is an error at once, and elsewhere the driver says what it waits for.
+
+Each worker's bundle must fit on one node, so the workers a node can hold is the floor of its resources over the
+bundle's, taken over every resource the bundle asks for, and the cluster holds the sum over its nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+EPS = 1e-9  # Ray keeps fractional resources in units of 1e-4: 0.5 * 4 must fit in 2.0
+
+
+def workers_that_fit(per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> int:
+    """How many bundles `per_worker` ({"CPU": 0.5, "GPU": 1}) the `nodes` (each node's total resources) hold at
+    once, each bundle on one node."""
+    asked = {k: v for k, v in per_worker.items() if v > 0}
+    if not asked:
+        return math.inf  # type: ignore[return-value]
+    return sum(min(math.floor(node.get(k, 0.0) / v + EPS) for k, v in asked.items()) for node in nodes)
+
+
+def describe_bundle(per_worker: Mapping[str, float]) -> str:
+    """{"CPU": 0.5, "GPU": 1.0} -> "0.5 CPU + 1 GPU"."""
+    return " + ".join(f"{v:g} {k}" for k, v in per_worker.items() if v > 0)
+
+
+def shortfall(num_workers: int, per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> str | None:
+    """None when the nodes hold `num_workers` bundles; otherwise what is asked against what the cluster has."""
+    fit = workers_that_fit(per_worker, nodes)
+    if fit >= num_workers:
+        return None
+    totals = {k: sum(node.get(k, 0.0) for node in nodes) for k in per_worker if per_worker[k] > 0}
+    have = ", ".join(f"{v:g} {k}" for k, v in totals.items())
+    return (f"ray.num_workers={num_workers} Train workers of {describe_bundle(per_worker)} each, but the cluster's "
+            f"{len(nodes)} node(s) ({have} in all) hold {fit}")
