@@ -2,7 +2,8 @@
 
 Errors the user can act on (`ReidError`) are printed as one message without a traceback, exit status 2 (the same
 status argparse uses for unknown options). Any other failure prints one line with its cause, the file holding the
-traceback and Ray's log folder, exit status 1 (`reid.commands.failure`).
+traceback and Ray's log folder, exit status 1 (`reid.commands.failure`). Ctrl-C prints `interrupted` (status 130),
+a SIGTERM once Ray is up (`ray job stop`) `stopped (SIGTERM)` (status 143; reid.ray_runtime.stop_on_sigterm).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from reid.commands.failure import TRACEBACK_ENV, report_failure
-from reid.errors import ReidError
+from reid.errors import ReidError, Terminated
+from reid.ray_runtime import sigterm_received
 
 # name -> one-line help; the module reid.commands.<name> provides add_arguments(parser) and run(args) -> int
 COMMANDS: dict[str, str] = {
@@ -92,7 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReidError as exc:
         print(f"reid {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # SIGTERM: `ray job stop`, a pod ending (reid.ray_runtime.stop_on_sigterm; what reaches here may be the
+        # KeyboardInterrupt that Ray Train raises in its place)
+        if isinstance(exc, Terminated) or sigterm_received():
+            print(f"reid {args.command}: stopped (SIGTERM)", file=sys.stderr)
+            return 143
         print(f"reid {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:

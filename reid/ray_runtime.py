@@ -39,6 +39,10 @@ What it does, and why:
   (`reid.training.ray_session.quiet_train_reports`); no PreemptionWatcher on a local cluster; and one line of Ray
   core advice dropped from the driver's console (`CONSOLE_SKIP`). One line says where Ray's logs are
   (`ray_log_dir`); Ray Train's are under `train/`.
+- **SIGTERM** (`stop_on_sigterm`): `ray.init` installs Ray's C++ failure-signal handler, which answers a SIGTERM
+  (`ray job stop`, a pod ending) with a stack dump on stderr ("*** SIGTERM received ... PC: @ ... (unknown)") before
+  Python exits; after it the driver's SIGTERM raises `reid.errors.Terminated` instead, which unwinds as a Ctrl-C
+  does, and the CLI says in one line that the command was stopped.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ CONSOLE_SKIP = (
 )
 # Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
 _RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)
+_SIGTERM: dict[str, bool] = {}  # set when a SIGTERM arrived after init_ray (stop_on_sigterm)
 _LOCAL_CLUSTER: dict[str, Any] = {}  # the log folder of the local cluster this process started (local_cluster_started)
 
 
@@ -98,6 +103,7 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
         start_local_ray(attempts=attempts, num_cpus=max(1, math.floor(num_cpus)) if num_cpus else None,
                         object_store_memory=ray_cfg.object_store_memory if ray_cfg else None,
                         include_dashboard=dashboard, **logging_kwargs)
+    stop_on_sigterm()
     if quiet:
         log_dir = ray_log_dir()
         where = f"{log_dir} (Ray Train: {log_dir / 'train'})" if log_dir else "the head node's /tmp/ray/session_latest/logs"
@@ -160,6 +166,27 @@ def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
             print(f"[reid] Ray node failed to start (attempt {attempt}/{attempts}, overloaded machine?); retrying",
                   flush=True)
             ray.shutdown()
+
+
+def stop_on_sigterm() -> None:
+    """In the main thread: a SIGTERM raises `Terminated` (module docstring), replacing the handler `ray.init`
+    installed. Elsewhere (a Tune trial's thread) nothing changes."""
+    import signal
+    import threading
+
+    from reid.errors import Terminated
+
+    def terminated(signum: int, frame: Any) -> None:
+        _SIGTERM["received"] = True  # Ray Train's fit answers the interrupt with a KeyboardInterrupt of its own
+        raise Terminated(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
+
+
+def sigterm_received() -> bool:
+    """Whether the handler of `stop_on_sigterm` has fired in this process."""
+    return bool(_SIGTERM.get("received"))
 
 
 def local_cluster_started() -> bool:

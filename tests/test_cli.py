@@ -1,6 +1,7 @@
 import pytest
 
 from reid.cli import COMMANDS, build_parser, main
+from reid.errors import Terminated
 
 
 def test_unknown_subcommand_and_option_exit_2_with_usage(capsys):
@@ -45,3 +46,21 @@ def test_an_audit_log_of_an_in_process_run_is_refused_in_one_line(capsys, tmp_pa
     err = capsys.readouterr().err
     assert "--audit-log logs Ray Train's reports: it needs ray.num_workers >= 1" in err and "Traceback" not in err
     assert not log.exists()
+
+
+@pytest.mark.parametrize("exc,signalled,code,line", [
+    (KeyboardInterrupt(), False, 130, "reid demo: interrupted"),
+    (Terminated("signal 15"), True, 143, "reid demo: stopped (SIGTERM)"),
+    (KeyboardInterrupt(), True, 143, "reid demo: stopped (SIGTERM)"),  # what Ray Train raises in its place
+])
+def test_ctrl_c_and_sigterm_end_in_one_line(exc, signalled, code, line, monkeypatch, capsys):
+    import reid.cli as cli
+    import reid.commands.demo as demo
+
+    def stopped(args):
+        raise exc
+
+    monkeypatch.setattr(demo, "run", stopped)
+    monkeypatch.setattr(cli, "sigterm_received", lambda: signalled)
+    assert main(["demo"]) == code
+    assert capsys.readouterr().err.strip() == line
