@@ -36,8 +36,11 @@ def check_capacity(num_workers: int, per_worker: dict[str, float]) -> None:
     if gap is None:
         return
     if local_cluster_started():
-        raise ReidError(f"{gap}, and this local Ray cluster cannot grow: lower ray.num_workers or "
-                        f"ray.cpus_per_worker (ray.gpus_per_worker), or name a larger cluster with ray.address")
+        no_gpu = per_worker.get("GPU", 0) > 0 and not any(n.get("GPU", 0) > 0 for n in nodes)
+        fix = ("ray.use_gpu=false trains on its CPUs" if no_gpu else
+               "lower ray.num_workers or ray.cpus_per_worker (ray.gpus_per_worker)")
+        raise ReidError(f"{gap}, and this local Ray cluster cannot grow: {fix}, or name a larger cluster with "
+                        f"ray.address")
     print(f"[reid] waiting for resources: {gap} now; Ray Train retries the start every "
           f"{os.environ.get(START_TIMEOUT_ENV, '120')} s while the cluster grows (Ctrl-C stops it)", flush=True)
 

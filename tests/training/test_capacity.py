@@ -52,6 +52,8 @@ def test_a_local_cluster_that_cannot_hold_the_workers_is_an_error_and_a_remote_o
     assert capsys.readouterr().out == ""
     with pytest.raises(ReidError, match=r"ray.num_workers=5 .* hold 4, and this local Ray cluster cannot grow"):
         driver.check_capacity(5, {"CPU": 0.5})
+    with pytest.raises(ReidError, match=r"0.5 CPU \+ 1 GPU each.* hold 0, .*cannot grow: ray.use_gpu=false"):
+        driver.check_capacity(1, {"CPU": 0.5, "GPU": 1.0})
     monkeypatch.setattr(driver, "local_cluster_started", lambda: False)
     driver.check_capacity(5, {"CPU": 0.5})
     assert "[reid] waiting for resources: ray.num_workers=5" in capsys.readouterr().out
