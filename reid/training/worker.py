@@ -72,11 +72,13 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
     if state is not None:
         restore(state, model=model, objective=objective, optimizers=optimizers, scheduler=scheduler, scaler=scaler)
         best_map = float(state["best_map"])
+        # session.console(): a plain print in a Ray Train worker reaches the driver twice (RaySession.console)
         if session.rank == 0 and start >= cfg.train.epochs:
             print(f"[reid] {run_name} has trained all its {cfg.train.epochs} epochs ({resume_dir}): nothing to "
-                  f"train; a longer run: `reid train --resume RUN train.epochs=N`", flush=True)
+                  f"train; a longer run: `reid train --resume RUN train.epochs=N`", file=session.console(), flush=True)
         elif session.rank == 0:
-            print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_dir}", flush=True)
+            print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_dir}",
+                  file=session.console(), flush=True)
 
     validator = Validator(manifest, cfg, spec)
     faults = FaultInjector(cfg.train.inject_fault, run_dir, session.rank)
