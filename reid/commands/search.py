@@ -26,6 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the hits as JSON")
 
 
+def query_line(rec) -> str:
+    """`query 0001C1T0001: pid 1, camera 1, 24 frames (train)`; a frames directory or a video has no identity."""
+    who = f"pid {rec.pid}, camera {rec.camid}, " if rec.pid >= 0 else ""
+    role = f" ({rec.role})" if rec.role and rec.role != "query" else ""
+    return f"query {rec.tracklet_id}: {who}{rec.num_frames} frames{role}"
+
+
 def run(args: argparse.Namespace) -> int:
     from reid.deploy import store
     from reid.deploy.page import write_page
@@ -46,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([h.__dict__ for h in result.hits], indent=1))
     else:
+        print(query_line(query[0].records[query[1]]))
         print(f"{'rank':>4}  {'distance':>9}  {'pid':>5} {'cam':>3}  tracklet")
         for h in result.hits:
             print(f"{h.rank:>4}  {h.distance:>9.4f}  {h.pid:>5} {h.camid:>3}  {h.tracklet_id}")

@@ -95,7 +95,8 @@ def test_train_export_index_search(built, trained_run, tmp_path, capsys):
         assert len(hits) == 3 and hits[0]["distance"] <= hits[1]["distance"] <= hits[2]["distance"]
     assert (tmp_path / "s.html").read_text().count("<img") >= 4  # the query strip and the hits' strips
     assert main(["search", str(idx), "--query", str(frames_dir), "--rerank", "--top-k", "5"]) == 0
-    assert target.tracklet_id in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert target.tracklet_id in out and out.startswith(f"query frames: {target.num_frames} frames\n")
 
     # incremental --add from another manifest: the query tracklets alone, as new footage with no training rows
     # (its model actors are built from the run's DataInfo, not from this manifest's identities); the old rows keep
