@@ -70,6 +70,9 @@ CONSOLE_SKIP = (
     # reference: Ray Data's actor pools always pass their map transformer that way (ray issue #53727). It is advice
     # about Ray Data's own design, the same on every run, and nothing this run can act on.
     r"has constructor arguments in the object store and max_restarts > 0",
+    # the raylet, when `reid serve` ends: Serve's shutdown kills its controller while the controller's own graceful
+    # shutdown task is still queued for it; nothing is lost (the replicas stopped before)
+    r"Task ServeController.graceful_shutdown failed",
 )
 # Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
 _RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)

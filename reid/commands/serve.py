@@ -36,7 +36,11 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError("--replicas must be at least 1")
     url = service.start(Path(args.index), run=args.run, replicas=args.replicas, host=args.host, port=args.port,
                         top_k=args.top_k)
-    print(f"serving {args.index} at {url} ({args.replicas} replica(s))", flush=True)
+    from reid.ray_runtime import ray_log_dir
+
+    logs = ray_log_dir()
+    where = f"; request log: {logs / 'serve'}/" if logs else ""
+    print(f"serving {args.index} at {url} ({args.replicas} replica(s){where})", flush=True)
     try:
         if args.load_test:
             from reid.deploy.loadtest import frames_payload, run_load

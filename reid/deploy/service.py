@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import shutil
 import tempfile
@@ -114,9 +115,19 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     # the replicas import torch. Read by the Serve controller, which inherits the environment of a local cluster.
     for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
         os.environ.setdefault(name, "60")
+    # Serve's controller, proxy and replicas log every request and deployment step at INFO; to their files under
+    # <session>/logs/serve/ only, not the console, where a load test's summary drowned in one line per request
+    os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
     init_ray(RayConfig())  # the project's one Ray start-up (a local cluster unless ray.address / $RAY_ADDRESS)
+    # the driver's own Serve lines at INFO: "Started Serve", serve.run's "Connecting to existing Serve app ... New
+    # http_options will not be applied" (the options of serve.start below are), and the URL the command prints
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
     serve.start(http_options={"host": host, "port": port})
-    app = SearchService.options(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus}).bind(
+    # the replicas get the setting in their runtime env too: on a cluster `reid` did not start, the processes keep
+    # the cluster's environment (Ray merges an actor's env_vars with the job's)
+    quiet = {"env_vars": {"RAY_SERVE_LOG_TO_STDERR": os.environ["RAY_SERVE_LOG_TO_STDERR"]}}
+    app = SearchService.options(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus,
+                                                                          "runtime_env": quiet}).bind(
         str(Path(index_dir).resolve()), str(Path(run).resolve()) if run else None, top_k)
     serve.run(app, name="reid", route_prefix="/")
     return f"http://{host}:{port}/"

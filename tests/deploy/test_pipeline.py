@@ -180,6 +180,29 @@ def test_serve_two_replicas_video_and_bad_input(built, trained_run, tmp_path, ca
         service.stop()
 
 
+@pytest.mark.timeout(600)
+def test_reid_serve_load_test_prints_its_result_not_serves_log(built, tmp_path):
+    """`reid serve --load-test` as a user runs it (its own local cluster, Ray's console on): one line per request
+    and Serve's INFO lines stay in <session>/logs/serve/, the console keeps the endpoint and the result."""
+    import os
+    import subprocess
+    import sys
+
+    idx, _ = built
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_SERVE_LOG_TO_STDERR")}
+    proc = subprocess.run([sys.executable, "-m", "reid.cli", "serve", str(idx), "--port", str(port),
+                           "--load-test", "6", "--concurrency", "2"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=540)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "load test (1 replica(s), concurrency 2): 6/6 ok" in out, out[-3000:]
+    assert "request log: " in out and "/logs/serve/" in out
+    assert "POST /" not in out and " INFO " not in out and "graceful_shutdown" not in out, out[-3000:]
+
+
 def _cli_error(argv: list[str], capsys) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
