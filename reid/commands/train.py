@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from reid.commands.common import add_config_arguments, setup_logging
 from reid.config import build_config
@@ -58,6 +59,17 @@ def config_from_args(args: argparse.Namespace):
     return build_config(args.method, files, overrides)
 
 
+def resume_hint(cfg) -> str:
+    """What a stopped run can do next: continue from its latest checkpoint, or start again (none was written)."""
+    from reid.training.api import run_location
+    from reid.training.same_run import has_checkpoints
+
+    where = run_location(cfg)
+    if has_checkpoints(where):
+        return f"[reid] {where} keeps its checkpoints: continue it with `reid train --resume {where}`"
+    return f"[reid] {where} has no checkpoint yet: the same command starts it again"
+
+
 def run(args: argparse.Namespace) -> int:
     from reid.training.api import train
 
@@ -73,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
         from reid.training.audit import ReportAuditLog
 
         callbacks = [ReportAuditLog(args.audit_log)]
-    result = train(cfg, callbacks=callbacks, allow_changed=bool(args.resume))
+    try:
+        result = train(cfg, callbacks=callbacks, allow_changed=bool(args.resume))
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`ray job stop`): say how to go on from the last checkpoint
+        print(resume_hint(cfg), file=sys.stderr, flush=True)
+        raise
     print(f"[reid] done: {len(result.history)} epochs, best val mAP {result.best_map:.1f}")
     print(f"[reid] run directory: {result.run_dir}")
     if result.best_checkpoint:

@@ -84,3 +84,25 @@ def test_a_missing_explicit_manifest_is_an_error_not_a_generated_set(tmp_path):
     with pytest.raises(ReidError, match=r"no manifest at .*nowhere.*data\.manifest"):
         manifest_path(cfg.data)
     assert not (tmp_path / "synth").exists()
+
+
+def test_a_stopped_reid_train_says_how_to_go_on(tiny_data, tmp_path, tiny_config, monkeypatch, capsys):
+    import reid.training.api as api
+    from reid.commands import train as command
+
+    cfg = tiny_config(tiny_data, tmp_path, "name=stopped")
+    monkeypatch.setattr(command, "config_from_args", lambda args: cfg)
+
+    def stopped(cfg, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "train", stopped)
+    args = argparse.Namespace(resume=None, audit_log=None, verbose=False)
+    with pytest.raises(KeyboardInterrupt):
+        command.run(args)
+    assert "stopped has no checkpoint yet: the same command starts it again" in capsys.readouterr().err
+    (tmp_path / "stopped" / "checkpoints").mkdir(parents=True)
+    with pytest.raises(KeyboardInterrupt):
+        command.run(args)
+    run_dir = tmp_path.resolve() / "stopped"
+    assert f"keeps its checkpoints: continue it with `reid train --resume {run_dir}`" in capsys.readouterr().err
