@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from reid.commands.common import add_config_arguments, setup_logging
@@ -157,8 +158,16 @@ def small_machine_overrides(files: list[str], overrides: list[str]) -> list[str]
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "verbose", False))
-    return {"list": _list, "search": _search, "ablation": _ablation,
-            "dose-response": _dose_response, "frame-weights": _frame_weights}[args.tune_command](args)
+    handler = {"list": _list, "search": _search, "ablation": _ablation,
+               "dose-response": _dose_response, "frame-weights": _frame_weights}[args.tune_command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`ray job stop`): say how to go on
+        if args.tune_command in ("search", "ablation") and not getattr(args, "from_results", None):
+            again = "the same command" if args.resume else "the same command with --resume"
+            print(f"[reid] the experiment keeps its finished trials: {again} "
+                  f"continues it", file=sys.stderr, flush=True)
+        raise
 
 
 def _dose_response(args: argparse.Namespace) -> int:

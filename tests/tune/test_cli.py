@@ -68,3 +68,19 @@ def test_from_results_renders_and_copies_the_table(tmp_path, capsys):
     md = dest.read_text()
     assert "| RNN-CNN (mean pooling) | RNN-CNN | 58.0 | 30.0 | 84.0 | 50.0 |" in md
     assert "Ordering on R1: 1/1 row pairs" in md
+
+
+@pytest.mark.parametrize("resume,again", [(False, "the same command with --resume continues it"),
+                                          (True, "the same command continues it")])
+def test_a_stopped_sweep_says_how_to_go_on(resume, again, tmp_path, capsys, monkeypatch):
+    import tune.search
+
+    def stopped(cfg, space, opts):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.search, "run_search", stopped)
+    argv = ["tune", "search", "baseline", "--space", "baseline", "--trials", "2", "--out", str(tmp_path)]
+    assert main(argv + (["--resume"] if resume else [])) == 130
+    err = capsys.readouterr().err
+    assert f"[reid] the experiment keeps its finished trials: {again}" in err
+    assert err.rstrip().endswith("reid tune: interrupted")
