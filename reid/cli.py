@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from reid.commands.failure import TRACEBACK_ENV, report_failure
-from reid.errors import ReidError, Terminated
+from reid.errors import ReidError
 from reid.ray_runtime import sigterm_received
 
 # name -> one-line help; the module reid.commands.<name> provides add_arguments(parser) and run(args) -> int
@@ -94,10 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReidError as exc:
         print(f"reid {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         # SIGTERM: `ray job stop`, a pod ending (reid.ray_runtime.stop_on_sigterm; what reaches here may be the
         # KeyboardInterrupt that Ray Train raises in its place)
-        if isinstance(exc, Terminated) or sigterm_received():
+        if sigterm_received():
             print(f"reid {args.command}: stopped (SIGTERM)", file=sys.stderr)
             return 143
         print(f"reid {args.command}: interrupted", file=sys.stderr)

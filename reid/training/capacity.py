@@ -20,10 +20,8 @@ EPS = 1e-9  # Ray keeps fractional resources in units of 1e-4: 0.5 * 4 must fit 
 
 def workers_that_fit(per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> int:
     """How many bundles `per_worker` ({"CPU": 0.5, "GPU": 1}) the `nodes` (each node's total resources) hold at
-    once, each bundle on one node."""
+    once, each bundle on one node. A bundle asks for some CPU at least (`ray.cpus_per_worker` > 0)."""
     asked = {k: v for k, v in per_worker.items() if v > 0}
-    if not asked:
-        return math.inf  # type: ignore[return-value]
     return sum(min(math.floor(node.get(k, 0.0) / v + EPS) for k, v in asked.items()) for node in nodes)
 
 
