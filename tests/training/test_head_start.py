@@ -15,17 +15,19 @@ from reid.training.ray_session import HeadStart
 from reid.training.session import LocalSession
 
 
-def _slow_batches(n: int, delay_s: float, fetched_in: list[str]):
+def _slow_batches(n: int, delay_s: float, fetched_in: list[str], first_ready: threading.Event):
     for i in range(n):
         fetched_in.append(threading.current_thread().name)
         time.sleep(delay_s)
+        first_ready.set()
         yield {"i": i}
 
 
 def test_head_start_fetches_the_first_batch_in_the_background_then_yields_all_in_order():
     threads: list[str] = []
-    head = HeadStart(_slow_batches(3, 0.2, threads), epoch=4)
-    time.sleep(0.4)  # the "model build": the first batch is ready by now
+    first_ready = threading.Event()
+    head = HeadStart(_slow_batches(3, 0.2, threads, first_ready), epoch=4)
+    assert first_ready.wait(30)  # the "model build" meanwhile: the first batch is fetched without the loop asking
     t0 = time.perf_counter()
     it = iter(head)
     first = next(it)
