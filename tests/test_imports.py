@@ -20,9 +20,9 @@ PACKAGES = ("reid", "tune", "jobs")
 
 # group -> module prefixes (a module belongs to the group of its longest matching prefix)
 GROUPS: dict[str, tuple[str, ...]] = {
-    # leaf modules: the contracts (reid.spec and the schemas it uses), errors, storage locations
+    # leaf modules: the contracts (reid.spec and the schemas it uses), errors, storage locations, progress lines
     "leaves": ("reid.errors", "reid.spec", "reid.skeleton", "reid.attribute_schema", "reid.registration",
-               "reid.storage"),
+               "reid.storage", "reid.progress"),
     "config": ("reid.config.schema", "reid.config.errors"),
     "data": ("reid.data",),
     "losses": ("reid.losses",),

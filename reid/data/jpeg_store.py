@@ -36,6 +36,7 @@ from reid.data.jpeg_decode import is_jpeg
 from reid.data.jpeg_index import IndexedShard, write_index
 from reid.data.records import Manifest, TrackletRecord
 from reid.errors import ReidError
+from reid.progress import bar as progress_bar
 
 JPEG_DIR = "jpeg"
 log = logging.getLogger(__name__)
@@ -198,7 +199,6 @@ def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, trackle
     (the caller writes it). Keypoints files are copied under `out` at the same relative path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from tqdm import tqdm
 
     if not 1 <= quality <= 100:
         raise ReidError(f"--quality must be in 1..100, got {quality}")
@@ -207,7 +207,7 @@ def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, trackle
     records = list(manifest.records)
     packed: list[TrackletRecord] = []
     schema = pa.schema([("tracklet_id", pa.string()), ("frames", pa.list_(pa.binary()))])
-    bar = tqdm(total=len(records), desc="pack jpeg", unit="tracklet", disable=not progress)
+    bar = progress_bar(total=len(records), desc="pack jpeg", unit="tracklets", disable=not progress)
     for shard_no, idx in enumerate(_chunks(range(len(records)), shard_size)):
         rel = f"{JPEG_DIR}/shard-{shard_no:05d}.parquet"
         tmp = out / (rel + ".tmp")

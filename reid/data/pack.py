@@ -15,7 +15,6 @@ PyAV decodes every frame (the count must match), decord reads the last frame (it
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,12 +23,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from reid.data.datasets.common import count_video_frames
 from reid.data.records import Manifest, TrackletRecord
 from reid.data.video_libs import decord as load_decord
 from reid.errors import ReidError
+from reid.progress import bar as progress_bar
 
 VIDEO_DIR = "videos"
 DECORD_BAD_WIDTHS = frozenset({2, 4, 6, 8, 12, 16, 24, 48, 72})
@@ -155,7 +154,7 @@ def pack_manifest(manifest: Manifest, out_dir: str | Path, options: PackOptions 
     jobs = [(r.tracklet_id, [manifest.resolve(f) for f in r.frames], out_dir / names[r.tracklet_id], options)
             for r in manifest.records]
     results: dict[str, tuple[int, int, int]] = {}
-    bar = tqdm(total=len(jobs), desc="pack", unit="tracklet", disable=os.environ.get("TQDM_DISABLE") == "1")
+    bar = progress_bar(total=len(jobs), desc="pack", unit="tracklets")
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for tid, n, h, w in pool.map(_pack_one, jobs, chunksize=8):

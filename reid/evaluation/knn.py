@@ -18,10 +18,10 @@ import warnings
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from reid.errors import ReidError
 from reid.evaluation.distances import METRICS, pairwise_distance
+from reid.progress import bar as progress_bar
 
 
 class FeatureSource:
@@ -137,7 +137,7 @@ def knn_by_rows(src: FeatureSource | MatrixSource, nq: int, k: int,
     nn = np.empty((n, k), dtype=np.int64)
     row_max = np.empty(n, dtype=np.float64)
     qg = np.empty((nq, n - nq), dtype=np.float32)
-    for s in tqdm(range(0, n, block_rows), desc="re-ranking kNN", unit="block"):
+    for s in progress_bar(range(0, n, block_rows), desc="re-ranking kNN", unit="blocks"):
         d = src.rows(s, min(n, s + block_rows))
         _check(d)
         row_max[s:s + d.shape[0]] = d.max(1).values.double().cpu().numpy()
@@ -175,7 +175,7 @@ def knn_symmetric(src: FeatureSource, nq: int, k: int,
         cand_i[a].append(i + col0)
 
     pairs = [(a, b) for a in range(len(blocks)) for b in range(a, len(blocks))]
-    for a, b in tqdm(pairs, desc="re-ranking kNN", unit="block"):
+    for a, b in progress_bar(pairs, desc="re-ranking kNN", unit="blocks"):
         (s, e), (t, u) = blocks[a], blocks[b]
         d = src.block(s, e, t, u)
         _check(d)

@@ -13,9 +13,9 @@ import math
 from typing import Protocol, runtime_checkable
 
 import torch
-from tqdm.auto import tqdm
 
 from reid.errors import ReidError
+from reid.progress import bar as progress_bar
 
 
 @runtime_checkable
@@ -73,9 +73,8 @@ def pairwise_distance_matrix(scorer: PairwiseScorer, q: torch.Tensor, g: torch.T
     rows, cols = block_shape(nq, ng, pb, budget_bytes)
     out = torch.empty(nq, ng, dtype=torch.float32)
     blocks = [(s, t) for s in range(0, nq, rows) for t in range(0, ng, cols)]
-    quiet = {"disable": True} if len(blocks) < 2 else {}  # otherwise tqdm's own default / TQDM_DISABLE applies
     with torch.no_grad():
-        for s, t in tqdm(blocks, desc="pairwise", unit="block", **quiet):
+        for s, t in progress_bar(blocks, desc="pairwise", unit="blocks", disable=len(blocks) < 2):
             qb = q[s:s + rows].to(dev)
             gb = g[t:t + cols].to(dev)
             qm = q_mask[s:s + rows].to(dev) if q_mask is not None else None

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from reid.errors import ReidError
 from reid.losses.transfer import mmd_loss, weighted_bce_with_logits
 from reid.models.backbones import resnet_trunk
+from reid.progress import bar as progress_bar
 
 Variant = Literal["bce", "bce_mmd", "wbce", "wbce_mmd"]
 # table 2 of the paper: (weighted BCE of eq. 8 instead of eq. 7, MMD of eq. 5 added)
@@ -146,8 +146,8 @@ def train_transfer(net: AttributeTransferNet, source_loader: Iterable, target_lo
         net.train()
         sums: dict[str, float] = {}
         steps = 0
-        bar = tqdm(source_loader, desc=f"transfer {settings.variant} epoch {epoch + 1}/{settings.epochs}",
-                   leave=False, dynamic_ncols=True)
+        bar = progress_bar(source_loader, desc=f"transfer {settings.variant} epoch {epoch + 1}/{settings.epochs}",
+                           unit="batches", leave=False)
         for images, labels in bar:
             tgt = next(targets).to(device, non_blocking=True) if targets is not None else None
             terms = transfer_terms(net, images.to(device, non_blocking=True), labels.to(device), tgt,
@@ -161,7 +161,7 @@ def train_transfer(net: AttributeTransferNet, source_loader: Iterable, target_lo
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             steps += 1
-            bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}")
+            bar.set_postfix(loss=f"{sums['loss'] / steps:.4f}", refresh=False)
         sched.step()
         if steps == 0:
             raise ReidError("the source loader produced no batch (fewer source images than one batch?)")

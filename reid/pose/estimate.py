@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from reid.data.decode import DecodeError, Decoder, read_frames
 from reid.data.records import Manifest, TrackletRecord, read_manifest, write_manifest
 from reid.errors import ReidError
 from reid.pose.base import KeypointError, check_keypoints
 from reid.pose.openpose_json import SUFFIX, OpenPoseJsonKeypoints, write_openpose_json
+from reid.progress import bar as progress_bar
 from reid.ray_runtime import init_ray
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def estimate_keypoints(manifest_path: str | Path, out_dir: str | Path, options: 
         rows = _run_ray(src, dst, stems, options, workers, cpus_per_worker, gpus_per_worker, address)
     paths: dict[int, str] = {}
     result = PoseJobResult(manifest=out_manifest)
-    for row in tqdm(rows, total=len(stems), desc="pose", unit="tracklet"):
+    for row in progress_bar(rows, total=len(stems), desc="pose", unit="tracklets"):
         i = int(row["row"])
         if row["error"]:
             result.failed.append((manifest.records[i].tracklet_id, str(row["error"])))

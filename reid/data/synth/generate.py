@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from reid.data.attributes import schema_from_columns
 from reid.data.records import Manifest, TrackletRecord, write_manifest
@@ -45,6 +44,7 @@ from reid.data.synth.presets import SUITES, SynthConfig, make_config
 from reid.data.synth.scene import TrackletSpec, render_tracklet
 from reid.data.synth.video import DECORD_BAD_WIDTHS, encode_video
 from reid.errors import ReidError
+from reid.progress import bar as progress_bar
 
 GENERATOR_VERSION = "1"
 QUALITY_FLAGS = ("occlusion", "cut-out", "multi-person", "background-dominant", "target-change", "target-miss",
@@ -79,14 +79,15 @@ def _work(job: tuple[TrackletSpec, SynthConfig, int, str]) -> dict[str, int]:
     return info.flags
 
 
-def run_jobs(fn: Any, jobs: list, workers: int, desc: str) -> list:
-    """Map `fn` over `jobs` in order, in `workers` spawned processes (in-process when workers == 1)."""
+def run_jobs(fn: Any, jobs: list, workers: int, desc: str, unit: str = "tracklets") -> list:
+    """Map `fn` over `jobs` in order, in `workers` spawned processes (in-process when workers == 1); progress counts
+    the jobs as `unit`."""
     if workers <= 1 or len(jobs) <= 1:
-        return [fn(j) for j in tqdm(jobs, desc=desc, unit="item")]
+        return [fn(j) for j in progress_bar(jobs, desc=desc, unit=unit)]
     # spawn, not fork: callers may hold threads (torch, Ray) that a fork would copy mid-lock
     with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-        return list(tqdm(pool.imap(fn, jobs, chunksize=max(1, len(jobs) // (8 * workers))), total=len(jobs),
-                         desc=desc, unit="item"))
+        return list(progress_bar(pool.imap(fn, jobs, chunksize=max(1, len(jobs) // (8 * workers))), total=len(jobs),
+                                 desc=desc, unit=unit))
 
 
 def _prepare_dir(out: Path) -> None:
@@ -122,7 +123,7 @@ def generate(out_dir: str | Path, preset: str = "tiny", seed: int = 0, workers: 
     out = Path(out_dir)
     _prepare_dir(out)
     specs = plan_dataset(cfg, seed)
-    flags = run_jobs(_work, [(s, cfg, seed, str(out)) for s in specs], workers, "synth tracklets")
+    flags = run_jobs(_work, [(s, cfg, seed, str(out)) for s in specs], workers, "synth")
     rows = [attribute_row(s, f) for s, f in zip(specs, flags, strict=True)]
     schema = schema_from_columns({c: CLASS_COUNTS[c] for c in CSV_COLUMNS[3:]})
     with open(out / "attributes.csv", "w", newline="") as fh:

@@ -25,6 +25,7 @@ from reid.errors import ReidError
 from reid.evaluation.multiview import role_frames, subtract_image_mean
 from reid.evaluation.run.views import view_clips
 from reid.models.state_file import unwrap
+from reid.progress import bar as progress_bar
 from reid.spec import MethodSpec
 
 
@@ -105,10 +106,8 @@ def record_views(model: nn.Module, maker: BatchMaker, index: int, cfg: Experimen
 def extract_features(model: nn.Module, maker: BatchMaker, indices: list[int], cfg: ExperimentConfig,
                      spec: MethodSpec, device: torch.device, *, states: bool = False, progress: bool = False
                      ) -> list[torch.Tensor]:
-    from tqdm.auto import tqdm
-
     model.eval()
-    it = tqdm(indices, desc="features", leave=False, disable=not progress)
+    it = progress_bar(indices, desc="features", unit="tracklets", leave=False, disable=not progress)
     if cfg.eval.tta != "none":
         if states:
             raise ReidError(f"eval.tta={cfg.eval.tta} embeds each view on its own; it cannot run with eval.pairwise")

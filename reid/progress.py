@@ -1,0 +1,77 @@
+"""Progress of long loops: tqdm's bar on a terminal, one plain line every PERIOD_S seconds anywhere else.
+
+Off a terminal (a log file, `ray job logs`, the dashboard's log view, a Ray worker's output that the driver
+forwards line by line) a tqdm bar redraws itself in place with carriage returns every 0.1 s: its whole history
+lands on one line that grows until the loop ends, and a Ray worker's bar reaches the driver only then. There
+`bar` keeps tqdm (its counts, rate and ETA) but writes each refresh as its own line, at most every PERIOD_S
+seconds (tqdm's TQDM_MININTERVAL when set), plus the first and the last:
+
+    pack jpeg: 0/8298 tracklets (0%) 00:00<?, ? tracklets/s
+    pack jpeg: 1502/8298 tracklets (18%) 00:30<02:16, 50.07 tracklets/s
+    pack jpeg: 8298/8298 tracklets (100%) 02:45<00:00, 50.21 tracklets/s
+
+`disable=True` (or TQDM_DISABLE=1, tqdm's own switch) prints nothing either way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import IO, Any
+
+from tqdm import tqdm
+
+PERIOD_S = 30.0
+LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt}{unit} ({percentage:.0f}%) {elapsed}<{remaining}, {rate_fmt}{postfix}"
+LINE_FORMAT_NO_TOTAL = "{desc}: {n_fmt}{unit} {elapsed}, {rate_fmt}{postfix}"
+
+
+class LineWriter:
+    """A file for tqdm that turns each in-place redraw ('\\r' + status) into a line of its own; the blank redraw
+    that clears a bar (leave=False) writes nothing."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").replace("\x1b[A", "").strip()
+        if line:
+            self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class LineBar(tqdm):
+    """tqdm writing into a LineWriter: closing it prints the final counts unless its last line already did."""
+
+    def close(self) -> None:
+        if not self.disable and self.leave and self.last_print_n == self.n:
+            self.leave = False  # the last line shows these counts already (only the overall rate would differ)
+        super().close()
+
+
+def on_terminal(stream: IO[str]) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: float | None = None, unit: str = "it",
+        disable: bool = False, leave: bool = True, file: IO[str] | None = None, **kwargs: Any) -> tqdm:
+    """tqdm(iterable, ...) on a terminal; off one, the same counts as a line per refresh (module docstring).
+
+    file: where to write (default sys.stderr at the call). Other keywords go to tqdm."""
+    stream = file if file is not None else sys.stderr
+    disable = disable or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")  # explicit keywords beat env
+    if on_terminal(stream):
+        return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, leave=leave, file=stream, **kwargs)
+    if total is None and iterable is not None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    period = float(os.environ.get("TQDM_MININTERVAL", PERIOD_S))
+    return LineBar(iterable, desc=desc, total=total, unit=f" {unit}", disable=disable, leave=leave,
+                file=LineWriter(stream), mininterval=period, maxinterval=period, ascii=True,
+                bar_format=LINE_FORMAT if total else LINE_FORMAT_NO_TOTAL, dynamic_ncols=False, **kwargs)
