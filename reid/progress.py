@@ -53,6 +53,7 @@ class LineBar(tqdm):
 
 
 def on_terminal(stream: IO[str]) -> bool:
+    """Whether `stream` is a terminal (False for a file, a pipe, a closed or replaced stream)."""
     isatty = getattr(stream, "isatty", None)
     try:
         return bool(isatty and isatty())

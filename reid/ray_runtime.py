@@ -57,12 +57,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reid.progress import on_terminal
+
 if TYPE_CHECKING:  # typing only: this module is imported by entry points before any config is loaded
     from reid.config.schema import RayConfig
 
 UV_RUN_ENV = "RAY_ENABLE_UV_RUN_RUNTIME_ENV"
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
 DATA_LOGGING_ENV = "RAY_DATA_LOGGING_CONFIG"
+COLOR_PREFIX_ENV = "RAY_COLOR_PREFIX"
 DATA_LOGGING_YAML = Path(__file__).with_name("ray_data_logging.yaml")
 # Lines of Ray's own that the driver does not print (they stay in the worker's log file), with why:
 CONSOLE_SKIP = (
@@ -119,6 +122,10 @@ def quiet_libraries(local: bool) -> None:
     controller; Ray Data reads RAY_DATA_LOGGING_CONFIG in each process that runs a dataset (the local cluster's
     workers inherit this environment; a remote cluster's workers keep their own)."""
     os.environ.setdefault(DATA_LOGGING_ENV, str(DATA_LOGGING_YAML))
+    if not on_terminal(sys.stdout):
+        # the workers' lines reach the driver as "(pid=...) line" with the prefix in ANSI colour: escape codes in a
+        # log file, a CI log or `ray job logs > file`; Ray reads the variable at each print
+        os.environ.setdefault(COLOR_PREFIX_ENV, "0")
     if local:
         # The PreemptionWatcher polls for nodes being drained (cloud spot instances); a local cluster has none, and
         # creating the actor logs a core-worker ERROR line about its constructor arguments.

@@ -129,9 +129,11 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
 
     for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
         monkeypatch.setattr(dedup, "skip_re", dedup.skip_re)  # restored after the test
-    for key in (ray_runtime.DATA_LOGGING_ENV, "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "RAY_DEDUP_LOGS_SKIP_REGEX"):
+    for key in (ray_runtime.DATA_LOGGING_ENV, "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "RAY_DEDUP_LOGS_SKIP_REGEX",
+                ray_runtime.COLOR_PREFIX_ENV):
         monkeypatch.delenv(key, raising=False)
-    ray_runtime.quiet_libraries(local=True)
+    ray_runtime.quiet_libraries(local=True)  # pytest captures stdout: not a terminal
+    assert os.environ[ray_runtime.COLOR_PREFIX_ENV] == "0"  # Ray's "(pid=...)" prefixes without escape codes
     assert Path(os.environ[ray_runtime.DATA_LOGGING_ENV]).is_file()
     assert os.environ["RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"] == "0"
     assert ray_runtime.train_logging_config().log_level == "CRITICAL"
@@ -139,6 +141,22 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
               "ID: 'd5' has constructor arguments in the object store and max_restarts > 0. If the arguments ...")
     out = ray_logging.stderr_deduplicator.deduplicate({"ip": "1", "pid": 7, "lines": [advice, "[reid] epoch 1/2"]})
     assert [line for batch in out for line in batch["lines"]] == ["[reid] epoch 1/2"]
+
+
+def test_on_a_terminal_rays_prefixes_keep_their_colour(monkeypatch):
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    from ray._private import ray_logging
+
+    for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
+        monkeypatch.setattr(dedup, "skip_re", dedup.skip_re)  # restored after the test
+    for key in (ray_runtime.DATA_LOGGING_ENV, ray_runtime.COLOR_PREFIX_ENV):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    ray_runtime.quiet_libraries(local=False)
+    assert ray_runtime.COLOR_PREFIX_ENV not in os.environ
 
 
 def test_ray_data_logging_yaml_is_ray_datas_default_with_a_quieter_console():
