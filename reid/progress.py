@@ -72,7 +72,16 @@ def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: float | None
         return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, leave=leave, file=stream, **kwargs)
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
-    period = float(os.environ.get("TQDM_MININTERVAL", PERIOD_S))
+    period = _period_s()
     return LineBar(iterable, desc=desc, total=total, unit=f" {unit}", disable=disable, leave=leave,
-                file=LineWriter(stream), mininterval=period, maxinterval=period, ascii=True,
-                bar_format=LINE_FORMAT if total else LINE_FORMAT_NO_TOTAL, dynamic_ncols=False, **kwargs)
+                   file=LineWriter(stream), mininterval=period, maxinterval=period, ascii=True,
+                   bar_format=LINE_FORMAT if total else LINE_FORMAT_NO_TOTAL, dynamic_ncols=False, **kwargs)
+
+
+def _period_s() -> float:
+    """TQDM_MININTERVAL when it is a number of seconds >= 0, else PERIOD_S."""
+    try:
+        period = float(os.environ.get("TQDM_MININTERVAL", PERIOD_S))
+    except ValueError:
+        return PERIOD_S
+    return period if period >= 0 else PERIOD_S

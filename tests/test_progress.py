@@ -63,6 +63,17 @@ def test_on_a_terminal_it_is_tqdms_bar():
     assert "\r" in out.getvalue() and "synth: 100%" in out.getvalue()
 
 
+def test_the_period_from_tqdms_variable_and_a_bad_value_ignored(monkeypatch):
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")
+    out = io.StringIO()
+    list(progress.bar(range(3), desc="x", file=out))
+    assert len(out.getvalue().splitlines()) == 4  # 0, 1, 2, 3: every refresh
+    monkeypatch.setenv("TQDM_MININTERVAL", "often")
+    out = io.StringIO()
+    list(progress.bar(range(3), desc="x", file=out))
+    assert len(out.getvalue().splitlines()) == 2  # PERIOD_S: the first line and the last
+
+
 def test_disabled_by_flag_or_by_tqdms_variable(monkeypatch):
     out = io.StringIO()
     assert list(progress.bar(range(3), desc="x", disable=True, file=out)) == [0, 1, 2]
