@@ -134,7 +134,8 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                  out: Path | str = Path("runs/ablations"), name: str | None = None, resume: bool = False,
                  epochs: int | None = None, cpus_per_trial: float | None = None, max_concurrent: int | None = None,
                  num_cpus: float | None = None, max_failures: int = 1, hardware: str | None = None,
-                 rows: list[int] | None = None, seeds: int = 3, command: str | None = None) -> dict[str, Any]:
+                 rows: list[int] | None = None, seeds: int = 3, command: str | None = None,
+                 verbose: bool = False) -> dict[str, Any]:
     """Run rows x seeds as a Tune grid; returns the recorded results (also written as results.json, the table and
     its JSON sidecar, in `<out>/<name>`, a local directory or a URI). `command` is the command line that regenerates
     the table (recorded in it)."""
@@ -182,7 +183,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     results = fit(trainable, path=exp_dir, resume=resume,
                   param_space={"row": tune.grid_search(list(grid)), "seed": tune.grid_search(seed_list)},
                   tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=res.max_concurrent),
-                  failures=max_failures)
+                  failures=max_failures, verbose=verbose)
     recorded = collect(spec, results, grid, storage.join(exp_dir, "runs"), prefix)
     recorded["untrained"] = untrained_reference(spec, base, grid)
     recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start,

@@ -23,7 +23,8 @@ from typing import Any
 from reid import ray_runtime, storage
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
-from reid.training.metrics import trial_line_callback, watch_line
+from reid.training.metrics import watch_line
+from tune.console import trial_line_callback
 
 # the start-up helpers live in reid.ray_runtime (one Ray start-up for every entry point); kept here for callers
 start_local_ray = ray_runtime.start_local_ray
@@ -138,8 +139,11 @@ def experiment_state(path: str | Path) -> str:
 
 
 def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
-        failures: int, callbacks: list | None = None):
-    """Start the experiment at `path`, or continue it (`resume`); returns the ResultGrid."""
+        failures: int, callbacks: list | None = None, verbose: bool = False):
+    """Start the experiment at `path`, or continue it (`resume`); returns the ResultGrid.
+
+    verbose: Ray Tune's own console (configuration and result boxes, status tables) beside the `[reid] trial`
+    lines of tune/console.py; a resumed experiment keeps the choice of the command that started it."""
     from ray import tune
 
     state = experiment_state(path)
@@ -158,6 +162,6 @@ def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any
         tune_config=tune_config,
         run_config=tune.RunConfig(name=storage.name(path), storage_path=storage.parent(path),
                                   failure_config=tune.FailureConfig(max_failures=failures),
-                                  callbacks=[*(callbacks or []), trial_line_callback()]),
+                                  callbacks=[*(callbacks or []), trial_line_callback()], verbose=2 if verbose else 0),
     )
     return tuner.fit()

@@ -41,6 +41,7 @@ class SearchOptions:
     grace_period: int | None = None
     reduction_factor: int = 2
     num_cpus: float | None = None  # for a local cluster started here
+    verbose: bool = False  # Ray Tune's own console besides the [reid] lines (tune/console.py)
 
 
 @dataclass
@@ -60,11 +61,15 @@ def sweep_name(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions) -
 def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
                callbacks: list | None = None) -> SearchOutcome:
     """Validate the space against `cfg` (before Ray starts), run or resume the sweep, write the outputs."""
+    import optuna
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
     from reid.training.api import manifest_path_for
     from tune.asha import FinishingASHA  # imports ray.tune: not at `reid tune --help`
+
+    if not opts.verbose:  # its INFO line "A new study created in memory with name: optuna" says nothing here
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     if opts.trials < 1:
         raise ReidError(f"--trials must be at least 1, got {opts.trials}")
@@ -90,7 +95,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     print(f"[reid] sweep {prefix}: {opts.trials} trials of {cfg.method} over {', '.join(space.params)}; "
           f"{res.max_concurrent} at a time, {res.total_cpus:g} CPU each", flush=True)
     results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
-                  tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks)
+                  tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks, verbose=opts.verbose)
     return write_search_outputs(cfg, space, results, sweep_dir, opts.trials)
 
 

@@ -131,7 +131,9 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
     p.add_argument("--max-concurrent", type=int, help="cap on concurrent trials (default: derived from CPUs)")
     p.add_argument("--num-cpus", type=float, help="CPUs of the local Ray cluster started here (default: all)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
-    p.add_argument("--verbose", "-v", action="store_true")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="debug logging and Ray Tune's own console (configuration / result boxes, status tables) "
+                        "besides the [reid] trial lines")
 
 
 SMALL_MACHINE_CPUS = 8
@@ -216,7 +218,7 @@ def _search(args: argparse.Namespace) -> int:
     opts = SearchOptions(trials=args.trials, out=args.out, name=args.name, resume=args.resume, seed=args.seed,
                          max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
                          max_failures=args.max_failures, grace_period=args.grace_period,
-                         reduction_factor=args.reduction_factor, num_cpus=args.num_cpus)
+                         reduction_factor=args.reduction_factor, num_cpus=args.num_cpus, verbose=args.verbose)
     outcome = run_search(cfg, space, opts)
     print(f"[reid] results: {storage.join(outcome.sweep_dir, 'results.md')}, "
           f"plot: {storage.join(outcome.sweep_dir, 'objective.png')}")
@@ -249,7 +251,7 @@ def _ablation(args: argparse.Namespace) -> int:
                      user_overrides=args.overrides, out=args.out, name=args.name, resume=args.resume,
                      epochs=args.epochs, cpus_per_trial=args.cpus_per_trial, max_concurrent=args.max_concurrent,
                      num_cpus=args.num_cpus, max_failures=args.max_failures, hardware=args.hardware, rows=rows,
-                     seeds=args.seeds, command=command_line(args))
+                     seeds=args.seeds, command=command_line(args), verbose=args.verbose)
         name = args.name or f"{spec.table}-{args.dataset}-{args.size}"
         table = storage.join(experiment_dir(args.out, name), "table.md")
     print(storage.read_text(table))

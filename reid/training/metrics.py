@@ -283,33 +283,3 @@ def watch_line(run: str) -> str:
     subject = f"run '{run}'" if run else "the sweep's trials"
     return (f"[reid] watch {subject} live: {dashboard} (Train, Metrics); Grafana board "
             f"infra/grafana/reid-dashboard.json, alerts infra/prometheus/reid-alerts.yml (docs/operations.md, 7)")
-
-
-def format_trial_line(trial_id: str, result: dict[str, Any], status: str) -> str:
-    """`reid tune`'s one line per finished trial: the same numbers as the epoch line's validation part."""
-    line = f"[reid] trial {trial_id} {status}"
-    if "epoch" in result:
-        line += f"  epoch {result['epoch']}"
-    if "loss" in result:
-        line += f"  loss {result['loss']:.4f}"
-    if "val/mAP" in result:
-        line += f"  | val mAP {result['val/mAP']:.1f} R1 {result.get('val/R1', float('nan')):.1f}"
-        if "val/mINP" in result:
-            line += f" mINP {result['val/mINP']:.1f}"
-    if "test/mAP" in result:
-        line += f"  | test mAP {result['test/mAP']:.1f}"
-    return line
-
-
-def trial_line_callback():
-    """A Ray Tune callback that prints `format_trial_line` when a trial completes or fails."""
-    from ray.tune import Callback
-
-    class TrialLines(Callback):
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(format_trial_line(trial.trial_id, trial.last_result or {}, "done"), flush=True)
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(format_trial_line(trial.trial_id, trial.last_result or {}, "failed"), flush=True)
-
-    return TrialLines()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from reid.training.metrics import format_trial_line, trial_line_callback, watch_line
+from reid.training.metrics import watch_line
 from reid.training.worker import format_epoch_line
+from tune import console
+from tune.console import format_params, format_status_line, format_trial_line, trial_line_callback
 
 EPOCH = {"epoch": 3, "lr": 1e-3, "loss": 1.25, "train/loss": 1.25, "train/ce": 1.0, "train/triplet": 0.25,
          "clips_per_s": 12.5, "data_wait_s": 0.02, "val/mAP": 41.25, "val/R1": 55.5, "val/mINP": 12.75}
@@ -25,12 +27,51 @@ def test_trial_line_has_the_same_numbers():
     assert format_trial_line("t", {}, "failed") == "[reid] trial t failed"
 
 
-def test_trial_callback_prints_one_line_per_finished_or_failed_trial(capsys):
+def test_trial_callback_prints_a_line_when_a_trial_starts_ends_or_fails(capsys):
     cb = trial_line_callback()
+    cb.on_trial_start(0, [], SimpleNamespace(trial_id="t1", evaluated_params={"loss.margin": 0.48416, "data.seq_len": 2}))
+    cb.on_trial_start(0, [], SimpleNamespace(trial_id="t0", evaluated_params={}))
     cb.on_trial_complete(1, [], SimpleNamespace(trial_id="t1", last_result=EPOCH))
-    cb.on_trial_error(2, [], SimpleNamespace(trial_id="t2", last_result=None))
+    cb.on_trial_error(2, [], SimpleNamespace(trial_id="t2", last_result=None, error_file="/x/t2/error.txt"))
+    cb.on_trial_error(2, [], SimpleNamespace(trial_id="t3", last_result=None, error_file=None))
     out = capsys.readouterr().out.splitlines()
-    assert out == [format_trial_line("t1", EPOCH, "done"), "[reid] trial t2 failed"]
+    assert out == ["[reid] trial t1 started: loss.margin=0.484, data.seq_len=2", "[reid] trial t0 started",
+                   format_trial_line("t1", EPOCH, "done"), "[reid] trial t2 failed  (error: /x/t2/error.txt)",
+                   "[reid] trial t3 failed"]
+
+
+def test_a_status_line_at_most_once_a_period_while_trials_remain(capsys, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])
+    cb = trial_line_callback()
+    trials = [SimpleNamespace(status=s) for s in ("RUNNING", "TERMINATED", "TERMINATED", "ERROR", "PENDING")]
+    cb.on_step_end(1, trials)  # too soon
+    clock[0] += console.STATUS_PERIOD_S
+    cb.on_step_end(2, trials)
+    cb.on_step_end(3, trials)  # too soon again
+    clock[0] += console.STATUS_PERIOD_S
+    cb.on_step_end(4, [SimpleNamespace(status="TERMINATED")])  # nothing left to wait for
+    assert capsys.readouterr().out.splitlines() == ["[reid] trials after 5 min: 1 running, 2 done, 1 failed, 1 pending"]
+    cb.setup()  # a resumed fit counts from its own start
+    clock[0] += console.STATUS_PERIOD_S
+    cb.on_step_end(5, trials)
+    assert capsys.readouterr().out.startswith("[reid] trials after 5 min:")
+
+
+def test_a_failed_trials_error_file_in_the_experiments_storage():
+    def trial(kind: str, name: str | None) -> SimpleNamespace:
+        return SimpleNamespace(run_metadata=SimpleNamespace(error_filename=name), path="bucket/exp/run_trial_1",
+                               storage=SimpleNamespace(storage_filesystem=SimpleNamespace(type_name=kind)),
+                               error_file="/tmp/ray/staging/error.txt")
+
+    assert console.error_location(trial("s3", "error.txt")) == "s3://bucket/exp/run_trial_1/error.txt"
+    assert console.error_location(trial("local", "error.txt")) == "bucket/exp/run_trial_1/error.txt"
+    assert console.error_location(trial("local", None)) is None
+
+
+def test_params_and_status_words():
+    assert format_params({"a": 1e-4, "b": "x", "c": 3}) == "a=0.0001, b=x, c=3"
+    assert format_status_line(["PAUSED", "PENDING"], 59) == "[reid] trials after 1 min: 1 pending, 1 paused"
 
 
 def test_watch_line_names_the_run_the_board_and_the_alerts():
