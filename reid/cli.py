@@ -9,10 +9,13 @@ a SIGTERM once Ray is up (`ray job stop`) `stopped (SIGTERM)` (status 143; reid.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from reid.commands.failure import TRACEBACK_ENV, report_failure
 from reid.errors import ReidError
@@ -37,6 +40,39 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def version_text() -> str:
+    """`reid --version`: this package's version, the git commit of a checkout, and the versions a bug report needs
+    (read from the installed packages' metadata: nothing heavy is imported)."""
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    line = f"reid {version('reid')}"
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                                    text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        line += f" (commit {commit})" if commit else ""
+    deps = ", ".join(f"{d} {version(d)}" for d in ("ray", "torch", "torchvision"))
+    return f"{line}\nPython {sys.version.split()[0]}, {deps}"
+
+
+class _Version(argparse.Action):
+    """--version, computed only when asked (it may run git)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs) -> None:
+        super().__init__(option_strings, dest=dest, nargs=0, help="print the versions of reid, Python, Ray and torch")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def _available() -> dict[str, str]:
     out = {}
     for name, help_text in COMMANDS.items():
@@ -52,6 +88,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="reid",
         description="Video-based person re-identification at scale on Ray (Train, Data, Tune).",
     )
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     args = list(sys.argv[1:] if argv is None else argv)
@@ -81,6 +118,9 @@ def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
+    if not (sys.argv[1:] if argv is None else list(argv)):  # bare `reid`: the commands, not only "required"
+        parser.print_help(sys.stderr)
+        return 2
     args, extra = parser.parse_known_args(argv)
     # argparse cannot continue a nargs="*" positional after options (`reid train m --config f a.b=1`): dotted
     # key=value tokens left over are overrides; anything else is still an error with usage (exit 2).

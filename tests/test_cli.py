@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from reid.cli import COMMANDS, build_parser, main
@@ -18,6 +20,18 @@ def test_unknown_subcommand_and_option_exit_2_with_usage(capsys):
         main(["bench", "eval", "--bogus"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "usage: reid bench eval" in err and "reid bench eval: error:" in err
+
+
+def test_bare_reid_lists_the_commands_and_version_names_what_a_bug_report_needs(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert "usage: reid" in err and all(name in err for name in COMMANDS)
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    assert re.match(r"reid \d+\.\d+\.\d+( \(commit [0-9a-g-]+(-dirty)?\))?\nPython 3\.\d+\.\d+, ray \S+, torch \S+, "
+                    r"torchvision \S+\n$", out), out
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
