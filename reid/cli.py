@@ -9,15 +9,13 @@ a SIGTERM once Ray is up (`ray job stop`) `stopped (SIGTERM)` (status 143; reid.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import importlib.util
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from reid.commands.failure import TRACEBACK_ENV, report_failure
+from reid.commands.versions import version_text
 from reid.errors import ReidError
 from reid.ray_runtime import sigterm_received
 
@@ -38,28 +36,6 @@ COMMANDS: dict[str, str] = {
     "search": "search an index with a tracklet (frames directory, video or manifest row)",
     "serve": "serve an index over HTTP with Ray Serve",
 }
-
-
-def version_text() -> str:
-    """`reid --version`: this package's version, the git commit of a checkout, and the versions a bug report needs
-    (read from the installed packages' metadata: nothing heavy is imported)."""
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
-    line = f"reid {version('reid')}"
-    root = Path(__file__).resolve().parents[1]
-    if (root / ".git").exists():
-        try:
-            commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
-                                    text=True, timeout=5).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            commit = ""
-        line += f" (commit {commit})" if commit else ""
-    deps = ", ".join(f"{d} {version(d)}" for d in ("ray", "torch", "torchvision"))
-    return f"{line}\nPython {sys.version.split()[0]}, {deps}"
 
 
 class _Version(argparse.Action):

@@ -4,11 +4,13 @@ file. Set REID_TRACEBACK=1 to get the traceback on the console instead."""
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 import traceback
 from pathlib import Path
 
+from reid.commands.versions import version_text
 from reid.errors import ReidError
 
 TRACEBACK_ENV = "REID_TRACEBACK"
@@ -45,15 +47,14 @@ def report_failure(command: str, exc: BaseException) -> str:
     log_dir = Path(tempfile.gettempdir()) / "reid-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    path.write_text("".join(traceback.format_exception(exc)))
+    head = f"{version_text()}\ncommand: {' '.join(sys.argv)}\n\n"
+    path.write_text(head + "".join(traceback.format_exception(exc)))
     line = f"reid {command}: error: {describe(exc)} (traceback: {path}"
     ray_logs = _ray_logs()
     return line + (f"; Ray's logs: {ray_logs})" if ray_logs else ")")
 
 
 def _ray_logs() -> Path | None:
-    import sys
-
     if "ray" not in sys.modules:  # a command that never started Ray: do not import it just to ask
         return None
     from reid.ray_runtime import ray_log_dir

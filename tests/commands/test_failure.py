@@ -49,6 +49,9 @@ def test_a_failed_command_prints_one_line_and_keeps_the_traceback(monkeypatch, c
     assert lines[0].startswith("reid synth: error: ZeroDivisionError: division by zero (traceback: ")
     log = Path(re.search(r"traceback: (\S+?)[;)]", lines[0]).group(1))
     assert "ZeroDivisionError" in log.read_text() and "Traceback" in log.read_text()
+    head = log.read_text().splitlines()[:3]  # what a bug report needs, before the traceback
+    assert head[0].startswith("reid ") and head[1].startswith("Python ") and ", ray " in head[1]
+    assert head[2].startswith("command: ")
 
 
 def test_the_traceback_on_request(monkeypatch):

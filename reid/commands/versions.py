@@ -1,0 +1,30 @@
+"""What `reid --version` prints, and the head of a failed command's traceback file: the versions a bug report needs."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+
+def version_text() -> str:
+    """`reid --version`: this package's version, the git commit of a checkout, and the versions a bug report needs
+    (read from the installed packages' metadata: nothing heavy is imported)."""
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    line = f"reid {version('reid')}"
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
+                                    text=True, timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+        line += f" (commit {commit})" if commit else ""
+    deps = ", ".join(f"{d} {version(d)}" for d in ("ray", "torch", "torchvision"))
+    return f"{line}\nPython {sys.version.split()[0]}, {deps}"
