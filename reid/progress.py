@@ -10,7 +10,8 @@ seconds (tqdm's TQDM_MININTERVAL when set), plus the first and the last:
     pack jpeg: 1502/8298 tracklets (18%) 00:30<02:16, 50.07 tracklets/s
     pack jpeg: 8298/8298 tracklets (100%) 02:45<00:00, 50.21 tracklets/s
 
-`disable=True` (or TQDM_DISABLE=1, tqdm's own switch) prints nothing either way.
+`leave=False` (clear the bar when done) only applies on a terminal: a log keeps the last counts. `disable=True` (or
+TQDM_DISABLE=1, tqdm's own switch) prints nothing either way.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: float | None
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
     period = _period_s()
-    return LineBar(iterable, desc=desc, total=total, unit=f" {unit}", disable=disable, leave=leave,
+    # leave=True whatever was asked: a log cannot clear a line, and without its last counts "0/209" would stand
+    return LineBar(iterable, desc=desc, total=total, unit=f" {unit}", disable=disable, leave=True,
                    file=LineWriter(stream), mininterval=period, maxinterval=period, ascii=True,
                    bar_format=LINE_FORMAT if total else LINE_FORMAT_NO_TOTAL, dynamic_ncols=False, **kwargs)
 
