@@ -29,7 +29,8 @@ def test_trial_line_has_the_same_numbers():
 
 def test_trial_callback_prints_a_line_when_a_trial_starts_ends_or_fails(capsys):
     cb = trial_line_callback()
-    cb.on_trial_start(0, [], SimpleNamespace(trial_id="t1", evaluated_params={"loss.margin": 0.48416, "data.seq_len": 2}))
+    params = {"loss.margin": 0.48416, "data.seq_len": 2}
+    cb.on_trial_start(0, [], SimpleNamespace(trial_id="t1", evaluated_params=params))
     cb.on_trial_start(0, [], SimpleNamespace(trial_id="t0", evaluated_params={}))
     cb.on_trial_complete(1, [], SimpleNamespace(trial_id="t1", last_result=EPOCH))
     cb.on_trial_error(2, [], SimpleNamespace(trial_id="t2", last_result=None, error_file="/x/t2/error.txt"))

@@ -136,7 +136,8 @@ def generate_source_domain(out: Path, cfg: SynthConfig, seed: int, workers: int 
     people = sample_population(stream(seed, 0, "source identities"), list(range(1, n + 1)))  # independent people
     chunk = 64
     jobs = [(people[s:s + chunk], s, cfg.source_height, cfg.source_width, seed, str(out)) for s in range(0, n, chunk)]
-    rows = [r for part in run_jobs(_work, jobs, workers, f"synth source domain ({chunk} images a chunk)", "chunks") for r in part]
+    parts = run_jobs(_work, jobs, workers, f"synth source domain ({chunk} images a chunk)", "chunks")
+    rows = [r for part in parts for r in part]
     with open(out / "labels.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=["image", *BINARY_NAMES])
         wr.writeheader()
