@@ -288,7 +288,7 @@ def test_runtime_env_files_are_valid_runtime_envs(kind):
     env = RuntimeEnv(**raw)  # Ray's own validation of the fields
     assert env["working_dir"] == "."
     assert env["env_vars"]["PYTHONUNBUFFERED"] == "1"
-    assert "TQDM_DISABLE" not in env["env_vars"]  # long steps' progress reaches the job's log as lines (reid/progress.py)
+    assert "TQDM_DISABLE" not in env["env_vars"]  # progress reaches the job log as lines (reid/progress.py)
     assert all(isinstance(v, str) for v in env["env_vars"].values())
     text = (RUNTIME_ENV_DIR / f"{kind}.yaml").read_text()
     assert f"--entrypoint-num-cpus {JOBS[kind].num_cpus:g}" in text  # the header documents the same request
