@@ -4,6 +4,7 @@ file. Set REID_TRACEBACK=1 to get the traceback on the console instead."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -34,10 +35,13 @@ def root_cause(exc: BaseException) -> BaseException:
 def describe(exc: BaseException) -> str:
     """`Type: first line of the message` (a ReidError: just its message, it is written for the user)."""
     cause = root_cause(exc)
-    lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-    # RayTaskError's text starts with the task's name and then the remote traceback; the last line is the error
-    text = lines[-1] if lines and lines[0].startswith("ray::") else (lines[0] if lines else "")
-    if isinstance(cause, ReidError):
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", str(cause))  # RayTaskError colours its "ray::task()" line, tty or not
+    lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
+    # RayTaskError's text starts with the task's name and then the remote traceback; the last line is the error,
+    # with its own type
+    remote = bool(lines) and lines[0].startswith("ray::")
+    text = lines[-1] if remote else (lines[0] if lines else "")
+    if isinstance(cause, ReidError) or remote:
         return text
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 

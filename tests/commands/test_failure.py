@@ -36,6 +36,12 @@ def test_the_cause_is_found_inside_ray_trains_and_pythons_wrappers():
     assert failure.describe(_WorkerGroupError({0: ReidError("no manifest at x")})) == "no manifest at x"
 
 
+def test_a_ray_task_errors_coloured_text_gives_its_last_line():
+    text = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=31420, ip=192.0.2.2)\n  File \"x.py\", line 1, in f\n"
+            "RuntimeError: injected fault")
+    assert failure.describe(RuntimeError(text)) == "RuntimeError: injected fault"
+
+
 def test_a_failed_command_prints_one_line_and_keeps_the_traceback(monkeypatch, capsys):
     def broken(args):
         raise _WorkerGroupError({0: ZeroDivisionError("division by zero")})
