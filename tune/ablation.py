@@ -36,6 +36,7 @@ from reid.config import ConfigError, ExperimentConfig, build_config, validate_ov
 from reid.config.errors import format_validation_error
 from reid.data.synth.presets import SUITES
 from reid.errors import ReidError
+from tune.console import plural
 
 SPEC_DIR = Path(__file__).parent / "ablations"
 Metric = Literal["mAP", "mINP", "R1", "R5", "R10", "R20"]
@@ -177,7 +178,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
         tune.with_parameters(run_trial, base=absolute_paths(base).model_dump(mode="json"),
                              run_prefix=prefix, runs_dir=storage.join(exp_dir, "runs"), rows=grid),
         res.per_trial)
-    print(f"[reid] ablation {spec.table} ({dataset}, {size}): {len(grid)} rows x {seeds} seed(s), "
+    print(f"[reid] ablation {spec.table} ({dataset}, {size}): {plural(len(grid), 'row')} x {plural(seeds, 'seed')}, "
           f"{res.max_concurrent} at a time", flush=True)
     start = time.time()
     results = fit(trainable, path=exp_dir, resume=resume,

@@ -38,6 +38,11 @@ def format_trial_line(trial_id: str, result: dict[str, Any], status: str) -> str
     return line
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 trial`, `2 trials`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def format_params(params: dict[str, Any]) -> str:
     """`k=v, ...` of a trial's sampled (or gridded) values, floats to 3 significant digits."""
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

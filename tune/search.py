@@ -21,6 +21,7 @@ from typing import Any
 from reid import storage
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
+from tune.console import plural
 from tune.runner import absolute_paths, experiment_dir, fit, init_ray, trial_resources
 from tune.spaces import SearchSpace, validate_space
 from tune.trial import run_trial
@@ -92,7 +93,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
         scheduler=FinishingASHA(time_attr="epoch", max_t=epochs, grace_period=grace,
                                 reduction_factor=opts.reduction_factor),
     )
-    print(f"[reid] sweep {prefix}: {opts.trials} trials of {cfg.method} over {', '.join(space.params)}; "
+    print(f"[reid] sweep {prefix}: {plural(opts.trials, 'trial')} of {cfg.method} over {', '.join(space.params)}; "
           f"{res.max_concurrent} at a time, {res.total_cpus:g} CPU each", flush=True)
     results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
                   tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks, verbose=opts.verbose)

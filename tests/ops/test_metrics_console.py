@@ -71,6 +71,7 @@ def test_a_failed_trials_error_file_in_the_experiments_storage():
 
 
 def test_params_and_status_words():
+    assert [console.plural(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
     assert format_params({"a": 1e-4, "b": "x", "c": 3}) == "a=0.0001, b=x, c=3"
     assert format_status_line(["PAUSED", "PENDING"], 59) == "[reid] trials after 1 min: 1 pending, 1 paused"
 
