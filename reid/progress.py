@@ -16,12 +16,14 @@ TQDM_DISABLE=1, tqdm's own switch) prints nothing either way.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from tqdm import tqdm
+if TYPE_CHECKING:  # tqdm is imported on the first bar: reid.ray_runtime (every command) only needs on_terminal
+    from tqdm import tqdm
 
 PERIOD_S = 30.0
 LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt}{unit} ({percentage:.0f}%) {elapsed}<{remaining}, {rate_fmt}{postfix}"
@@ -44,13 +46,19 @@ class LineWriter:
         self.stream.flush()
 
 
-class LineBar(tqdm):
-    """tqdm writing into a LineWriter: closing it prints the final counts unless its last line already did."""
+@functools.cache
+def _line_bar() -> type[tqdm]:
+    from tqdm import tqdm
 
-    def close(self) -> None:
-        if not self.disable and self.leave and self.last_print_n == self.n:
-            self.leave = False  # the last line shows these counts already (only the overall rate would differ)
-        super().close()
+    class LineBar(tqdm):
+        """tqdm writing into a LineWriter: closing it prints the final counts unless its last line already did."""
+
+        def close(self) -> None:
+            if not self.disable and self.leave and self.last_print_n == self.n:
+                self.leave = False  # the last line shows these counts already (only the overall rate would differ)
+            super().close()
+
+    return LineBar
 
 
 def on_terminal(stream: IO[str]) -> bool:
@@ -70,14 +78,16 @@ def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: float | None
     stream = file if file is not None else sys.stderr
     disable = disable or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")  # explicit keywords beat env
     if on_terminal(stream):
+        from tqdm import tqdm
+
         return tqdm(iterable, desc=desc, total=total, unit=unit, disable=disable, leave=leave, file=stream, **kwargs)
     if total is None and iterable is not None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
     period = _period_s()
     # leave=True whatever was asked: a log cannot clear a line, and without its last counts "0/209" would stand
-    return LineBar(iterable, desc=desc, total=total, unit=f" {unit}", disable=disable, leave=True,
-                   file=LineWriter(stream), mininterval=period, maxinterval=period, ascii=True,
-                   bar_format=LINE_FORMAT if total else LINE_FORMAT_NO_TOTAL, dynamic_ncols=False, **kwargs)
+    return _line_bar()(iterable, desc=desc, total=total, unit=f" {unit}", disable=disable, leave=True,
+                        file=LineWriter(stream), mininterval=period, maxinterval=period, ascii=True,
+                        bar_format=LINE_FORMAT if total else LINE_FORMAT_NO_TOTAL, dynamic_ncols=False, **kwargs)
 
 
 def _period_s() -> float:
