@@ -37,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="append one JSON line per Ray Train report and per worker-group failure to PATH (a local "
                              "file on the driver's node, where the Train controller runs; reid/training/audit.py "
                              "checks it). Ray runs only (ray.num_workers >= 1)")
-    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="debug logging, every library's included (default: this project's INFO lines, other "
+                             "libraries' warnings)")
 
 
 def config_from_args(args: argparse.Namespace):
