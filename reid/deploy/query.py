@@ -70,7 +70,15 @@ def manifest_row(path: Path, row: str) -> tuple[Manifest, int]:
             return m, i
     if row.isdigit() and int(row) < len(m.records):
         return m, int(row)
-    raise ReidError(f"manifest {path} has no tracklet '{row}' (give a tracklet_id or a row number)")
+    raise ReidError(f"manifest {path} has no tracklet '{row}' (give a tracklet_id or a row number < "
+                    f"{len(m.records)}; {examples(m)})")
+
+
+def examples(m: Manifest, n: int = 3) -> str:
+    """'query tracklets: A, B, C, ...': what a user can pass as --row (query-role tracklets first)."""
+    queries = [r.tracklet_id for r in m.records if r.role == "query"]
+    ids, what = (queries, "query tracklets") if queries else ([r.tracklet_id for r in m.records], "tracklets")
+    return f"{what}: " + ", ".join(ids[:n]) + (", ..." if len(ids) > n else "")
 
 
 def resolve_query(query: Path, row: str | None = None) -> tuple[Manifest, int]:
@@ -82,7 +90,10 @@ def resolve_query(query: Path, row: str | None = None) -> tuple[Manifest, int]:
         return frames_manifest(query), 0
     if query.suffix == ".parquet":
         if row is None:
-            raise ReidError(f"query {query} is a manifest: name the tracklet with --row TRACKLET_ID")
+            from reid.data.records import read_manifest
+
+            raise ReidError(f"query {query} is a manifest: name the tracklet with --row TRACKLET_ID "
+                            f"({examples(read_manifest(query))})")
         return manifest_row(query, row)
     return video_manifest(query), 0
 
