@@ -84,11 +84,12 @@ _LOCAL_CLUSTER: dict[str, Any] = {}  # the log folder of the local cluster this 
 
 
 def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None, address: str | None = None,
-             dashboard: bool = True, quiet: bool = True, attempts: int = 5) -> None:
+             dashboard: bool = True, quiet: bool = True, attempts: int = 5, train: bool = False) -> None:
     """Connect to `ray_cfg.address` / `address` / $RAY_ADDRESS, or start a local cluster (module docstring).
 
     num_cpus: CPUs of a local cluster (rounded down, at least 1; None = this machine's). Does nothing when Ray is already
-    initialised in this process (a Tune trial, a test's cluster).
+    initialised in this process (a Tune trial, a test's cluster). train: this process runs Ray Train fits (the
+    line naming Ray's log folder then names Ray Train's too).
     """
     import ray
 
@@ -111,9 +112,15 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
                         include_dashboard=dashboard, **logging_kwargs)
     stop_on_sigterm()
     if quiet:
-        log_dir = ray_log_dir()
-        where = f"{log_dir} (Ray Train: {log_dir / 'train'})" if log_dir else "the head node's /tmp/ray/session_latest/logs"
-        print(f"[reid] Ray's own logs: {where}", flush=True)
+        print(logs_line(ray_log_dir(), train), flush=True)
+
+
+def logs_line(log_dir: Path | None, train: bool) -> str:
+    """The line that says where Ray's own log files are (`log_dir` None: a remote cluster's, on its head node)."""
+    where = f"{log_dir}" if log_dir else "the head node's /tmp/ray/session_latest/logs"
+    if log_dir and train:
+        where += f" (Ray Train: {log_dir / 'train'})"
+    return f"[reid] Ray's own logs: {where}"
 
 
 def quiet_libraries(local: bool) -> None:

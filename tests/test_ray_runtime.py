@@ -207,3 +207,12 @@ def test_a_sigterm_to_a_ray_driver_unwinds_without_rays_stack_dump(tmp_path):
         proc.kill()
     assert proc.returncode == 143 and "terminated" in out, (proc.returncode, out, err[-2000:])
     assert "SIGTERM received" not in err
+
+
+def test_the_logs_line_names_ray_trains_folder_only_for_commands_that_train():
+    logs = Path("/tmp/ray/session_x/logs")
+    assert ray_runtime.logs_line(logs, train=True) == (
+        "[reid] Ray's own logs: /tmp/ray/session_x/logs (Ray Train: /tmp/ray/session_x/logs/train)")
+    assert ray_runtime.logs_line(logs, train=False) == "[reid] Ray's own logs: /tmp/ray/session_x/logs"
+    assert ray_runtime.logs_line(None, train=True) == (
+        "[reid] Ray's own logs: the head node's /tmp/ray/session_latest/logs")

@@ -49,7 +49,7 @@ def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
 def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None) -> None:
     """`reid.ray_runtime.init_ray` with the sweep's config: `ray.address` (or $RAY_ADDRESS), else a local cluster,
     dashboard on (module docstring). On a `ray start` head node, pass ray.address=auto to use that cluster."""
-    ray_runtime.init_ray(cfg.ray, num_cpus=num_cpus)
+    ray_runtime.init_ray(cfg.ray, num_cpus=num_cpus, train=True)
     print(watch_line(""), flush=True)
 
 

@@ -79,7 +79,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
         # workers do not run in the driver's working directory
         cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
             update={"init_from": str(Path(cfg.train.init_from).resolve())})})
-    init_ray(cfg.ray)
+    init_ray(cfg.ray, train=True)
     resources = {"CPU": cfg.ray.cpus_per_worker}
     if cfg.ray.use_gpu:
         resources["GPU"] = cfg.ray.gpus_per_worker
