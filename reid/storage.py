@@ -97,13 +97,32 @@ def open_input_file(location: str | Path) -> pafs.NativeFile:
         raise ReidError(f"not found: {location}") from None
 
 
+def _new_file_mode() -> int:
+    """The mode open() gives a new file: 0o666 less the process's umask (read by setting it, so once, at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+NEW_FILE_MODE = _new_file_mode()
+
+
+def _temporary_beside(target: Path) -> tuple[int, str]:
+    """(fd, path) of a new temporary file in `target`'s directory, to be renamed onto it, with the mode a plain new
+    file gets: mkstemp's 0o600 would leave run outputs (eval.json, summary.json, downloaded checkpoints) readable
+    by their writer only, not by the other users or services of a shared volume."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.fchmod(fd, NEW_FILE_MODE)
+    return fd, tmp
+
+
 def download(location: str | Path, target: str | Path, chunk_bytes: int = 8 << 20) -> Path:
     """Copy one file to the local path `target` (streamed; written under a temporary name, then renamed, so a
     reader never sees half of it). Returns `target`."""
     fs, path = resolve(location)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    fd, tmp = _temporary_beside(target)
     try:
         with os.fdopen(fd, "wb") as out, fs.open_input_stream(path) as stream:
             while chunk := stream.read(chunk_bytes):
@@ -128,7 +147,7 @@ def write_bytes(location: str | Path, data: bytes) -> str:
     fs, path = resolve(location)
     if not is_uri(location):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=Path(path).parent, prefix=f".{Path(path).name}.")
+        fd, tmp = _temporary_beside(Path(path))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

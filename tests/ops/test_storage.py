@@ -4,6 +4,7 @@ filesystem: the same calls, the same results."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -35,6 +36,18 @@ def test_write_read_exists_list(root):
     assert storage.list_dir(storage.join(root, "runs", "a")) == ["state.bin", "summary.json"]
     storage.write_text(f, "{}")  # replaced whole
     assert storage.read_text(f) == "{}"
+
+
+def test_local_files_get_the_mode_of_a_plain_new_file(tmp_path, s3):
+    """Written or downloaded under a temporary name and renamed: still readable by the volume's other users."""
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    written = storage.write_text(tmp_path / "run" / "eval.json", "{}")
+    remote = storage.write_text(s3.uri("modes") + "/ckpt.pt", "w")
+    fetched = storage.download(remote, tmp_path / "cache" / "ckpt.pt")
+    for f in (written, fetched):
+        assert oct(os.stat(f).st_mode & 0o777) == oct(plain.stat().st_mode & 0o777) == oct(storage.NEW_FILE_MODE)
+    assert storage.NEW_FILE_MODE & 0o044  # under the usual umasks, 0o022 / 0o002: group and others read
 
 
 def test_copy_a_directory_up_and_down(root, tmp_path):
