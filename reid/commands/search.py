@@ -10,7 +10,7 @@ DESCRIPTION = """Search an index (`reid index`) with one tracklet.
 
   reid search idx --query path/to/frames_dir            # a directory of JPEG/PNG frames of one person
   reid search idx --query clip.mp4 --top-k 20 --rerank
-  reid search idx --query data/synthetic-demo/manifest.parquet --row 0061C3T0004   # a tracklet_id (without --row: some listed)
+  reid search idx --query data/synthetic-demo/manifest.parquet --row 0061C3T0004   # without --row: some listed
 
 The model is the run recorded in the index (or --run); an index built by another model is refused."""
 

@@ -42,9 +42,10 @@ on the raw attribute features as eqs. 5-6 write it (--mmd-features normalized: L
 Losses (table 2 of the paper, --variant): bce (eq. 7), bce_mmd, wbce (eq. 8), wbce_mmd (+ MMD, eqs. 5-6).
 
 Writes OUT (CSV: person_id,camera_id,tracklets_id,<binary attributes>), OUT's groups JSON (x.groups.json), the mean
-scores (x.scores.csv), a report (x.report.json: training history, source accuracy), and with --out-manifest a copy of the target manifest whose attributes are
-the transferred ones (point `data.manifest` of an adfta config at it). On the synthetic dataset the report also
-scores the transferred labels against the generator's ground truth (which the paper could not measure).
+scores (x.scores.csv), a report (x.report.json: training history, source accuracy), and with --out-manifest a copy
+of the target manifest whose attributes are the transferred ones (point `data.manifest` of an adfta config at it). On
+the synthetic dataset the report also scores the transferred labels against the generator's ground truth (which the
+paper could not measure).
 
   reid transfer-attributes --source data/synthetic-demo/source_domain --target data/synthetic-demo \\
       --out data/synthetic-demo/attributes-transferred.csv --out-manifest data/synth-transferred/manifest.parquet

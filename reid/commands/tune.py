@@ -32,9 +32,11 @@ paper's number beside ours (mean over seeds, 95% CI) and, for every pair of rows
 verdict holds / reversed / tie; a JSON sidecar (table.json) goes with it. Dose-response: the headline gap of one
 table run on a suite at several strengths (one sidecar each) against the strength, with its 95% CI, as a plot and a
 data file. Frame-weights: per frame, a trained model's temporal weight against how much of the target the frame
-shows (keypoints), with a verdict on whether lost frames are weighted down. --out may be a URI (s3://, gs://): the Tune experiment, every trial's run (config, metrics, checkpoints),
-the tables and plots then live there (an S3-compatible server that is not AWS is named by AWS_ENDPOINT_URL), and
---resume continues the experiment from there. See docs/tune.md and docs/operations.md (storage)."""
+shows (keypoints), with a verdict on whether lost frames are weighted down.
+
+--out may be a URI (s3://, gs://): the Tune experiment, every trial's run (config, metrics, checkpoints), the tables
+and plots then live there (an S3-compatible server that is not AWS is named by AWS_ENDPOINT_URL), and --resume
+continues the experiment from there. See docs/tune.md and docs/operations.md (storage)."""
 
 
 class _Intermixed(argparse.ArgumentParser):
