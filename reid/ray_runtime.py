@@ -5,7 +5,8 @@ What it does, and why:
 
 - **Address.** `ray.address` (or $RAY_ADDRESS, which `ray job submit` sets) connects to that cluster; otherwise a
   fresh local cluster is started with `address="local"`, never another cluster found through /tmp/ray on a shared
-  machine.
+  machine. An address where nothing answers fails in one line after CONNECT_TIMEOUT_S (`check_reachable`); Ray's
+  own `ray.init` retries it for minutes.
 - **Workers use the driver's interpreter.** When the driver runs under `uv run`, Ray 2.60 (RAY_ENABLE_UV_RUN_RUNTIME_ENV,
   on by default) turns `ray.init` into `runtime_env={"py_executable": "uv run ... python", "working_dir": cwd}`
   (ray/_private/worker.py `_maybe_modify_runtime_env`, ray/_private/runtime_env/uv_runtime_env_hook.py): every worker
@@ -102,6 +103,7 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
         logging_kwargs["logging_level"] = logging.WARNING
         quiet_libraries(local=not target)
     if target:
+        check_reachable(target)
         use_token_if_available()
         ray.init(address=target, **logging_kwargs)
     else:
@@ -163,6 +165,47 @@ def train_logging_config(quiet: bool = True):
     import ray.train
 
     return ray.train.LoggingConfig(log_level="CRITICAL" if quiet else "INFO")
+
+
+CONNECT_TIMEOUT_S = 20.0  # how long a cluster's address may refuse connections before the command gives up
+
+
+def check_reachable(address: str, timeout_s: float | None = None) -> None:
+    """Fail in one line when nothing answers at a cluster's `host:port` (or `ray://host:port`) within `timeout_s`.
+    `ray.init` itself retries an unreachable GCS for minutes, printing only core-worker warnings ("Failed to connect
+    to GCS at address ..."). A Jobs API / dashboard address (`http://head:8265`, what `ray job submit --address`
+    takes) is refused with what to use instead; `auto` is left to Ray."""
+    import time
+
+    from reid.errors import ReidError
+
+    if address.startswith(("http://", "https://")):
+        raise ReidError(f"ray.address / RAY_ADDRESS is {address}, a Jobs API (dashboard) address: submit the "
+                        f"command with `ray job submit --address {address} -- reid ...` (docs/operations.md, 5), or "
+                        f"give the cluster's GCS address, HOST:6379")
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    host = host.strip("[]")
+    timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    said = False
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=max(0.5, min(5.0, timeout_s))):
+                return
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            if time.monotonic() >= deadline:
+                raise ReidError(f"cannot reach the Ray cluster at {address} ({reason}) within {timeout_s:.0f} s: is "
+                                f"it running (`ray status --address {hostport}` on one of its nodes)? The address "
+                                f"comes from ray.address or $RAY_ADDRESS") from None
+            if not said:
+                print(f"[reid] waiting up to {timeout_s:.0f} s for the Ray cluster at {address} ({reason})",
+                      flush=True)
+                said = True
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:

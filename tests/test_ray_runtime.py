@@ -216,3 +216,59 @@ def test_the_logs_line_names_ray_trains_folder_only_for_commands_that_train():
     assert ray_runtime.logs_line(logs, train=False) == "[reid] Ray's own logs: /tmp/ray/session_x/logs"
     assert ray_runtime.logs_line(None, train=True) == (
         "[reid] Ray's own logs: the head node's /tmp/ray/session_latest/logs")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_where_nothing_listens_fails_in_one_line_within_its_bound(capsys):
+    import time
+
+    from reid.errors import ReidError
+
+    port = _free_port()
+    start = time.monotonic()
+    with pytest.raises(ReidError, match=rf"cannot reach the Ray cluster at 127.0.0.1:{port} \(Connection refused\) "
+                                        r"within 2 s"):
+        ray_runtime.check_reachable(f"127.0.0.1:{port}", timeout_s=2.0)
+    assert 1.9 <= time.monotonic() - start < 10  # retried until the bound, not Ray's minutes
+    assert "waiting up to 2 s for the Ray cluster" in capsys.readouterr().out
+
+
+def test_a_listening_address_passes_at_once_and_auto_is_left_to_ray(monkeypatch):
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        ray_runtime.check_reachable(f"127.0.0.1:{port}", timeout_s=0.1)
+        ray_runtime.check_reachable(f"ray://127.0.0.1:{port}", timeout_s=0.1)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("auto must not be probed"))
+    ray_runtime.check_reachable("auto", timeout_s=0.1)
+
+
+def test_a_jobs_api_address_is_refused_with_what_to_do():
+    from reid.errors import ReidError
+
+    with pytest.raises(ReidError, match=r"Jobs API \(dashboard\) address: submit the command with `ray job submit "
+                                        r"--address http://head:8265 -- reid \.\.\.`"):
+        ray_runtime.check_reachable("http://head:8265")
+
+
+def test_init_ray_checks_an_explicit_address_before_ray_init(monkeypatch):
+    import ray
+
+    from reid.errors import ReidError
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init called for an unreachable address"))
+    monkeypatch.setattr(ray_runtime, "CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(ReidError, match="cannot reach the Ray cluster"):
+        ray_runtime.init_ray(address=f"127.0.0.1:{_free_port()}", quiet=False)
