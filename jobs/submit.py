@@ -176,6 +176,24 @@ def submit_env() -> dict[str, str]:
     return {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
 
 
+def jobs_api_unreachable(address: str, timeout_s: float = 10.0) -> str | None:
+    """Why nothing answers at a Jobs API address (None: something does; any HTTP status counts, a 401 included, which
+    `ray job submit` then explains). `ray job submit` itself answers an unreachable address with a traceback."""
+    import urllib.error
+    import urllib.request
+
+    if not address.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(address.rstrip("/") + "/api/version", timeout=timeout_s):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return getattr(reason, "strerror", None) or str(reason)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     reid_args: list[str] = []
@@ -206,6 +224,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
+    unreachable = jobs_api_unreachable(args.address)
+    if unreachable:
+        print(f"jobs.submit: error: no Ray Jobs API answers at {args.address} ({unreachable}): is the cluster up, and "
+              f"is this its dashboard address, port 8265 (`ray dashboard cluster/<shape>.yaml &` forwards it from a "
+              f"launcher cluster, `kubectl port-forward svc/reid-head-svc 8265:8265 &` from KubeRay; "
+              f"docs/operations.md, 2-3)?",
+              file=sys.stderr)
+        return 2
     return subprocess.call(cmd, env=submit_env())
 
 

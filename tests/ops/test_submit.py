@@ -127,3 +127,50 @@ def test_local_heads_advertise_the_driver_resource():
     from tune.runner import DRIVER_RESOURCE as tune_name
 
     assert tune_name == DRIVER_RESOURCE
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_address_where_no_jobs_api_answers_is_one_line_not_rays_traceback(capsys, monkeypatch):
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("ray job submit run for a dead address"))
+    address = f"http://127.0.0.1:{_free_port()}"
+    assert main(["train", "--address", address, "--", "baseline", "ray.storage_path=/shared/runs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"jobs.submit: error: no Ray Jobs API answers at {address} (Connection refused)")
+    assert err.count("\n") == 1 and "kubectl port-forward svc/reid-head-svc 8265:8265" in err
+
+
+@pytest.mark.parametrize("status", [200, 401])
+def test_an_answering_jobs_api_goes_on_to_ray_job_submit(monkeypatch, status):
+    """Any HTTP answer means a server is there (a 401: token auth, which `ray job submit` explains itself)."""
+    import subprocess
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b'{"version": "x"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ran = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **k: ran.append(cmd) or 0)
+    try:
+        address = f"http://127.0.0.1:{server.server_port}"
+        assert main(["train", "--address", address, "--", "baseline", "ray.storage_path=/shared/runs"]) == 0
+    finally:
+        server.shutdown()
+    assert len(ran) == 1 and ran[0][1:5] == ["job", "submit", "--address", address]
