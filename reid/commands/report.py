@@ -8,9 +8,10 @@ from pathlib import Path
 from reid.commands.common import add_config_arguments, setup_logging
 from reid.config import build_config
 
-DESCRIPTION = """Write the HTML report of a run: metrics table, CMC curve, ranked gallery thumbnails per sampled
-query (correct / wrong marked), and, for models that expose them, temporal weights per frame (per attribute group
-for adfta) and spatial attention maps. Open it in any browser; it has no external resources.
+DESCRIPTION = """Write the HTML report of a run: metrics table, CMC curve, training curves (loss terms, validation
+mAP / R1 and throughput by epoch, from metrics.jsonl), ranked gallery thumbnails per sampled query (correct / wrong
+marked), and, for models that expose them, temporal weights per frame (per attribute group for adfta) and spatial
+attention maps. Open it in any browser; it has no external resources.
 
   reid report runs/demo/train
   reid report runs/adfta-E-synthetic-s0 --queries 8 --out /tmp/adfta.html"""

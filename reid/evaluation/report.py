@@ -1,6 +1,7 @@
 """A self-contained HTML evaluation report: inline CSS, every image a base64 data URI, no external resources.
 
 Sections (each only when its data is given): metrics table (per protocol / trial summary / free rows), CMC curves,
+training curves (loss terms, validation mAP / R1, throughput by epoch; reid.evaluation.training_curves),
 the MARS camera-pair breakdown, top-k ranked gallery thumbnails per sampled query (green border = correct identity,
 red = wrong), temporal weights per frame, per-attribute-group temporal weights as a groups x frames heat map (as in
 figure 6 of the adfta paper: white = small, red = large), and spatial attention maps overlaid on frames.
@@ -84,6 +85,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] | None = None
     cmc_max_rank: int = 20
+    history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch training metrics (metrics.jsonl)
 
 
 _CSS = """
@@ -175,6 +177,19 @@ def _cmc_plot(data: ReportData) -> str:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return "<h2>CMC curve</h2>" + _img(_fig_png(fig), "CMC curve")
+
+
+def _training(history: Sequence[dict[str, Any]]) -> str:
+    from reid.evaluation.training_curves import training_figure
+
+    fig = training_figure(history)
+    if fig is None:
+        return ""
+    queries = next((h["val/queries"] for h in reversed(history) if "val/queries" in h), None)
+    note = (f'<p class="note">Validation: {queries} queries of held-out training identities (data.val_identities), '
+            f"the score that picks the best checkpoint; the metrics above are the test split's.</p>"
+            if queries is not None else "")
+    return "<h2>Training</h2>" + _img(_fig_png(fig), "training curves") + note
 
 
 def _heat(matrix: np.ndarray, xlabels: Sequence[str], ylabels: Sequence[str], title: str, xlabel: str,
@@ -283,6 +298,7 @@ def render_report(data: ReportData, path: str | Path) -> Path:
     if data.results or data.trials or data.rows:
         parts.append("<h2>Metrics</h2>" + _metrics(data))
     parts.append(_cmc_plot(data))
+    parts.append(_training(data.history))
     if data.camera_pairs is not None:
         parts.append(_camera_pairs(data.camera_pairs))
     if data.rankings:

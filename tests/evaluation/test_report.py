@@ -56,7 +56,10 @@ def _report_data() -> ReportData:
         groups=[GroupWeights("tracklet 7", rng.random((8, 5)), ["gender&age", "head", "up-body", "low-body", "shoes"],
                              frames)],
         attention=[AttentionMaps("tracklet 7", frames, maps)], notes=["12 queries, all with a match"],
-        config={"method": "baseline", "eval": {"rerank": False}})
+        config={"method": "baseline", "eval": {"rerank": False}},
+        history=[{"epoch": e, "train/loss": 6.0 / e, "train/ce": 4.0 / e, "train/triplet": 2.0 / e, "clips_per_s": 5.0,
+                  "data_wait_s": 0.003, "val/mAP": 40.0 + e, "val/R1": 45.0 + e, "val/queries": 32}
+                 for e in range(1, 6)])
 
 
 def test_report_is_self_contained(tmp_path):
@@ -67,7 +70,8 @@ def test_report_is_self_contained(tmp_path):
     assert "http://" not in text and "https://" not in text and "<script" not in text
     assert text.count('class="ok"') == 4 and text.count('class="bad"') == 6
     assert "<td>85</td><td>0.7</td>" in text  # free-form rows are shown as given
-    for section in ("Metrics", "CMC curve", "Camera pairs", "Ranked gallery", "Temporal weights",
+    assert "Validation: 32 queries of held-out training identities" in text
+    for section in ("Metrics", "CMC curve", "Training", "Camera pairs", "Ranked gallery", "Temporal weights",
                     "per attribute group", "Spatial attention", "Configuration"):
         assert section in text
 

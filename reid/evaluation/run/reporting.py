@@ -32,6 +32,7 @@ def build_report_data(cfg: ExperimentConfig, outcome: Any, *, history: list[dict
                       subtitle=f"protocol {outcome.metrics['protocol']}; checkpoint {outcome.checkpoint or '-'}",
                       config=cfg.model_dump(mode="json"))
     if history:
+        data.history = list(history)
         last = history[-1]
         data.notes.append(f"trained {len(history)} epochs; final loss {last.get('loss', float('nan')):.4f}; "
                           f"best validation mAP {max(h.get('best_mAP', -1) for h in history):.1f}")
