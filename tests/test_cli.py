@@ -51,7 +51,10 @@ def test_overrides_may_follow_options():
 def test_config_errors_are_one_line_without_traceback(capsys):
     assert main(["train", "baseline", "data.seqlen=3"]) == 2
     err = capsys.readouterr().err
-    assert "unknown key 'data.seqlen'" in err and "Traceback" not in err
+    assert "unknown key 'data.seqlen' (did you mean 'seq_len'?)" in err and "Traceback" not in err
+    assert main(["train", "baseline", "data.zzz=3"]) == 2  # nothing close: no guess
+    err = capsys.readouterr().err
+    assert "unknown key 'data.zzz'; allowed keys here: attributes, augment" in err
 
 
 def test_an_audit_log_of_an_in_process_run_is_refused_in_one_line(capsys, tmp_path):

@@ -20,6 +20,14 @@ def _section_model(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None
     return current
 
 
+def _did_you_mean(key: str, allowed: list[str]) -> str:
+    """" (did you mean 'seq_len'?)" for a near miss of an allowed key (a typo, a missing underscore), else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
 def format_validation_error(err: ValidationError, model: type[BaseModel], prefix: str = "") -> str:
     """Turn a pydantic error into lines like `data.seq_len: expected an integer, got 'abc'`."""
     lines = []
@@ -29,7 +37,8 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], prefix
         if item["type"] == "extra_forbidden":
             owner = _section_model(model, loc)
             allowed = sorted(owner.model_fields) if owner is not None else []
-            lines.append(f"unknown key '{key}'; allowed keys here: {', '.join(allowed)}")
+            lines.append(f"unknown key '{key}'{_did_you_mean(str(loc[-1]), allowed)}; allowed keys here: "
+                         f"{', '.join(allowed)}")
         else:
             lines.append(f"{key}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)
