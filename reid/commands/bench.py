@@ -1,20 +1,21 @@
-"""`reid bench {data,eval,train}`: benchmarks that print side-by-side comparisons with ratios."""
+"""`reid bench {data,eval,train,gpu}`: benchmarks that print side-by-side comparisons with ratios."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-DESCRIPTION = """Benchmarks. Each prints the measured numbers side by side with a reference implementation and
-the ratio, as medians over repeats (timings on a shared machine are noisy).
+SUMMARIES = {  # each bench's line in `reid bench --help`
+    "data": "clips/s of the Ray Data pipeline at fit level vs the raw decode limit and a torchreid-style DataLoader",
+    "eval": "CMC/mAP and re-ranking on a MARS-sized random problem vs per-query loops",
+    "train": "training throughput, step-time breakdown and data wait share for a method and worker count",
+    "gpu": "every GPU check in one command (fed ResNet-50 step, every method in bf16, DDP, nvJPEG, gpu tests)",
+}
+DESCRIPTION = """Benchmarks. Each prints the measured numbers side by side with a reference implementation and the
+ratio, as medians over repeats (timings on a shared machine are noisy). `reid bench BENCH --help` says what each
+measures and prints."""
 
-  reid bench data    clips/s of the Ray Data pipeline vs a torchreid-style DataLoader, and the raw decode limit
-  reid bench eval    CMC/mAP and re-ranking on a MARS-sized random problem vs per-query loops
-  reid bench train   training throughput, step-time breakdown and data wait share for a method and worker count
-  reid bench gpu     every GPU check in one command (fed ResNet-50 step, every method in bf16, DDP, nvJPEG, gpu tests)
-"""
-
-BENCHES = ("data", "eval", "train", "gpu")
+BENCHES = tuple(SUMMARIES)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if importlib.util.find_spec(f"reid.bench.{name}") is None:
             continue
         module = importlib.import_module(f"reid.bench.{name}")
-        p = sub.add_parser(name, help=module.__doc__.strip().splitlines()[0], description=module.__doc__)
+        p = sub.add_parser(name, help=SUMMARIES[name], description=module.__doc__)
         module.add_arguments(p)
         p.set_defaults(_bench=module.run)
 
