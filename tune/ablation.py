@@ -169,7 +169,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                           for k, v in g["overrides"].items()}
     exp_dir = experiment_dir(out, name or f"{spec.table}-{dataset}-{size}")
     prefix = storage.name(exp_dir)
-    init_ray(base, num_cpus, train=True)
+    init_ray(base, num_cpus)
     if seeds < 1:
         raise ReidError(f"--seeds must be at least 1, got {seeds}")
     seed_list = [base.seed + k for k in range(seeds)]

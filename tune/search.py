@@ -79,7 +79,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     manifest_path_for(base)  # generate the synthetic set once here, not in every trial at the same time
     sweep_dir = experiment_dir(opts.out, sweep_name(cfg, space, opts))
     prefix = storage.name(sweep_dir)
-    init_ray(base, opts.num_cpus, train=True)
+    init_ray(base, opts.num_cpus)
     res = trial_resources(base, opts.cpus_per_trial, opts.max_concurrent, opts.trials)
     epochs = base.train.epochs
     grace = min(epochs, opts.grace_period or base.train.eval_every)
