@@ -267,6 +267,7 @@ def _uploading(scratch: Path, target: str, keep: int, on_epoch):
 
 def _train_local(cfg: ExperimentConfig, manifest_path: Path | str, run_dir: Path, on_epoch=None) -> TrainResult:
     from reid.data.batching import iter_local_batches
+    from reid.data.prefetch import prefetch
     from reid.registry import get_method
     from reid.training.session import LocalSession
     from reid.training.worker import run_worker
@@ -276,8 +277,8 @@ def _train_local(cfg: ExperimentConfig, manifest_path: Path | str, run_dir: Path
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
 
-    def batches(epoch: int):
-        return iter_local_batches(manifest, cfg.data, cfg.seed, spec.inputs, spec.batching, epoch, 0, 1)
+    def batches(epoch: int):  # decoded a batch or two ahead, while the step runs (reid.data.prefetch)
+        return prefetch(iter_local_batches(manifest, cfg.data, cfg.seed, spec.inputs, spec.batching, epoch, 0, 1))
 
     session = LocalSession(run_dir, batches, keep=cfg.train.keep_checkpoints, on_epoch=on_epoch)
     run_worker(cfg, manifest, session, run_name=cfg.run_name(), run_dir=run_dir)
