@@ -46,5 +46,5 @@ def test_demo_trains_evaluates_and_reports_quietly(tmp_path):
     for key in ("trained", "untrained"):
         assert 0.0 <= summary[key]["mAP"] <= 100.0 and summary[key]["valid_queries"] > 0
     html = (run / "report.html").read_text()
-    assert "<html" in html.lower() and "data:image/png;base64" in html
+    assert "<html" in html.lower() and "data:image/png;base64" in html and "<h2>Training</h2>" in html
     assert (run / "config.yaml").is_file() and list(run.glob("checkpoint_2*"))

@@ -60,8 +60,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(cfg, outcome, run_dir: Path | str, write_report) -> str:
-    """report.html beside the run (written locally, then uploaded for a run under a URI)."""
+    """report.html beside the run (written locally, then uploaded for a run under a URI), with the run's training
+    curves as `reid report` draws them."""
+    from reid.evaluation.run.discovery import read_history
+
+    history = read_history(run_dir) or None
     if not storage.is_uri(run_dir):
-        return str(write_report(cfg, outcome, Path(run_dir) / "report.html"))
-    local = write_report(cfg, outcome, Path(tempfile.mkdtemp(prefix="reid-report-")) / "report.html")
+        return str(write_report(cfg, outcome, Path(run_dir) / "report.html", history=history))
+    local = write_report(cfg, outcome, Path(tempfile.mkdtemp(prefix="reid-report-")) / "report.html",
+                         history=history)
     return storage.write_bytes(storage.join(run_dir, "report.html"), local.read_bytes())

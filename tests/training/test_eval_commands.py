@@ -20,11 +20,13 @@ def trained_run(tmp_path_factory, tiny_data, tiny_config):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_eval_local_prints_table_and_writes_json(trained_run, capsys):
-    assert main(["eval", str(trained_run), "--backend", "local"]) == 0
+    assert main(["eval", str(trained_run), "--backend", "local", "--report"]) == 0
     out = capsys.readouterr().out
     assert "mAP" in out and "synthetic" in out
     metrics = json.loads((trained_run / "eval.json").read_text())
     assert 0 <= metrics["mAP"] <= 100 and metrics["valid_queries"] > 0
+    html = (trained_run / "report.html").read_text()
+    assert "<h2>Training</h2>" in html and "<h2>CMC curve</h2>" in html  # the run's curves, as `reid report` draws
 
 
 @pytest.mark.slow
