@@ -100,4 +100,6 @@ def run(args: argparse.Namespace) -> int:
         t = result.test
         print(f"[reid] test split ({t.get('protocol')}, {t.get('valid_queries')} queries): mAP {t['mAP']:.1f}  "
               f"R1 {t['R1']:.1f}  R5 {t['R5']:.1f}  (test.json in the run directory)")
+    print(f"[reid] next: `reid report {result.run_dir}` (metrics, training curves, ranked galleries as HTML), "
+          f"`reid eval {result.run_dir} eval.protocol=...` (docs/evaluation.md)")
     return 0
