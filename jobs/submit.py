@@ -179,6 +179,7 @@ def submit_env() -> dict[str, str]:
 def jobs_api_unreachable(address: str, timeout_s: float = 10.0) -> str | None:
     """Why nothing answers at a Jobs API address (None: something does; any HTTP status counts, a 401 included, which
     `ray job submit` then explains). `ray job submit` itself answers an unreachable address with a traceback."""
+    import ssl
     import urllib.error
     import urllib.request
 
@@ -191,6 +192,8 @@ def jobs_api_unreachable(address: str, timeout_s: float = 10.0) -> str | None:
         return None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):  # a TLS server answered (its certificate is `ray job submit`'s business)
+            return None
         return getattr(reason, "strerror", None) or str(reason)
 
 
