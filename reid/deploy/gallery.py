@@ -27,7 +27,8 @@ def embed_manifest_rows(run: LoadedRun, manifest_path: Path, indices: list[int])
 
 def index_manifest(run: LoadedRun, manifest_path: Path, out: Path, *, roles: tuple[str, ...] = ("gallery",),
                    add: bool = False, kind: ann.Kind = "auto") -> tuple[int, int]:
-    """Build (or with `add`, extend) the index at `out`; returns (rows added, rows in the index).
+    """Build (or with `add`, extend) the index at `out`; returns (rows added, rows in the index). With `add`, rows
+    already in the index (by tracklet_id) are skipped; when that leaves none, nothing is embedded or rewritten.
 
     Checked before any file is written: the manifest has rows of `roles`; without `add`, `out` holds no index;
     with `add`, the index was built by this very model (hash and feature dim)."""
@@ -45,9 +46,10 @@ def index_manifest(run: LoadedRun, manifest_path: Path, out: Path, *, roles: tup
         raise ReidError(f"{out} already holds an index; use --add to extend it or choose another --out")
     known = set(old.table.column("tracklet_id").to_pylist()) if old is not None else set()
     indices = [i for i, r in enumerate(manifest.records) if r.role in roles and r.tracklet_id not in known]
+    if not indices and old is not None and any(r.role in roles for r in manifest.records):
+        return 0, old.table.num_rows  # --add of footage already indexed: nothing to do, nothing rewritten
     if not indices:
-        what = "new " if known else ""
-        raise ReidError(f"empty gallery: {manifest_path} has no {what}tracklets with role {'/'.join(roles)} "
+        raise ReidError(f"empty gallery: {manifest_path} has no tracklets with role {'/'.join(roles)} "
                         f"(roles there: {sorted({r.role for r in manifest.records})})")
     emb = embed_manifest_rows(run, manifest_path, indices)
     table = store.gallery_table(manifest.records, indices, str(manifest_path), emb)

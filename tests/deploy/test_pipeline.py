@@ -115,6 +115,13 @@ def test_train_export_index_search(built, trained_run, tmp_path, capsys):
     assert len(t2) == len(gallery) + len(queries)
     assert t2.slice(0, len(table)).column("embedding").equals(table.column("embedding"))
     capsys.readouterr()
+    # the same footage again (a nightly --add): nothing new, exit 0, the index files untouched
+    snap = _snapshot(added_idx)
+    assert main(["index", str(trained_run), "--manifest", str(new_footage), "--out", str(added_idx), "--add",
+                 "--role", "query"]) == 0
+    assert capsys.readouterr().out.startswith(f"nothing to add: every query tracklet of {new_footage} is in the "
+                                              f"index already ({len(t2)} in {added_idx})")
+    assert _snapshot(added_idx) == snap
     assert main(["search", str(added_idx), "--query", str(manifest), "--row", queries[0].tracklet_id, "--top-k", "1",
                  "--json"]) == 0
     out = capsys.readouterr().out
