@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.replicas < 1:
         raise ReidError("--replicas must be at least 1")
+    # Serve's start-up and the replicas' model loading take 15-25 s on 2 cores, with nothing else to show for it
+    print(f"[reid] starting {args.replicas} replica(s) of the search service for {args.index} ...", flush=True)
     url = service.start(Path(args.index), run=args.run, replicas=args.replicas, host=args.host, port=args.port,
                         top_k=args.top_k)
     from reid.ray_runtime import ray_log_dir

@@ -207,6 +207,7 @@ def test_reid_serve_load_test_prints_its_result_not_serves_log(built, tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert "load test (1 replica(s), concurrency 2): 6/6 ok" in out, out[-3000:]
     assert "request log: " in out and "/logs/serve/" in out
+    assert proc.stdout.startswith(f"[reid] starting 1 replica(s) of the search service for {idx} ...\n")
     assert "POST /" not in out and " INFO " not in out and "graceful_shutdown" not in out, out[-3000:]
 
 
