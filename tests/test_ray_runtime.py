@@ -14,6 +14,7 @@ import ray._private.worker as ray_worker
 from ray._private.runtime_env import uv_runtime_env_hook
 
 from reid import ray_runtime
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 UV_CMDLINE = ["uv", "run", "--frozen", "python", "driver.py"]
@@ -218,20 +219,12 @@ def test_the_logs_line_names_ray_trains_folder_only_for_commands_that_train():
         "[reid] Ray's own logs: the head node's /tmp/ray/session_latest/logs")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_an_address_where_nothing_listens_fails_in_one_line_within_its_bound(capsys):
     import time
 
     from reid.errors import ReidError
 
-    port = _free_port()
+    port = free_port()
     start = time.monotonic()
     with pytest.raises(ReidError, match=rf"cannot reach the Ray cluster at 127.0.0.1:{port} \(Connection refused\) "
                                         r"within 2 s"):
@@ -271,4 +264,4 @@ def test_init_ray_checks_an_explicit_address_before_ray_init(monkeypatch):
     monkeypatch.setattr(ray_runtime, "CONNECT_TIMEOUT_S", 0.2)
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(ReidError, match="cannot reach the Ray cluster"):
-        ray_runtime.init_ray(address=f"127.0.0.1:{_free_port()}", quiet=False)
+        ray_runtime.init_ray(address=f"127.0.0.1:{free_port()}", quiet=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from reid.cli import main
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -153,9 +153,7 @@ def test_serve_two_replicas_video_and_bad_input(built, trained_run, tmp_path, ca
     assert expected[0]["tracklet_id"] == target.tracklet_id
 
     before = _snapshot(idx)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = service.start(idx, port=port, replicas=2, num_cpus=0.25)
     try:
         states = serve.status().applications["reid"].deployments["SearchService"].replica_states
@@ -196,9 +194,7 @@ def test_reid_serve_load_test_prints_its_result_not_serves_log(built, tmp_path):
     import sys
 
     idx, _ = built
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_SERVE_LOG_TO_STDERR")}
     proc = subprocess.run([sys.executable, "-m", "reid.cli", "serve", str(idx), "--port", str(port),
                            "--load-test", "6", "--concurrency", "2"], cwd=tmp_path, env=env, capture_output=True,

@@ -18,6 +18,7 @@ from jobs.submit import (
     main,
 )
 from reid.errors import ReidError
+from tests.ports import free_port
 
 
 def _flag(cmd: list[str], name: str) -> str:
@@ -129,19 +130,11 @@ def test_local_heads_advertise_the_driver_resource():
     assert tune_name == DRIVER_RESOURCE
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_an_address_where_no_jobs_api_answers_is_one_line_not_rays_traceback(capsys, monkeypatch):
     import subprocess
 
     monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("ray job submit run for a dead address"))
-    address = f"http://127.0.0.1:{_free_port()}"
+    address = f"http://127.0.0.1:{free_port()}"
     assert main(["train", "--address", address, "--", "baseline", "ray.storage_path=/shared/runs"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"jobs.submit: error: no Ray Jobs API answers at {address} (Connection refused)")
