@@ -27,9 +27,9 @@ class _Failed:
 
 def prefetch(source: Iterator[T], depth: int = 2, name: str = "reid-prefetch") -> Iterator[T]:
     """Yield what `source` yields, in order, made ahead in a daemon thread (up to `depth` items waiting, and one in
-    the making; `depth` 0: no thread). An exception of the
-    source is raised here, at the item where it happened. Closing the returned generator early (a `break`, an error
-    in the caller) stops the thread and closes `source` in it."""
+    the making; `depth` 0: no thread). An exception of the source is raised here, at the item where it happened.
+    Closing the returned generator early (a `break`, an error in the caller) stops the thread and closes `source` in
+    it."""
     if depth < 1:
         yield from source
         return
