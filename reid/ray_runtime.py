@@ -81,7 +81,8 @@ CONSOLE_SKIP = (
 # Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
 _RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)
 _SIGTERM: dict[str, bool] = {}  # set when a SIGTERM arrived after init_ray (stop_on_sigterm)
-_LOCAL_CLUSTER: dict[str, Any] = {}  # the log folder of the local cluster this process started (local_cluster_started)
+# the log folder of the local cluster this process started (local_cluster_started); "tried": start_local_ray ran
+_LOCAL_CLUSTER: dict[str, Any] = {}
 
 
 def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None, address: str | None = None,
@@ -214,6 +215,7 @@ def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
 
     kwargs.setdefault("include_dashboard", True)
     use_driver_python()
+    _LOCAL_CLUSTER["tried"] = True  # a node that fails to start leaves its logs in the newest session (failure.py)
     for attempt in range(1, attempts + 1):
         try:
             with own_address_for_workers():
@@ -247,6 +249,11 @@ def stop_on_sigterm() -> None:
 def sigterm_received() -> bool:
     """Whether the handler of `stop_on_sigterm` has fired in this process."""
     return bool(_SIGTERM.get("received"))
+
+
+def local_start_tried() -> bool:
+    """Whether this process tried to start a local cluster (`start_local_ray`), whether or not the node came up."""
+    return bool(_LOCAL_CLUSTER.get("tried"))
 
 
 def local_cluster_started() -> bool:

@@ -61,8 +61,9 @@ def report_failure(command: str, exc: BaseException) -> str:
 def _ray_logs() -> Path | None:
     if "ray" not in sys.modules:  # a command that never started Ray: do not import it just to ask
         return None
-    from reid.ray_runtime import ray_log_dir
+    from reid.ray_runtime import local_start_tried, ray_log_dir
 
-    # a node that failed to start is not initialised; its logs are the newest session's (Ray's own symlink)
+    # a local node that failed to start is not initialised; its logs are the newest session's (Ray's own symlink).
+    # A cluster this process could not reach has none here: the newest session is another run's.
     latest = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs"
-    return ray_log_dir() or (latest if latest.is_dir() else None)
+    return ray_log_dir() or (latest if local_start_tried() and latest.is_dir() else None)

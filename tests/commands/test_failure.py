@@ -68,3 +68,23 @@ def test_the_traceback_on_request(monkeypatch):
     monkeypatch.setenv(failure.TRACEBACK_ENV, "1")
     with pytest.raises(KeyError):
         main(["synth", "--out", "nowhere"])
+
+
+def test_the_newest_ray_session_is_named_only_after_a_local_start_was_tried(monkeypatch, tmp_path):
+    """A local node that failed to come up left its logs in session_latest; a cluster the command could not reach
+    left none here, and session_latest is then another run's: not worth naming."""
+    import sys
+    import tempfile
+
+    from reid import ray_runtime
+
+    (tmp_path / "ray" / "session_latest" / "logs").mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setitem(sys.modules, "ray", sys.modules.get("ray") or object())
+    monkeypatch.setattr(ray_runtime, "ray_log_dir", lambda: None)
+    monkeypatch.setattr(ray_runtime, "_LOCAL_CLUSTER", {})
+    unreachable = failure.report_failure("train", ReidError("cannot reach the Ray cluster at h:6379"))
+    assert "Ray's logs" not in unreachable and unreachable.endswith(".log)")
+    monkeypatch.setattr(ray_runtime, "_LOCAL_CLUSTER", {"tried": True})
+    node_failed = failure.report_failure("train", RuntimeError("The current node timed out during startup"))
+    assert node_failed.endswith(f"; Ray's logs: {tmp_path / 'ray' / 'session_latest' / 'logs'})")
