@@ -32,10 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging()
     loaded = load_run(Path(args.run))
-    added, total = index_manifest(loaded, Path(args.manifest), Path(args.out), roles=tuple(args.role or ["gallery"]),
-                                  add=args.add, kind=args.kind)
+    roles = tuple(args.role or ["gallery"])
+    added, total = index_manifest(loaded, Path(args.manifest), Path(args.out), roles=roles, add=args.add,
+                                  kind=args.kind)
     if args.add and added == 0:
-        print(f"nothing to add: every {'/'.join(args.role or ['gallery'])} tracklet of {args.manifest} is in the "
+        print(f"nothing to add: every {'/'.join(roles)} tracklet of {args.manifest} is in the "
               f"index already ({total} in {args.out})")
         return 0
     print(f"indexed {added} tracklets ({total} in the index) with {loaded.cfg.method}, model hash "
