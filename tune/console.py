@@ -5,8 +5,8 @@ some 30 metrics when it ends and a status table of every trial every half minute
 for a 64-trial sweep. Unless `--verbose`, the runner turns it off (`RunConfig(verbose=0)`) and `TrialLines` prints
 instead, besides the trials' own epoch lines:
 
-    [reid] trial 2333ffe9 started: loss.triplet_margin=0.484, data.seq_len=2
-    [reid] trial 2333ffe9 done  epoch 2  loss 5.6869  | val mAP 64.3 R1 75.0 mINP 50.1
+    [reid] trial 30bb6497 started: loss.triplet_margin=0.484, data.seq_len=2
+    [reid] trial 30bb6497 done  epoch 2  loss 11.2186  | val mAP 58.3 R1 25.0 mINP 58.3 (4 queries)
     [reid] trial 54d01750 failed  epoch 1  loss 6.2494  (error: /runs/tune/x/run_trial_54d01750/error.txt)
     [reid] trials after 12 min: 2 running, 5 done, 1 failed, 16 pending
 
@@ -19,6 +19,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from reid.training.worker import validation_part
+
 STATUS_PERIOD_S = 300.0
 
 
@@ -29,10 +31,7 @@ def format_trial_line(trial_id: str, result: dict[str, Any], status: str) -> str
         line += f"  epoch {result['epoch']}"
     if "loss" in result:
         line += f"  loss {result['loss']:.4f}"
-    if "val/mAP" in result:
-        line += f"  | val mAP {result['val/mAP']:.1f} R1 {result.get('val/R1', float('nan')):.1f}"
-        if "val/mINP" in result:
-            line += f" mINP {result['val/mINP']:.1f}"
+    line += validation_part(result)
     if "test/mAP" in result:
         line += f"  | test mAP {result['test/mAP']:.1f}"
     return line

@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from tune.console import trial_line_callback
 start_local_ray = ray_runtime.start_local_ray
 _own_address_for_workers = ray_runtime.own_address_for_workers
 
+NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 _PATH_KEYS = ("data.root", "data.manifest", "ray.storage_path", "train.init_from", "model.weights_path")
 
 
@@ -138,12 +141,43 @@ def experiment_state(path: str | Path) -> str:
     return "restorable" if tune.Tuner.can_restore(str(path)) else "blocked"
 
 
+@contextlib.contextmanager
+def tune_console(verbose: bool) -> Iterator[None]:
+    """Ray Tune's console for the fit inside: its own (verbose), or none beside the `[reid] trial` lines.
+
+    `RunConfig(verbose=0)` silences Tune's result boxes and status tables, but its reporter of the default output
+    (`RAY_AIR_NEW_OUTPUT=1`) still draws a box of the configuration when the experiment starts and points at a
+    TensorBoard folder under /tmp/ray (ray 2.60, tune/experimental/output.py: `experiment_started` checks no
+    verbosity). The previous reporter, chosen by `RAY_AIR_NEW_OUTPUT=0` for the fit, is silent at verbose 0.
+    """
+    if verbose:
+        yield
+        return
+    before = os.environ.get(NEW_OUTPUT_ENV)
+    os.environ[NEW_OUTPUT_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(NEW_OUTPUT_ENV, None)
+        else:
+            os.environ[NEW_OUTPUT_ENV] = before
+
+
 def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
         failures: int, callbacks: list | None = None, verbose: bool = False):
     """Start the experiment at `path`, or continue it (`resume`); returns the ResultGrid.
 
     verbose: Ray Tune's own console (configuration and result boxes, status tables) beside the `[reid] trial`
-    lines of tune/console.py; a resumed experiment keeps the choice of the command that started it."""
+    lines of tune/console.py; a resumed experiment keeps the verbosity of the command that started it (its
+    RunConfig), this command's `verbose` choosing which of Tune's reporters prints it (`tune_console`)."""
+    with tune_console(verbose):
+        return _fit(trainable, path=path, resume=resume, param_space=param_space, tune_config=tune_config,
+                    failures=failures, callbacks=callbacks, verbose=verbose)
+
+
+def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
+         failures: int, callbacks: list | None, verbose: bool):
     from ray import tune
 
     state = experiment_state(path)

@@ -162,8 +162,20 @@ def format_epoch_line(m: dict[str, Any], epochs: int) -> str:
     terms = " ".join(f"{k[6:]} {v:.3f}" for k, v in m.items() if k.startswith("train/") and k != "train/loss")
     line = (f"[reid] epoch {m['epoch']:>3}/{epochs}  loss {m['loss']:.4f} ({terms})  lr {m['lr']:.2e}  "
             f"{m['clips_per_s']:.1f} clips/s  data wait {m['data_wait_s'] * 1000:.0f} ms/step")
-    if "val/mAP" in m:
-        line += f"  | val mAP {m['val/mAP']:.1f} R1 {m['val/R1']:.1f}"
-        if "val/mINP" in m:
-            line += f" mINP {m['val/mINP']:.1f}"
-    return line
+    return line + validation_part(m)
+
+
+def validation_part(m: dict[str, Any]) -> str:
+    """`  | val mAP 41.2 R1 55.5 mINP 12.8 (60 queries)` of an epoch's metrics, or "" without a validation.
+
+    The query count tells a small validation split (a handful of queries: R1 0 beside mAP 46) from a broken one.
+    """
+    if "val/mAP" not in m:
+        return ""
+    part = f"  | val mAP {m['val/mAP']:.1f} R1 {m.get('val/R1', float('nan')):.1f}"
+    if "val/mINP" in m:
+        part += f" mINP {m['val/mINP']:.1f}"
+    if "val/valid_queries" in m:
+        n = int(m["val/valid_queries"])
+        part += f" ({n} {'query' if n == 1 else 'queries'})"
+    return part

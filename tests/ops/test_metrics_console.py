@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from reid.training.metrics import watch_line
-from reid.training.worker import format_epoch_line
+from reid.training.worker import format_epoch_line, validation_part
 from tune import console
 from tune.console import format_params, format_status_line, format_trial_line, trial_line_callback
 
@@ -18,6 +18,15 @@ def test_epoch_line_has_validation_map_r1_and_minp():
     line = format_epoch_line(EPOCH, 10)
     assert line.startswith("[reid] epoch   3/10  loss 1.2500 (ce 1.000 triplet 0.250)")
     assert line.endswith("| val mAP 41.2 R1 55.5 mINP 12.8")
+
+
+def test_validation_part_counts_the_queries_behind_the_numbers():
+    assert validation_part({**EPOCH, "val/valid_queries": 4}).endswith("mINP 12.8 (4 queries)")
+    assert validation_part({**EPOCH, "val/valid_queries": 1.0}).endswith("mINP 12.8 (1 query)")
+    assert validation_part({"epoch": 1, "loss": 2.0}) == ""
+    line = format_epoch_line({**EPOCH, "val/valid_queries": 60}, 10)
+    assert line.endswith("| val mAP 41.2 R1 55.5 mINP 12.8 (60 queries)")
+    assert format_trial_line("t", {**EPOCH, "val/valid_queries": 60}, "done").endswith("mINP 12.8 (60 queries)")
 
 
 def test_trial_line_has_the_same_numbers():

@@ -50,3 +50,22 @@ def test_workers_get_the_cluster_address_and_the_driver_env_is_restored(monkeypa
         port = int(os.environ["RAY_GCS_SERVER_PORT"])
         assert port != 1234 and os.environ["RAY_ADDRESS"].endswith(f":{port}")
     assert "RAY_ADDRESS" not in os.environ and os.environ["RAY_GCS_SERVER_PORT"] == "1234"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("before", [None, "1"])
+def test_tune_console_chooses_the_silent_reporter_for_the_fit_only(before, monkeypatch):
+    """Without --verbose the fit runs with Tune's previous reporter (silent at verbose 0, where the default one
+    draws a configuration box); the variable is put back as it was, and --verbose leaves it alone."""
+    if before is None:
+        monkeypatch.delenv(runner.NEW_OUTPUT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(runner.NEW_OUTPUT_ENV, before)
+    with runner.tune_console(verbose=False):
+        assert os.environ[runner.NEW_OUTPUT_ENV] == "0"
+    assert os.environ.get(runner.NEW_OUTPUT_ENV) == before
+    with pytest.raises(RuntimeError), runner.tune_console(verbose=False):
+        raise RuntimeError("a failed fit")
+    assert os.environ.get(runner.NEW_OUTPUT_ENV) == before
+    with runner.tune_console(verbose=True):
+        assert os.environ.get(runner.NEW_OUTPUT_ENV) == before

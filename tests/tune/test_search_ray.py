@@ -58,9 +58,10 @@ SPACE = {"method": "baseline", "params": {"loss.triplet_margin": "uniform(0.1, 0
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_two_trial_optuna_search_writes_the_best_config(ray_cluster, s3, tiny_cfg, tmp_path, monkeypatch):
+def test_two_trial_optuna_search_writes_the_best_config(ray_cluster, s3, tiny_cfg, tmp_path, monkeypatch, capsys):
     """A sweep into a bucket: in-process trials train in scratch directories and land their runs there; a run's
-    test split evaluated at the end (what ablation rows report) is written beside it."""
+    test split evaluated at the end (what ablation rows report) is written beside it. The console holds the
+    `[reid] trial` lines, none of Tune's boxes."""
     import json
 
     from ray import tune
@@ -74,6 +75,9 @@ def test_two_trial_optuna_search_writes_the_best_config(ray_cluster, s3, tiny_cf
     space = space_from_mapping("margin", SPACE)
     out = run_search(tiny_cfg, space, SearchOptions(trials=2, out=s3.uri("tune"), cpus_per_trial=1.0, seed=0))
     assert out.sweep_dir == s3.uri("tune", "baseline-margin") and tune.Tuner.can_restore(out.sweep_dir)
+    console = capsys.readouterr().out
+    assert console.count("[reid] trial ") >= 4 and "queries)" in console  # started and done, twice
+    assert "Configuration for experiment" not in console and "TensorBoard" not in console
     assert len(out.rows) == 2 and out.errors == 0
     assert all(r["epochs"] == 1 and r["checkpoint_score"] >= 0 for r in out.rows)
     assert out.best_config == s3.uri("tune", "baseline-margin", "best_config.yaml")
