@@ -1,3 +1,4 @@
+import argparse
 import re
 
 import pytest
@@ -34,12 +35,28 @@ def test_bare_reid_lists_the_commands_and_version_names_what_a_bug_report_needs(
                     r"torchvision \S+\n$", out), out
 
 
+def parsers_below(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """`parser` and every subcommand's parser under it (`reid tune` -> tune, tune search, tune ablation, ...)."""
+    out = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += parsers_below(sub)
+    return out
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
-def test_every_command_has_help(name, capsys):
+def test_every_command_has_help(name, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main([name, "--help"])
     assert exc.value.code == 0
     assert f"usage: reid {name}" in capsys.readouterr().out
+    # in a 120-column terminal no line of its help, or of its subcommands', runs past the edge
+    monkeypatch.setenv("COLUMNS", "120")
+    command = next(a for a in build_parser([name])._actions if isinstance(a, argparse._SubParsersAction))
+    for parser in parsers_below(command.choices[name]):
+        long = [line for line in parser.format_help().splitlines() if len(line) > 120]
+        assert not long, (parser.prog, long)
 
 
 def test_overrides_may_follow_options():

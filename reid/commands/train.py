@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from reid.commands.common import add_config_arguments, setup_logging
 from reid.config import build_config
@@ -24,11 +25,13 @@ same command again resumes it from its latest checkpoint. The resolved config is
 start whose config learns differently from the run's checkpoints (another optim.lr, train.epochs, data, ...) is
 refused with the keys that differ: continue it with --resume (key=value after it changes a key on purpose) or give
 the new run another name (name=NEW).
-Packaged configs: """
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = DESCRIPTION + ", ".join(list_packaged_configs())
+    parser.description = DESCRIPTION + textwrap.fill(", ".join(list_packaged_configs()), width=120,
+                                                     initial_indent="Packaged configs: ",
+                                                     subsequent_indent="  ", break_on_hyphens=False)
     parser.add_argument("method", nargs="?", help="method name (baseline, adfta, asanet, posetap, fcnta, astpn)")
     add_config_arguments(parser)
     parser.add_argument("--resume", metavar="RUN_DIR", help="resume the run in RUN_DIR (uses its config.yaml)")
