@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from reid.deploy.page import write_page
     from reid.deploy.query import embed_query, resolve_query
     from reid.deploy.runs import load_run
-    from reid.deploy.search import open_for, search_embedding
+    from reid.deploy.search import first_match_line, known_identity, match, open_for, search_embedding
     from reid.errors import ReidError
 
     if args.top_k < 1:
@@ -49,14 +49,19 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_run(Path(args.run or meta["run"]))
     gallery = open_for(loaded, index_dir)
     result = search_embedding(gallery, embed_query(loaded, *query), args.top_k, rerank=args.rerank)
-    name = query[0].records[query[1]].tracklet_id
+    rec = query[0].records[query[1]]
+    known = known_identity(rec, query[0].meta)
     if args.json:
-        print(json.dumps([h.__dict__ for h in result.hits], indent=1))
+        print(json.dumps([{**h.__dict__, **({"match": match(rec, h)} if known else {})} for h in result.hits],
+                         indent=1))
     else:
-        print(query_line(query[0].records[query[1]]))
-        print(f"{'rank':>4}  {'distance':>9}  {'pid':>5} {'cam':>3}  tracklet")
+        print(query_line(rec))
+        print(f"{'rank':>4}  {'distance':>9}  {'pid':>5} {'cam':>3}  {'tracklet':<16}{'  match' if known else ''}")
         for h in result.hits:
-            print(f"{h.rank:>4}  {h.distance:>9.4f}  {h.pid:>5} {h.camid:>3}  {h.tracklet_id}")
-    page = Path(args.html) if args.html else index_dir / f"search-{name}.html"
-    print(f"page: {write_page(page, name, query, result.hits, result.reranked)}")
+            mark = f"  {match(rec, h)}" if known else ""
+            print(f"{h.rank:>4}  {h.distance:>9.4f}  {h.pid:>5} {h.camid:>3}  {h.tracklet_id:<16}{mark}".rstrip())
+        if known:
+            print(first_match_line(rec, result.hits))
+    page = Path(args.html) if args.html else index_dir / f"search-{rec.tracklet_id}.html"
+    print(f"page: {write_page(page, rec.tracklet_id, query, result.hits, result.reranked, known=known)}")
     return 0

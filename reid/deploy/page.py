@@ -12,6 +12,7 @@ import numpy as np
 from reid.data.records import Manifest
 
 STRIP_FRAMES = 6
+MATCH_COLOURS = {"yes": "#d9f2d9", "same camera": "#eeeeee"}  # a match from another camera; one from the query's
 
 
 def strip(manifest: Manifest, index: int, height: int = 96) -> str:
@@ -37,17 +38,23 @@ def strip(manifest: Manifest, index: int, height: int = 96) -> str:
     return "".join(tags)
 
 
-def write_page(path: Path, query_name: str, query: tuple[Manifest, int], hits: list, reranked: bool) -> Path:
-    """hits: reid.deploy.search.Hit list; their frames are read from each hit's source manifest."""
+def write_page(path: Path, query_name: str, query: tuple[Manifest, int], hits: list, reranked: bool, *,
+               known: bool = False) -> Path:
+    """hits: reid.deploy.search.Hit list; their frames are read from each hit's source manifest. `known`: the
+    query's identity is known (a manifest row), so each hit says whether it is a match and the rows are coloured."""
     from reid.data.records import read_manifest
+    from reid.deploy.search import match
 
     manifests: dict[str, Manifest] = {}
     rows = []
     for h in hits:
         if h.source not in manifests:
             manifests[h.source] = read_manifest(h.source)
-        rows.append(f"<tr><td>{h.rank}</td><td>{h.distance:.4f}</td><td>{html.escape(h.tracklet_id)}<br>pid {h.pid}"
-                    f" cam {h.camid}</td><td>{strip(manifests[h.source], h.record)}</td></tr>")
+        mark = match(query[0].records[query[1]], h) if known else ""
+        colour = f" style='background:{MATCH_COLOURS[mark]}'" if mark else ""
+        rows.append(f"<tr{colour}><td>{h.rank}</td><td>{h.distance:.4f}</td><td>{html.escape(h.tracklet_id)}<br>"
+                    f"pid {h.pid} cam {h.camid}{'<br>match: ' + mark if mark else ''}</td>"
+                    f"<td>{strip(manifests[h.source], h.record)}</td></tr>")
     title = f"reid search: {html.escape(query_name)}"
     body = (f"<h1>{title}</h1><h2>query</h2><div>{strip(*query)}</div>"
             f"<h2>top {len(hits)}{' (re-ranked)' if reranked else ''}</h2>"

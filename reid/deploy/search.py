@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid.data.records import TrackletRecord
 from reid.deploy import ann, store
 from reid.deploy.runs import LoadedRun
 from reid.errors import ReidError
@@ -29,6 +30,29 @@ class SearchResult:
     hits: list[Hit]
     reranked: bool = False
     meta: dict = field(default_factory=dict)
+
+
+def known_identity(query: TrackletRecord, meta: dict[str, str]) -> bool:
+    """Whether hits can be told right or wrong: the query has a pid (a manifest row, not a frames directory or a
+    video: pid -1) that its manifest does not list as a distractor or junk pid (MARS: 0 and -1)."""
+    unknown = {int(p) for key in ("distractor_pids", "junk_pids") for p in meta.get(key, "").split(",") if p.strip()}
+    return query.pid >= 0 and query.pid not in unknown
+
+
+def match(query: TrackletRecord, hit: Hit) -> str:
+    """`yes` where a hit is the query's identity from another camera (what re-ID scores), `same camera` where it is
+    the identity in the query's own camera (left out of the metrics), "" otherwise."""
+    if hit.pid != query.pid:
+        return ""
+    return "same camera" if hit.camid == query.camid else "yes"
+
+
+def first_match_line(query: TrackletRecord, hits: list[Hit]) -> str:
+    """`first match from another camera: rank 2 of 10` (or none in the top k)."""
+    rank = next((h.rank for h in hits if match(query, h) == "yes"), None)
+    if rank is None:
+        return f"no match from another camera in the top {len(hits)}"
+    return f"first match from another camera: rank {rank} of {len(hits)}"
 
 
 def open_for(run: LoadedRun, index_dir: Path) -> store.GalleryIndex:

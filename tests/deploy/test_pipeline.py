@@ -93,7 +93,13 @@ def test_train_export_index_search(built, trained_run, tmp_path, capsys):
         hits = json.loads(out[:out.rindex("]") + 1])
         assert hits[0]["tracklet_id"] == target.tracklet_id and hits[0]["distance"] < 1e-3, (query, hits)
         assert len(hits) == 3 and hits[0]["distance"] <= hits[1]["distance"] <= hits[2]["distance"]
+        # a manifest row has an identity: each hit says whether it is a match (itself: from the same camera)
+        assert hits[0].get("match") == ("same camera" if "--row" in query else None), (query, hits)
     assert (tmp_path / "s.html").read_text().count("<img") >= 4  # the query strip and the hits' strips
+    assert main(["search", str(idx), "--query", str(manifest), "--row", target.tracklet_id, "--top-k", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith("tracklet          match") and lines[2].endswith(f"{target.tracklet_id:<16}  same camera")
+    assert lines[5].startswith(("first match from another camera: rank ", "no match from another camera in the top 3"))
     assert main(["search", str(idx), "--query", str(frames_dir), "--rerank", "--top-k", "5"]) == 0
     out = capsys.readouterr().out
     assert target.tracklet_id in out and out.startswith(f"query frames: {target.num_frames} frames\n")
