@@ -57,6 +57,10 @@ def test_every_command_has_help(name, capsys, monkeypatch):
     for parser in parsers_below(command.choices[name]):
         long = [line for line in parser.format_help().splitlines() if len(line) > 120]
         assert not long, (parser.prog, long)
+        # and every argument says what it is
+        bare = [a.option_strings or a.dest for a in parser._actions
+                if a.help is None and not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+        assert not bare, (parser.prog, bare)
 
 
 def test_overrides_may_follow_options():

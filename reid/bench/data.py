@@ -103,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="decoding actors = DataLoader worker processes")
     p.add_argument("--ids-per-batch", type=int, default=4, help="P")
     p.add_argument("--tracklets-per-id", type=int, default=4, help="K")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the batch plans and the frames sampled (default 0)")
     p.add_argument("--json", help="also write the numbers (and each store's batch arrivals) to this JSON file")
     p.add_argument("--plot", help="also write a PNG of the clips delivered over each store's median fit, with N and "
                                   "1 decoding actors, against the raw decode limit (start-up and epochs marked)")

@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-rerank", action="store_true", help="measure the metrics only")
     p.add_argument("--rerank-threads", type=int, default=0, help="torch threads for re-ranking (0 = default)")
     p.add_argument("--device", default="cpu", help="device for the vectorised code (cpu, cuda)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random MARS-shaped problems (default 0)")
 
 
 def make_problem(nq: int, ng: int, dim: int, seed: int, ids: int = 625, cams: int = 6) -> dict[str, np.ndarray]:

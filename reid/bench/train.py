@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", type=int, default=8, help="batches per epoch, in total over the workers")
     parser.add_argument("--data", default="data/synthetic-demo", help="synthetic dataset directory")
     parser.add_argument("--gpu", action="store_true", help="train on GPUs (ray.use_gpu=true)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="dotted config overrides of the measured runs, e.g. data.seq_len=8 model.depth=50")
 
 
 def measure(cfg, workers: int, storage: Path) -> dict[str, float]:

@@ -18,7 +18,7 @@ fcnta/astpn (siamese): the per-sequence part only; posetap also takes pose maps 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default onnx")
     parser.add_argument("--out", help="output file (default <run>/export/model.onnx or model.pt)")
     parser.add_argument("--fixed-t", action="store_true",
                         help="fix T (frames per clip) to the run's data.seq_len instead of a dynamic axis")

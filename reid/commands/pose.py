@@ -30,11 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read OpenPose JSON files under DIR (relative to the dataset root) instead")
     parser.add_argument("--batch-size", type=int, default=16, help="frames per forward pass (default 16)")
     parser.add_argument("--workers", type=int, default=1, help="Ray actors (0 = run in this process)")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0,
+                        help="CPUs of each actor, also its torch threads (fractions allowed; default 1)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="e.g. 1, or 0.5 to share a GPU")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="auto: CUDA when the actor has a GPU (default)")
     parser.add_argument("--min-size", type=int, default=800, help="resize of the shorter side (torchvision: 800)")
-    parser.add_argument("--max-size", type=int, default=1333)
+    parser.add_argument("--max-size", type=int, default=1333, help="cap of the longer side (torchvision: 1333)")
     parser.add_argument("--proposals", type=int, default=1000,
                         help="region proposals per frame (torchvision: 1000; a crop shows one person)")
     parser.add_argument("--no-json", action="store_true", help="write only the .npy files")

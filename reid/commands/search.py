@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", required=True, help="frames directory, video file, or manifest (.parquet)")
     parser.add_argument("--row", help="tracklet_id (or row number) when --query is a manifest")
     parser.add_argument("--run", help="run to embed the query with (default: the one that built the index)")
-    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--top-k", type=int, default=10, help="hits to show (default 10)")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking of the top candidates")
     parser.add_argument("--html", help="HTML page to write (default <index>/search-<query>.html)")
     parser.add_argument("--json", action="store_true", help="print the hits as JSON")

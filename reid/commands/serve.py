@@ -18,13 +18,15 @@ Body: {"frames": [base64 JPEG, ...]} or {"video": base64}; answer: {"hits": [...
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("index", help="index directory written by `reid index`")
     parser.add_argument("--run", help="run to embed queries with (default: the one that built the index)")
-    parser.add_argument("--replicas", type=int, default=1)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--replicas", type=int, default=1, help="Serve replicas, each with the model (default 1)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    parser.add_argument("--top-k", type=int, default=10, help="hits per answer unless a request sets top_k "
+                                                              "(default 10)")
     parser.add_argument("--load-test", type=int, default=0, metavar="N",
                         help="send N requests (a gallery tracklet of the index) to the endpoint, report, exit")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight in the load test (default 4)")
     parser.add_argument("--load-seconds", type=float, default=60.0, help="time bound of the load test")
 
 

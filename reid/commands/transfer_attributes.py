@@ -58,8 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="attribute CSV to write")
     p.add_argument("--out-manifest", help="also write the target manifest with the transferred attributes here")
     p.add_argument("--variant", choices=list(VARIANTS), default="wbce_mmd", help="loss (table 2 row)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--epochs", type=int, default=10, help="passes over the source images (default 10)")
+    p.add_argument("--lr", type=float, default=0.01,
+                   help="SGD learning rate, x0.1 after 70%% of the epochs (default 0.01)")
     p.add_argument("--batch-size", type=int, default=32, help="source images per step")
     p.add_argument("--target-batch", type=int, default=32, help="target frames per step (MMD variants)")
     p.add_argument("--target-frames", type=int, default=4, help="frames drawn from each target tracklet per step")
@@ -71,21 +72,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MMD of eqs. 5-6 on the raw attribute features (the paper) or on L2-normalised ones")
     p.add_argument("--label-roles", default="all", help="roles of the tracklets to label, comma-separated, or all")
     p.add_argument("--mmd-roles", default="train", help="roles whose frames feed the MMD term")
-    p.add_argument("--height", type=int, default=256)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--depth", type=int, choices=(18, 34, 50), default=18)
+    p.add_argument("--height", type=int, default=256, help="input height in pixels (default 256)")
+    p.add_argument("--width", type=int, default=128, help="input width in pixels (default 128)")
+    p.add_argument("--depth", type=int, choices=(18, 34, 50), default=18, help="ResNet depth (default 18)")
     p.add_argument("--no-pretrained", action="store_true", help="random init instead of local ImageNet weights")
     p.add_argument("--weights", help="ImageNet weights file for the ResNet (default: torchvision cache)")
     p.add_argument("--threshold", type=float, default=0.5, help="th of eq. 10")
     p.add_argument("--wbce-sigma", type=float, default=1.0, help="sigma of eq. 8")
     p.add_argument("--mmd-alpha", type=float, default=0.5, help="alpha of eq. 6")
-    p.add_argument("--mmd-weight", type=float, default=1.0)
+    p.add_argument("--mmd-weight", type=float, default=1.0, help="weight of the MMD term beside the attribute loss "
+                                                                  "(default 1; MMD variants)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="source images held out for accuracy")
     p.add_argument("--workers", type=int, default=2, help="data-loader worker processes")
     p.add_argument("--decode-timeout", type=float, default=60.0,
                    help="seconds allowed per video decode (0: decode in-process without a bound)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the initialisation, the held-out images and the batches (default 0)")
 
 
 def _roles(text: str, manifest: Manifest) -> list:
