@@ -7,7 +7,10 @@ stream into memory anyway), and an epoch samples every training tracklet again, 
 tracklet per epoch.
 
 One cache per decoding process (a Ray Data actor, an in-process `Decoder`): its own temporary directory, removed
-when the process closes it, so no two processes ever evict each other's files. Least recently used files are
+when the process closes it, so no two processes ever evict each other's files. A process that Ray ends without
+closing it (`ray.kill`, a crash) leaves its directory behind, up to `max_bytes` of videos; its name says which host
+and process made it (`reid-frames-<host>+<pid>-...`), and the next cache made on that host removes the directories
+of processes that no longer exist there. Least recently used files are
 evicted past `max_bytes` (the file being fetched is always kept, however large). Cost: a bucket-backed video epoch
 re-reads nothing after the first epoch as long as `max_bytes` holds the actor's share of the videos; past that,
 every evicted video is one more GET.
@@ -16,7 +19,9 @@ every evicted video is one more GET.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import socket
 import tempfile
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath
@@ -29,6 +34,36 @@ DEFAULT_MAX_BYTES = 4 << 30
 
 class FetchError(ReidError):
     """A file that could not be fetched from its bucket (missing, no access); the Decoder counts it unreadable."""
+
+
+def owner_prefix() -> str:
+    """`reid-frames-<host>+`: the start of the names of this host's cache directories (then `<pid>-<random>`); a
+    host name has no `+`, so no other host's names start the same."""
+    return f"reid-frames-{socket.gethostname()}+"
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_orphans(parent: Path) -> list[Path]:
+    """Remove the cache directories under `parent` that processes of this host made and that no longer exist there
+    (killed before they closed their cache); returns them. Another host's directories (a shared temporary folder)
+    are left alone: their processes cannot be looked up from here."""
+    prefix = owner_prefix()
+    removed = []
+    for d in parent.glob(prefix + "*"):
+        pid = d.name[len(prefix):].split("-", 1)[0]
+        if d.is_dir() and pid.isdigit() and not process_exists(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
 
 
 class FrameCache:
@@ -45,7 +80,9 @@ class FrameCache:
     @property
     def directory(self) -> Path:
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="reid-frames-", dir=self._parent))
+            parent = Path(self._parent or tempfile.gettempdir())
+            remove_orphans(parent)
+            self._dir = Path(tempfile.mkdtemp(prefix=f"{owner_prefix()}{os.getpid()}-", dir=parent))
         return self._dir
 
     def path(self, location: str | Path) -> Path:

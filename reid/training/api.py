@@ -21,7 +21,7 @@ from reid.config import ExperimentConfig, save_config
 from reid.data.records import read_manifest
 from reid.data.source import manifest_path as dataset_manifest
 from reid.errors import ReidError
-from reid.evaluation.run.discovery import read_history
+from reid.evaluation.run.discovery import local_config, read_history
 from reid.evaluation.run.evaluate import TEST_FILE, evaluate, test_document
 from reid.training.same_run import check_same_run, describe
 
@@ -47,15 +47,12 @@ def resume_source(run_dir: str | Path) -> tuple[str, list[str]]:
     """What `reid train --resume RUN_DIR` builds its config from: a local copy of the run's config.yaml and the
     overrides that point the run back at RUN_DIR (name, storage path). RUN_DIR may be a URI (s3://bucket/runs/<name>):
     Ray Train then finds the run's checkpoints there and resumes from the latest one."""
-    import tempfile
-
     config = storage.join(run_dir, "config.yaml")
     if not storage.is_file(config):
         raise ReidError(f"--resume expects a run directory holding config.yaml; not found: {config}")
     if storage.is_uri(run_dir):
-        local = Path(tempfile.mkdtemp(prefix="reid-resume-")) / "config.yaml"
-        local.write_text(storage.read_text(config))
-        return str(local), [f"name={storage.name(run_dir)}", f"ray.storage_path={storage.parent(run_dir)}"]
+        back = [f"name={storage.name(run_dir)}", f"ray.storage_path={storage.parent(run_dir)}"]
+        return str(local_config(run_dir)), back
     return config, [f"name={Path(run_dir).name}", f"ray.storage_path={Path(run_dir).resolve().parent}"]
 
 

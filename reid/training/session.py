@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import torch
 
-from reid.training.checkpoint import STATE_FILE
+from reid.training.checkpoint import STATE_FILE, load_state
 
 
 class Session:
@@ -35,8 +35,9 @@ class Session:
     def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
         raise NotImplementedError
 
-    def resume_state_dir(self) -> Path | None:
-        """Directory of the checkpoint to resume from, or None for a fresh start."""
+    def resume_state(self) -> tuple[dict[str, Any], str] | None:
+        """The state of the checkpoint to resume from (`reid.training.checkpoint.load_state`) and where that
+        checkpoint is (for the console), or None for a fresh start."""
         raise NotImplementedError
 
     def report(self, metrics: dict[str, Any], write_checkpoint: Callable[[Path], None] | None) -> None:
@@ -76,9 +77,9 @@ class LocalSession(Session):
     def checkpoints(self) -> list[Path]:
         return sorted(p for p in (self._run_dir / "checkpoints").glob("epoch_*") if (p / STATE_FILE).exists())
 
-    def resume_state_dir(self) -> Path | None:
+    def resume_state(self) -> tuple[dict[str, Any], str] | None:
         found = self.checkpoints()
-        return found[-1] if found else None
+        return (load_state(found[-1]), str(found[-1])) if found else None
 
     def report(self, metrics: dict[str, Any], write_checkpoint: Callable[[Path], None] | None) -> None:
         self.history.append(dict(metrics))

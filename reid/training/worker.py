@@ -25,7 +25,7 @@ from reid.data.inputs import normalize_inputs
 from reid.data.records import Manifest
 from reid.evaluation.run.validate import Validator
 from reid.models.factory import build_method
-from reid.training.checkpoint import load_state, restore, save_state
+from reid.training.checkpoint import restore, save_state
 from reid.training.faults import FaultInjector
 from reid.training.metrics import MetricsExporter, ledger_counter, watch_line
 from reid.training.optim import build_optimizer, build_scheduler
@@ -45,8 +45,8 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
     """Train `cfg` and return the per-epoch metrics this worker reported."""
     # the checkpoint first: it says which epoch the data starts at, and the decoding actors start while the model
     # is built (Session.start_data)
-    resume_dir = session.resume_state_dir()
-    state = load_state(resume_dir) if resume_dir is not None else None
+    resumed = session.resume_state()
+    state, resume_from = resumed if resumed is not None else (None, None)
     start = int(state["next_epoch"]) if state is not None else 0
     if start < cfg.train.epochs:
         session.start_data(start)
@@ -74,16 +74,16 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
         best_map = float(state["best_map"])
         # session.console(): a plain print in a Ray Train worker reaches the driver twice (RaySession.console)
         if session.rank == 0 and start >= cfg.train.epochs:
-            print(f"[reid] {run_name} has trained all its {cfg.train.epochs} epochs ({resume_dir}): nothing to "
+            print(f"[reid] {run_name} has trained all its {cfg.train.epochs} epochs ({resume_from}): nothing to "
                   f"train; a longer run: `reid train --resume RUN train.epochs=N`", file=session.console(), flush=True)
         elif session.rank == 0:
-            print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_dir}",
+            print(f"[reid] resuming {run_name} at epoch {start + 1}/{cfg.train.epochs} from {resume_from}",
                   file=session.console(), flush=True)
 
     validator = Validator(manifest, cfg, spec)
     faults = FaultInjector(cfg.train.inject_fault, run_dir, session.rank)
     exporter = MetricsExporter(run_name, session.rank, export_metrics, device=device, optimizer=optimizer,
-                               run_dir=run_dir, resumed=resume_dir is not None, unreadable=ledger_counter(session))
+                               run_dir=run_dir, resumed=resumed is not None, unreadable=ledger_counter(session))
     if export_metrics and session.rank == 0:
         print(watch_line(run_name), file=session.console(), flush=True)
     config_yaml = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

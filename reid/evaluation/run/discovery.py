@@ -9,7 +9,9 @@ Layout: `config.yaml`, `metrics.jsonl`, checkpoints (`checkpoints/epoch_NNNN/` i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,15 +37,33 @@ def find_run(path: str | Path) -> tuple[Path | str, Path | str | None]:
     for candidate in (path, *path.parents[:2]):
         if (candidate / CONFIG_FILE).is_file():
             return candidate, (path if candidate != path else None)
+    runs = runs_below(path)
+    if runs:  # a folder of runs (runs/, a sweep's runs/): name them
+        shown = ", ".join(str(r) for r in runs[:RUNS_SHOWN]) + (", ..." if len(runs) > RUNS_SHOWN else "")
+        raise ReidError(f"{path} is not a run directory but holds {len(runs)} run(s); name one: {shown}")
     raise ReidError(f"{path} is not a run directory (no {CONFIG_FILE} in it or its parents)")
 
 
+RUNS_SHOWN = 5
+
+
+def runs_below(folder: Path) -> list[Path]:
+    """Run directories (holding config.yaml) directly inside `folder`, newest first."""
+    if not folder.is_dir():
+        return []
+    runs = [d for d in folder.iterdir() if (d / CONFIG_FILE).is_file()]
+    return sorted(runs, key=lambda d: (-(d / CONFIG_FILE).stat().st_mtime, d.name))
+
+
 def local_config(run_dir: Path | str) -> Path:
-    """The run's config.yaml as a local file (a URI run's is copied to a temporary directory)."""
+    """The run's config.yaml as a local file. A URI run's is copied to one place per run URI under the temporary
+    folder (`reid-run-configs-<uid>/<hash of the URI>/config.yaml`, replaced atomically by each copy): evaluating or
+    resuming a run stored in a bucket again and again leaves one small file, not a folder per command."""
     if not storage.is_uri(run_dir):
         return Path(run_dir) / CONFIG_FILE
-    local = Path(tempfile.mkdtemp(prefix="reid-run-")) / CONFIG_FILE
-    local.write_text(storage.read_text(storage.join(run_dir, CONFIG_FILE)))
+    key = hashlib.sha1(str(run_dir).rstrip("/").encode()).hexdigest()[:20]
+    local = Path(tempfile.gettempdir()) / f"reid-run-configs-{getattr(os, 'getuid', lambda: 0)()}" / key / CONFIG_FILE
+    storage.write_text(local, storage.read_text(storage.join(run_dir, CONFIG_FILE)))
     return local
 
 
