@@ -224,21 +224,28 @@ def kill_processes_mentioning(marker: str) -> list[int]:
     return killed
 
 
-def _main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.local_cluster",
                                      description="A Ray head on this machine with token auth and a loopback dashboard.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     start = sub.add_parser("start", help="start the head (ray start --head) in the background")
-    start.add_argument("--num-cpus", type=int)
-    start.add_argument("--num-gpus", type=int)
-    start.add_argument("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT)
-    start.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT)
-    start.add_argument("--port", type=int, default=DEFAULT_GCS_PORT, help="GCS port (workers join here)")
+    start.add_argument("--num-cpus", type=int, help="CPUs the head offers (default: Ray's count of this machine's)")
+    start.add_argument("--num-gpus", type=int, help="GPUs the head offers (default: Ray's count of this machine's)")
+    start.add_argument("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT,
+                       help=f"dashboard and Jobs API port (default {DEFAULT_DASHBOARD_PORT})")
+    start.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
+                       help=f"Prometheus metrics export port (default {DEFAULT_METRICS_PORT})")
+    start.add_argument("--port", type=int, default=DEFAULT_GCS_PORT,
+                       help=f"GCS port (workers join here; default {DEFAULT_GCS_PORT})")
     start.add_argument("--dashboard-host", default="127.0.0.1",
                        help="bind address of the dashboard and Jobs API (opt-out: 0.0.0.0; keep the token on)")
     sub.add_parser("token", help="print the token that job submitters need (creates it if missing)")
     sub.add_parser("stop", help="ray stop: stops EVERY Ray process of this user on this machine")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.cmd == "token":
         print(ensure_token())
         return 0

@@ -197,16 +197,14 @@ def jobs_api_unreachable(address: str, timeout_s: float = 10.0) -> str | None:
         return getattr(reason, "strerror", None) or str(reason)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    reid_args: list[str] = []
-    if "--" in argv:
-        split = argv.index("--")
-        argv, reid_args = argv[:split], argv[split + 1:]
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.submit", description=__doc__.split("\n\n")[0],
                                      epilog="Everything after `--` goes to the reid command.")
-    parser.add_argument("kind", choices=sorted(JOBS))
-    parser.add_argument("--address", default=default_address(), help="dashboard / Jobs API URL")
+    parser.add_argument("kind", choices=sorted(JOBS),
+                        help="the reid command the job runs: train, evaluate (reid eval), tune, prepare or pose")
+    parser.add_argument("--address", default=default_address(),
+                        help="dashboard / Jobs API URL (default $RAY_API_SERVER_ADDRESS, else $RAY_ADDRESS, else "
+                             "http://127.0.0.1:8265)")
     parser.add_argument("--python", default=os.environ.get("REID_JOB_PYTHON", IMAGE_PYTHON),
                         help=f"the project's interpreter ON THE CLUSTER (default $REID_JOB_PYTHON, else the "
                              f"image's {IMAGE_PYTHON}; a checkout's cluster: its .venv/bin/python)")
@@ -216,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-wait", action="store_true", help="return once submitted (follow with ray job logs)")
     parser.add_argument("--entrypoint-num-gpus", type=float, help="GPUs for the driver process (default per kind)")
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    reid_args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, reid_args = argv[:split], argv[split + 1:]
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         cmd = build_command(args.kind, reid_args, address=args.address, python=args.python,

@@ -45,22 +45,34 @@ def parsers_below(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return out
 
 
+def check_help_texts(top: argparse.ArgumentParser) -> None:
+    """In a 120-column terminal no line of the help of `top` or of its subcommands runs past the edge, and every
+    argument says what it is."""
+    for parser in parsers_below(top):
+        long = [line for line in parser.format_help().splitlines() if len(line) > 120]
+        assert not long, (parser.prog, long)
+        bare = [a.option_strings or a.dest for a in parser._actions
+                if a.help is None and not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+        assert not bare, (parser.prog, bare)
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_has_help(name, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main([name, "--help"])
     assert exc.value.code == 0
     assert f"usage: reid {name}" in capsys.readouterr().out
-    # in a 120-column terminal no line of its help, or of its subcommands', runs past the edge
     monkeypatch.setenv("COLUMNS", "120")
     command = next(a for a in build_parser([name])._actions if isinstance(a, argparse._SubParsersAction))
-    for parser in parsers_below(command.choices[name]):
-        long = [line for line in parser.format_help().splitlines() if len(line) > 120]
-        assert not long, (parser.prog, long)
-        # and every argument says what it is
-        bare = [a.option_strings or a.dest for a in parser._actions
-                if a.help is None and not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
-        assert not bare, (parser.prog, bare)
+    check_help_texts(command.choices[name])
+
+
+def test_the_job_tools_help_says_what_each_argument_is(monkeypatch):
+    from jobs import local_cluster, submit
+
+    monkeypatch.setenv("COLUMNS", "120")
+    check_help_texts(submit.build_parser())
+    check_help_texts(local_cluster.build_parser())
 
 
 def test_overrides_may_follow_options():
