@@ -29,6 +29,16 @@ def test_eval_local_prints_table_and_writes_json(trained_run, capsys):
     assert "<h2>Training</h2>" in html and "<h2>CMC curve</h2>" in html  # the run's curves, as `reid report` draws
 
 
+@pytest.mark.timeout(600)
+def test_the_default_backend_says_it_extracts_a_small_split_in_this_process(trained_run, tmp_path, capsys,
+                                                                              monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["eval", str(trained_run), "--out", str(tmp_path / "e.json")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("[reid] features in this process (") and "tracklets and no Ray cluster configured" in first
+    assert not ray.is_initialized()  # no Ray started for it
+
+
 @pytest.mark.slow
 @pytest.mark.ray
 @pytest.mark.timeout(600)

@@ -18,7 +18,7 @@ from reid import storage
 from reid.config.schema import ExperimentConfig
 from reid.data.batching import BatchMaker
 from reid.data.info import data_info
-from reid.data.records import read_manifest
+from reid.data.records import Manifest, read_manifest
 from reid.data.source import manifest_path
 from reid.errors import ReidError
 from reid.evaluation.protocols import get_protocol
@@ -67,6 +67,12 @@ def build_for_eval(cfg: ExperimentConfig, info: DataInfo, checkpoint: Path | str
     return built, (source if storage.is_uri(source) else built.checkpoint)
 
 
+def split_indices(cfg: ExperimentConfig, m: Manifest) -> tuple[Any, list[int]]:
+    """The protocol's split of `m` (cfg.eval.protocol) and the manifest rows it embeds (queries and gallery)."""
+    split = get_protocol(cfg.eval.protocol, dataset=m.dataset or cfg.data.dataset).split(m.records)
+    return split, sorted(set(split.query.tolist()) | set(split.gallery.tolist()))
+
+
 def evaluate(cfg: ExperimentConfig, checkpoint: Path | str | None, *, manifest: Path | str | None = None,
              extract: FeatureExtractor | None = None, sample_queries: int = 0, progress: bool = True) -> EvalOutcome:
     """Evaluate a checkpoint (or an untrained model) on the test split of `cfg.data` with `cfg.eval.protocol`.
@@ -82,8 +88,7 @@ def evaluate(cfg: ExperimentConfig, checkpoint: Path | str | None, *, manifest: 
     spec, model = built.spec, built.model
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
-    split = get_protocol(cfg.eval.protocol, dataset=m.dataset or cfg.data.dataset).split(m.records)
-    indices = sorted(set(split.query.tolist()) | set(split.gallery.tolist()))
+    split, indices = split_indices(cfg, m)
     pairwise = cfg.eval.pairwise and hasattr(model, "pair_distance")
     if extract is not None:
         if pairwise:
