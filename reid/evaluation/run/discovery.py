@@ -22,6 +22,7 @@ from reid.errors import ReidError
 from reid.models.state_file import STATE_FILE, is_complete
 
 CONFIG_FILE = "config.yaml"
+RUNS_SHOWN = 5  # run directories named when a folder of runs is given where one run is expected
 
 
 def find_run(path: str | Path) -> tuple[Path | str, Path | str | None]:
@@ -42,9 +43,6 @@ def find_run(path: str | Path) -> tuple[Path | str, Path | str | None]:
         shown = ", ".join(str(r) for r in runs[:RUNS_SHOWN]) + (", ..." if len(runs) > RUNS_SHOWN else "")
         raise ReidError(f"{path} is not a run directory but holds {len(runs)} run(s); name one: {shown}")
     raise ReidError(f"{path} is not a run directory (no {CONFIG_FILE} in it or its parents)")
-
-
-RUNS_SHOWN = 5
 
 
 def runs_below(folder: Path) -> list[Path]:
