@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from pathlib import Path
 
 from reid import storage
 from reid.commands.common import add_config_arguments, setup_logging
 from reid.config import build_config
+from reid.evaluation.run.backend import AUTO_HELP, BACKENDS, backend_line, choose_backend
 
 DESCRIPTION = """Evaluate a trained run (or one checkpoint) and print a metrics table; writes JSON.
 
@@ -29,34 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one; "
                         "local or a URI (s3://bucket/runs/<name>, gs://...)")
     add_config_arguments(parser)
-    parser.add_argument("--backend", choices=["auto", "ray", "local"], default="auto",
-                        help="feature extraction as Ray Data batch inference (ray) or in this process (local); auto "
-                             f"(default): Ray Data on a configured cluster (ray.address, $RAY_ADDRESS) or for more "
-                             f"than {AUTO_LOCAL_MAX} tracklets, else this process (Ray's start-up would cost more)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help=AUTO_HELP)
     parser.add_argument("--out", help="JSON output, a path or URI (default <run>/eval.json)")
     parser.add_argument("--report", action="store_true", help="also write <run>/report.html")
-
-
-# `--backend auto` extracts in this process up to this many tracklets when no cluster is configured. On the 2-core
-# development machine this process was the faster at every size measured (docs/evaluation.md, "Backends": the demo
-# set's 209 tracklets in 16.6 s against 32.3 s). The limit is an estimate for a GPU node, not a measurement: there
-# this process decodes on one core, about 100 MARS-length tracklets/s at 256x128, while Ray Data decodes on as many
-# actors as the node has cores and starts in about 15 s, which it earns back past 1,000-2,000 tracklets.
-AUTO_LOCAL_MAX = 1000
-
-
-def choose_backend(backend: str, cfg, tracklets: int) -> tuple[str, str]:
-    """(`ray` or `local`, why) for `--backend`; `auto` decides from the config and the split's size."""
-    if backend != "auto":
-        return backend, f"--backend {backend}"
-    if cfg.eval.pairwise or cfg.eval.tta != "none":
-        return "local", "eval.pairwise / eval.tta run in this process"
-    if cfg.ray.address or os.environ.get("RAY_ADDRESS"):
-        return "ray", "a Ray cluster is configured"
-    if tracklets > AUTO_LOCAL_MAX:
-        return "ray", f"{tracklets} tracklets, more than {AUTO_LOCAL_MAX}"
-    return "local", (f"{tracklets} tracklets and no Ray cluster configured: Ray's start-up would cost more than "
-                     f"it saves; --backend ray for Ray Data")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +44,11 @@ def run(args: argparse.Namespace) -> int:
     run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
     cfg = build_config(None, [local_config(run_dir), *args.config], args.overrides)
     extract = None
-    backend, why = choose_backend(args.backend, cfg, len(split_indices(cfg, read_manifest(manifest_path(cfg.data)))[1]))
+    local_only = "eval.pairwise / eval.tta run in this process" if cfg.eval.pairwise or cfg.eval.tta != "none" else None
+    tracklets = len(split_indices(cfg, read_manifest(manifest_path(cfg.data)))[1])
+    backend, why = choose_backend(args.backend, cfg, tracklets, local_only=local_only)
     if args.backend == "auto":
-        print(f"[reid] features {'with Ray Data' if backend == 'ray' else 'in this process'} ({why})", flush=True)
+        print(backend_line(backend, why), flush=True)
     if backend == "ray":
         from reid.batch_inference import extract_features_ray as extract
     outcome = evaluate(cfg, checkpoint or run_dir, extract=extract, sample_queries=6 if args.report else 0)

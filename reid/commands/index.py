@@ -1,9 +1,12 @@
-"""`reid index`: gallery embeddings (Ray Data batch inference) -> Parquet + FAISS index directory."""
+"""`reid index`: gallery embeddings (Ray Data batch inference, or this process for a small gallery without a
+cluster) -> Parquet + FAISS index directory."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from reid.evaluation.run.backend import AUTO_HELP, BACKENDS
 
 DESCRIPTION = """Embed the gallery tracklets of a manifest with a trained run and index them.
 
@@ -23,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="manifest roles to index (repeatable; default gallery)")
     parser.add_argument("--kind", choices=["auto", "flat", "hnsw", "ivfpq"], default="auto",
                         help="FAISS index kind (default: exact up to 50,000 tracklets)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help=AUTO_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_run(Path(args.run))
     roles = tuple(args.role or ["gallery"])
     added, total = index_manifest(loaded, Path(args.manifest), Path(args.out), roles=roles, add=args.add,
-                                  kind=args.kind)
+                                  kind=args.kind, backend=args.backend)
     if args.add and added == 0:
         print(f"nothing to add: every {'/'.join(roles)} tracklet of {args.manifest} is in the "
               f"index already ({total} in {args.out})")

@@ -1,12 +1,13 @@
-"""`reid eval --backend auto` (the default): Ray Data where a cluster is configured or the split is large, this
-process where Ray's start-up would cost more than the extraction, or where only this process can do it."""
+"""`--backend auto` of `reid eval` and `reid index` (the default; reid/evaluation/run/backend.py): Ray Data where a
+cluster is configured or the tracklets are many, this process where Ray's start-up would cost more than the
+extraction, or where only this process can do it."""
 
 from __future__ import annotations
 
 import pytest
 
-from reid.commands.eval import AUTO_LOCAL_MAX, choose_backend
 from reid.config import build_config
+from reid.evaluation.run.backend import AUTO_LOCAL_MAX, backend_line, choose_backend
 
 
 def _cfg(*overrides: str):
@@ -34,7 +35,12 @@ def test_auto_picks_ray_data_on_a_configured_cluster(monkeypatch):
 @pytest.mark.timeout(60)
 def test_auto_keeps_what_only_this_process_does_here_and_an_explicit_choice_stands(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
-    assert choose_backend("auto", _cfg("eval.pairwise=true"), 5000)[0] == "local"
-    assert choose_backend("auto", _cfg("eval.tta=astpn-official"), 5000)[0] == "local"
+    assert choose_backend("auto", _cfg(), 5000, local_only="eval.tta runs here") == ("local", "eval.tta runs here")
     assert choose_backend("ray", _cfg(), 3) == ("ray", "--backend ray")
     assert choose_backend("local", _cfg(), 50_000) == ("local", "--backend local")
+
+
+def test_the_line_says_what_auto_chose():
+    assert backend_line("local", "25 tracklets") == "[reid] features in this process (25 tracklets)"
+    assert backend_line("ray", "a Ray cluster is configured") == ("[reid] features with Ray Data (a Ray cluster is "
+                                                                   "configured)")

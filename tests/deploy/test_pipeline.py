@@ -53,7 +53,7 @@ def cluster():
 def built(cluster, trained_run, deploy_data, tmp_path_factory):
     idx = tmp_path_factory.mktemp("deploy") / "idx"
     manifest = deploy_data / "manifest.parquet"
-    assert main(["index", str(trained_run), "--manifest", str(manifest), "--out", str(idx)]) == 0
+    assert main(["index", str(trained_run), "--manifest", str(manifest), "--out", str(idx), "--backend", "ray"]) == 0
     return idx, manifest
 
 
@@ -116,7 +116,7 @@ def test_train_export_index_search(built, trained_run, tmp_path, capsys):
     added_idx = tmp_path / "idx2"
     shutil.copytree(idx, added_idx)
     assert main(["index", str(trained_run), "--manifest", str(new_footage), "--out", str(added_idx), "--add",
-                 "--role", "query"]) == 0
+                 "--role", "query", "--backend", "ray"]) == 0
     t2 = pq.read_table(added_idx / "gallery.parquet")
     assert len(t2) == len(gallery) + len(queries)
     assert t2.slice(0, len(table)).column("embedding").equals(table.column("embedding"))
@@ -133,6 +133,16 @@ def test_train_export_index_search(built, trained_run, tmp_path, capsys):
     out = capsys.readouterr().out
     hit = json.loads(out[:out.rindex("]") + 1])[0]
     assert hit["tracklet_id"] == queries[0].tracklet_id and hit["distance"] < 1e-3, hit
+
+    # the default backend indexes this small gallery in the command's process, with the same embeddings
+    local_idx = tmp_path / "idx-local"
+    assert main(["index", str(trained_run), "--manifest", str(manifest), "--out", str(local_idx)]) == 0
+    assert capsys.readouterr().out.startswith(f"[reid] features in this process ({len(gallery)} tracklets and no "
+                                              f"Ray cluster configured")
+    local = pq.read_table(local_idx / "gallery.parquet")
+    assert local.column("tracklet_id").equals(table.column("tracklet_id"))
+    np.testing.assert_allclose(np.stack(local.column("embedding").to_numpy(zero_copy_only=False)),
+                               np.stack(table.column("embedding").to_numpy(zero_copy_only=False)), atol=1e-5)
 
 
 @pytest.mark.timeout(600)

@@ -37,6 +37,11 @@ def test_the_default_backend_says_it_extracts_a_small_split_in_this_process(trai
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("[reid] features in this process (") and "tracklets and no Ray cluster configured" in first
     assert not ray.is_initialized()  # no Ray started for it
+    # only this process scores pairs: auto takes it even on a cluster (with --backend ray it is refused)
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    assert main(["eval", str(trained_run), "--out", str(tmp_path / "p.json"), "eval.pairwise=true"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == "[reid] features in this process (eval.pairwise / eval.tta run in this process)"
 
 
 @pytest.mark.slow
