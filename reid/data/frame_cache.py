@@ -9,8 +9,8 @@ tracklet per epoch.
 One cache per decoding process (a Ray Data actor, an in-process `Decoder`): its own temporary directory, removed
 when the process closes it, so no two processes ever evict each other's files. A process that Ray ends without
 closing it (`ray.kill`, a crash) leaves its directory behind, up to `max_bytes` of videos; its name says which host
-and process made it (`reid-frames-<host>+<pid>-...`), and the next cache made on that host removes the directories
-of processes that no longer exist there. Least recently used files are
+and process made it (`reid-frames-<host>.<pid namespace>+<pid>-...`), and the next cache made there removes the
+directories of processes that no longer exist. Least recently used files are
 evicted past `max_bytes` (the file being fetched is always kept, however large). Cost: a bucket-backed video epoch
 re-reads nothing after the first epoch as long as `max_bytes` holds the actor's share of the videos; past that,
 every evicted video is one more GET.
@@ -37,9 +37,15 @@ class FetchError(ReidError):
 
 
 def owner_prefix() -> str:
-    """`reid-frames-<host>+`: the start of the names of this host's cache directories (then `<pid>-<random>`); a
-    host name has no `+`, so no other host's names start the same."""
-    return f"reid-frames-{socket.gethostname()}+"
+    """`reid-frames-<host>.<pid namespace>+`: the start of the names of the cache directories whose processes can be
+    looked up from here (then `<pid>-<random>`). A host name has no `+`, so no other host's names start the same;
+    the PID namespace (Linux: the inode of /proc/self/ns/pid) tells apart containers that share a host name and a
+    temporary folder but not their process ids."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # not Linux: the host alone
+        namespace = 0
+    return f"reid-frames-{socket.gethostname()}.{namespace}+"
 
 
 def process_exists(pid: int) -> bool:
