@@ -265,3 +265,58 @@ def test_init_ray_checks_an_explicit_address_before_ray_init(monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(ReidError, match="cannot reach the Ray cluster"):
         ray_runtime.init_ray(address=f"127.0.0.1:{free_port()}", quiet=False)
+
+
+QUIET_TEARDOWN = """
+import sys, weakref
+from reid.ray_runtime import quiet_teardown
+if sys.argv[1] == "quiet":
+    quiet_teardown()
+    quiet_teardown()  # twice, as a reused process would: still one hook
+
+class Thing:
+    pass
+
+def exits(_ref):  # what Ray's SIGTERM handler does when it runs inside a garbage-collection callback
+    raise SystemExit(1)
+
+def fails(_ref):
+    raise ValueError("a real bug")
+
+a, b = Thing(), Thing()
+ra, rb = weakref.ref(a, exits), weakref.ref(b, fails)
+del a, b
+print("done")
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["quiet", "default"])
+def test_an_exit_raised_in_a_gc_callback_is_not_reported_but_other_errors_are(mode):
+    proc = subprocess.run([sys.executable, "-c", QUIET_TEARDOWN, mode], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=50)
+    assert proc.returncode == 0 and proc.stdout == "done\n", proc.stderr
+    assert "ValueError: a real bug" in proc.stderr
+    assert ("SystemExit" in proc.stderr) == (mode == "default"), proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_held_back_worker_lines_are_printed_when_flushed(capsys):
+    """Ray holds a line that a second worker repeats (its log deduplication) and prints it when the driver
+    disconnects; `flush_worker_logs` prints it where the command is instead (before a sweep's tables)."""
+    from ray._private import ray_logging
+
+    dedup = ray_logging.stdout_deduplicator
+    dedup.flush()
+
+    def batch(pid: int) -> dict:
+        return {"ip": "127.0.0.1", "pid": pid, "task_name": "run_trial", "actor_name": "", "is_err": False,
+                "job": "01000000", "localhost": "127.0.0.1", "lines": ["no ImageNet weights for ResNet-18 at x"]}
+
+    first = dedup.deduplicate(batch(101))
+    held = dedup.deduplicate(batch(102))
+    assert first[0]["lines"] == ["no ImageNet weights for ResNet-18 at x"] and held[0]["lines"] == []  # held back
+    ray_runtime.flush_worker_logs()
+    out = capsys.readouterr().out
+    assert "run_trial pid=102)" in out and out.rstrip().endswith("no ImageNet weights for ResNet-18 at x")
+    assert dedup.flush() == []  # nothing left for the disconnect to print later

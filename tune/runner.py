@@ -171,9 +171,12 @@ def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any
     verbose: Ray Tune's own console (configuration and result boxes, status tables) beside the `[reid] trial`
     lines of tune/console.py; a resumed experiment keeps the verbosity of the command that started it (its
     RunConfig), this command's `verbose` choosing which of Tune's reporters prints it (`tune_console`)."""
-    with tune_console(verbose):
-        return _fit(trainable, path=path, resume=resume, param_space=param_space, tune_config=tune_config,
-                    failures=failures, callbacks=callbacks, verbose=verbose)
+    try:
+        with tune_console(verbose):
+            return _fit(trainable, path=path, resume=resume, param_space=param_space, tune_config=tune_config,
+                        failures=failures, callbacks=callbacks, verbose=verbose)
+    finally:
+        ray_runtime.flush_worker_logs()  # the trials' held-back lines before the command's tables, not after
 
 
 def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,

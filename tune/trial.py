@@ -60,8 +60,10 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], run_prefix: str, 
     from reid.config import ExperimentConfig, build_config, validate_overrides
     from reid.evaluation.run.discovery import local_config
     from reid.evaluation.run.evaluate import TEST_FILE, evaluate, test_document
+    from reid.ray_runtime import quiet_teardown
     from reid.training.api import train
 
+    quiet_teardown()
     trial_id = ray.tune.get_context().get_trial_id()
     overrides = trial_overrides(config, rows, tied, fixed)
     cfg = validate_overrides(ExperimentConfig.model_validate(base),
