@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`ray job stop`): say how to go on from the last checkpoint
         print(resume_hint(cfg), file=sys.stderr, flush=True)
         raise
-    print(f"[reid] done: {len(result.history)} epochs, best val mAP {result.best_map:.1f}")
+    n = len(result.history)
+    print(f"[reid] done: {n} epoch{'' if n == 1 else 's'}, best val mAP {result.best_map:.1f}")
     print(f"[reid] run directory: {result.run_dir}")
     if result.best_checkpoint:
         print(f"[reid] best checkpoint: {result.best_checkpoint}")
