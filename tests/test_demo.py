@@ -41,6 +41,14 @@ def test_demo_trains_evaluates_and_reports_quietly(tmp_path):
     logs = re.search(r"Ray's own logs: (\S+)", console)
     assert logs and Path(logs.group(1)).is_dir()
     assert "untrained (random init)" in stdout and "report" in stdout
+    # the last line names the next commands, with the demo's own paths and a query that exists
+    nxt = re.fullmatch(r"\[reid demo\] next: `reid index (\S+) --manifest (\S+) --out (\S+)`, then `reid search "
+                       r"(\S+) --query (\S+) --row (\S+)` .*", stdout.rstrip("\n").split("\n")[-1])
+    assert nxt and nxt.group(1) == str(out / "train") and nxt.group(3) == nxt.group(4) == str(out / "idx"), stdout
+    from reid.data.records import read_manifest
+
+    queries = {r.tracklet_id for r in read_manifest(nxt.group(2)).records if r.role == "query"}
+    assert nxt.group(2) == nxt.group(5) and nxt.group(6) in queries
     run = out / "train"
     summary = json.loads((run / "demo.json").read_text())
     for key in ("trained", "untrained"):

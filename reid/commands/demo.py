@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reid.data.records import read_manifest
     from reid.data.synth import ensure_dataset
     from reid.evaluation.run.evaluate import evaluate, write_report
     from reid.training.api import train
@@ -71,4 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"[reid demo] metrics       : {result.run_dir / 'metrics.jsonl'}")
     print(f"[reid demo] report        : {report}")
     print(f"[reid demo] finished in {time.time() - t0:.0f} s")
+    query = next((r.tracklet_id for r in read_manifest(manifest).records if r.role == "query"), "TRACKLET_ID")
+    print(f"[reid demo] next: `reid index {result.run_dir} --manifest {manifest} --out {out / 'idx'}`, then `reid "
+          f"search {out / 'idx'} --query {manifest} --row {query}` (a query's top 10, matches marked; docs/deploy.md)")
     return 0
