@@ -249,9 +249,9 @@ def stop_on_sigterm() -> None:
 def quiet_teardown() -> None:
     """In a Ray worker process that Ray stops with SIGTERM (a Tune trial's actor once its trial is done): Ray's
     handler raises SystemExit wherever the interpreter is, and when that is a garbage-collection callback Python
-    prints `Exception ignored in: <function WeakSet...>` and a traceback of Ray's handler to the console (in 1 of 5
-    smoke ablations on the 2-core machine, 2026-12-07). Such an exit is already ignored; this drops its report and passes
-    every other unraisable exception to the hook that was there."""
+    prints `Exception ignored in: <function WeakSet...>` and a traceback of Ray's handler to the console (in 1 of
+    5 smoke ablations on the 2-core machine, 2026-12-07). Such an exit is already ignored; this drops its report
+    and passes every other unraisable exception to the hook that was there."""
     previous = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:
