@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,3 +25,24 @@ def setup_logging(verbose: bool = False) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def gpu_recipe_on_cpu(cfg) -> str | None:
+    """A line for a GPU-sized recipe (256x128 clips: the paper recipes of the ResNet methods) about to
+    train on this machine's CPUs: no GPU here, none asked for (`ray.use_gpu`), no cluster to send the work to.
+    A user who types `reid train baseline` on a laptop gets 120 epochs of ResNet-50; say which recipe fits."""
+    if cfg.ray.use_gpu or cfg.ray.address or os.environ.get("RAY_ADDRESS"):
+        return None
+    if cfg.data.height < 256:
+        return None
+    depth = cfg.model.get("depth")
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    epochs = cfg.train.epochs
+    size = (f"ResNet-{depth}, " if depth is not None else "") + (
+        f"{cfg.data.height}x{cfg.data.width} clips of T={cfg.data.seq_len}, {epochs} epoch{'' if epochs == 1 else 's'}")
+    return (f"[reid] note: {cfg.method}'s recipe here is sized for a GPU ({size}) and this machine has none: on "
+            f"CPUs, `--config {cfg.method}-synthetic` (the demo's scale) or `--config {cfg.method}-synth-cpu`; on a "
+            f"GPU node, ray.use_gpu=true")

@@ -6,7 +6,7 @@ import argparse
 import sys
 import textwrap
 
-from reid.commands.common import add_config_arguments, setup_logging
+from reid.commands.common import add_config_arguments, gpu_recipe_on_cpu, setup_logging
 from reid.config import build_config
 from reid.config.loader import list_packaged_configs
 from reid.errors import ReidError
@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     print(f"[reid] training {cfg.method} (variant {cfg.variant or 'default'}) on {cfg.data.dataset}: "
           f"run {cfg.run_name()}, {cfg.ray.num_workers or 'in-process'} worker(s)", flush=True)
+    note = gpu_recipe_on_cpu(cfg)
+    if note:
+        print(note, flush=True)
     callbacks = None
     if args.audit_log:
         if cfg.ray.num_workers == 0:

@@ -210,6 +210,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from reid import storage
+    from reid.commands.common import gpu_recipe_on_cpu
     from reid.config import build_config
     from tune.search import SearchOptions, run_search
     from tune.spaces import load_space
@@ -217,6 +218,9 @@ def _search(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     build_config(args.method, args.config, args.overrides)  # the user's own mistakes before any note of ours
     cfg = build_config(args.method, args.config, small_machine_overrides(list(args.config), list(args.overrides)))
+    note = gpu_recipe_on_cpu(cfg)
+    if note:
+        print(note, flush=True)
     opts = SearchOptions(trials=args.trials, out=args.out, name=args.name, resume=args.resume, seed=args.seed,
                          max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
                          max_failures=args.max_failures, grace_period=args.grace_period,
