@@ -12,7 +12,8 @@ DESCRIPTION = """Serve an index (`reid index`) over HTTP with Ray Serve.
   curl -X POST localhost:8000/ -d '{"frames": ["<base64 JPEG>", ...], "top_k": 5}'
   reid serve idx --load-test 100 --concurrency 4 --load-seconds 60     # bounded load test, then exit
 
-Body: {"frames": [base64 JPEG, ...]} or {"video": base64}; answer: {"hits": [...], "model_hash": ...}."""
+Body: {"frames": [base64 JPEG, ...]} or {"video": base64}; answer: {"hits": [...], "model_hash": ...}.
+GET / answers what is served (index, tracklets, method, model hash): for a browser or a readiness probe."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.replicas < 1:
         raise ReidError("--replicas must be at least 1")
+    if args.top_k < 1:
+        raise ReidError("--top-k must be at least 1")
     # Serve's start-up and the replicas' model loading take 15-25 s on 2 cores, with nothing else to show for it
     print(f"[reid] starting {args.replicas} replica(s) of the search service for {args.index} ...", flush=True)
     url = service.start(Path(args.index), run=args.run, replicas=args.replicas, host=args.host, port=args.port,

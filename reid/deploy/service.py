@@ -2,14 +2,16 @@
 
 POST / with JSON {"frames": [base64 JPEG, ...]} or {"video": base64 video bytes} (optionally "top_k") returns
 {"hits": [{rank, tracklet_id, pid, camid, distance}, ...], "model_hash": ...}. Bad input answers HTTP 400 with
-{"error": one line}. Requests are batched (`serve.batch`): the tracklets of a batch are embedded one after the
-other and searched in one FAISS call. Replicas each load the model and the index.
+{"error": one line} (no server path in it). GET / answers what is served (`info`), for a browser or a probe.
+Requests are batched (`serve.batch`): the tracklets of a batch are embedded one after the other and searched in one
+FAISS call. Replicas each load the model and the index.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import os
 import shutil
@@ -23,6 +25,8 @@ from ray import serve
 from reid.errors import ReidError
 
 MAX_FRAMES = 512
+BODY = 'JSON {"frames": [base64 JPEG, ...]} or {"video": base64}, optionally "top_k"'
+USAGE = f"the request body must be {BODY}"
 
 
 def materialise(body: dict[str, Any], workdir: Path) -> Path:
@@ -42,7 +46,27 @@ def materialise(body: dict[str, Any], workdir: Path) -> Path:
             return path
     except (binascii.Error, ValueError) as exc:
         raise ReidError(f"frames/video must be base64: {exc}") from None
-    raise ReidError('the request body must be JSON {"frames": [base64 JPEG, ...]} or {"video": base64}')
+    raise ReidError(USAGE)
+
+
+def requested_top_k(body: dict[str, Any], default: int) -> int:
+    """The request's "top_k" (default `default`); a positive integer, else a one-line ReidError."""
+    k = body.get("top_k", default)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ReidError(f"top_k must be a positive integer, got {json.dumps(k)}")
+    return k
+
+
+def info(meta: dict[str, Any], index_dir: str) -> dict[str, Any]:
+    """What GET / answers: the index (its folder's name) and the model behind the endpoint, and how to ask."""
+    return {"service": "reid search", "index": Path(index_dir).name, "tracklets": meta["count"],
+            "method": meta["method"], "model_hash": meta["model_hash"], "feature_dim": meta["feature_dim"],
+            "usage": f"POST / with {BODY}"}
+
+
+def without_workdir(message: str, workdir: Path) -> str:
+    """`message` with the request's temporary folder left out (frame files read as tracklet/00003.jpg)."""
+    return message.replace(f"{workdir}{os.sep}", "")
 
 
 @serve.deployment(max_ongoing_requests=16)  # >= max_batch_size, so a batch can fill
@@ -56,6 +80,7 @@ class SearchService:
         self.run = load_run(Path(run or meta["run"]))
         self.gallery = open_for(self.run, Path(index_dir))
         self.top_k = top_k
+        self.info = info(self.gallery.meta, index_dir)
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.02)
     async def _search(self, items: list[tuple[np.ndarray, int]]) -> list[list[dict[str, Any]]]:
@@ -83,6 +108,8 @@ class SearchService:
     async def __call__(self, request) -> Any:
         from starlette.responses import JSONResponse
 
+        if request.method in ("GET", "HEAD"):
+            return JSONResponse(self.info)
         try:
             body = await request.json()
         except ValueError:
@@ -91,13 +118,13 @@ class SearchService:
         try:
             if not isinstance(body, dict):
                 raise ReidError("the request body must be a JSON object")
-            k = int(body.get("top_k", self.top_k))
+            k = requested_top_k(body, self.top_k)
             emb = await self._embed(materialise(body, workdir))
             if isinstance(emb, str):
                 raise ReidError(emb)
-            hits = await self._search((emb, max(1, k)))
+            hits = await self._search((emb, k))
         except ReidError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse({"error": without_workdir(str(exc), workdir)}, status_code=400)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         return JSONResponse({"hits": hits, "model_hash": self.run.model_hash})

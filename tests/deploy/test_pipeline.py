@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,14 @@ def test_serve_two_replicas_video_and_bad_input(built, trained_run, tmp_path, ca
             assert "\n" not in body["error"]
         status, body = post(url, json.dumps({"video": "not base64!"}).encode())
         assert status == 400 and "base64" in body["error"], body
+        status, body = post(url, json.dumps({**frames_payload(frames), "top_k": "abc"}).encode())
+        assert status == 400 and body["error"] == 'top_k must be a positive integer, got "abc"', body
+        status, body = post(url, json.dumps({"frames": [base64.b64encode(b"not a JPEG").decode()]}).encode())
+        assert status == 400 and "tracklet/00000.jpg" in body["error"] and "reid-serve-" not in body["error"], body
+        with urllib.request.urlopen(url, timeout=60) as resp:   # GET /: what is served, for a browser or a probe
+            served = json.loads(resp.read())
+        assert (served["tracklets"], served["model_hash"], served["index"]) == (meta["count"], meta["model_hash"],
+                                                                                idx.name), served
         status, body = post(url, json.dumps(video_payload(video, top_k=3)).encode())   # the service is unharmed
         assert status == 200 and [h["tracklet_id"] for h in body["hits"]] == [h["tracklet_id"] for h in expected]
         assert _snapshot(idx) == before

@@ -1,0 +1,43 @@
+"""The search service's request handling without a cluster: top_k, the GET answer, errors without server paths."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from reid.deploy.service import USAGE, info, materialise, requested_top_k, without_workdir
+from reid.errors import ReidError
+
+
+@pytest.mark.parametrize("k", [0, -3, 2.0, "3", None, True, [5]])
+def test_top_k_other_than_a_positive_integer_is_a_one_line_error(k):
+    with pytest.raises(ReidError, match=r"^top_k must be a positive integer, got \S+$"):
+        requested_top_k({"top_k": k}, 10)
+
+
+def test_top_k_defaults_to_the_service_s():
+    assert requested_top_k({}, 10) == 10
+    assert requested_top_k({"top_k": 3}, 10) == 3
+
+
+def test_get_answer_names_the_index_folder_not_its_path():
+    meta = {"count": 163, "method": "baseline", "model_hash": "5e63acf271e0fdfa", "feature_dim": 512}
+    got = info(meta, "/srv/indexes/mars-v2")
+    assert got["index"] == "mars-v2" and got["tracklets"] == 163 and got["feature_dim"] == 512
+    assert got["usage"].startswith('POST / with JSON {"frames"')
+
+
+def test_errors_leave_the_request_folder_out(tmp_path: Path):
+    folder = materialise({"frames": [base64.b64encode(b"x").decode()]}, tmp_path)
+    message = f"cannot read query frame {folder / '00000.jpg'}: cannot identify image file '{folder / '00000.jpg'}'"
+    assert without_workdir(message, tmp_path) == ("cannot read query frame tracklet/00000.jpg: cannot identify "
+                                                  "image file 'tracklet/00000.jpg'")
+
+
+@pytest.mark.parametrize("body", [{}, {"frames": []}, {"video": 3}])
+def test_a_body_without_frames_or_video_says_what_to_send(body, tmp_path: Path):
+    with pytest.raises(ReidError) as err:
+        materialise(body, tmp_path)
+    assert str(err.value) == USAGE
