@@ -39,8 +39,12 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError("--replicas must be at least 1")
     if args.top_k < 1:
         raise ReidError("--top-k must be at least 1")
+    from reid.deploy.store import load_index
+
+    meta = load_index(Path(args.index)).meta   # a missing or broken index is one line before anything starts
     # Serve's start-up and the replicas' model loading take 15-25 s on 2 cores, with nothing else to show for it
-    print(f"[reid] starting {args.replicas} replica(s) of the search service for {args.index} ...", flush=True)
+    print(f"[reid] starting {args.replicas} replica(s) of the search service for {args.index} ({meta['count']} "
+          f"tracklets, {meta['method']}) ...", flush=True)
     url = service.start(Path(args.index), run=args.run, replicas=args.replicas, host=args.host, port=args.port,
                         top_k=args.top_k)
     from reid.ray_runtime import ray_log_dir

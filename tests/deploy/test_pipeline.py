@@ -228,7 +228,9 @@ def test_reid_serve_load_test_prints_its_result_not_serves_log(built, tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert "load test (1 replica(s), concurrency 2): 6/6 ok" in out, out[-3000:]
     assert "request log: " in out and "/logs/serve/" in out
-    assert proc.stdout.startswith(f"[reid] starting 1 replica(s) of the search service for {idx} ...\n")
+    meta = json.loads((idx / "meta.json").read_text())
+    assert proc.stdout.startswith(f"[reid] starting 1 replica(s) of the search service for {idx} ({meta['count']} "
+                                  f"tracklets, {meta['method']}) ...\n")
     assert "POST /" not in out and " INFO " not in out and "graceful_shutdown" not in out, out[-3000:]
 
 
@@ -254,6 +256,11 @@ def test_bad_input_is_one_line_and_changes_nothing(built, trained_run, tmp_path,
     Image.new("RGB", (32, 64)).save(mixed / "0.jpg")
     Image.new("RGB", (40, 80)).save(mixed / "1.jpg")
     assert "mixed sizes" in _cli_error(["search", str(idx), "--query", str(mixed)], capsys)
+
+    assert main(["serve", str(tmp_path / "nope")]) == 2    # one line, before any "starting" or Ray start-up
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip().endswith("nope is not an index directory (no meta.json); build one with "
+                                              f"`reid index RUN --manifest M --out {tmp_path / 'nope'}`"), err
 
     empty_out = tmp_path / "never"
     err = _cli_error(["index", str(trained_run), "--manifest", str(manifest), "--out", str(empty_out),
