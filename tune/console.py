@@ -7,7 +7,8 @@ instead, besides the trials' own epoch lines:
 
     [reid] trial 30bb6497 started: loss.triplet_margin=0.484, data.seq_len=2
     [reid] trial 30bb6497 done  epoch 2  loss 11.2186  | val mAP 58.3 R1 25.0 mINP 58.3 (4 queries)
-    [reid] trial 54d01750 failed  epoch 1  loss 6.2494  (error: /runs/tune/x/run_trial_54d01750/error.txt)
+    [reid] trial 54d01750 restarts (retry 1 of 2): ValueError: ...
+    [reid] trial 54d01750 failed  epoch 1  loss 6.2494  (ValueError: ...; error: /runs/x/run_trial_54d01750/error.txt)
     [reid] trials after 12 min: 2 running, 5 done, 1 failed, 16 pending
 
 the last at most every STATUS_PERIOD_S while trials remain.
@@ -15,6 +16,7 @@ the last at most every STATUS_PERIOD_S while trials remain.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -70,6 +72,37 @@ def error_location(trial: Any) -> str | None:
     return path if scheme == "local" else f"{scheme}://{path}"
 
 
+_NODE_MEMORY = re.compile(r"was ([\d.]+ ?GB) used / ([\d.]+ ?GB) limit")
+REASON_CHARS = 200
+
+
+def failure_reason(error_text: str | None) -> str | None:
+    """One line on a trial's latest failure, from its error.txt (`Failure # N (occurred at ...)` blocks): the
+    exception's last line, or for a worker Ray's memory monitor killed, `killed by Ray's memory monitor: the node
+    was at 22.63GB of 23.54GB` (tune/oom.py)."""
+    if not error_text or not error_text.strip():
+        return None
+    latest = error_text.rsplit("Failure # ", 1)[-1]
+    if "running low on memory" in latest:
+        node = _NODE_MEMORY.search(latest)
+        return "killed by Ray's memory monitor" + (f": the node was at {node.group(1)} of {node.group(2)}"
+                                                    if node else "")
+    lines = [line.strip() for line in latest.splitlines()[1:] if line.strip()]
+    if not lines:
+        return None
+    last = lines[-1]
+    return last if len(last) <= REASON_CHARS else last[:REASON_CHARS - 3] + "..."
+
+
+def _latest_failure(trial: Any) -> str | None:
+    """`failure_reason` of the trial's error.txt as Tune just wrote it (the driver's copy, before any upload)."""
+    try:
+        with open(trial.error_file) as f:
+            return failure_reason(f.read())
+    except (OSError, TypeError, AttributeError):
+        return None
+
+
 def trial_line_callback():
     """A Ray Tune callback that prints the lines of the module docstring."""
     from ray.tune import Callback
@@ -89,10 +122,19 @@ def trial_line_callback():
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             print(format_trial_line(trial.trial_id, trial.last_result or {}, "done"), flush=True)
 
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            reason = _latest_failure(trial)
+            failures = getattr(getattr(trial, "run_metadata", None), "num_failures", None)
+            limit = getattr(trial, "max_failures", None)
+            retry = f" (retry {failures} of {limit})" if failures and limit and limit > 0 else ""
+            print(f"[reid] trial {trial.trial_id} restarts{retry}"
+                  + (f": {reason}" if reason else ""), flush=True)
+
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             line = format_trial_line(trial.trial_id, trial.last_result or {}, "failed")
-            error_file = error_location(trial)
-            print(line + (f"  (error: {error_file})" if error_file else ""), flush=True)
+            reason, error_file = _latest_failure(trial), error_location(trial)
+            notes = [n for n in (reason, f"error: {error_file}" if error_file else None) if n]
+            print(line + (f"  ({'; '.join(notes)})" if notes else ""), flush=True)
 
         def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
             now = time.monotonic()

@@ -33,6 +33,7 @@ start_local_ray = ray_runtime.start_local_ray
 _own_address_for_workers = ray_runtime.own_address_for_workers
 
 NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
+PRINT_TRIAL_ERRORS_ENV = "TUNE_PRINT_ALL_TRIAL_ERRORS"
 _PATH_KEYS = ("data.root", "data.manifest", "ray.storage_path", "train.init_from", "model.weights_path")
 
 
@@ -149,19 +150,23 @@ def tune_console(verbose: bool) -> Iterator[None]:
     (`RAY_AIR_NEW_OUTPUT=1`) still draws a box of the configuration when the experiment starts and points at a
     TensorBoard folder under /tmp/ray (ray 2.60, tune/experimental/output.py: `experiment_started` checks no
     verbosity). The previous reporter, chosen by `RAY_AIR_NEW_OUTPUT=0` for the fit, is silent at verbose 0.
+    And Tune logs every failure of a trial with its whole traceback (`TUNE_PRINT_ALL_TRIAL_ERRORS`, 45 lines for
+    a trial Ray's memory monitor killed) where tune/console.py prints one line with the reason and the error file.
     """
     if verbose:
         yield
         return
-    before = os.environ.get(NEW_OUTPUT_ENV)
-    os.environ[NEW_OUTPUT_ENV] = "0"
+    quiet = {NEW_OUTPUT_ENV: "0", PRINT_TRIAL_ERRORS_ENV: "0"}
+    before = {name: os.environ.get(name) for name in quiet}
+    os.environ.update(quiet)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(NEW_OUTPUT_ENV, None)
-        else:
-            os.environ[NEW_OUTPUT_ENV] = before
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
@@ -183,6 +188,9 @@ def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, An
          failures: int, callbacks: list | None, verbose: bool):
     from ray import tune
 
+    from tune import oom
+
+    oom.install()  # a trial Ray's memory monitor kills is a failed trial, not the end of the sweep (tune/oom.py)
     state = experiment_state(path)
     if resume:
         if state != "restorable":

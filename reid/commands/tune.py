@@ -130,7 +130,8 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
                    "(in --out, local or a URI)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial process (fractions allowed; "
                    "default ray.cpus_per_worker for in-process trials)")
-    p.add_argument("--max-concurrent", type=int, help="cap on concurrent trials (default: derived from CPUs)")
+    p.add_argument("--max-concurrent", type=int, help="cap on concurrent trials (default: derived from CPUs and "
+                   "GPUs; a new experiment only, --resume keeps its own)")
     p.add_argument("--num-cpus", type=float, help="CPUs of the local Ray cluster started here (default: all)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
     p.add_argument("--verbose", "-v", action="store_true",
@@ -164,6 +165,10 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(getattr(args, "verbose", False))
     handler = {"list": _list, "search": _search, "ablation": _ablation,
                "dose-response": _dose_response, "frame-weights": _frame_weights}[args.tune_command]
+    if getattr(args, "resume", False) and getattr(args, "max_concurrent", None):
+        # Tune restores the searcher's concurrency limit (ConcurrencyLimiter state) with the experiment
+        print("[reid] note: --max-concurrent sets a new experiment's trials at once; a resumed one keeps the number "
+              "it started with (Tune restores it), so this one is not applied", flush=True)
     try:
         return handler(args)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (`ray job stop`): say how to go on

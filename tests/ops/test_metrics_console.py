@@ -50,6 +50,20 @@ def test_trial_callback_prints_a_line_when_a_trial_starts_ends_or_fails(capsys):
                    "[reid] trial t3 failed"]
 
 
+def test_a_restarted_or_failed_trial_says_why_in_its_line(capsys, tmp_path):
+    error_file = tmp_path / "error.txt"
+    error_file.write_text("Failure # 1 (occurred at 2026-12-07_03-17-06)\nTraceback (most recent call last):\n"
+                          "  File \"x.py\", line 3, in f\nValueError: bad margin\n")
+    cb = trial_line_callback()
+    trial = SimpleNamespace(trial_id="t4", last_result={"epoch": 1, "loss": 6.2494}, error_file=str(error_file),
+                            max_failures=2, run_metadata=SimpleNamespace(num_failures=1))
+    cb.on_trial_recover(3, [], trial)
+    cb.on_trial_error(4, [], trial)
+    assert capsys.readouterr().out.splitlines() == [
+        "[reid] trial t4 restarts (retry 1 of 2): ValueError: bad margin",
+        f"[reid] trial t4 failed  epoch 1  loss 6.2494  (ValueError: bad margin; error: {error_file})"]
+
+
 def test_a_status_line_at_most_once_a_period_while_trials_remain(capsys, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(console.time, "monotonic", lambda: clock[0])

@@ -84,3 +84,20 @@ def test_a_stopped_sweep_says_how_to_go_on(resume, again, tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert f"[reid] the experiment keeps its finished trials: {again}" in err
     assert err.rstrip().endswith("reid tune: interrupted")
+
+
+@pytest.mark.parametrize("argv,noted", [(["--resume", "--max-concurrent", "1"], True),
+                                        (["--max-concurrent", "1"], False), (["--resume"], False)])
+def test_resume_says_max_concurrent_is_not_applied(argv, noted, tmp_path, capsys, monkeypatch):
+    """Tune restores a resumed experiment's concurrency limit with its searcher: the new number would be ignored
+    without a word."""
+    import tune.search
+
+    def stopped(cfg, space, opts):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.search, "run_search", stopped)
+    main(["tune", "search", "baseline", "--space", "baseline", "--trials", "2", "--out", str(tmp_path), *argv])
+    out = capsys.readouterr().out
+    assert ("--max-concurrent sets a new experiment's trials at once; a resumed one keeps the number it started "
+            "with" in out) == noted, out

@@ -54,18 +54,20 @@ def test_workers_get_the_cluster_address_and_the_driver_env_is_restored(monkeypa
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("before", [None, "1"])
-def test_tune_console_chooses_the_silent_reporter_for_the_fit_only(before, monkeypatch):
+@pytest.mark.parametrize("name", [runner.NEW_OUTPUT_ENV, runner.PRINT_TRIAL_ERRORS_ENV])
+def test_tune_console_chooses_the_silent_reporter_for_the_fit_only(before, name, monkeypatch):
     """Without --verbose the fit runs with Tune's previous reporter (silent at verbose 0, where the default one
-    draws a configuration box); the variable is put back as it was, and --verbose leaves it alone."""
+    draws a configuration box) and without Tune's traceback of each trial failure; the variables are put back as
+    they were, and --verbose leaves them alone."""
     if before is None:
-        monkeypatch.delenv(runner.NEW_OUTPUT_ENV, raising=False)
+        monkeypatch.delenv(name, raising=False)
     else:
-        monkeypatch.setenv(runner.NEW_OUTPUT_ENV, before)
+        monkeypatch.setenv(name, before)
     with runner.tune_console(verbose=False):
-        assert os.environ[runner.NEW_OUTPUT_ENV] == "0"
-    assert os.environ.get(runner.NEW_OUTPUT_ENV) == before
+        assert os.environ[name] == "0"
+    assert os.environ.get(name) == before
     with pytest.raises(RuntimeError), runner.tune_console(verbose=False):
         raise RuntimeError("a failed fit")
-    assert os.environ.get(runner.NEW_OUTPUT_ENV) == before
+    assert os.environ.get(name) == before
     with runner.tune_console(verbose=True):
-        assert os.environ.get(runner.NEW_OUTPUT_ENV) == before
+        assert os.environ.get(name) == before
