@@ -52,6 +52,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -281,6 +282,22 @@ def flush_worker_logs() -> None:
                 worker.print_worker_logs(leftover, stream, ignore_prefix)
     except (AttributeError, TypeError):
         return
+
+
+_MEMORY_KILL = re.compile(r"(\d+) worker\(s\) were killed due to the node running low on memory")
+_NODE_MEMORY = re.compile(r"was ([\d.]+ ?GB) used / ([\d.]+ ?GB) limit")
+
+
+def memory_kill(text: str) -> str | None:
+    """`Ray's memory monitor killed 4 worker(s): the node was at 22.57GB of 23.54GB`, when `text` holds Ray's
+    message of an out-of-memory kill (an OutOfMemoryError, or a Train worker's failed health check that quotes it),
+    else None."""
+    kill = _MEMORY_KILL.search(text)
+    if not kill:
+        return None
+    node = _NODE_MEMORY.search(text, kill.end())
+    return (f"Ray's memory monitor killed {kill.group(1)} worker(s)"
+            + (f": the node was at {node.group(1)} of {node.group(2)}" if node else ""))
 
 
 def sigterm_received() -> bool:

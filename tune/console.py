@@ -16,11 +16,11 @@ the last at most every STATUS_PERIOD_S while trials remain.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from typing import Any
 
+from reid.ray_runtime import memory_kill
 from reid.training.worker import validation_part
 
 STATUS_PERIOD_S = 300.0
@@ -72,21 +72,19 @@ def error_location(trial: Any) -> str | None:
     return path if scheme == "local" else f"{scheme}://{path}"
 
 
-_NODE_MEMORY = re.compile(r"was ([\d.]+ ?GB) used / ([\d.]+ ?GB) limit")
 REASON_CHARS = 200
 
 
 def failure_reason(error_text: str | None) -> str | None:
     """One line on a trial's latest failure, from its error.txt (`Failure # N (occurred at ...)` blocks): the
-    exception's last line, or for a worker Ray's memory monitor killed, `killed by Ray's memory monitor: the node
-    was at 22.63GB of 23.54GB` (tune/oom.py)."""
+    exception's last line, or for a worker Ray's memory monitor killed, `Ray's memory monitor killed 1 worker(s):
+    the node was at 22.63GB of 23.54GB` (tune/oom.py)."""
     if not error_text or not error_text.strip():
         return None
     latest = error_text.rsplit("Failure # ", 1)[-1]
-    if "running low on memory" in latest:
-        node = _NODE_MEMORY.search(latest)
-        return "killed by Ray's memory monitor" + (f": the node was at {node.group(1)} of {node.group(2)}"
-                                                    if node else "")
+    oom = memory_kill(latest)
+    if oom:
+        return oom
     lines = [line.strip() for line in latest.splitlines()[1:] if line.strip()]
     if not lines:
         return None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from reid.commands.versions import version_text
 from reid.errors import ReidError
+from reid.ray_runtime import memory_kill
 
 TRACEBACK_ENV = "REID_TRACEBACK"
 
@@ -32,10 +33,18 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+MEMORY_ADVICE = ("the node ran out of memory: fewer processes at once (ray.num_workers, data.decode_workers, "
+                 "--max-concurrent), a smaller recipe, or nodes with more memory")
+
+
 def describe(exc: BaseException) -> str:
-    """`Type: first line of the message` (a ReidError: just its message, it is written for the user)."""
+    """`Type: first line of the message` (a ReidError: just its message, it is written for the user). A worker
+    Ray's memory monitor killed says so, whatever error carried it (Train reports a failed health check)."""
     cause = root_cause(exc)
     plain = re.sub(r"\x1b\[[0-9;]*m", "", str(cause))  # RayTaskError colours its "ray::task()" line, tty or not
+    oom = memory_kill(plain) or memory_kill(str(exc))
+    if oom:
+        return f"{oom}; {MEMORY_ADVICE}"
     lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
     # RayTaskError's text starts with the task's name and then the remote traceback; the last line is the error,
     # with its own type

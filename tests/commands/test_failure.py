@@ -36,6 +36,28 @@ def test_the_cause_is_found_inside_ray_trains_and_pythons_wrappers():
     assert failure.describe(_WorkerGroupError({0: ReidError("no manifest at x")})) == "no manifest at x"
 
 
+# what Ray Train 2.60 raised when Ray's memory monitor killed Train workers (`reid train baseline ray.num_workers=3`
+# of the GPU recipe on a 24 GB machine, 2026-12-07), shortened: the kill is inside a failed health check
+_KILL = ("4 worker(s) were killed due to the node running low on memory. Memory on the node (IP: 192.0.2.2, ID: "
+         "2cb7f5) was 22.57GB used / 23.54GB limit (0.958887)\nOOM kill reason: Memory usage 24097939456B exceeded "
+         "threshold of 24012374016B (95.0% of 25276182528B limit)\n")
+_HEALTH_CHECK = "A worker health check failed.\nWorker info: Worker(\n  actor=Actor(RayTrainWorker, 68fd2c),\n)\n" + _KILL
+
+
+class WorkerHealthCheckFailedError(Exception):
+    pass
+
+
+def test_a_worker_killed_for_memory_says_so_whatever_carried_it():
+    expected = ("Ray's memory monitor killed 4 worker(s): the node was at 22.57GB of 23.54GB; the node ran out of "
+                "memory: fewer processes at once (ray.num_workers, data.decode_workers, --max-concurrent), a "
+                "smaller recipe, or nodes with more memory")
+    assert failure.describe(_WorkerGroupError({2: WorkerHealthCheckFailedError(_HEALTH_CHECK)})) == expected
+    assert failure.describe(RuntimeError("Caught unexpected exception: " + _KILL)) == expected
+    assert failure.describe(WorkerHealthCheckFailedError("A worker health check failed.")) == (
+        "WorkerHealthCheckFailedError: A worker health check failed.")
+
+
 def test_a_ray_task_errors_coloured_text_gives_its_last_line():
     text = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=31420, ip=192.0.2.2)\n  File \"x.py\", line 1, in f\n"
             "RuntimeError: injected fault")
