@@ -179,7 +179,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                              run_prefix=prefix, runs_dir=storage.join(exp_dir, "runs"), rows=grid),
         res.per_trial)
     print(f"[reid] ablation {spec.table} ({dataset}, {size}): {plural(len(grid), 'row')} x {plural(seeds, 'seed')}, "
-          f"{res.max_concurrent} at a time", flush=True)
+          f"{res.max_concurrent} at a time, {res.each()} each", flush=True)
     start = time.time()
     results = fit(trainable, path=exp_dir, resume=resume,
                   param_space={"row": tune.grid_search(list(grid)), "seed": tune.grid_search(seed_list)},

@@ -25,6 +25,7 @@ from typing import Any
 from reid import ray_runtime, storage
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
+from reid.training.capacity import GB, amount
 from reid.training.metrics import watch_line
 from tune.console import trial_line_callback
 
@@ -66,6 +67,12 @@ class TrialResources:
     total_cpus: float             # the trial plus its Ray Train workers and decoding actors
     max_concurrent: int
     total_gpus: float = 0.0       # GPUs of one trial (its Train workers, or the trial itself in-process)
+    total_memory: float = 0.0     # bytes of memory one trial reserves (ray.memory_per_worker), 0 for none
+
+    def each(self) -> str:
+        """What one trial reserves in all: `0.5 CPU`, `1 CPU + 1 GPU + 8 GB memory`."""
+        return " + ".join(amount(k, v) for k, v in (("CPU", self.total_cpus), ("GPU", self.total_gpus),
+                                                      ("memory", self.total_memory)) if v > 0) or "0 CPU"
 
 
 def _may_autoscale(cfg: ExperimentConfig) -> bool:
@@ -79,39 +86,49 @@ def trial_resources(cfg: ExperimentConfig, cpus_per_trial: float | None, max_con
     """What one trial reserves and how many run at once.
 
     In-process trials (`ray.num_workers=0`) take `cpus_per_trial` (default `ray.cpus_per_worker`, fractional on
-    small machines) and `ray.gpus_per_worker` GPUs with `ray.use_gpu`. A Ray Train trial is only a driver (the
+    small machines), `ray.gpus_per_worker` GPUs with `ray.use_gpu` and `ray.memory_per_worker` GB of memory when
+    set (a Ray Train trial's workers reserve that memory each). A Ray Train trial is only a driver (the
     Train controller runs beside it): on a cluster whose head advertises `reid_driver`, it takes a slot of that and
     no CPU, so it runs on the head and a spot worker's reclaim cannot kill it; elsewhere a sliver of CPU. Its
     workers and decoding actors reserve the rest themselves.
 
     Concurrency: an explicit `max_concurrent` is honoured as given (on an autoscaling cluster the nodes are not
-    there yet when the sweep starts). Otherwise it is what the cluster holds now, counting CPUs AND GPUs, at
-    least 1.
+    there yet when the sweep starts). Otherwise it is what the cluster holds now, counting CPUs, GPUs and (with
+    `ray.memory_per_worker`) memory, at least 1.
     """
     import ray
 
     resources = ray.cluster_resources()
     cluster_cpus = float(resources.get("CPU", 0.0))
     cluster_gpus = float(resources.get("GPU", 0.0))
+    cluster_memory = float(resources.get("memory", 0.0))
+    memory_per_worker = int(cfg.ray.memory_per_worker * GB) if cfg.ray.memory_per_worker else 0
     gpus_per_worker = cfg.ray.gpus_per_worker if cfg.ray.use_gpu else 0.0
     decode_cpus = cfg.data.decode_workers * cfg.data.decode_cpus
     if cfg.ray.num_workers == 0:
         own = cpus_per_trial or cfg.ray.cpus_per_worker
-        total_cpus, total_gpus = own, gpus_per_worker
+        total_cpus, total_gpus, total_memory = own, gpus_per_worker, memory_per_worker
         per_trial: dict[str, float] = {"cpu": own}
         if total_gpus:
             per_trial["gpu"] = total_gpus
+        if total_memory:
+            per_trial["memory"] = total_memory
     else:
         pinned = resources.get(DRIVER_RESOURCE, 0.0) >= 1 and cpus_per_trial is None
         own = 0.0 if pinned else (cpus_per_trial or 0.01)
         per_trial = {"cpu": own, DRIVER_RESOURCE: 1.0} if pinned else {"cpu": own}
         total_cpus = own + cfg.ray.num_workers * cfg.ray.cpus_per_worker + decode_cpus
         total_gpus = cfg.ray.num_workers * gpus_per_worker
-    fits = total_cpus <= cluster_cpus + 1e-9 and total_gpus <= cluster_gpus + 1e-9
+        total_memory = cfg.ray.num_workers * memory_per_worker
+    fits = (total_cpus <= cluster_cpus + 1e-9 and total_gpus <= cluster_gpus + 1e-9
+            and total_memory <= cluster_memory)
     if not fits and not _may_autoscale(cfg):
-        raise ReidError(f"one trial needs {total_cpus:g} CPUs and {total_gpus:g} GPUs but the cluster has "
-                        f"{cluster_cpus:g} and {cluster_gpus:g}; lower --cpus-per-trial / ray.cpus_per_worker / "
-                        f"ray.num_workers / ray.gpus_per_worker")
+        memory = (f" and {amount('memory', total_memory)} (ray.memory_per_worker)" if total_memory else "")
+        raise ReidError(f"one trial needs {total_cpus:g} CPUs and {total_gpus:g} GPUs{memory} but the cluster has "
+                        f"{cluster_cpus:g} and {cluster_gpus:g}"
+                        + (f" and {amount('memory', cluster_memory)}" if total_memory else "")
+                        + "; lower --cpus-per-trial / ray.cpus_per_worker / ray.num_workers / ray.gpus_per_worker"
+                        + (" / ray.memory_per_worker" if total_memory else ""))
     if max_concurrent:
         concurrent = max_concurrent
     elif not fits:
@@ -122,10 +139,11 @@ def trial_resources(cfg: ExperimentConfig, cpus_per_trial: float | None, max_con
     else:
         limits = [cluster_cpus / total_cpus] if total_cpus > 0 else []
         limits += [cluster_gpus / total_gpus] if total_gpus > 0 else []
+        limits += [cluster_memory / total_memory] if total_memory > 0 else []
         derived = max(1, math.floor(min(limits) + 1e-9)) if limits else max(1, num_trials)
         concurrent = min(derived, max(1, num_trials))
     return TrialResources(per_trial=per_trial, total_cpus=total_cpus, max_concurrent=concurrent,
-                          total_gpus=total_gpus)
+                          total_gpus=total_gpus, total_memory=total_memory)
 
 
 def experiment_dir(out: str | Path, name: str) -> Path | str:

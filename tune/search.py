@@ -94,7 +94,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
                                 reduction_factor=opts.reduction_factor),
     )
     print(f"[reid] sweep {prefix}: {plural(opts.trials, 'trial')} of {cfg.method} over {', '.join(space.params)}; "
-          f"{res.max_concurrent} at a time, {res.total_cpus:g} CPU each", flush=True)
+          f"{res.max_concurrent} at a time, {res.each()} each", flush=True)
     results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
                   tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks, verbose=opts.verbose)
     return write_search_outputs(cfg, space, results, sweep_dir, opts.trials)

@@ -143,6 +143,10 @@ class RayConfig(Strict):
     use_gpu: bool = False
     cpus_per_worker: float = Field(0.5, gt=0)
     gpus_per_worker: float = Field(1.0, gt=0)
+    memory_per_worker: float | None = Field(
+        None, gt=0, description="GB of memory Ray reserves for each Train worker, and for each in-process trial of a "
+        "sweep: Ray places no more of them on a node than its memory holds (Ray's memory monitor kills processes "
+        "when a node runs out); None reserves none")
     storage_path: str = Field("runs", description="local folder or cloud URI for checkpoints")
     max_failures: int = Field(0, ge=-1)
     object_store_memory: int | None = Field(None, description="bytes; cap for local clusters")

@@ -25,9 +25,17 @@ def workers_that_fit(per_worker: Mapping[str, float], nodes: Sequence[Mapping[st
     return sum(min(math.floor(node.get(k, 0.0) / v + EPS) for k, v in asked.items()) for node in nodes)
 
 
+GB = 1024**3
+
+
+def amount(resource: str, value: float) -> str:
+    """`0.5 CPU`, `1 GPU`, `8 GB memory` (Ray counts memory in bytes)."""
+    return f"{value / GB:.3g} GB {resource}" if resource == "memory" else f"{value:g} {resource}"
+
+
 def describe_bundle(per_worker: Mapping[str, float]) -> str:
     """{"CPU": 0.5, "GPU": 1.0} -> "0.5 CPU + 1 GPU"."""
-    return " + ".join(f"{v:g} {k}" for k, v in per_worker.items() if v > 0)
+    return " + ".join(amount(k, v) for k, v in per_worker.items() if v > 0)
 
 
 def shortfall(num_workers: int, per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> str | None:
@@ -36,6 +44,6 @@ def shortfall(num_workers: int, per_worker: Mapping[str, float], nodes: Sequence
     if fit >= num_workers:
         return None
     totals = {k: sum(node.get(k, 0.0) for node in nodes) for k in per_worker if per_worker[k] > 0}
-    have = ", ".join(f"{v:g} {k}" for k, v in totals.items())
+    have = ", ".join(amount(k, v) for k, v in totals.items())
     return (f"ray.num_workers={num_workers} Train workers of {describe_bundle(per_worker)} each, but the cluster's "
             f"{len(nodes)} node(s) ({have} in all) hold {fit}")

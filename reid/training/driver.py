@@ -16,7 +16,7 @@ from reid import storage
 from reid.config.schema import ExperimentConfig
 from reid.errors import ReidError
 from reid.ray_runtime import init_ray, local_cluster_started, train_logging_config  # the one Ray start-up
-from reid.training.capacity import shortfall
+from reid.training.capacity import GB, shortfall
 
 START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
@@ -38,7 +38,8 @@ def check_capacity(num_workers: int, per_worker: dict[str, float]) -> None:
     if local_cluster_started():
         no_gpu = per_worker.get("GPU", 0) > 0 and not any(n.get("GPU", 0) > 0 for n in nodes)
         fix = ("ray.use_gpu=false trains on its CPUs" if no_gpu else
-               "lower ray.num_workers or ray.cpus_per_worker (ray.gpus_per_worker)")
+               "lower ray.num_workers or ray.cpus_per_worker (ray.gpus_per_worker"
+               + (", ray.memory_per_worker)" if "memory" in per_worker else ")"))
         raise ReidError(f"{gap}, and this local Ray cluster cannot grow: {fix}, or name a larger cluster with "
                         f"ray.address")
     print(f"[reid] waiting for resources: {gap} now; Ray Train retries the start every "
@@ -83,6 +84,8 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     resources = {"CPU": cfg.ray.cpus_per_worker}
     if cfg.ray.use_gpu:
         resources["GPU"] = cfg.ray.gpus_per_worker
+    if cfg.ray.memory_per_worker:
+        resources["memory"] = int(cfg.ray.memory_per_worker * GB)
     check_capacity(cfg.ray.num_workers, resources)
     start_ray_data_actors()  # up while the Train workers start, not in their first stream (pipeline.py)
     # pre-flight on the driver: a bad manifest or missing required weights fail here, in one line, before any worker

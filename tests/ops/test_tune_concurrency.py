@@ -41,6 +41,29 @@ def test_in_process_gpu_trials_reserve_their_gpu(monkeypatch):
     assert r.per_trial == {"cpu": 4.0, "gpu": 1.0} and r.max_concurrent == 2
 
 
+GB = 1024**3
+
+
+def test_memory_per_worker_bounds_the_concurrency_and_is_reserved(monkeypatch):
+    """ray.memory_per_worker: an in-process trial reserves it, a Ray Train trial's workers each; the sweep runs as
+    many at once as the cluster's memory holds (CPUs here would allow 16)."""
+    _cluster(monkeypatch, CPU=8.0, memory=20.0 * GB)
+    cfg = build_config("baseline", ["baseline-synthetic"], ["ray.num_workers=0", "ray.cpus_per_worker=0.5",
+                                                            "ray.memory_per_worker=8"])
+    r = runner.trial_resources(cfg, None, None, 16)
+    assert r.per_trial == {"cpu": 0.5, "memory": 8 * GB} and r.max_concurrent == 2
+    assert r.each() == "0.5 CPU + 8 GB memory"
+    train = build_config("baseline", ["baseline-synthetic"], ["ray.num_workers=2", "ray.cpus_per_worker=0.5",
+                                                              "ray.memory_per_worker=4", "data.decode_workers=1",
+                                                              "data.decode_cpus=0.5"])
+    r = runner.trial_resources(train, None, None, 16)
+    assert r.per_trial == {"cpu": 0.01} and r.total_memory == 8 * GB and r.max_concurrent == 2
+    too_big = build_config("baseline", ["baseline-synthetic"], ["ray.num_workers=0", "ray.memory_per_worker=30"])
+    with pytest.raises(ReidError, match=r"needs 0.5 CPUs and 0 GPUs and 30 GB memory \(ray.memory_per_worker\) but the "
+                                        r"cluster has 8 and 0 and 20 GB memory; .* / ray.memory_per_worker$"):
+        runner.trial_resources(too_big, None, None, 4)
+
+
 def test_an_explicit_max_concurrent_is_honoured_not_capped(monkeypatch):
     _cluster(monkeypatch, CPU=20.0, GPU=2.0)  # room for 1 trial now (12 CPUs, 2 GPUs each)
     assert runner.trial_resources(_gpu_trial(), None, 6, 32).max_concurrent == 6

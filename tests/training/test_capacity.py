@@ -40,6 +40,10 @@ def test_shortfall_names_what_is_asked_and_what_the_cluster_has():
     assert shortfall(64, {"CPU": 0.5}, [{"CPU": 2.0}]) == (
         "ray.num_workers=64 Train workers of 0.5 CPU each, but the cluster's 1 node(s) (2 CPU in all) hold 4")
     assert "hold 0" in shortfall(1, {"CPU": 0.5, "GPU": 1.0}, [{"CPU": 2.0}])
+    gb = 1024**3  # ray.memory_per_worker: Ray counts memory in bytes, the line in GB
+    assert shortfall(3, {"CPU": 0.5, "memory": 8 * gb}, [{"CPU": 2.0, "memory": 20.5 * gb}]) == (
+        "ray.num_workers=3 Train workers of 0.5 CPU + 8 GB memory each, but the cluster's 1 node(s) (2 CPU, 20.5 GB "
+        "memory in all) hold 2")
 
 
 def test_a_local_cluster_that_cannot_hold_the_workers_is_an_error_and_a_remote_one_waits(monkeypatch, capsys):
@@ -54,6 +58,8 @@ def test_a_local_cluster_that_cannot_hold_the_workers_is_an_error_and_a_remote_o
         driver.check_capacity(5, {"CPU": 0.5})
     with pytest.raises(ReidError, match=r"0.5 CPU \+ 1 GPU each.* hold 0, .*cannot grow: ray.use_gpu=false"):
         driver.check_capacity(1, {"CPU": 0.5, "GPU": 1.0})
+    with pytest.raises(ReidError, match=r"hold 0, .*\(ray.gpus_per_worker, ray.memory_per_worker\)"):
+        driver.check_capacity(1, {"CPU": 0.5, "memory": 1024**3})  # the node advertises no memory at all here
     monkeypatch.setattr(driver, "local_cluster_started", lambda: False)
     driver.check_capacity(5, {"CPU": 0.5})
     assert "[reid] waiting for resources: ray.num_workers=5" in capsys.readouterr().out
