@@ -16,6 +16,7 @@ the last at most every STATUS_PERIOD_S while trials remain.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -73,18 +74,22 @@ def error_location(trial: Any) -> str | None:
 
 
 REASON_CHARS = 200
+_PROCESS_DIED = re.compile(r"worker process has died\. Worker exit type: (\w+) Worker exit detail: (.*?)\.(?: |$)")
 
 
 def failure_reason(error_text: str | None) -> str | None:
     """One line on a trial's latest failure, from its error.txt (`Failure # N (occurred at ...)` blocks): the
-    exception's last line, or for a worker Ray's memory monitor killed, `Ray's memory monitor killed 1 worker(s):
-    the node was at 22.63GB of 23.54GB` (tune/oom.py)."""
+    exception's last line; for a worker Ray's memory monitor killed, `Ray's memory monitor killed 1 worker(s): the
+    node was at 22.63GB of 23.54GB` (tune/oom.py); for a trial process that died, Ray's first sentence on it."""
     if not error_text or not error_text.strip():
         return None
     latest = error_text.rsplit("Failure # ", 1)[-1]
     oom = memory_kill(latest)
     if oom:
         return oom
+    died = _PROCESS_DIED.search(latest)
+    if died:  # Ray's RayActorError: the message's first sentence, without its list of common causes
+        return f"the trial's process died ({died.group(1)}: {died.group(2)})"
     lines = [line.strip() for line in latest.splitlines()[1:] if line.strip()]
     if not lines:
         return None

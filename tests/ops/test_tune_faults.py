@@ -20,7 +20,7 @@ SPACE = {"method": "baseline", "params": {"train.inject_fault": [None, "kill@2:1
 
 
 @pytest.mark.timeout(900)
-def test_sweep_with_a_crashing_trial_retries_it_and_completes(driver, ops_data, tmp_path):
+def test_sweep_with_a_crashing_trial_retries_it_and_completes(driver, ops_data, tmp_path, capsys):
     from ray.tune import ExperimentAnalysis
 
     cfg = build_config("baseline", [], [f"data.root={ops_data}", *TINY, "ray.num_workers=0", "train.epochs=2",
@@ -29,6 +29,8 @@ def test_sweep_with_a_crashing_trial_retries_it_and_completes(driver, ops_data, 
     out = run_search(cfg, space, SearchOptions(trials=2, out=tmp_path, name="faulty", seed=0, cpus_per_trial=1.0,
                                                max_failures=2))
     assert len(out.rows) == 2 and out.errors == 0, out.rows
+    console = capsys.readouterr().out
+    assert console.count(" restarts (retry 1 of 2): the trial's process died (SYSTEM_ERROR: ") == 1, console[-3000:]
     assert all(r["status"] == "TERMINATED" and r["epochs"] == 2 for r in out.rows), out.rows
 
     trials = {t.trial_id: t for t in ExperimentAnalysis(str(out.sweep_dir)).trials}

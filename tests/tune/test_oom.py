@@ -85,6 +85,13 @@ def test_failure_reason_is_the_latest_failure_in_one_line():
     assert failure_reason("Failure # 1 (occurred at x)\n" + "E" * 500).endswith("...")
     assert len(failure_reason("Failure # 1 (occurred at x)\n" + "E" * 500)) == 200
     assert failure_reason("") is None and failure_reason(None) is None
+    died = ("Failure # 1 (occurred at 2026-12-07_04-08-11)\nray.exceptions.ActorDiedError: The actor died unexpectedly "
+            "before finishing this task.\n\tclass_name: ImplicitFunc\n\tactor_id: 3d91\nThe actor is dead because "
+            "its worker process has died. Worker exit type: SYSTEM_ERROR Worker exit detail: Worker unexpectedly "
+            "exits with a connection error code 2. End of file. Some common causes include: (1) the process was "
+            "killed by the OOM killer due to high memory usage. (2) ray stop --force is called.\n")
+    assert failure_reason(died) == ("the trial's process died (SYSTEM_ERROR: Worker unexpectedly exits with a "
+                                    "connection error code 2)")
 
 
 def test_the_killed_trials_error_survives_tunes_pickle():
