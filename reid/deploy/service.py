@@ -146,6 +146,7 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     # <session>/logs/serve/ only, not the console, where a load test's summary drowned in one line per request
     os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
     init_ray(RayConfig())  # the project's one Ray start-up (a local cluster unless ray.address / $RAY_ADDRESS)
+    check_replicas(replicas, num_cpus)
     # the driver's own Serve lines at INFO: "Started Serve", serve.run's "Connecting to existing Serve app ... New
     # http_options will not be applied" (the options of serve.start below are), and the URL the command prints
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
@@ -158,6 +159,25 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
         str(Path(index_dir).resolve()), str(Path(run).resolve()) if run else None, top_k)
     serve.run(app, name="reid", route_prefix="/")
     return f"http://{host}:{port}/"
+
+
+def check_replicas(replicas: int, num_cpus: float) -> None:
+    """Replicas the cluster's nodes cannot hold: Serve would wait for them without a word on the console (its log
+    goes to files), `reid serve` with it. An error on a local cluster, which never grows; a line elsewhere."""
+    import ray
+
+    from reid.ray_runtime import local_cluster_started
+    from reid.training.capacity import shortfall
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    gap = shortfall(replicas, {"CPU": num_cpus}, nodes, asked=f"--replicas {replicas} Serve replicas")
+    if gap is None:
+        return
+    if local_cluster_started():
+        raise ReidError(f"{gap}, and this local Ray cluster cannot grow: fewer --replicas, or a larger cluster "
+                        f"($RAY_ADDRESS)")
+    print(f"[reid] waiting for resources: {gap} now; the endpoint answers once the cluster holds them (Ctrl-C "
+          f"stops it)", flush=True)
 
 
 def stop() -> None:

@@ -38,12 +38,15 @@ def describe_bundle(per_worker: Mapping[str, float]) -> str:
     return " + ".join(amount(k, v) for k, v in per_worker.items() if v > 0)
 
 
-def shortfall(num_workers: int, per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]]) -> str | None:
-    """None when the nodes hold `num_workers` bundles; otherwise what is asked against what the cluster has."""
+def shortfall(num_workers: int, per_worker: Mapping[str, float], nodes: Sequence[Mapping[str, float]],
+              asked: str | None = None) -> str | None:
+    """None when the nodes hold `num_workers` bundles; otherwise what is asked (`asked`, default
+    `ray.num_workers=N Train workers`) against what the cluster has."""
     fit = workers_that_fit(per_worker, nodes)
     if fit >= num_workers:
         return None
     totals = {k: sum(node.get(k, 0.0) for node in nodes) for k in per_worker if per_worker[k] > 0}
     have = ", ".join(amount(k, v) for k, v in totals.items())
-    return (f"ray.num_workers={num_workers} Train workers of {describe_bundle(per_worker)} each, but the cluster's "
-            f"{len(nodes)} node(s) ({have} in all) hold {fit}")
+    asked = asked or f"ray.num_workers={num_workers} Train workers"
+    return (f"{asked} of {describe_bundle(per_worker)} each, but the cluster's {len(nodes)} node(s) ({have} in all) "
+            f"hold {fit}")
