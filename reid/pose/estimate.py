@@ -136,6 +136,17 @@ def _run_local(manifest_path: Path, out_dir: Path, stems: list[str], options: Po
         yield {k: v[0] for k, v in writer({"row": np.array([i])}).items()}
 
 
+def tracklet_rows(n: int):
+    """A Ray Dataset of rows {"row": i}, i < n, one row per block. Ray Data hands a map task's output on when the task
+    ends, so with several tracklets per block the progress bar moved only when a whole block was done: `reid pose`
+    on the tiny synthetic set (55 tracklets in 4 blocks, Keypoint R-CNN on CPU, about 75 s a tracklet) showed
+    0/55 for 10 minutes while 8 tracklets were written (now a row arrives one task after its tracklet is done).
+    A task per tracklet costs milliseconds against seconds."""
+    import ray
+
+    return ray.data.from_items([{"row": i} for i in range(n)], override_num_blocks=max(1, n))
+
+
 def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: PoseJobOptions, workers: int,
              cpus_per_worker: float, gpus_per_worker: float, address: str | None):
     import ray
@@ -144,9 +155,7 @@ def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: Pose
     if started:  # no Ray Train here, so no dashboard (reid.ray_runtime)
         init_ray(None, address=address, dashboard=False)
     try:
-        ds = ray.data.from_items([{"row": i} for i in range(len(stems))],
-                                 override_num_blocks=max(1, min(len(stems), 4 * workers)))
-        ds = ds.map_batches(
+        ds = tracklet_rows(len(stems)).map_batches(
             TrackletKeypointWriter, fn_constructor_args=(str(manifest_path), str(out_dir), stems, options),
             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None)

@@ -91,3 +91,19 @@ def test_ray_data_job_with_random_weights(frame_dataset):
         ray.shutdown()
     assert result.written == 2 and not result.failed
     check_outputs(root, result.manifest)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+@pytest.mark.timeout(120)
+def test_each_tracklet_is_its_own_block_so_progress_moves_per_tracklet():
+    import ray
+
+    from reid.pose.estimate import tracklet_rows
+
+    ray.init(num_cpus=1, object_store_memory=100 * 1024**2, include_dashboard=False)
+    try:
+        ds = tracklet_rows(55)
+        assert ds.num_blocks() == 55 and [r["row"] for r in ds.iter_rows()] == list(range(55))
+    finally:
+        ray.shutdown()
