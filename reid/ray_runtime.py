@@ -392,14 +392,20 @@ def own_address_for_workers() -> Iterator[None]:
     with socket.socket() as sock:
         sock.bind(("", 0))
         port = sock.getsockname()[1]
-    saved = {k: os.environ.get(k) for k in ("RAY_ADDRESS", "RAY_GCS_SERVER_PORT")}
-    os.environ["RAY_GCS_SERVER_PORT"] = str(port)
-    os.environ["RAY_ADDRESS"] = f"{get_node_ip_address()}:{port}"
+    with environment({"RAY_GCS_SERVER_PORT": str(port), "RAY_ADDRESS": f"{get_node_ip_address()}:{port}"}):
+        yield
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` set in os.environ inside the block; each variable back as it was (or unset) after it."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        for key, value in saved.items():
+        for name, value in saved.items():
             if value is None:
-                os.environ.pop(key, None)
+                os.environ.pop(name, None)
             else:
-                os.environ[key] = value
+                os.environ[name] = value

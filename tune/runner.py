@@ -174,17 +174,8 @@ def tune_console(verbose: bool) -> Iterator[None]:
     if verbose:
         yield
         return
-    quiet = {NEW_OUTPUT_ENV: "0", PRINT_TRIAL_ERRORS_ENV: "0"}
-    before = {name: os.environ.get(name) for name in quiet}
-    os.environ.update(quiet)
-    try:
+    with ray_runtime.environment({NEW_OUTPUT_ENV: "0", PRINT_TRIAL_ERRORS_ENV: "0"}):
         yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
