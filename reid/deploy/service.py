@@ -164,20 +164,11 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
 def check_replicas(replicas: int, num_cpus: float) -> None:
     """Replicas the cluster's nodes cannot hold: Serve would wait for them without a word on the console (its log
     goes to files), `reid serve` with it. An error on a local cluster, which never grows; a line elsewhere."""
-    import ray
+    from reid.training.driver import check_capacity
 
-    from reid.ray_runtime import local_cluster_started
-    from reid.training.capacity import shortfall
-
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    gap = shortfall(replicas, {"CPU": num_cpus}, nodes, asked=f"--replicas {replicas} Serve replicas")
-    if gap is None:
-        return
-    if local_cluster_started():
-        raise ReidError(f"{gap}, and this local Ray cluster cannot grow: fewer --replicas, or a larger cluster "
-                        f"($RAY_ADDRESS)")
-    print(f"[reid] waiting for resources: {gap} now; the endpoint answers once the cluster holds them (Ctrl-C "
-          f"stops it)", flush=True)
+    check_capacity(replicas, {"CPU": num_cpus}, asked=f"--replicas {replicas} Serve replicas",
+                   fix="fewer --replicas, or a larger cluster ($RAY_ADDRESS)",
+                   waiting="the endpoint answers once the cluster holds them (Ctrl-C stops it)")
 
 
 def stop() -> None:

@@ -26,24 +26,27 @@ def storage_root(cfg: ExperimentConfig) -> str:
     return path if "://" in path else str(Path(path).resolve())
 
 
-def check_capacity(num_workers: int, per_worker: dict[str, float]) -> None:
+def check_capacity(num_workers: int, per_worker: dict[str, float], *, asked: str | None = None,
+                   fix: str | None = None, waiting: str | None = None) -> None:
     """Before the fit: Train workers that the cluster's nodes cannot hold are an error on a local cluster (it never
-    grows) and a line saying what the run waits for elsewhere (an autoscaler may add nodes; reid.training.capacity)."""
+    grows) and a line saying what the run waits for elsewhere (an autoscaler may add nodes; reid.training.capacity).
+    `asked`, `fix` and `waiting` word it for other actors (`reid serve`'s replicas)."""
     import ray
 
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    gap = shortfall(num_workers, per_worker, nodes)
+    gap = shortfall(num_workers, per_worker, nodes, asked)
     if gap is None:
         return
     if local_cluster_started():
         no_gpu = per_worker.get("GPU", 0) > 0 and not any(n.get("GPU", 0) > 0 for n in nodes)
-        fix = ("ray.use_gpu=false trains on its CPUs" if no_gpu else
-               "lower ray.num_workers or ray.cpus_per_worker (ray.gpus_per_worker"
-               + (", ray.memory_per_worker)" if "memory" in per_worker else ")"))
-        raise ReidError(f"{gap}, and this local Ray cluster cannot grow: {fix}, or name a larger cluster with "
-                        f"ray.address")
-    print(f"[reid] waiting for resources: {gap} now; Ray Train retries the start every "
-          f"{os.environ.get(START_TIMEOUT_ENV, '120')} s while the cluster grows (Ctrl-C stops it)", flush=True)
+        fix = fix or ("ray.use_gpu=false trains on its CPUs" if no_gpu else
+                      "lower ray.num_workers or ray.cpus_per_worker (ray.gpus_per_worker"
+                      + (", ray.memory_per_worker)" if "memory" in per_worker else ")")) + (
+            ", or name a larger cluster with ray.address")
+        raise ReidError(f"{gap}, and this local Ray cluster cannot grow: {fix}")
+    waiting = waiting or (f"Ray Train retries the start every {os.environ.get(START_TIMEOUT_ENV, '120')} s while "
+                          f"the cluster grows (Ctrl-C stops it)")
+    print(f"[reid] waiting for resources: {gap} now; {waiting}", flush=True)
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:

@@ -48,16 +48,16 @@ def test_replicas_the_cluster_cannot_hold_are_an_error_on_a_local_cluster_and_a_
     """Serve alone waits for them without a word on the console (`reid serve --replicas 8` on 2 CPUs hung)."""
     import ray
 
-    import reid.ray_runtime
+    from reid.training import driver
 
     monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": 2.0}}])
-    monkeypatch.setattr(reid.ray_runtime, "local_cluster_started", lambda: True)
+    monkeypatch.setattr(driver, "local_cluster_started", lambda: True)
     service.check_replicas(4, 0.5)
     assert capsys.readouterr().out == ""
     with pytest.raises(ReidError, match=r"^--replicas 8 Serve replicas of 0.5 CPU each, but the cluster's 1 node\(s\) "
                                         r"\(2 CPU in all\) hold 4, and this local Ray cluster cannot grow: fewer "
                                         r"--replicas"):
         service.check_replicas(8, 0.5)
-    monkeypatch.setattr(reid.ray_runtime, "local_cluster_started", lambda: False)
+    monkeypatch.setattr(driver, "local_cluster_started", lambda: False)
     service.check_replicas(8, 0.5)
     assert capsys.readouterr().out.startswith("[reid] waiting for resources: --replicas 8 Serve replicas")
