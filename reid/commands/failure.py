@@ -3,12 +3,15 @@ file. Set REID_TRACEBACK=1 to get the traceback on the console instead."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from reid.commands.versions import version_text
@@ -18,23 +21,41 @@ from reid.ray_runtime import memory_kill
 TRACEBACK_ENV = "REID_TRACEBACK"
 
 
-def root_cause(exc: BaseException) -> BaseException:
-    """The exception that started it: through Ray Train's TrainingFailedError (`worker_failures`,
-    `controller_failure`), Ray's RayTaskError (`cause`) and `raise ... from`."""
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then what caused it, down to the exception that started it: through Ray Train's TrainingFailedError
+    (`worker_failures`, `controller_failure`), Ray's RayTaskError (`cause`) and `raise ... from`."""
     seen: set[int] = set()
     while id(exc) not in seen:
         seen.add(id(exc))
+        yield exc
         failures = getattr(exc, "worker_failures", None)
         inner = (next(iter(failures.values()), None) if isinstance(failures, dict) and failures else None)
         inner = inner or getattr(exc, "controller_failure", None) or getattr(exc, "cause", None) or exc.__cause__
         if not isinstance(inner, BaseException):
             break
         exc = inner
-    return exc
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception that started it (the last of `chain`)."""
+    *_, last = chain(exc)
+    return last
 
 
 MEMORY_ADVICE = ("the node ran out of memory: fewer processes at once (ray.num_workers, data.decode_workers, "
                  "--max-concurrent), a smaller recipe, or nodes with more memory")
+
+
+def disk_full(exc: OSError) -> str:
+    """`no space left on the device of <file> (N MB free there now): ...` for an ENOSPC error."""
+    where = Path(exc.filename) if exc.filename else None
+    free = ""
+    if where is not None:
+        folder = next((p for p in (where, *where.parents) if p.is_dir()), None)
+        if folder is not None:
+            free = f" ({shutil.disk_usage(folder).free / 1e6:.0f} MB free there now)"
+    return (f"no space left on the device of {where or 'a file being written'}{free}: free some, or write the run "
+            f"elsewhere (ray.storage_path, --out)")
 
 
 def describe(exc: BaseException) -> str:
@@ -45,6 +66,9 @@ def describe(exc: BaseException) -> str:
     oom = memory_kill(plain) or memory_kill(str(exc))
     if oom:
         return f"{oom}; {MEMORY_ADVICE}"
+    full = next((e for e in chain(exc) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
+    if full is not None:  # whatever a library made of it on the way (torch.save: "unexpected pos ...")
+        return disk_full(full)
     lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
     # RayTaskError's text starts with the task's name and then the remote traceback; the last line is the error,
     # with its own type

@@ -35,16 +35,25 @@ def save_state(directory: str | Path, *, model: nn.Module, objective: nn.Module,
     path = Path(directory) / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{STATE_FILE}.partial")
-    torch.save({
-        "model": unwrap(model).state_dict(),
-        "objective": objective.state_dict(),
-        "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "next_epoch": next_epoch,
-        "best_map": best_map,
-        "config_yaml": config_yaml,
-    }, partial)
+    try:
+        with open(partial, "wb") as f:  # a file object: its failed write is the OSError behind torch's error
+            torch.save({
+                "model": unwrap(model).state_dict(),
+                "objective": objective.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler is not None else {},
+                "next_epoch": next_epoch,
+                "best_map": best_map,
+                "config_yaml": config_yaml,
+            }, f)
+    except (RuntimeError, OSError) as exc:  # OSError: the file's own flush when it closes
+        partial.unlink(missing_ok=True)  # a full disk gets its space back
+        # torch's zip writer reports a failed write as "unexpected pos 704 vs 598", the OSError as its context
+        written = exc if isinstance(exc, OSError) else exc.__context__
+        if isinstance(written, OSError):
+            raise OSError(written.errno, written.strerror, str(path)) from exc
+        raise
     os.replace(partial, path)  # a reader sees the old file or the whole new one, never half of it
     return path
 

@@ -17,6 +17,7 @@ from reid.config.schema import ExperimentConfig
 from reid.errors import ReidError
 from reid.ray_runtime import init_ray, local_cluster_started, train_logging_config  # the one Ray start-up
 from reid.training.capacity import GB, shortfall
+from reid.training.snapshot import repair as repair_snapshot
 
 START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
@@ -62,7 +63,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     spec = get_method(cfg.method)
     session = RaySession({"manifest": loop_config["manifest"], "data": cfg.data, "seed": cfg.seed,
                           "epochs": cfg.train.epochs, "inputs": spec.inputs, "batching": spec.batching,
-                          "ledger": loop_config["ledger"]}, run_dir)
+                          "ledger": loop_config["ledger"], "resume_from": loop_config.get("resume_from")}, run_dir)
     run_worker(cfg, manifest, session, run_name=loop_config["run"], export_metrics=True, run_dir=run_dir)
 
 
@@ -105,7 +106,8 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": str(manifest_path),
-                           "ledger": ledger_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}"},
+                           "ledger": ledger_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}",
+                           "resume_from": repair_snapshot(f"{storage_root(cfg)}/{run}")},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
                                                resources_per_worker=resources),
         run_config=ray.train.RunConfig(

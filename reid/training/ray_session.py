@@ -56,8 +56,8 @@ def quiet_train_reports() -> None:
 
 class RaySession(Session):
     """`data` holds what the worker's data stream needs: "manifest" (path), "data" (the config's DataConfig),
-    "seed", "epochs" (train.epochs), the method's "inputs" and "batching", and "ledger" (the name of the run's
-    UnreadableLedger actor)."""
+    "seed", "epochs" (train.epochs), the method's "inputs" and "batching", "ledger" (the name of the run's
+    UnreadableLedger actor) and "resume_from" (a checkpoint path when Ray's index of the run was unreadable)."""
 
     def __init__(self, data: dict[str, Any], run_dir: Path | None = None) -> None:
         quiet_train_reports()
@@ -70,7 +70,9 @@ class RaySession(Session):
         self._stream = None
         self._head_start: HeadStart | None = None
         self._storage = Path(ctx.get_storage().storage_fs_path) if hasattr(ctx, "get_storage") else None
-        self._checkpoint = ray.train.get_checkpoint()
+        # Ray's own index, else the newest whole checkpoint of a run whose index a full disk cut short (snapshot.py)
+        self._checkpoint = ray.train.get_checkpoint() or (
+            ray.train.Checkpoint(data["resume_from"]) if data.get("resume_from") else None)
         self._run_dir = run_dir
 
     def console(self) -> TextIO:

@@ -8,6 +8,7 @@ resume from, and reports metrics (+ a checkpoint) at the end of each epoch. `Loc
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,28 @@ from typing import Any, TextIO
 import torch
 
 from reid.training.checkpoint import STATE_FILE, load_state
+
+
+def link_or_copy(src: str, dst: str) -> None:
+    """A hard link of a checkpoint file (written once, never changed), or a copy where the filesystem has none."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def replace_dir(target: Path, write: Callable[[Path], None]) -> None:
+    """`write` fills `<target>.tmp`, which then replaces `target` with a rename: a crash or a full disk mid-write
+    leaves the previous `target` whole and no half-written one that looks complete (the partial .tmp is removed)."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk gets its space back
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
 
 
 class Session:
@@ -90,15 +113,9 @@ class LocalSession(Session):
                 self._on_epoch(metrics, None)
             return
         target = self._run_dir / "checkpoints" / f"epoch_{int(metrics['epoch']):04d}"
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_checkpoint(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)  # atomic: a crash mid-write never leaves a half checkpoint that looks complete
-        if metrics.get("is_best"):
-            best = self._run_dir / "best"
-            shutil.rmtree(best, ignore_errors=True)
-            shutil.copytree(target, best)
+        replace_dir(target, write_checkpoint)
+        if metrics.get("is_best"):  # the epoch's files again, hard-linked: no second copy on disk where links work
+            replace_dir(self._run_dir / "best", lambda tmp: shutil.copytree(target, tmp, copy_function=link_or_copy))
         if self._on_epoch is not None:
             self._on_epoch(metrics, target)
         for old in self.checkpoints()[:-self._keep]:

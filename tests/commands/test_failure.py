@@ -41,7 +41,8 @@ def test_the_cause_is_found_inside_ray_trains_and_pythons_wrappers():
 _KILL = ("4 worker(s) were killed due to the node running low on memory. Memory on the node (IP: 192.0.2.2, ID: "
          "2cb7f5) was 22.57GB used / 23.54GB limit (0.958887)\nOOM kill reason: Memory usage 24097939456B exceeded "
          "threshold of 24012374016B (95.0% of 25276182528B limit)\n")
-_HEALTH_CHECK = "A worker health check failed.\nWorker info: Worker(\n  actor=Actor(RayTrainWorker, 68fd2c),\n)\n" + _KILL
+_HEALTH_CHECK = ("A worker health check failed.\nWorker info: Worker(\n  actor=Actor(RayTrainWorker, 68fd2c),\n)\n"
+                 + _KILL)
 
 
 class WorkerHealthCheckFailedError(Exception):
@@ -56,6 +57,26 @@ def test_a_worker_killed_for_memory_says_so_whatever_carried_it():
     assert failure.describe(RuntimeError("Caught unexpected exception: " + _KILL)) == expected
     assert failure.describe(WorkerHealthCheckFailedError("A worker health check failed.")) == (
         "WorkerHealthCheckFailedError: A worker health check failed.")
+
+
+def test_a_full_disk_is_named_whatever_wrapped_it(tmp_path):
+    import errno
+
+    full = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "epoch_0002.tmp" / "state.pt"))
+    try:
+        try:
+            raise full
+        except OSError as inner:
+            raise RuntimeError("unexpected pos 704 vs 598") from inner
+    except RuntimeError as outer:
+        wrapped = _WorkerGroupError({0: outer})
+    line = failure.describe(wrapped)
+    assert re.fullmatch(rf"no space left on the device of {re.escape(str(full.filename))} "
+                        r"\(\d+ MB free there now\): free some, or write the run elsewhere \(ray.storage_path, --out\)",
+                        line), line
+    # pyarrow's (Ray Train's storage) names no file
+    assert failure.describe(OSError(errno.ENOSPC, "Error writing bytes to file")).startswith(
+        "no space left on the device of a file being written: ")
 
 
 def test_a_ray_task_errors_coloured_text_gives_its_last_line():
