@@ -39,11 +39,12 @@ def check_capacity(num_workers: int, per_worker: dict[str, float], *, asked: str
     if gap is None:
         return
     if local_cluster_started():
-        no_gpu = per_worker.get("GPU", 0) > 0 and not any(n.get("GPU", 0) > 0 for n in nodes)
-        fix = fix or ("ray.use_gpu=false trains on its CPUs" if no_gpu else
-                      "lower ray.num_workers or ray.cpus_per_worker (ray.gpus_per_worker"
-                      + (", ray.memory_per_worker)" if "memory" in per_worker else ")")) + (
-            ", or name a larger cluster with ray.address")
+        if fix is None:
+            no_gpu = per_worker.get("GPU", 0) > 0 and not any(n.get("GPU", 0) > 0 for n in nodes)
+            keys = "ray.gpus_per_worker, ray.memory_per_worker" if "memory" in per_worker else "ray.gpus_per_worker"
+            lower = "ray.use_gpu=false trains on its CPUs" if no_gpu else (
+                f"lower ray.num_workers or ray.cpus_per_worker ({keys})")
+            fix = f"{lower}, or name a larger cluster with ray.address"
         raise ReidError(f"{gap}, and this local Ray cluster cannot grow: {fix}")
     waiting = waiting or (f"Ray Train retries the start every {os.environ.get(START_TIMEOUT_ENV, '120')} s while "
                           f"the cluster grows (Ctrl-C stops it)")
