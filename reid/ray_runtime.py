@@ -78,6 +78,9 @@ CONSOLE_SKIP = (
     # the raylet, when `reid serve` ends: Serve's shutdown kills its controller while the controller's own graceful
     # shutdown task is still queued for it; nothing is lost (the replicas stopped before)
     r"Task ServeController.graceful_shutdown failed",
+    # Ray Train's PlacementGroupCleaner, when a driver stops mid-fit (Ctrl-C, `ray job stop`): the dashboard that
+    # serves the State API goes down before it, and it says it "continues to monitor" as the cluster ends
+    r"Failed to query Ray Train Controller actor state",
 )
 # Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
 _RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)

@@ -140,7 +140,10 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
     assert ray_runtime.train_logging_config().log_level == "CRITICAL"
     advice = ("[2026-12-02 04:39:11,074 E 13950 16332] core_worker.cc:2465: Actor with class name: 'MapWorker' and "
               "ID: 'd5' has constructor arguments in the object store and max_restarts > 0. If the arguments ...")
-    out = ray_logging.stderr_deduplicator.deduplicate({"ip": "1", "pid": 7, "lines": [advice, "[reid] epoch 1/2"]})
+    cleaner = ("Failed to query Ray Train Controller actor state. State API may be temporarily unavailable. "
+               "Continuing to monitor.")  # Ray Train's PlacementGroupCleaner as a stopped driver's cluster ends
+    out = ray_logging.stderr_deduplicator.deduplicate({"ip": "1", "pid": 7,
+                                                       "lines": [advice, cleaner, "[reid] epoch 1/2"]})
     assert [line for batch in out for line in batch["lines"]] == ["[reid] epoch 1/2"]
 
 

@@ -17,6 +17,7 @@ from reid.config.schema import ExperimentConfig
 from reid.errors import ReidError
 from reid.ray_runtime import init_ray, local_cluster_started, train_logging_config  # the one Ray start-up
 from reid.training.capacity import GB, shortfall
+from reid.training.interrupt import fit, interruptible
 from reid.training.snapshot import repair as repair_snapshot
 
 START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
@@ -104,7 +105,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     # is garbage-collected, and with it the record of unreadable tracklets (reported after the fit).
     # Each Train worker builds its own data stream (reid.data.pipeline): no `datasets=` for the trainer.
     ledger = get_or_create_ledger(ledger_name, node_id=ray.get_runtime_context().get_node_id())
-    trainer = TorchTrainer(
+    trainer = interruptible(TorchTrainer)(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": str(manifest_path),
                            "ledger": ledger_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}",
@@ -124,7 +125,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     )
     os.environ.setdefault(START_TIMEOUT_ENV, "120")
     try:
-        result = trainer.fit()  # Train V2 raises the run's error (TrainingFailedError) instead of returning it
+        result = fit(trainer)  # Train V2 raises the run's error (TrainingFailedError) instead of returning it
     except Exception as exc:
         bad = report_unreadable(ledger, cfg, f"{storage_root(cfg)}/{run}")
         if bad:
