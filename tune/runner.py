@@ -28,6 +28,7 @@ from reid.errors import ReidError
 from reid.training.capacity import GB, amount
 from reid.training.metrics import watch_line
 from tune.console import trial_line_callback
+from tune.interrupt import fit_or_interrupt
 
 # the start-up helpers live in reid.ray_runtime (one Ray start-up for every entry point); kept here for callers
 start_local_ray = ray_runtime.start_local_ray
@@ -206,7 +207,7 @@ def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, An
             raise ReidError(f"--resume: no Tune experiment to continue at {path}")
         print(f"[reid] resuming the Tune experiment at {path}", flush=True)
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
-        return tuner.fit()
+        return fit_or_interrupt(tuner.fit)
     if state != "new":
         raise ReidError(f"{path} already holds an experiment; pass --resume to continue it, or choose another "
                         f"--name / --out")
@@ -218,4 +219,4 @@ def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, An
                                   failure_config=tune.FailureConfig(max_failures=failures),
                                   callbacks=[*(callbacks or []), trial_line_callback()], verbose=2 if verbose else 0),
     )
-    return tuner.fit()
+    return fit_or_interrupt(tuner.fit)  # Ctrl-C: Tune's graceful stop, then KeyboardInterrupt (tune/interrupt.py)
