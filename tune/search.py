@@ -64,10 +64,10 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     """Validate the space against `cfg` (before Ray starts), run or resume the sweep, write the outputs."""
     import optuna
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from reid.training.api import manifest_path_for
     from tune.asha import FinishingASHA  # imports ray.tune: not at `reid tune --help`
+    from tune.epoch_optuna import EpochOptunaSearch
 
     if not opts.verbose:  # its INFO line "A new study created in memory with name: optuna" says nothing here
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -89,7 +89,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
         res.per_trial)
     tune_config = tune.TuneConfig(
         metric=METRIC, mode=MODE, num_samples=opts.trials, max_concurrent_trials=res.max_concurrent,
-        search_alg=OptunaSearch(seed=opts.seed),
+        search_alg=EpochOptunaSearch(seed=opts.seed),  # intermediate values at their epoch, resumed or not
         scheduler=FinishingASHA(time_attr="epoch", max_t=epochs, grace_period=grace,
                                 reduction_factor=opts.reduction_factor),
     )
@@ -102,8 +102,8 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
 
 def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path | str,
                          trials: int) -> SearchOutcome:
-    """best_config.yaml, results.csv / results.md and objective.png of a finished (or interrupted) sweep, in
-    `sweep_dir` (a local directory or a URI)."""
+    """best_config.yaml, results.csv / results.md and objective.png of a sweep whose fit ended (an interrupted one
+    raises KeyboardInterrupt before: tune/interrupt.py), in `sweep_dir` (a local directory or a URI)."""
     import yaml
 
     from tune.report import plot_objective, search_rows, write_table
