@@ -66,7 +66,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     from ray import tune
 
     from reid.training.api import manifest_path_for
-    from tune.asha import FinishingASHA  # imports ray.tune: not at `reid tune --help`
+    from tune.asha import FinishingASHA, RungState  # imports ray.tune: not at `reid tune --help`
     from tune.epoch_optuna import EpochOptunaSearch
 
     if not opts.verbose:  # its INFO line "A new study created in memory with name: optuna" says nothing here
@@ -87,16 +87,17 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
         tune.with_parameters(run_trial, base=base.model_dump(mode="json"), run_prefix=prefix,
                              runs_dir=storage.join(sweep_dir, "runs"), tied=space.tied, fixed=space.fixed),
         res.per_trial)
+    asha = FinishingASHA(time_attr="epoch", max_t=epochs, grace_period=grace, reduction_factor=opts.reduction_factor)
     tune_config = tune.TuneConfig(
         metric=METRIC, mode=MODE, num_samples=opts.trials, max_concurrent_trials=res.max_concurrent,
         search_alg=EpochOptunaSearch(seed=opts.seed),  # intermediate values at their epoch, resumed or not
-        scheduler=FinishingASHA(time_attr="epoch", max_t=epochs, grace_period=grace,
-                                reduction_factor=opts.reduction_factor),
+        scheduler=asha,
     )
     print(f"[reid] sweep {prefix}: {plural(opts.trials, 'trial')} of {cfg.method} over {', '.join(space.params)}; "
           f"{res.max_concurrent} at a time, {res.each()} each", flush=True)
     results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
-                  tune_config=tune_config, failures=opts.max_failures, callbacks=callbacks, verbose=opts.verbose)
+                  tune_config=tune_config, failures=opts.max_failures, callbacks=[*(callbacks or []), RungState(asha)],
+                  verbose=opts.verbose)  # RungState: ASHA's rungs kept with the experiment (tune/asha.py)
     return write_search_outputs(cfg, space, results, sweep_dir, opts.trials)
 
 
