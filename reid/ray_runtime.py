@@ -140,11 +140,23 @@ def quiet_libraries(local: bool) -> None:
         # the workers' lines reach the driver as "(pid=...) line" with the prefix in ANSI colour: escape codes in a
         # log file, a CI log or `ray job logs > file`; Ray reads the variable at each print
         os.environ.setdefault(COLOR_PREFIX_ENV, "0")
+    if os.environ.get(COLOR_PREFIX_ENV) == "0":
+        plain_repeat_notes()
     if local:
         # The PreemptionWatcher polls for nodes being drained (cloud spot instances); a local cluster has none, and
         # creating the actor logs a core-worker ERROR line about its constructor arguments.
         os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     skip_console_lines(CONSOLE_SKIP)
+
+
+def plain_repeat_notes() -> None:
+    """Ray's note after a line its deduplication repeated, `[repeated 6x across cluster]`, is green on any output
+    (ray/_private/ray_logging `_color`): escape codes in a log file (seen in a sweep's log, 2026-12-07). Plain where
+    the prefixes are (RAY_COLOR_PREFIX=0). Private to Ray: on another version, nothing happens."""
+    from ray._private import ray_logging
+
+    if callable(getattr(ray_logging, "_color", None)):
+        ray_logging._color = str
 
 
 def skip_console_lines(patterns: tuple[str, ...]) -> None:

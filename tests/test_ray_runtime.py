@@ -130,6 +130,7 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
 
     for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
         monkeypatch.setattr(dedup, "skip_re", dedup.skip_re)  # restored after the test
+    monkeypatch.setattr(ray_logging, "_color", ray_logging._color)
     for key in (ray_runtime.DATA_LOGGING_ENV, "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "RAY_DEDUP_LOGS_SKIP_REGEX",
                 ray_runtime.COLOR_PREFIX_ENV):
         monkeypatch.delenv(key, raising=False)
@@ -145,6 +146,10 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
     out = ray_logging.stderr_deduplicator.deduplicate({"ip": "1", "pid": 7,
                                                        "lines": [advice, cleaner, "[reid] epoch 1/2"]})
     assert [line for batch in out for line in batch["lines"]] == ["[reid] epoch 1/2"]
+    # Ray's "[repeated Nx across cluster]" note without escape codes, as the prefixes
+    note = ray_logging.DedupState(timestamp=0, count=3, line="[reid] epoch 3/20", metadata={}, sources=set())
+    assert note.formatted().startswith("[reid] epoch 3/20 [repeated 3x across cluster]")
+    assert "\x1b" not in note.formatted()
 
 
 def test_on_a_terminal_rays_prefixes_keep_their_colour(monkeypatch):
@@ -156,6 +161,7 @@ def test_on_a_terminal_rays_prefixes_keep_their_colour(monkeypatch):
 
     for dedup in (ray_logging.stdout_deduplicator, ray_logging.stderr_deduplicator):
         monkeypatch.setattr(dedup, "skip_re", dedup.skip_re)  # restored after the test
+    monkeypatch.setattr(ray_logging, "_color", ray_logging._color)
     for key in (ray_runtime.DATA_LOGGING_ENV, ray_runtime.COLOR_PREFIX_ENV):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(sys, "stdout", Terminal())
