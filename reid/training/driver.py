@@ -19,6 +19,7 @@ from reid.ray_runtime import init_ray, local_cluster_started, train_logging_conf
 from reid.training.capacity import GB, shortfall
 from reid.training.interrupt import fit, interruptible
 from reid.training.snapshot import repair as repair_snapshot
+from reid.training.snapshot import tidy as tidy_checkpoints
 
 START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
@@ -133,6 +134,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
         raise
     report_unreadable(ledger, cfg, f"{storage_root(cfg)}/{run}")
     ray.kill(ledger)
+    tidy_checkpoints(f"{storage_root(cfg)}/{run}")  # folders of epochs rolled back within the fit (snapshot.py)
     return result
 
 

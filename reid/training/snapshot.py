@@ -7,6 +7,14 @@ the run failed in the Train controller's constructor (`CheckpointManagerInitiali
 could not be resumed at all. `repair` sets such an index aside and names the run's newest whole checkpoint
 (`reid.evaluation.run.discovery.newest_checkpoint`, which skips a `state.pt` cut short); the workers resume from it
 (`RaySession`), and Ray Train writes a new index at the next report.
+
+A whole index may still leave checkpoint folders out: a worker writes its checkpoint folder, and the Train
+controller registers it (and rewrites the index) a little later. A run stopped in between (Ctrl-C, a lost node, a
+killed driver; 2026-12-07: Ctrl-C as the tiny set's epoch 4 line appeared, index at epoch 3, folders of epochs 4
+and 5 on disk) resumes from the index's latest checkpoint and trains those epochs again into new folders; Ray Train
+never deletes the old ones (it keeps `train.keep_checkpoints` of those it registered), 129 MB each for the GPU
+recipe, after every such stop. `repair` removes them when the run starts again, before any worker does, and
+`tidy` when a fit ends (a worker group restarted within the fit leaves them as well).
 """
 
 from __future__ import annotations
@@ -20,20 +28,23 @@ from reid.errors import ReidError
 from reid.evaluation.run.discovery import newest_checkpoint
 
 SNAPSHOT = "checkpoint_manager_snapshot.json"
+CHECKPOINT_PREFIX = "checkpoint_"  # Ray Train's folders: checkpoint_<time> (the index file is not a folder)
 
 
 def repair(run_location: str) -> str | None:
-    """None when the run's index is whole or absent; else set it aside and return the newest whole checkpoint
-    to resume from (None: there is none, the run starts from scratch). A run in a bucket is an error that says
-    what to do: its objects are not renamed here."""
+    """None when the run's index is whole (the folders it does not name removed) or absent; else set it aside and
+    return the newest whole checkpoint to resume from (None: there is none, the run starts from scratch). A run in a
+    bucket whose index is cut short is an error that says what to do: its objects are not renamed here."""
     path = storage.join(run_location, SNAPSHOT)
     if not storage.is_file(path):
         return None
     try:
-        json.loads(storage.read_text(path))
-        return None
+        index = json.loads(storage.read_text(path))
     except ValueError:
         pass
+    else:
+        remove_unregistered(run_location, index)
+        return None
     if storage.is_uri(run_location):
         raise ReidError(f"Ray Train's checkpoint index {path} is cut short (a full disk?) and Ray cannot resume "
                         f"the run from it: move it aside, then start the run again with train.init_from=<its newest "
@@ -45,3 +56,36 @@ def repair(run_location: str) -> str | None:
     print(f"[reid] Ray Train's checkpoint index of this run was cut short (a full disk?): set aside as {aside.name}; "
           f"{then}", flush=True)
     return str(newest) if newest else None
+
+
+def registered(index: dict) -> set[str]:
+    """The checkpoint folders Ray Train's index names (kept results and the latest)."""
+    results = [*index.get("checkpoint_results", []), index.get("latest_checkpoint_result") or {}]
+    return {r["checkpoint_dir_name"] for r in results if r.get("checkpoint_dir_name")}
+
+
+def remove_unregistered(run_location: str, index: dict) -> list[str]:
+    """Delete the run's `checkpoint_*` folders that `index` does not name (module docstring); their names. An index
+    of another layout than Ray Train 2.60's (no `checkpoint_results`) removes nothing."""
+    if not isinstance(index, dict) or not isinstance(index.get("checkpoint_results"), list):
+        return []
+    known = registered(index)
+    stale = [n for n in storage.list_dir(run_location)
+             if n.startswith(CHECKPOINT_PREFIX) and n not in known and storage.is_dir(storage.join(run_location, n))]
+    for name in stale:
+        storage.remove(storage.join(run_location, name))
+    if stale:
+        print(f"[reid] removed {len(stale)} checkpoint folder(s) that Ray Train never registered (written just before "
+              f"a stop or a worker failure; their epochs are trained again): {', '.join(stale)}", flush=True)
+    return stale
+
+
+def tidy(run_location: str) -> list[str]:
+    """After a fit: the folders its index does not name (a worker group that failed and restarted within the fit
+    leaves them too), removed; nothing when the index is missing or unreadable."""
+    path = storage.join(run_location, SNAPSHOT)
+    try:
+        index = json.loads(storage.read_text(path)) if storage.is_file(path) else None
+    except ValueError:
+        return []
+    return remove_unregistered(run_location, index) if index is not None else []

@@ -61,3 +61,64 @@ def test_a_run_in_a_bucket_says_what_to_do(monkeypatch):
     with pytest.raises(ReidError, match=r"^Ray Train's checkpoint index s3://bucket/runs/r/checkpoint_manager_snapshot"
                                         r"\.json is cut short .* train\.init_from="):
         repair("s3://bucket/runs/r")
+
+
+def _index(*names: str) -> str:
+    """Ray Train 2.60's index naming `names` (the last also as the latest), as in a real run's file."""
+    results = [{"version": 0, "checkpoint_dir_name": n, "metrics": {"epoch": i + 1}} for i, n in enumerate(names)]
+    return json.dumps({"ray_version": "2.60.0", "checkpoint_results": results,
+                       "latest_checkpoint_result": results[-1] if results else None, "current_report_index": 3})
+
+
+def test_checkpoint_folders_the_index_does_not_name_are_removed_at_the_next_start(tmp_path, capsys):
+    """A run stopped between a worker's checkpoint and the controller's registration of it (Ctrl-C at epoch 4:
+    index at epoch 3, folders of epochs 4 and 5 on disk): the resumed run trains those epochs again into new
+    folders, and nothing else would ever delete the old ones."""
+    run = tmp_path / "run"
+    kept = ["checkpoint_2026-12-07_06-10-45.850877", "checkpoint_2026-12-07_06-10-50.408042"]
+    stale = ["checkpoint_2026-12-07_06-10-51.721860", "checkpoint_2026-12-07_06-10-53.010514"]
+    for name in kept + stale:
+        _checkpoint(run / name)
+    (run / SNAPSHOT).write_text(_index(*kept))
+    (run / "best").mkdir()
+    (run / "metrics.jsonl").write_text("{}\n")
+    assert repair(str(run)) is None
+    assert sorted(p.name for p in run.iterdir()) == sorted([*kept, SNAPSHOT, "best", "metrics.jsonl"])
+    out = capsys.readouterr().out
+    assert out.startswith("[reid] removed 2 checkpoint folder(s) that Ray Train never registered") and all(
+        n in out for n in stale)
+    assert repair(str(run)) is None and capsys.readouterr().out == ""  # nothing left to remove
+
+
+def test_an_index_of_another_layout_removes_nothing(tmp_path):
+    run = tmp_path / "run"
+    _checkpoint(run / "checkpoint_2026-12-07_06-10-45.850877")
+    for text in ('{"ray_version": "9.0", "results": []}', "[]"):
+        (run / SNAPSHOT).write_text(text)
+        assert repair(str(run)) is None
+        assert (run / "checkpoint_2026-12-07_06-10-45.850877" / "state.pt").is_file()
+
+
+def test_unregistered_folders_are_removed_in_a_bucket_too(tmp_path):
+    """reid.storage's listing and removal: the same on a local path and a URI (here file://)."""
+    run = tmp_path / "run"
+    _checkpoint(run / "checkpoint_a")
+    _checkpoint(run / "checkpoint_b")
+    (run / SNAPSHOT).write_text(_index("checkpoint_a"))
+    assert repair(f"file://{run}") is None
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint_a", SNAPSHOT]
+
+
+def test_tidy_after_a_fit_removes_what_the_index_does_not_name_and_leaves_a_broken_one_alone(tmp_path, capsys):
+    from reid.training.snapshot import tidy
+
+    run = tmp_path / "run"
+    _checkpoint(run / "checkpoint_a")
+    _checkpoint(run / "checkpoint_b")  # a worker group restarted within the fit rolled this epoch back
+    assert tidy(str(run)) == []  # no index (an in-process run): nothing to go by
+    (run / SNAPSHOT).write_text('{"checkpoint_res')
+    assert tidy(str(run)) == [] and (run / SNAPSHOT).exists()  # unreadable: left for the next start's repair
+    (run / SNAPSHOT).write_text(_index("checkpoint_a"))
+    assert tidy(str(run)) == ["checkpoint_b"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint_a", SNAPSHOT]
+    assert "never registered" in capsys.readouterr().out
