@@ -7,6 +7,7 @@ instead, besides the trials' own epoch lines:
 
     [reid] trial 30bb6497 started: loss.triplet_margin=0.484, data.seq_len=2
     [reid] trial 30bb6497 done  epoch 2  loss 11.2186  | val mAP 58.3 R1 25.0 mINP 58.3 (4 queries)
+    [reid] trial 68292f12 stopped early by ASHA  epoch 2 of 8  loss 3.3766  | val mAP 58.3 R1 25.0 mINP 58.3 ...
     [reid] trial 54d01750 restarts (retry 1 of 2): ValueError: ...
     [reid] trial 54d01750 failed  epoch 1  loss 6.2494  (ValueError: ...; error: /runs/x/run_trial_54d01750/error.txt)
     [reid] trials after 12 min: 2 running, 5 done, 1 failed, 16 pending
@@ -27,11 +28,12 @@ from reid.training.worker import validation_part
 STATUS_PERIOD_S = 300.0
 
 
-def format_trial_line(trial_id: str, result: dict[str, Any], status: str) -> str:
-    """One line per finished trial: the same numbers as the epoch line's validation part."""
+def format_trial_line(trial_id: str, result: dict[str, Any], status: str, of_epochs: int | None = None) -> str:
+    """One line per finished trial: the same numbers as the epoch line's validation part (`epoch 2 of 8` with
+    `of_epochs`)."""
     line = f"[reid] trial {trial_id} {status}"
     if "epoch" in result:
-        line += f"  epoch {result['epoch']}"
+        line += f"  epoch {result['epoch']}" + (f" of {of_epochs}" if of_epochs else "")
     if "loss" in result:
         line += f"  loss {result['loss']:.4f}"
     line += validation_part(result)
@@ -106,12 +108,21 @@ def _latest_failure(trial: Any) -> str | None:
         return None
 
 
-def trial_line_callback():
-    """A Ray Tune callback that prints the lines of the module docstring."""
+def stopped_early(result: dict[str, Any], epochs: int | None) -> bool:
+    """A trial that completed before the sweep's `epochs` (a trial reaches its last epoch itself: tune/asha.py;
+    only the scheduler ends one before)."""
+    epoch = result.get("epoch")
+    return bool(epochs) and isinstance(epoch, int | float) and epoch < epochs
+
+
+def trial_line_callback(epochs: int | None = None):
+    """A Ray Tune callback that prints the lines of the module docstring. `epochs`: what every trial trains when
+    no scheduler stops it (a sweep's train.epochs; None: no such line)."""
     from ray.tune import Callback
 
     class TrialLines(Callback):
         def __init__(self) -> None:
+            self.epochs = epochs
             self.setup()
 
         def setup(self, **info: Any) -> None:  # each fit, a resumed one too (Tune restores its callbacks pickled)
@@ -123,7 +134,11 @@ def trial_line_callback():
             print(f"[reid] trial {trial.trial_id} started" + (f": {params}" if params else ""), flush=True)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(format_trial_line(trial.trial_id, trial.last_result or {}, "done"), flush=True)
+            result = trial.last_result or {}
+            epochs = getattr(self, "epochs", None)  # None in a callback pickled before it had the attribute
+            line = (format_trial_line(trial.trial_id, result, "stopped early by ASHA", of_epochs=epochs)
+                    if stopped_early(result, epochs) else format_trial_line(trial.trial_id, result, "done"))
+            print(line, flush=True)
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             reason = _latest_failure(trial)

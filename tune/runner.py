@@ -180,8 +180,10 @@ def tune_console(verbose: bool) -> Iterator[None]:
 
 
 def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
-        failures: int, callbacks: list | None = None, verbose: bool = False):
+        failures: int, callbacks: list | None = None, verbose: bool = False, epochs: int | None = None):
     """Start the experiment at `path`, or continue it (`resume`); returns the ResultGrid.
+
+    epochs: the sweep's train.epochs, where a scheduler may stop trials before it (their line says so).
 
     verbose: Ray Tune's own console (configuration and result boxes, status tables) beside the `[reid] trial`
     lines of tune/console.py; a resumed experiment keeps the verbosity of the command that started it (its
@@ -189,13 +191,13 @@ def fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any
     try:
         with tune_console(verbose):
             return _fit(trainable, path=path, resume=resume, param_space=param_space, tune_config=tune_config,
-                        failures=failures, callbacks=callbacks, verbose=verbose)
+                        failures=failures, callbacks=callbacks, verbose=verbose, epochs=epochs)
     finally:
         ray_runtime.flush_worker_logs()  # the trials' held-back lines before the command's tables, not after
 
 
 def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, Any], tune_config,
-         failures: int, callbacks: list | None, verbose: bool):
+         failures: int, callbacks: list | None, verbose: bool, epochs: int | None):
     from ray import tune
 
     from tune import oom
@@ -217,6 +219,7 @@ def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, An
         tune_config=tune_config,
         run_config=tune.RunConfig(name=storage.name(path), storage_path=storage.parent(path),
                                   failure_config=tune.FailureConfig(max_failures=failures),
-                                  callbacks=[*(callbacks or []), trial_line_callback()], verbose=2 if verbose else 0),
+                                  callbacks=[*(callbacks or []), trial_line_callback(epochs)],
+                                  verbose=2 if verbose else 0),
     )
     return fit_or_interrupt(tuner.fit)  # Ctrl-C: Tune's graceful stop, then KeyboardInterrupt (tune/interrupt.py)

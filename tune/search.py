@@ -97,7 +97,7 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
           f"{res.max_concurrent} at a time, {res.each()} each", flush=True)
     results = fit(trainable, path=sweep_dir, resume=opts.resume, param_space=space.to_tune(),
                   tune_config=tune_config, failures=opts.max_failures, callbacks=[*(callbacks or []), RungState(asha)],
-                  verbose=opts.verbose)  # RungState: ASHA's rungs kept with the experiment (tune/asha.py)
+                  verbose=opts.verbose, epochs=epochs)  # RungState: ASHA's rungs kept with the experiment
     return write_search_outputs(cfg, space, results, sweep_dir, opts.trials)
 
 

@@ -104,3 +104,13 @@ def test_watch_line_names_the_run_the_board_and_the_alerts():
     assert "run 'my-run'" in line and "infra/grafana/reid-dashboard.json" in line
     assert "infra/prometheus/reid-alerts.yml" in line and "dashboard" in line
     assert "the sweep's trials" in watch_line("")
+
+
+def test_a_trial_that_asha_ends_before_the_sweeps_epochs_says_so(capsys):
+    cb = trial_line_callback(epochs=40)
+    cb.on_trial_complete(1, [], SimpleNamespace(trial_id="t1", last_result={**EPOCH, "epoch": 16}))
+    cb.on_trial_complete(1, [], SimpleNamespace(trial_id="t2", last_result={**EPOCH, "epoch": 40}))
+    trial_line_callback().on_trial_complete(1, [], SimpleNamespace(trial_id="t3", last_result=EPOCH))  # ablations
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[reid] trial t1 stopped early by ASHA  epoch 16 of 40  loss 1.2500  | val mAP 41.2")
+    assert out[1].startswith("[reid] trial t2 done  epoch 40") and out[2].startswith("[reid] trial t3 done  epoch 3")
