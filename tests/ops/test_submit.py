@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -160,10 +161,53 @@ def test_an_answering_jobs_api_goes_on_to_ray_job_submit(monkeypatch, status):
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     ran = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, **k: ran.append(cmd) or 0)
+    class Submitted:
+        def __init__(self, cmd, env):
+            ran.append(cmd)
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Submitted)
     try:
         address = f"http://127.0.0.1:{server.server_port}"
         assert main(["train", "--address", address, "--", "baseline", "ray.storage_path=/shared/runs"]) == 0
     finally:
         server.shutdown()
     assert len(ran) == 1 and ran[0][1:5] == ["job", "submit", "--address", address]
+
+
+class _Following:
+    """`ray job submit` following a job's logs: the first wait is interrupted by Ctrl-C, which reaches the CLI too
+    (one process group); it then exits (status 1, "Aborted!")."""
+
+    def __init__(self, cmd, env):
+        self.cmd, self.waits, self.killed = cmd, 0, False
+
+    def wait(self, timeout=None):
+        self.waits += 1
+        if self.waits == 1:
+            raise KeyboardInterrupt
+        return 1
+
+    def kill(self):
+        self.killed = True
+
+
+def test_ctrl_c_stops_following_and_names_the_job_that_runs_on(monkeypatch, capsys):
+    import jobs.submit as submit
+
+    started = []
+    monkeypatch.setattr(submit, "jobs_api_unreachable", lambda address: None)
+    monkeypatch.setattr(submit.subprocess, "Popen", lambda cmd, env: started.append(_Following(cmd, env)) or started[-1])
+    argv = ["train", "--address", "http://head:8265", "--", "baseline", "ray.storage_path=/shared/runs"]
+    assert submit.main(argv) == 130
+    job = _flag(started[0].cmd, "--submission-id")
+    assert re.fullmatch(r"reid-train-\d{8}-\d{6}-[0-9a-f]{6}", job)  # generated here, so the line can name it
+    assert started[0].waits == 2 and not started[0].killed  # the CLI ended by itself
+    assert capsys.readouterr().err.strip() == (
+        f"jobs.submit: stopped following job {job}; once submitted, it runs on in the cluster: `ray job logs "
+        f"--address http://head:8265 -f {job}` follows it again, `ray job stop --address http://head:8265 {job}` "
+        f"stops it")
+    assert submit.main([*argv[:3], "--submission-id", "mine", *argv[3:]]) == 130
+    assert _flag(started[1].cmd, "--submission-id") == "mine"
