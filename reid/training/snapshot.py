@@ -20,12 +20,14 @@ recipe, after every such stop. `repair` removes them when the run starts again, 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 from reid import storage
 from reid.errors import ReidError
 from reid.evaluation.run.discovery import newest_checkpoint
+from reid.models.state_file import is_complete
 
 SNAPSHOT = "checkpoint_manager_snapshot.json"
 CHECKPOINT_PREFIX = "checkpoint_"  # Ray Train's folders: checkpoint_<time> (the index file is not a folder)
@@ -51,6 +53,7 @@ def repair(run_location: str) -> str | None:
                         f"whole checkpoint_* folder>, or give the run another name (name=NEW)")
     aside = Path(path).with_name(f"{SNAPSHOT}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
     Path(path).rename(aside)
+    remove_cut_short(Path(run_location))
     newest = newest_checkpoint(Path(run_location))
     then = f"resuming from {newest}" if newest else "no whole checkpoint is left: the run starts from scratch"
     print(f"[reid] Ray Train's checkpoint index of this run was cut short (a full disk?): set aside as {aside.name}; "
@@ -89,3 +92,14 @@ def tidy(run_location: str) -> list[str]:
     except ValueError:
         return []
     return remove_unregistered(run_location, index) if index is not None else []
+
+
+def remove_cut_short(run_dir: Path) -> list[str]:
+    """With the index unreadable: delete the run's `checkpoint_*` folders without a whole `state.pt` (the copy the
+    full disk cut short), which nothing can resume from; their names."""
+    cut = sorted(p.name for p in run_dir.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and not is_complete(p))
+    for name in cut:
+        shutil.rmtree(run_dir / name)
+    if cut:
+        print(f"[reid] removed {len(cut)} checkpoint folder(s) cut short: {', '.join(cut)}", flush=True)
+    return cut

@@ -32,7 +32,10 @@ def test_an_index_cut_short_is_set_aside_and_the_newest_whole_checkpoint_named(t
     (run / SNAPSHOT).write_text("")  # Ray Train's rewrite on the full disk
     assert repair(str(run)) == str(run / "checkpoint_2026-12-07_04-55-27.361036")
     assert not (run / SNAPSHOT).exists() and len(list(run.glob(f"{SNAPSHOT}.broken-*"))) == 1
+    assert not (run / "checkpoint_2026-12-07_04-55-29.015832").exists()  # the cut copy: nothing resumes from it
     out = capsys.readouterr().out
+    assert out.startswith("[reid] removed 1 checkpoint folder(s) cut short: checkpoint_2026-12-07_04-55-29.015832\n")
+    out = out.split("\n", 1)[1]
     assert out.startswith("[reid] Ray Train's checkpoint index of this run was cut short (a full disk?): set aside as "
                           f"{SNAPSHOT}.broken-") and out.rstrip().endswith("checkpoint_2026-12-07_04-55-27.361036")
     assert repair(str(run)) is None  # nothing to repair any more
