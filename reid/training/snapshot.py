@@ -23,6 +23,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from reid import storage
 from reid.errors import ReidError
@@ -33,20 +34,25 @@ SNAPSHOT = "checkpoint_manager_snapshot.json"
 CHECKPOINT_PREFIX = "checkpoint_"  # Ray Train's folders: checkpoint_<time> (the index file is not a folder)
 
 
+def read_index(run_location: str) -> Any:
+    """Ray Train's index of the run, parsed (None: the run has none); ValueError when it is unreadable."""
+    path = storage.join(run_location, SNAPSHOT)
+    return json.loads(storage.read_text(path)) if storage.is_file(path) else None
+
+
 def repair(run_location: str) -> str | None:
     """None when the run's index is whole (the folders it does not name removed) or absent; else set it aside and
     return the newest whole checkpoint to resume from (None: there is none, the run starts from scratch). A run in a
     bucket whose index is cut short is an error that says what to do: its objects are not renamed here."""
-    path = storage.join(run_location, SNAPSHOT)
-    if not storage.is_file(path):
-        return None
     try:
-        index = json.loads(storage.read_text(path))
+        index = read_index(run_location)
     except ValueError:
         pass
     else:
-        remove_unregistered(run_location, index)
+        if index is not None:
+            remove_unregistered(run_location, index)
         return None
+    path = storage.join(run_location, SNAPSHOT)
     if storage.is_uri(run_location):
         raise ReidError(f"Ray Train's checkpoint index {path} is cut short (a full disk?) and Ray cannot resume "
                         f"the run from it: move it aside, then start the run again with train.init_from=<its newest "
@@ -67,7 +73,7 @@ def registered(index: dict) -> set[str]:
     return {r["checkpoint_dir_name"] for r in results if r.get("checkpoint_dir_name")}
 
 
-def remove_unregistered(run_location: str, index: dict) -> list[str]:
+def remove_unregistered(run_location: str, index: Any) -> list[str]:
     """Delete the run's `checkpoint_*` folders that `index` does not name (module docstring); their names. An index
     of another layout than Ray Train 2.60's (no `checkpoint_results`) removes nothing."""
     if not isinstance(index, dict) or not isinstance(index.get("checkpoint_results"), list):
@@ -86,9 +92,8 @@ def remove_unregistered(run_location: str, index: dict) -> list[str]:
 def tidy(run_location: str) -> list[str]:
     """After a fit: the folders its index does not name (a worker group that failed and restarted within the fit
     leaves them too), removed; nothing when the index is missing or unreadable."""
-    path = storage.join(run_location, SNAPSHOT)
     try:
-        index = json.loads(storage.read_text(path)) if storage.is_file(path) else None
+        index = read_index(run_location)
     except ValueError:
         return []
     return remove_unregistered(run_location, index) if index is not None else []
