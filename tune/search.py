@@ -125,9 +125,12 @@ def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, swe
     plot_objective(rows, space, METRIC, storage.join(sweep_dir, "objective.png"))
     errors = sum(1 for r in rows if r["status"] == "ERROR")
     unfinished = sum(1 for r in rows if r["status"] == "UNFINISHED")
-    if unfinished or len(rows) < trials:
+    if unfinished:
         print("[reid] the sweep stopped before every trial finished (interrupted?); continue it with --resume",
               flush=True)
+    elif len(rows) != trials:  # a resumed experiment keeps the number of trials it was started with
+        print(f"[reid] note: the experiment holds {plural(len(rows), 'trial')}; --trials sets how many a new "
+              f"experiment runs, a resumed one keeps its own (another --name starts a new one)", flush=True)
     print(f"[reid] best trial {best.metrics.get('trial_id')}: {METRIC} {best.metrics.get(METRIC):.2f} with "
           + ", ".join(f"{k}={v}" for k, v in best_overrides.items()), flush=True)
     use = (f"reid train --config {best_path}" if not storage.is_uri(best_path) else

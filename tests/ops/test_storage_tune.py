@@ -173,3 +173,26 @@ def test_an_in_process_run_in_a_bucket_continues_from_it_and_uploads_each_epoch(
         assert [json.loads(r)["epoch"] for r in storage.read_text(storage.join(target, "metrics.jsonl")).split("\n")
                 if r] == [1, 2, 3, 4]
         assert json.loads(storage.read_text(storage.join(target, "summary.json")))["epochs"] == 4
+
+
+def test_a_resumed_sweep_with_another_trial_count_says_it_keeps_its_own(tmp_path, capsys):
+    """Tune restores an experiment with the number of trials it started with: `--resume --trials 6` of a 4-trial
+    sweep ran no more and said "stopped before every trial finished (interrupted?); continue it with --resume"."""
+    from reid.config import build_config
+    from tune.search import write_search_outputs
+    from tune.spaces import space_from_mapping
+
+    cfg = build_config("baseline", ["baseline-synthetic"], ["ray.num_workers=0"])
+    space = space_from_mapping("margin", {"method": "baseline", "params": {"loss.triplet_margin": "uniform(0.1, 0.8)"}})
+    grid = _Grid([_Result({"loss.triplet_margin": m}, {"checkpoint_score": s, "epoch": 1, "trial_id": t})
+                  for m, s, t in ((0.2, 10.0, "a"), (0.5, 30.0, "b"))])
+    write_search_outputs(cfg, space, grid, tmp_path / "sweep", trials=2)
+    assert "note:" not in capsys.readouterr().out
+    write_search_outputs(cfg, space, grid, tmp_path / "sweep", trials=6)
+    out = capsys.readouterr().out
+    assert ("[reid] note: the experiment holds 2 trials; --trials sets how many a new experiment runs, a resumed one "
+            "keeps its own (another --name starts a new one)") in out
+    assert "interrupted?" not in out
+    grid.append(_Result({"loss.triplet_margin": 0.3}, {"trial_id": "c", "checkpoint_score": -1.0}))  # no epoch yet
+    write_search_outputs(cfg, space, grid, tmp_path / "sweep", trials=3)
+    assert "the sweep stopped before every trial finished (interrupted?)" in capsys.readouterr().out
