@@ -149,16 +149,18 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
 
     user = dict(parse_override(o) for o in user_overrides or [])
     base = base_config(spec, dataset, config_files or [], user_overrides or [])
-    chosen = [spec.rows[i] for i in (rows if rows is not None else range(len(spec.rows)))]
+    # keyed by the row's place in the table, whichever rows are chosen: the key is what a trial's config records, so
+    # a resumed experiment can be checked against the rows this command asks for (grid_matches)
+    chosen = {f"{i:02d}": spec.rows[i] for i in (rows if rows is not None else range(len(spec.rows)))}
     grid: dict[str, dict[str, Any]] = {}
-    for i, row in enumerate(chosen):
+    for key, row in chosen.items():
         overrides = row_overrides(spec, row, dataset, size, user, epochs)
         try:
             resolved = validate_overrides(base, overrides)  # every row's config is valid before any trial starts
         except ConfigError as exc:
             raise ConfigError(f"ablation {spec.table}, row '{row.name}': {exc}") from None
         test_config = spec.test_config if dataset == "paper" else None
-        grid[f"{i:02d}"] = {"name": row.name, "overrides": overrides, "test_overrides": row.test_overrides,
+        grid[key] = {"name": row.name, "overrides": overrides, "test_overrides": row.test_overrides,
                             "test_config": test_config, "settings": shown_settings(spec, resolved)}
     first = absolute_paths(validate_overrides(base, next(iter(grid.values()))["overrides"]))
     manifest_path_for(first)  # generate the (shared) synthetic set once, before the trials
@@ -185,6 +187,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                   param_space={"row": tune.grid_search(list(grid)), "seed": tune.grid_search(seed_list)},
                   tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=res.max_concurrent),
                   failures=max_failures, verbose=verbose)
+    check_grid(spec, results, grid, seed_list, exp_dir)
     recorded = collect(spec, results, grid, storage.join(exp_dir, "runs"), prefix)
     recorded["untrained"] = untrained_reference(spec, base, grid)
     recorded["meta"] = describe_run(spec, first, dataset, size, epochs, hardware, time.time() - start,
@@ -196,6 +199,26 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     storage.write_text(storage.join(exp_dir, "results.json"), json.dumps(recorded, indent=2))
     render(spec, recorded, storage.join(exp_dir, "table"))
     return recorded
+
+
+def check_grid(spec: AblationSpec, results, grid: dict[str, dict[str, Any]], seeds: list[int],
+               exp_dir: Path | str) -> None:
+    """The experiment's trials are the rows x seeds this command asks for. Tune resumes an experiment with the grid
+    it started with: `--resume --seeds 5` of a 3-seed smoke table recorded `seeds: 0, 1, 2, 3, 4` over 3 seeds'
+    results (2026-12-07), and another `--rows` could have put one row's results under another's name."""
+    ran = {(str(c.get("row")), c.get("seed")) for c in ((r.config or {}) for r in results)}
+    asked = {(key, seed) for key in grid for seed in seeds}
+    if ran == asked:
+        return
+
+    def described(pairs: set[tuple[str, Any]]) -> str:
+        keys = sorted({k for k, _ in pairs})
+        names = [spec.rows[int(k)].name if k.isdigit() and int(k) < len(spec.rows) else k for k in keys]
+        return f"rows {', '.join(names)} x seeds {', '.join(str(s) for s in sorted({s for _, s in pairs}))}"
+
+    raise ReidError(f"the experiment at {exp_dir} holds {described(ran)}; this command asks for {described(asked)}. "
+                    f"--resume continues an experiment as it started: give its --rows / --seeds (nothing was written), "
+                    f"or another --name for a new one")
 
 
 def untrained_reference(spec: AblationSpec, base: ExperimentConfig, grid: dict[str, dict[str, Any]]

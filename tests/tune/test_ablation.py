@@ -204,3 +204,24 @@ def test_recorded_per_query_scores_give_intervals_verdicts_and_the_sidecar(tmp_p
     assert "test mAP 10.0 (R1 8.0)" in floor_line
     assert f"F: +F +A +T, sigma 0.5 (final model): {rows['F: +F +A +T, sigma 0.5 (final model)']['mAP'] / 10:.1f}x" \
         in floor_line
+
+
+def test_a_resumed_experiment_must_be_the_grid_this_command_asks_for():
+    """Tune resumes an ablation with the rows x seeds it started with; another --seeds recorded seeds that never ran,
+    and another --rows could label one row's results with another's name. Rows are keyed by their place in the
+    table, whichever are chosen, so the trials' configs say which rows ran."""
+    from types import SimpleNamespace
+
+    from reid.errors import ReidError
+    from tune.ablation import check_grid
+
+    spec = load_spec("astpn-table2")
+    grid = {"00": {"name": spec.rows[0].name}, "01": {"name": spec.rows[1].name}}
+    ran = [SimpleNamespace(config={"row": k, "seed": s}) for k in ("00", "01") for s in (0, 1, 2)]
+    check_grid(spec, ran, grid, [0, 1, 2], "/x/astpn-table2-synthetic-smoke")
+    with pytest.raises(ReidError, match=(r"the experiment at /x/astpn-table2-synthetic-smoke holds rows ASTPN, "
+                                         r"RNN-CNN \[20\] x seeds 0, 1, 2; this command asks for rows ASTPN, "
+                                         r"RNN-CNN \[20\] x seeds 0, 1, 2, 3, 4\. --resume continues")):
+        check_grid(spec, ran, grid, [0, 1, 2, 3, 4], "/x/astpn-table2-synthetic-smoke")
+    with pytest.raises(ReidError, match=r"asks for rows RNN-CNN \[20\] x seeds 0, 1, 2"):
+        check_grid(spec, ran, {"01": grid["01"]}, [0, 1, 2], "/x")  # --rows 1 of a 2-row experiment
