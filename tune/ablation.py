@@ -150,7 +150,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     user = dict(parse_override(o) for o in user_overrides or [])
     base = base_config(spec, dataset, config_files or [], user_overrides or [])
     # keyed by the row's place in the table, whichever rows are chosen: the key is what a trial's config records, so
-    # a resumed experiment can be checked against the rows this command asks for (grid_matches)
+    # a resumed experiment can be checked against the rows this command asks for (check_grid)
     chosen = {f"{i:02d}": spec.rows[i] for i in (rows if rows is not None else range(len(spec.rows)))}
     grid: dict[str, dict[str, Any]] = {}
     for key, row in chosen.items():

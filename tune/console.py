@@ -135,9 +135,8 @@ def trial_line_callback(epochs: int | None = None):
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             result = trial.last_result or {}
-            epochs = getattr(self, "epochs", None)  # None in a callback pickled before it had the attribute
-            line = (format_trial_line(trial.trial_id, result, "stopped early by ASHA", of_epochs=epochs)
-                    if stopped_early(result, epochs) else format_trial_line(trial.trial_id, result, "done"))
+            line = (format_trial_line(trial.trial_id, result, "stopped early by ASHA", of_epochs=self.epochs)
+                    if stopped_early(result, self.epochs) else format_trial_line(trial.trial_id, result, "done"))
             print(line, flush=True)
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
