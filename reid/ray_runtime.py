@@ -246,6 +246,24 @@ def start_local_ray(attempts: int = 3, **kwargs: Any) -> None:
             ray.shutdown()
 
 
+@contextlib.contextmanager
+def restored_signal_handlers(*signums: int) -> Iterator[None]:
+    """In the main thread: the handlers of `signums` as they are now, put back when the block ends, however it ends
+    (Ray Train's and Ray Tune's fits install their own and leave them: reid/training/interrupt.py, tune/interrupt.py).
+    Elsewhere nothing is touched; a handler not set from Python (getsignal None) cannot be put back."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    before = {s: signal.getsignal(s) for s in signums} if main else {}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
 def stop_on_sigterm() -> None:
     """In the main thread: a SIGTERM raises `Terminated` (module docstring), replacing the handler `ray.init`
     installed. Elsewhere (a Tune trial's thread) nothing changes."""

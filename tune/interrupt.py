@@ -20,9 +20,10 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from reid.ray_runtime import restored_signal_handlers
 
 T = TypeVar("T")
 
@@ -60,18 +61,14 @@ def fit_or_interrupt(fit: Callable[[], T]) -> T:
     lines = _TuneStopLines()
     logger = logging.getLogger(TUNE_LOGGER)
     caught = [s for s in (signal.SIGINT, getattr(signal, "SIGUSR1", None)) if s is not None]
-    main = threading.current_thread() is threading.main_thread()
-    before = {s: signal.getsignal(s) for s in caught} if main else {}
     tune_run._setup_signal_catching = setup
     logger.addFilter(lines)
     try:
-        result = fit()
+        with restored_signal_handlers(*caught):
+            result = fit()
     finally:
         tune_run._setup_signal_catching = original
         logger.removeFilter(lines)
-        for signum, handler in before.items():
-            if handler is not None:  # None: a handler not set from Python, which cannot be put back
-                signal.signal(signum, handler)
     if any(event.is_set() for event in events):
         raise KeyboardInterrupt("Ray Tune stopped the experiment on Ctrl-C")
     return result

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from typing import Any
+
+from reid.ray_runtime import restored_signal_handlers
 
 STOPPING = ("[reid] Ctrl-C: stopping the run's workers (a few seconds; its checkpoints stay; Ctrl-C twice more "
             "ends the driver at once)")
@@ -55,15 +56,11 @@ def interruptible(trainer_cls: type) -> type:
 def fit(trainer: Any) -> Any:
     """`trainer.fit()`; a Ctrl-C that aborted it raises KeyboardInterrupt, and the SIGINT handler of before the fit is
     back afterwards (module docstring)."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGINT) if main else None
     _ASKED.clear()
-    try:
-        return trainer.fit()
-    except SystemExit as exc:
-        if _ASKED:
-            raise KeyboardInterrupt("Ray Train aborted the run on Ctrl-C") from exc
-        raise
-    finally:
-        if previous is not None:  # None: a handler not set from Python, which cannot be put back
-            signal.signal(signal.SIGINT, previous)
+    with restored_signal_handlers(signal.SIGINT):
+        try:
+            return trainer.fit()
+        except SystemExit as exc:
+            if _ASKED:
+                raise KeyboardInterrupt("Ray Train aborted the run on Ctrl-C") from exc
+            raise
