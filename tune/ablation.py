@@ -144,7 +144,8 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
 
     from reid.config.loader import parse_override
     from reid.training.api import manifest_path_for
-    from tune.runner import absolute_paths, experiment_dir, fit, init_ray, trial_resources
+    from tune.experiment_record import experiment_record
+    from tune.runner import absolute_paths, experiment_dir, fit, init_ray, open_experiment, trial_resources
     from tune.trial import run_trial
 
     user = dict(parse_override(o) for o in user_overrides or [])
@@ -163,7 +164,6 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
         grid[key] = {"name": row.name, "overrides": overrides, "test_overrides": row.test_overrides,
                             "test_config": test_config, "settings": shown_settings(spec, resolved)}
     first = absolute_paths(validate_overrides(base, next(iter(grid.values()))["overrides"]))
-    manifest_path_for(first)  # generate the (shared) synthetic set once, before the trials
     # paths inside the rows must be absolute too: trials run in their own working directory
     for g in grid.values():
         g["overrides"] = {k: (str(Path(v).resolve()) if k in ("data.root", "data.manifest", "train.init_from")
@@ -171,14 +171,20 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
                           for k, v in g["overrides"].items()}
     exp_dir = experiment_dir(out, name or f"{spec.table}-{dataset}-{size}")
     prefix = storage.name(exp_dir)
-    init_ray(base, num_cpus)
     if seeds < 1:
         raise ReidError(f"--seeds must be at least 1, got {seeds}")
     seed_list = [base.seed + k for k in range(seeds)]
+    settings = {"table": spec.table, "--dataset": dataset, "--size": size, "--epochs": epochs,
+                "rows": [g["name"] for g in grid.values()], "seeds": seed_list}
+    trial_base = absolute_paths(base).model_dump(mode="json")
+    open_experiment(exp_dir, resume=resume,  # before Ray starts: a resume as it started (tune/experiment_record.py)
+                    record=experiment_record("ablation", trial_base, settings))
+    manifest_path_for(first)  # generate the (shared) synthetic set once, before the trials
+    init_ray(base, num_cpus)
     res = trial_resources(first, cpus_per_trial, max_concurrent, len(grid) * seeds)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, base=absolute_paths(base).model_dump(mode="json"),
-                             run_prefix=prefix, runs_dir=storage.join(exp_dir, "runs"), rows=grid),
+        tune.with_parameters(run_trial, base=trial_base, run_prefix=prefix, runs_dir=storage.join(exp_dir, "runs"),
+                             rows=grid),
         res.per_trial)
     print(f"[reid] ablation {spec.table} ({dataset}, {size}): {plural(len(grid), 'row')} x {plural(seeds, 'seed')}, "
           f"{res.max_concurrent} at a time, {res.each()} each", flush=True)

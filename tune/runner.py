@@ -28,6 +28,7 @@ from reid.errors import ReidError
 from reid.training.capacity import GB, amount
 from reid.training.metrics import watch_line
 from tune.console import trial_line_callback
+from tune.experiment_record import RECORD, check_record, write_record
 from tune.interrupt import fit_or_interrupt
 
 # the start-up helpers live in reid.ray_runtime (one Ray start-up for every entry point); kept here for callers
@@ -156,9 +157,29 @@ def experiment_state(path: str | Path) -> str:
     """'new', 'restorable', or 'blocked' (a directory, or a bucket prefix, that is not a Tune experiment)."""
     from ray import tune
 
-    if not storage.list_dir(path):
+    if not [n for n in storage.list_dir(path) if n != RECORD]:  # the record alone: a start that never reached Tune
         return "new"
     return "restorable" if tune.Tuner.can_restore(str(path)) else "blocked"
+
+
+def expect_state(path: str | Path, *, resume: bool) -> None:
+    """`resume` needs a Tune experiment at `path`; a new experiment needs nothing there (ReidError otherwise)."""
+    state = experiment_state(path)
+    if resume and state != "restorable":
+        raise ReidError(f"--resume: no Tune experiment to continue at {path}")
+    if not resume and state != "new":
+        raise ReidError(f"{path} already holds an experiment; pass --resume to continue it, or choose another "
+                        f"--name / --out")
+
+
+def open_experiment(path: str | Path, *, resume: bool, record: dict[str, Any]) -> None:
+    """Before Ray starts: `expect_state`, then a new experiment gets its record (tune/experiment_record.py) and a
+    resumed one must have been started with the settings of `record`."""
+    expect_state(path, resume=resume)
+    if resume:
+        check_record(path, record)
+    else:
+        write_record(path, record)
 
 
 @contextlib.contextmanager
@@ -203,16 +224,11 @@ def _fit(trainable, *, path: str | Path, resume: bool, param_space: dict[str, An
     from tune import oom
 
     oom.install()  # a trial Ray's memory monitor kills is a failed trial, not the end of the sweep (tune/oom.py)
-    state = experiment_state(path)
+    expect_state(path, resume=resume)
     if resume:
-        if state != "restorable":
-            raise ReidError(f"--resume: no Tune experiment to continue at {path}")
         print(f"[reid] resuming the Tune experiment at {path}", flush=True)
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
         return fit_or_interrupt(tuner.fit)
-    if state != "new":
-        raise ReidError(f"{path} already holds an experiment; pass --resume to continue it, or choose another "
-                        f"--name / --out")
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,

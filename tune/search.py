@@ -22,7 +22,8 @@ from reid import storage
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
 from tune.console import plural
-from tune.runner import absolute_paths, experiment_dir, fit, init_ray, trial_resources
+from tune.experiment_record import experiment_record
+from tune.runner import absolute_paths, experiment_dir, fit, init_ray, open_experiment, trial_resources
 from tune.spaces import SearchSpace, validate_space
 from tune.trial import run_trial
 
@@ -59,6 +60,15 @@ def sweep_name(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions) -
     return opts.name or f"{cfg.method}-{space.name}"
 
 
+def search_record(base: ExperimentConfig, space: SearchSpace, opts: SearchOptions) -> dict[str, Any]:
+    """What a resumed sweep must share with its start (tune/experiment_record.py): the config, the space, --seed."""
+    settings: dict[str, Any] = {"--space": space.name, "--seed": opts.seed}
+    settings.update({f"space {k}": dim.describe() for k, dim in space.params.items()})
+    settings.update({f"space {k}": f"{factor} x {source}" for k, (factor, source) in space.tied.items()})
+    settings.update({f"space {k}": v for k, v in space.fixed.items()})
+    return experiment_record("search", base.model_dump(mode="json"), settings)
+
+
 def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
                callbacks: list | None = None) -> SearchOutcome:
     """Validate the space against `cfg` (before Ray starts), run or resume the sweep, write the outputs."""
@@ -76,9 +86,10 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
         raise ReidError(f"--trials must be at least 1, got {opts.trials}")
     validate_space(space, cfg)
     base = absolute_paths(cfg)
-    manifest_path_for(base)  # generate the synthetic set once here, not in every trial at the same time
     sweep_dir = experiment_dir(opts.out, sweep_name(cfg, space, opts))
     prefix = storage.name(sweep_dir)
+    open_experiment(sweep_dir, resume=opts.resume, record=search_record(base, space, opts))  # before data, Ray
+    manifest_path_for(base)  # generate the synthetic set once here, not in every trial at the same time
     init_ray(base, opts.num_cpus)
     res = trial_resources(base, opts.cpus_per_trial, opts.max_concurrent, opts.trials)
     epochs = base.train.epochs

@@ -127,7 +127,8 @@ def _common(p: argparse.ArgumentParser, default_out: str) -> None:
                    f"(default {default_out})")
     p.add_argument("--name", help="experiment name (default derived from the method/table; no timestamp)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted experiment of the same name "
-                   "(in --out, local or a URI), with its own number of trials")
+                   "(in --out, local or a URI), with its own number of trials; refused when the settings differ from "
+                   "its start's (config keys other than where trials run, space, seed, rows, seeds)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial process (fractions allowed; "
                    "default ray.cpus_per_worker for in-process trials)")
     p.add_argument("--max-concurrent", type=int, help="cap on concurrent trials (default: derived from CPUs and "
