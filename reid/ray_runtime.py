@@ -81,6 +81,13 @@ CONSOLE_SKIP = (
     # Ray Train's PlacementGroupCleaner, when a driver stops mid-fit (Ctrl-C, `ray job stop`): the dashboard that
     # serves the State API goes down before it, and it says it "continues to monitor" as the cluster ends
     r"Failed to query Ray Train Controller actor state",
+    # Ray Data's INFO and WARNING lines of every dataset execution, from the workers of a cluster that `reid` did
+    # not start: their processes keep their own Ray Data logging config (reid/ray_data_logging.yaml reaches the
+    # workers of a local cluster only); seen on a 2-node cluster, 2026-12-07, four lines per Train worker and fit
+    r"Starting execution of Dataset \S+\. Full logs are in",
+    r"Execution plan of Dataset \S+: ",
+    r"Progress bars disabled\. To enable, set",
+    r"Dataset \S+ execution finished in [\d.]+ seconds",
 )
 # Ray's start-up failures are bare Exceptions / timeouts; bad arguments (ValueError, TypeError) are not retried.
 _RETRIED = (Exception, TimeoutError, ConnectionError, RuntimeError)

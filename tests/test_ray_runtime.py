@@ -143,8 +143,15 @@ def test_quiet_libraries_turn_down_ray_data_ray_train_and_one_core_line(monkeypa
               "ID: 'd5' has constructor arguments in the object store and max_restarts > 0. If the arguments ...")
     cleaner = ("Failed to query Ray Train Controller actor state. State API may be temporarily unavailable. "
                "Continuing to monitor.")  # Ray Train's PlacementGroupCleaner as a stopped driver's cluster ends
+    # Ray Data's lines from the workers of a cluster `reid` did not start (their own logging config), as seen
+    data = ["Starting execution of Dataset dataset_035ATQSAgOtH9deDJmfCUv_0. Full logs are in "
+            "/tmp/ray/session_2026-12-07_09-11-43_525822_29090/logs/ray-data",
+            "Execution plan of Dataset dataset_035ATQSAgOtH9deDJmfCUv_0: InputDataBuffer[Input] -> "
+            "ActorPoolMapOperator[MapBatches(_DecodeBatches)]",
+            "Progress bars disabled. To enable, set `ray.data.DataContext.get_current().enable_progress_bars = True`.",
+            "\u2714\ufe0f  Dataset dataset_035ATQSAgOtH9deDJmfCUv_0 execution finished in 2.43 seconds"]
     out = ray_logging.stderr_deduplicator.deduplicate({"ip": "1", "pid": 7,
-                                                       "lines": [advice, cleaner, "[reid] epoch 1/2"]})
+                                                       "lines": [advice, cleaner, *data, "[reid] epoch 1/2"]})
     assert [line for batch in out for line in batch["lines"]] == ["[reid] epoch 1/2"]
     # Ray's "[repeated Nx across cluster]" note without escape codes, as the prefixes
     note = ray_logging.DedupState(timestamp=0, count=3, line="[reid] epoch 3/20", metadata={}, sources=set())

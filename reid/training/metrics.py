@@ -270,15 +270,34 @@ def ledger_counter(session: Any) -> Callable[[], int] | None:
     return count
 
 
+def dashboard_address() -> str:
+    """The Ray dashboard's URL as the head recorded it ("" when not connected or unknown), in any process.
+
+    `ray._private.worker.get_dashboard_url()` is right in a driver only: in a Ray worker process (a Train worker, a
+    Tune trial) ray 2.60 builds it from the default port, and said `http://127.0.0.1:8265` for a cluster whose
+    dashboard was on 8299 (2026-12-07). The head writes the URL to the GCS key-value store (`webui:url`, namespace
+    `dashboard`), which every process of the cluster reads."""
+    try:
+        import ray
+        from ray.experimental import internal_kv
+
+        if not ray.is_initialized():
+            return ""
+        url = internal_kv._internal_kv_get("webui:url", namespace="dashboard")
+        if url:
+            url = url.decode() if isinstance(url, bytes) else str(url)
+        else:  # no dashboard recorded: the driver's own view, never a worker's default
+            from ray._private.worker import SCRIPT_MODE, get_dashboard_url, global_worker
+
+            url = (get_dashboard_url() or "") if global_worker.mode == SCRIPT_MODE else ""
+    except Exception:  # an older / newer Ray without these helpers
+        return ""
+    return url if not url or url.startswith("http") else f"http://{url}"
+
+
 def watch_line(run: str) -> str:
     """The console line that says where to watch a Ray run live (printed once by rank 0; `run=""`: a sweep)."""
-    try:
-        from ray._private.worker import get_dashboard_url
-
-        url = get_dashboard_url()
-        where = f"http://{url}" if url and not url.startswith("http") else url
-    except Exception:  # not connected, or an older / newer Ray without this helper
-        where = ""
+    where = dashboard_address()
     dashboard = f"Ray dashboard {where}" if where else "the Ray dashboard (port 8265 of the head)"
     subject = f"run '{run}'" if run else "the sweep's trials"
     return (f"[reid] watch {subject} live: {dashboard} (Train, Metrics); Grafana board "

@@ -78,6 +78,8 @@ def test_submitted_training_job_succeeds_with_logs_checkpoint_and_metrics(head, 
     for epoch in (1, 2, 3):
         assert f"[reid] epoch   {epoch}/3" in job.logs
     assert "[reid] done: 3 epochs" in job.logs
+    # rank 0 names this head's dashboard (a free port), not the default port a Ray worker process assumes
+    assert f"live: Ray dashboard {head.dashboard_url} (Train, Metrics)" in job.logs, job.logs[-4000:]
     state = final_state(job.run_dir)
     assert state["next_epoch"] == 3
     assert all(torch.isfinite(v.float()).all() for v in state["model"].values())

@@ -1,0 +1,135 @@
+"""Before a fit on a cluster of several nodes: the run's local paths, seen from every node that may run its workers.
+
+Train workers validate on frames they read themselves, decoding actors may start on any node with CPUs, and every
+rank writes its checkpoints under `ray.storage_path`: a local path of the driver's machine has to be there on the
+other nodes too. Tried here (2026-12-07; a head, and a second raylet started in a private mount namespace that hides
+the dataset's directory, as a worker node without the head's local disk): `reid train baseline
+data.root=/tmp/nsdata/tiny ray.num_workers=2 ...` trained its first epoch, then rank 1's validation ended the run
+with `cannot open video /tmp/nsdata/tiny/videos/0008C2T0002.mp4: Error reading ...`, a file the user finds where
+they look; with `ray.max_failures=3`, as the real-dataset recipes set, after four attempts of the worker group.
+
+`start` sends one zero-CPU task to each other live node with CPUs or GPUs (pinned there) that checks the local
+paths (`data.root`, the manifest, `model.weights_path`, `train.init_from`) and looks for a marker the driver wrote
+under `ray.storage_path` (an existing directory of the same name on each node is not enough: it has to be the same
+directory). `finish` waits for the answers, at most `TIMEOUT_S` (the tasks run while the driver's other pre-flight
+checks do) and raises one `ReidError` naming the paths, the nodes and what to do. URIs are not checked here
+(pyarrow reads them the same from every node), nor nodes that join after the fit starts, nor nodes that did not
+answer in time (a line says so).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reid import storage
+from reid.config.schema import ExperimentConfig
+from reid.errors import ReidError
+
+TIMEOUT_S = 60.0
+MARKER_PREFIX = ".reid-node-check-"
+
+ADVICE = {
+    "data.root": "every node reads the frames itself: put the dataset where all nodes see it (a shared file system "
+                 "such as /shared/data, or a bucket: data.root=s3://...), or a copy at the same path on each node",
+    "manifest": "the workers read the manifest: keep it beside the dataset on storage every node sees",
+    "model.weights_path": "put the weights where all nodes see them (/shared/torch) or in a bucket",
+    "train.init_from": "put the run it starts from where all nodes see it, or in a bucket",
+    "ray.storage_path": "checkpoints written there would not reach the driver or survive a node: use a shared file "
+                        "system (ray.storage_path=/shared/runs) or a bucket (ray.storage_path=s3://...)",
+}
+
+
+@dataclass
+class NodeCheck:
+    """The answers still to come (`finish`): object refs by node, the marker to remove."""
+    paths: dict[str, str]
+    marker: Path | None
+    pending: dict[Any, str] = field(default_factory=dict)  # ObjectRef -> node description
+
+
+def local_paths(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: str) -> dict[str, str]:
+    """{config key: absolute local path} that every node must see; URIs and unset keys left out, and the manifest
+    when it lies in the dataset or in the run's storage (the run's manifest-val.parquet), which their keys cover."""
+    model = dict(cfg.model)  # the method's own section (a mapping)
+    candidates = {"data.root": cfg.data.root, "manifest": str(manifest_path),
+                  "model.weights_path": model.get("weights_path") if model.get("pretrained") else None,
+                  "train.init_from": cfg.train.init_from}
+    paths = {k: str(Path(v).expanduser().resolve()) for k, v in candidates.items()
+             if isinstance(v, str) and v and "://" not in v}
+    covering = [paths.get("data.root")] + ([storage_root] if not storage.is_uri(storage_root) else [])
+    if "manifest" in paths and any(c and Path(paths["manifest"]).is_relative_to(c) for c in covering):
+        del paths["manifest"]
+    return paths
+
+
+def missing_here(paths: dict[str, str], marker: str | None) -> list[str]:
+    """The keys of `paths` this process cannot see, and `ray.storage_path` when `marker` is not there (the body of
+    the task on each node)."""
+    missing = [key for key, path in paths.items() if not os.path.exists(path)]
+    if marker is not None and not os.path.exists(marker):
+        missing.append("ray.storage_path")
+    return missing
+
+
+def _describe(node: dict[str, Any]) -> str:
+    return f"{node.get('NodeManagerAddress', '?')}, node {str(node.get('NodeID', ''))[:8]}"
+
+
+def start(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: str) -> NodeCheck | None:
+    """Send the checks to the other nodes; None on a single-node cluster or with nothing local to check."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("NodeID") != here
+             and (n.get("Resources", {}).get("CPU", 0) > 0 or n.get("Resources", {}).get("GPU", 0) > 0)]
+    paths = local_paths(cfg, manifest_path, storage_root)
+    local_storage = not storage.is_uri(storage_root)
+    if not nodes or not (paths or local_storage):
+        return None
+    marker = None
+    if local_storage:
+        Path(storage_root).mkdir(parents=True, exist_ok=True)
+        marker = Path(storage_root, f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}")
+        marker.write_text("written by the driver of a reid fit; removed after the check\n")
+    task = ray.remote(num_cpus=0, max_retries=0)(missing_here)
+    check = NodeCheck(paths={**paths, **({"ray.storage_path": storage_root} if local_storage else {})}, marker=marker)
+    for node in nodes:
+        ref = task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
+            paths, str(marker) if marker else None)
+        check.pending[ref] = _describe(node)
+    return check
+
+
+def finish(check: NodeCheck | None, timeout_s: float = TIMEOUT_S) -> None:
+    """Wait for the answers (at most `timeout_s`); raise `ReidError` when a node misses a path."""
+    if check is None:
+        return
+    import ray
+
+    try:
+        ready, late = ray.wait(list(check.pending), num_returns=len(check.pending), timeout=timeout_s)
+        missing: dict[str, list[str]] = {}
+        for ref in ready:
+            try:
+                keys = ray.get(ref)
+            except Exception:  # the node went away, or its worker could not start: not a verdict on the paths
+                late.append(ref)
+                continue
+            for key in keys:
+                missing.setdefault(key, []).append(check.pending[ref])
+    finally:
+        if check.marker is not None:
+            check.marker.unlink(missing_ok=True)
+    if late:
+        print(f"[reid] note: {len(late)} node(s) did not answer the check of the run's paths "
+              f"({', '.join(check.pending[r] for r in late)}); not checked there", flush=True)
+    if missing:
+        raise ReidError(" ".join(
+            f"{key}={check.paths[key]} is {'another directory' if key == 'ray.storage_path' else 'missing'} on "
+            f"{len(where)} node{'s' if len(where) > 1 else ''} that may run this fit's workers ({'; '.join(where)}). "
+            f"{ADVICE[key][0].upper()}{ADVICE[key][1:]}." for key, where in missing.items()))
