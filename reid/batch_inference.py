@@ -15,7 +15,7 @@ from pathlib import Path
 import ray
 import torch
 
-from reid import storage
+from reid import node_paths, storage
 from reid.config.schema import ExperimentConfig
 from reid.data.info import data_info
 from reid.data.records import read_manifest
@@ -47,9 +47,11 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path | str, model
     of new footage has other (or no) training identities, and the classifier's shape would not match.
     """
     init_ray(cfg.ray)
+    paths_seen = node_paths.start(node_paths.local_paths(cfg, manifest_path))  # answered while the weights go out
     spec = get_method(cfg.method)
     info = info if info is not None else data_info(read_manifest(manifest_path), cfg.data)
     state_ref = [ray.put({k: v.cpu() for k, v in model.state_dict().items()})]
+    node_paths.finish(paths_seen, workers="its decoding actors")  # every node reads the frames (reid/node_paths.py)
     use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and cfg.ray.use_gpu
     ds = ray.data.from_items([{"index": i} for i in indices], override_num_blocks=max(1, len(indices) // 8))
     ds = ds.map_batches(DecodeTestClips, batch_size=4,

@@ -12,11 +12,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from reid import storage
+from reid import node_paths, storage
 from reid.config.schema import ExperimentConfig
 from reid.errors import ReidError
 from reid.ray_runtime import init_ray, local_cluster_started, train_logging_config  # the one Ray start-up
-from reid.training import node_paths
 from reid.training.capacity import GB, shortfall
 from reid.training.interrupt import fit, interruptible
 from reid.training.snapshot import repair as repair_snapshot
@@ -96,12 +95,13 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     if cfg.ray.memory_per_worker:
         resources["memory"] = int(cfg.ray.memory_per_worker * GB)
     check_capacity(cfg.ray.num_workers, resources)
-    paths_seen = node_paths.start(cfg, manifest_path, storage_root(cfg))  # answered while the checks below run
+    # answered while the checks below run
+    paths_seen = node_paths.start(node_paths.local_paths(cfg, manifest_path, storage_root(cfg)), storage_root(cfg))
     start_ray_data_actors()  # up while the Train workers start, not in their first stream (pipeline.py)
     # pre-flight on the driver: a bad manifest or missing required weights fail here, in one line, before any worker
     batches_per_epoch(manifest_path, cfg.data, cfg.seed, spec.batching, cfg.ray.num_workers)
     check_weights(cfg.model)
-    node_paths.finish(paths_seen)  # the run's local paths on every other node (reid/training/node_paths.py)
+    node_paths.finish(paths_seen)  # the run's local paths on every other node (reid/node_paths.py)
     # One ledger per fit call: the ledger of a previous fit of the same run may still be shutting down (its last
     # handle just went), and getting it by name would hand that dying actor to this fit.
     ledger_name = f"reid-unreadable-{run}-{uuid.uuid4().hex[:8]}"

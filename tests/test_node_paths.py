@@ -1,4 +1,4 @@
-"""The run's local paths seen from every node before a multi-node fit (reid/training/node_paths.py).
+"""The local paths of Ray work seen from every node of a multi-node cluster first (reid/node_paths.py).
 
 The cluster test gives this machine's second node a view of the file system without one directory: its raylet is
 started in a private mount namespace with an empty tmpfs over it, as a worker node that lacks the head's local disk
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from reid import node_paths
 from reid.config import build_config
 from reid.errors import ReidError
-from reid.training import node_paths
 
 
 def config(data_root: Path, *extra: str):
@@ -94,20 +94,22 @@ def two_nodes(tmp_path_factory):
 @pytest.mark.timeout(400)
 def test_a_path_another_node_cannot_see_stops_the_fit_before_it_starts(two_nodes):
     hidden, seen = two_nodes
-    ok = node_paths.start(config(seen / "data"), seen / "data" / "manifest.parquet", str(seen / "runs"))
+    def start(data: Path, runs: Path):
+        cfg = config(data)
+        return node_paths.start(node_paths.local_paths(cfg, data / "manifest.parquet", str(runs)), str(runs))
+
+    ok = start(seen / "data", seen / "runs")
     assert ok is not None and len(ok.pending) == 1  # the other node; the driver's own is checked by the driver
     node_paths.finish(ok)
     assert not any(p.name.startswith(node_paths.MARKER_PREFIX) for p in (seen / "runs").iterdir())
 
     with pytest.raises(ReidError) as err:
-        node_paths.finish(node_paths.start(config(hidden / "data"), hidden / "data" / "manifest.parquet",
-                                           str(seen / "runs")))
+        node_paths.finish(start(hidden / "data", seen / "runs"))
     message = str(err.value)
     assert message.startswith(f"data.root={hidden / 'data'} is missing on 1 node that may run this fit's workers (")
     assert "Every node reads the frames itself" in message and "ray.storage_path" not in message
 
     with pytest.raises(ReidError, match=rf"ray\.storage_path={hidden / 'runs'} is another directory on 1 node .*"
                                         r"use a shared file system"):
-        node_paths.finish(node_paths.start(config(seen / "data"), seen / "data" / "manifest.parquet",
-                                           str(hidden / "runs")))
+        node_paths.finish(start(seen / "data", hidden / "runs"))
     assert list((hidden / "runs").iterdir()) == []  # the marker is removed whatever the verdict

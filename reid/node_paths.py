@@ -1,4 +1,6 @@
-"""Before a fit on a cluster of several nodes: the run's local paths, seen from every node that may run its workers.
+"""Before Ray work on a cluster of several nodes: the local paths it reads and writes, seen from every node that may
+run its workers (a fit's Train workers and decoding actors; the decoding actors of `reid eval --backend ray` and
+`reid index`).
 
 Train workers validate on frames they read themselves, decoding actors may start on any node with CPUs, and every
 rank writes its checkpoints under `ray.storage_path`: a local path of the driver's machine has to be there on the
@@ -8,12 +10,15 @@ data.root=/tmp/nsdata/tiny ray.num_workers=2 ...` trained its first epoch, then 
 with `cannot open video /tmp/nsdata/tiny/videos/0008C2T0002.mp4: Error reading ...`, a file the user finds where
 they look; with `ray.max_failures=3`, as the real-dataset recipes set, after four attempts of the worker group.
 
+On the same cluster with a head without CPUs (as on KubeRay), `reid eval RUN --backend ray data.root=<that path>`
+ended with a Ray Data traceback of 30 lines on the console and `reid eval: error: SystemException`.
+
 `start` sends one zero-CPU task to each other live node with CPUs or GPUs (pinned there) that checks the local
 paths (`data.root`, the manifest, `model.weights_path`, `train.init_from`) and looks for a marker the driver wrote
 under `ray.storage_path` (an existing directory of the same name on each node is not enough: it has to be the same
 directory). `finish` waits for the answers, at most `TIMEOUT_S` (the tasks run while the driver's other pre-flight
 checks do) and raises one `ReidError` naming the paths, the nodes and what to do. URIs are not checked here
-(pyarrow reads them the same from every node), nor nodes that join after the fit starts, nor nodes that did not
+(pyarrow reads them the same from every node), nor nodes that join after the work starts, nor nodes that did not
 answer in time (a line says so).
 """
 
@@ -51,7 +56,7 @@ class NodeCheck:
     pending: dict[Any, str] = field(default_factory=dict)  # ObjectRef -> node description
 
 
-def local_paths(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: str) -> dict[str, str]:
+def local_paths(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: str | None = None) -> dict[str, str]:
     """{config key: absolute local path} that every node must see; URIs and unset keys left out, and the manifest
     when it lies in the dataset or in the run's storage (the run's manifest-val.parquet), which their keys cover."""
     model = dict(cfg.model)  # the method's own section (a mapping)
@@ -60,7 +65,7 @@ def local_paths(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: 
                   "train.init_from": cfg.train.init_from}
     paths = {k: str(Path(v).expanduser().resolve()) for k, v in candidates.items()
              if isinstance(v, str) and v and "://" not in v}
-    covering = [paths.get("data.root")] + ([storage_root] if not storage.is_uri(storage_root) else [])
+    covering = [paths.get("data.root")] + ([storage_root] if storage_root and not storage.is_uri(storage_root) else [])
     if "manifest" in paths and any(c and Path(paths["manifest"]).is_relative_to(c) for c in covering):
         del paths["manifest"]
     return paths
@@ -79,23 +84,24 @@ def _describe(node: dict[str, Any]) -> str:
     return f"{node.get('NodeManagerAddress', '?')}, node {str(node.get('NodeID', ''))[:8]}"
 
 
-def start(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: str) -> NodeCheck | None:
-    """Send the checks to the other nodes; None on a single-node cluster or with nothing local to check."""
+def start(paths: dict[str, str], storage_root: str | None = None) -> NodeCheck | None:
+    """Send the checks of `paths` ({config key: local path}, `local_paths`) and of the `storage_root` directory (a
+    local path; None or a URI: not checked) to the other nodes; None on a single-node cluster or with nothing to
+    check."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
     nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("NodeID") != here
              and (n.get("Resources", {}).get("CPU", 0) > 0 or n.get("Resources", {}).get("GPU", 0) > 0)]
-    paths = local_paths(cfg, manifest_path, storage_root)
-    local_storage = not storage.is_uri(storage_root)
+    local_storage = bool(storage_root) and not storage.is_uri(storage_root)
     if not nodes or not (paths or local_storage):
         return None
     marker = None
     if local_storage:
         Path(storage_root).mkdir(parents=True, exist_ok=True)
         marker = Path(storage_root, f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}")
-        marker.write_text("written by the driver of a reid fit; removed after the check\n")
+        marker.write_text("written by the driver of a reid command; removed after the check\n")
     task = ray.remote(num_cpus=0, max_retries=0)(missing_here)
     check = NodeCheck(paths={**paths, **({"ray.storage_path": storage_root} if local_storage else {})}, marker=marker)
     for node in nodes:
@@ -105,8 +111,9 @@ def start(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: str) -
     return check
 
 
-def finish(check: NodeCheck | None, timeout_s: float = TIMEOUT_S) -> None:
-    """Wait for the answers (at most `timeout_s`); raise `ReidError` when a node misses a path."""
+def finish(check: NodeCheck | None, timeout_s: float = TIMEOUT_S, workers: str = "this fit's workers") -> None:
+    """Wait for the answers (at most `timeout_s`); raise `ReidError` when a node misses a path (`workers`: what may
+    run there, in the message)."""
     if check is None:
         return
     import ray
@@ -131,5 +138,5 @@ def finish(check: NodeCheck | None, timeout_s: float = TIMEOUT_S) -> None:
     if missing:
         raise ReidError(" ".join(
             f"{key}={check.paths[key]} is {'another directory' if key == 'ray.storage_path' else 'missing'} on "
-            f"{len(where)} node{'s' if len(where) > 1 else ''} that may run this fit's workers ({'; '.join(where)}). "
+            f"{len(where)} node{'s' if len(where) > 1 else ''} that may run {workers} ({'; '.join(where)}). "
             f"{ADVICE[key][0].upper()}{ADVICE[key][1:]}." for key, where in missing.items()))
