@@ -45,14 +45,18 @@ ADVICE = {
     "train.init_from": "put the run it starts from where all nodes see it, or in a bucket",
     "ray.storage_path": "checkpoints written there would not reach the driver or survive a node: use a shared file "
                         "system (ray.storage_path=/shared/runs) or a bucket (ray.storage_path=s3://...)",
+    "--out": "the trials write their runs and checkpoints there: use a shared file system (--out /shared/tune) or a "
+             "bucket (--out s3://bucket/tune)",
 }
+STORAGE = "storage"  # what `missing_here` names when the driver's marker is not there
 
 
 @dataclass
 class NodeCheck:
     """The answers still to come (`finish`): object refs by node, the marker to remove."""
-    paths: dict[str, str]
+    paths: dict[str, str]  # by config key; the storage directory under STORAGE
     marker: Path | None
+    storage_key: str = "ray.storage_path"
     pending: dict[Any, str] = field(default_factory=dict)  # ObjectRef -> node description
 
 
@@ -72,11 +76,11 @@ def local_paths(cfg: ExperimentConfig, manifest_path: Path | str, storage_root: 
 
 
 def missing_here(paths: dict[str, str], marker: str | None) -> list[str]:
-    """The keys of `paths` this process cannot see, and `ray.storage_path` when `marker` is not there (the body of
-    the task on each node)."""
+    """The keys of `paths` this process cannot see, and `STORAGE` when `marker` is not there (the body of the task on
+    each node)."""
     missing = [key for key, path in paths.items() if not os.path.exists(path)]
     if marker is not None and not os.path.exists(marker):
-        missing.append("ray.storage_path")
+        missing.append(STORAGE)
     return missing
 
 
@@ -84,10 +88,11 @@ def _describe(node: dict[str, Any]) -> str:
     return f"{node.get('NodeManagerAddress', '?')}, node {str(node.get('NodeID', ''))[:8]}"
 
 
-def start(paths: dict[str, str], storage_root: str | None = None) -> NodeCheck | None:
+def start(paths: dict[str, str], storage_root: str | None = None, storage_key: str = "ray.storage_path",
+          ) -> NodeCheck | None:
     """Send the checks of `paths` ({config key: local path}, `local_paths`) and of the `storage_root` directory (a
-    local path; None or a URI: not checked) to the other nodes; None on a single-node cluster or with nothing to
-    check."""
+    local path; None or a URI: not checked; `storage_key` names it: `ray.storage_path`, a sweep's `--out`) to the
+    other nodes; None on a single-node cluster or with nothing to check."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -103,7 +108,8 @@ def start(paths: dict[str, str], storage_root: str | None = None) -> NodeCheck |
         marker = Path(storage_root, f"{MARKER_PREFIX}{uuid.uuid4().hex[:12]}")
         marker.write_text("written by the driver of a reid command; removed after the check\n")
     task = ray.remote(num_cpus=0, max_retries=0)(missing_here)
-    check = NodeCheck(paths={**paths, **({"ray.storage_path": storage_root} if local_storage else {})}, marker=marker)
+    check = NodeCheck(paths={**paths, **({STORAGE: storage_root} if local_storage else {})}, marker=marker,
+                      storage_key=storage_key)
     for node in nodes:
         ref = task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
             paths, str(marker) if marker else None)
@@ -136,7 +142,11 @@ def finish(check: NodeCheck | None, timeout_s: float = TIMEOUT_S, workers: str =
         print(f"[reid] note: {len(late)} node(s) did not answer the check of the run's paths "
               f"({', '.join(check.pending[r] for r in late)}); not checked there", flush=True)
     if missing:
-        raise ReidError(" ".join(
-            f"{key}={check.paths[key]} is {'another directory' if key == 'ray.storage_path' else 'missing'} on "
-            f"{len(where)} node{'s' if len(where) > 1 else ''} that may run {workers} ({'; '.join(where)}). "
-            f"{ADVICE[key][0].upper()}{ADVICE[key][1:]}." for key, where in missing.items()))
+        def line(key: str, where: list[str]) -> str:
+            name = check.storage_key if key == STORAGE else key
+            advice = ADVICE[name]
+            return (f"{name}={check.paths[key]} is {'another directory' if key == STORAGE else 'missing'} on "
+                    f"{len(where)} node{'s' if len(where) > 1 else ''} that may run {workers} ({'; '.join(where)}). "
+                    f"{advice[0].upper()}{advice[1:]}.")
+
+        raise ReidError(" ".join(line(key, where) for key, where in missing.items()))

@@ -43,7 +43,7 @@ def test_missing_here_names_the_keys_and_the_storage_without_the_marker(tmp_path
     (tmp_path / "data").mkdir()
     marker = tmp_path / "marker"
     paths = {"data.root": str(tmp_path / "data"), "manifest": str(tmp_path / "m.parquet")}
-    assert node_paths.missing_here(paths, str(marker)) == ["manifest", "ray.storage_path"]
+    assert node_paths.missing_here(paths, str(marker)) == ["manifest", node_paths.STORAGE]
     marker.write_text("")
     assert node_paths.missing_here(paths, str(marker)) == ["manifest"]
     assert node_paths.missing_here({"data.root": str(tmp_path / "data")}, None) == []
@@ -113,3 +113,7 @@ def test_a_path_another_node_cannot_see_stops_the_fit_before_it_starts(two_nodes
                                         r"use a shared file system"):
         node_paths.finish(start(seen / "data", hidden / "runs"))
     assert list((hidden / "runs").iterdir()) == []  # the marker is removed whatever the verdict
+    with pytest.raises(ReidError, match=rf"^--out={hidden / 'runs'} is another directory on 1 node that may run the "
+                                        r"sweep's trials .*\(--out /shared/tune\)"):
+        node_paths.finish(node_paths.start({}, str(hidden / "runs"), storage_key="--out"),
+                          workers="the sweep's trials and their workers")

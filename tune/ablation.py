@@ -179,8 +179,8 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     trial_base = absolute_paths(base).model_dump(mode="json")
     open_experiment(exp_dir, resume=resume,  # before Ray starts: a resume as it started (tune/experiment_record.py)
                     record=experiment_record("ablation", trial_base, settings))
-    manifest_path_for(first)  # generate the (shared) synthetic set once, before the trials
-    init_ray(base, num_cpus)
+    manifest = manifest_path_for(first)  # generate the (shared) synthetic set once, before the trials
+    init_ray(first, num_cpus, manifest=manifest, experiment=exp_dir)
     res = trial_resources(first, cpus_per_trial, max_concurrent, len(grid) * seeds)
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, base=trial_base, run_prefix=prefix, runs_dir=storage.join(exp_dir, "runs"),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reid import ray_runtime, storage
+from reid import node_paths, ray_runtime, storage
 from reid.config import ExperimentConfig, validate_overrides
 from reid.errors import ReidError
 from reid.training.capacity import GB, amount
@@ -53,10 +53,17 @@ def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
     return validate_overrides(cfg, updates) if updates else cfg
 
 
-def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None) -> None:
+def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None, *, manifest: Path | str | None = None,
+             experiment: Path | str | None = None) -> None:
     """`reid.ray_runtime.init_ray` with the sweep's config: `ray.address` (or $RAY_ADDRESS), else a local cluster,
-    dashboard on (module docstring). On a `ray start` head node, pass ray.address=auto to use that cluster."""
+    dashboard on (module docstring). On a `ray start` head node, pass ray.address=auto to use that cluster.
+    On a cluster of several nodes, the dataset (`manifest`) and the `experiment` directory, where the trials write
+    their runs, must be seen from every node (reid/node_paths.py): checked once here, not in every trial."""
     ray_runtime.init_ray(cfg.ray, num_cpus=num_cpus, train=True)
+    if manifest is not None:
+        root = storage.parent(experiment) if experiment is not None else None  # --out, which holds it
+        node_paths.finish(node_paths.start(node_paths.local_paths(cfg, manifest, root), root, storage_key="--out"),
+                          workers="the sweep's trials and their workers")
     print(watch_line(""), flush=True)
 
 

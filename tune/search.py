@@ -89,8 +89,8 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     sweep_dir = experiment_dir(opts.out, sweep_name(cfg, space, opts))
     prefix = storage.name(sweep_dir)
     open_experiment(sweep_dir, resume=opts.resume, record=search_record(base, space, opts))  # before data, Ray
-    manifest_path_for(base)  # generate the synthetic set once here, not in every trial at the same time
-    init_ray(base, opts.num_cpus)
+    manifest = manifest_path_for(base)  # generate the synthetic set once here, not in every trial at the same time
+    init_ray(base, opts.num_cpus, manifest=manifest, experiment=sweep_dir)
     res = trial_resources(base, opts.cpus_per_trial, opts.max_concurrent, opts.trials)
     epochs = base.train.epochs
     grace = min(epochs, opts.grace_period or base.train.eval_every)
