@@ -1,6 +1,6 @@
 """Before Ray work on a cluster of several nodes: the local paths it reads and writes, seen from every node that may
 run its workers (a fit's Train workers and decoding actors; the decoding actors of `reid eval --backend ray` and
-`reid index`).
+`reid index`; a sweep's trials; `reid serve`'s replicas).
 
 Train workers validate on frames they read themselves, decoding actors may start on any node with CPUs, and every
 rank writes its checkpoints under `ray.storage_path`: a local path of the driver's machine has to be there on the
@@ -12,6 +12,9 @@ they look; with `ray.max_failures=3`, as the real-dataset recipes set, after fou
 
 On the same cluster with a head without CPUs (as on KubeRay), `reid eval RUN --backend ray data.root=<that path>`
 ended with a Ray Data traceback of 30 lines on the console and `reid eval: error: SystemException`.
+
+`reid serve` there, with its index in that directory, printed 286 lines of the Serve controller's tracebacks and
+ended with `RuntimeError: Deploying application reid failed`.
 
 `start` sends one zero-CPU task to each other live node with CPUs or GPUs (pinned there) that checks the local
 paths (`data.root`, the manifest, `model.weights_path`, `train.init_from`) and looks for a marker the driver wrote
@@ -45,6 +48,10 @@ ADVICE = {
     "train.init_from": "put the run it starts from where all nodes see it, or in a bucket",
     "ray.storage_path": "checkpoints written there would not reach the driver or survive a node: use a shared file "
                         "system (ray.storage_path=/shared/runs) or a bucket (ray.storage_path=s3://...)",
+    "index": "every Serve replica loads the index itself: write it where all nodes see it (reid index ... --out "
+             "/shared/indexes/NAME)",
+    "run": "every Serve replica loads the run's model itself (the index's run, or --run): keep the run where all "
+           "nodes see it (/shared/runs)",
     "--out": "the trials write their runs and checkpoints there: use a shared file system (--out /shared/tune) or a "
              "bucket (--out s3://bucket/tune)",
 }

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from reid import node_paths
 from reid.errors import ReidError
 
 MAX_FRAMES = 512
@@ -137,7 +138,7 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     from reid.deploy.store import load_index
     from reid.training.driver import init_ray
 
-    load_index(Path(index_dir))  # a clear error here rather than in a replica's log
+    meta = load_index(Path(index_dir)).meta  # a clear error here rather than in a replica's log
     # Serve marks its HTTP proxy dead after 3 missed 5 s readiness checks; a busy 2-core machine misses them while
     # the replicas import torch. Read by the Serve controller, which inherits the environment of a local cluster.
     for name in ("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S"):
@@ -147,6 +148,10 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
     init_ray(RayConfig())  # the project's one Ray start-up (a local cluster unless ray.address / $RAY_ADDRESS)
     check_replicas(replicas, num_cpus)
+    # each replica loads the index and the run on its own node (reid/node_paths.py); Serve would retry a replica
+    # that cannot, its error in a log file
+    paths = {"index": str(Path(index_dir).resolve()), "run": str(Path(run or meta["run"]).resolve())}
+    node_paths.finish(node_paths.start({k: v for k, v in paths.items() if "://" not in v}), workers="its replicas")
     # the driver's own Serve lines at INFO: "Started Serve", serve.run's "Connecting to existing Serve app ... New
     # http_options will not be applied" (the options of serve.start below are), and the URL the command prints
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
