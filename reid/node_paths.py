@@ -1,6 +1,6 @@
 """Before Ray work on a cluster of several nodes: the local paths it reads and writes, seen from every node that may
 run its workers (a fit's Train workers and decoding actors; the decoding actors of `reid eval --backend ray` and
-`reid index`; a sweep's trials; `reid serve`'s replicas).
+`reid index`; a sweep's trials; `reid serve`'s replicas; `reid pose`'s actors).
 
 Train workers validate on frames they read themselves, decoding actors may start on any node with CPUs, and every
 rank writes its checkpoints under `ray.storage_path`: a local path of the driver's machine has to be there on the
@@ -64,6 +64,7 @@ class NodeCheck:
     paths: dict[str, str]  # by config key; the storage directory under STORAGE
     marker: Path | None
     storage_key: str = "ray.storage_path"
+    storage_advice: str | None = None  # ADVICE[storage_key] unless given
     pending: dict[Any, str] = field(default_factory=dict)  # ObjectRef -> node description
 
 
@@ -96,10 +97,11 @@ def _describe(node: dict[str, Any]) -> str:
 
 
 def start(paths: dict[str, str], storage_root: str | None = None, storage_key: str = "ray.storage_path",
-          ) -> NodeCheck | None:
+          storage_advice: str | None = None) -> NodeCheck | None:
     """Send the checks of `paths` ({config key: local path}, `local_paths`) and of the `storage_root` directory (a
-    local path; None or a URI: not checked; `storage_key` names it: `ray.storage_path`, a sweep's `--out`) to the
-    other nodes; None on a single-node cluster or with nothing to check."""
+    local path; None or a URI: not checked; `storage_key` names it: `ray.storage_path`, a sweep's `--out`, with
+    `storage_advice` when ADVICE has none for it) to the other nodes; None on a single-node cluster or with nothing
+    to check."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -116,7 +118,7 @@ def start(paths: dict[str, str], storage_root: str | None = None, storage_key: s
         marker.write_text("written by the driver of a reid command; removed after the check\n")
     task = ray.remote(num_cpus=0, max_retries=0)(missing_here)
     check = NodeCheck(paths={**paths, **({STORAGE: storage_root} if local_storage else {})}, marker=marker,
-                      storage_key=storage_key)
+                      storage_key=storage_key, storage_advice=storage_advice)
     for node in nodes:
         ref = task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
             paths, str(marker) if marker else None)
@@ -151,7 +153,7 @@ def finish(check: NodeCheck | None, timeout_s: float = TIMEOUT_S, workers: str =
     if missing:
         def line(key: str, where: list[str]) -> str:
             name = check.storage_key if key == STORAGE else key
-            advice = ADVICE[name]
+            advice = check.storage_advice if key == STORAGE and check.storage_advice else ADVICE[name]
             return (f"{name}={check.paths[key]} is {'another directory' if key == STORAGE else 'missing'} on "
                     f"{len(where)} node{'s' if len(where) > 1 else ''} that may run {workers} ({'; '.join(where)}). "
                     f"{advice[0].upper()}{advice[1:]}.")

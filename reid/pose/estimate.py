@@ -148,13 +148,22 @@ def tracklet_rows(n: int):
 
 
 def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: PoseJobOptions, workers: int,
-             cpus_per_worker: float, gpus_per_worker: float, address: str | None):
+             cpus_per_worker: float, gpus_per_worker: float, address: str | None, data_root: Path | str):
     import ray
+
+    from reid import node_paths
 
     started = not ray.is_initialized()
     if started:  # no Ray Train here, so no dashboard (reid.ray_runtime)
         init_ray(None, address=address, dashboard=False)
     try:
+        # the actors read the videos and write the keypoints on their own nodes (reid/node_paths.py)
+        paths = {} if isinstance(data_root, str) else {"data.root": str(data_root.resolve())}  # str: a URI
+        if not any(manifest_path.is_relative_to(p) for p in paths.values()):
+            paths["manifest"] = str(manifest_path)
+        node_paths.finish(node_paths.start(paths, str(out_dir), storage_key="--out", storage_advice=(
+            "the pose actors write the keypoint files there: choose a directory every node sees, such as "
+            "/shared/data/NAME/pose")), workers="its pose actors")
         ds = tracklet_rows(len(stems)).map_batches(
             TrackletKeypointWriter, fn_constructor_args=(str(manifest_path), str(out_dir), stems, options),
             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
@@ -192,7 +201,7 @@ def estimate_keypoints(manifest_path: str | Path, out_dir: str | Path, options: 
     if workers == 0:
         rows = _run_local(src, dst, stems, options)
     else:
-        rows = _run_ray(src, dst, stems, options, workers, cpus_per_worker, gpus_per_worker, address)
+        rows = _run_ray(src, dst, stems, options, workers, cpus_per_worker, gpus_per_worker, address, manifest.root)
     paths: dict[int, str] = {}
     result = PoseJobResult(manifest=out_manifest)
     for row in progress_bar(rows, total=len(stems), desc="pose", unit="tracklets"):
