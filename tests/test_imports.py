@@ -33,7 +33,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "pose": ("reid.pose",),
     "registry": ("reid.registry", "reid.config.loader"),
     "factory": ("reid.models.factory",),
-    "ray_runtime": ("reid.ray_runtime",),
+    "ray_runtime": ("reid.ray_runtime", "reid.node_paths"),
     "pipeline": ("reid.data.pipeline",),
     "training": ("reid.training",),
     "pose_job": ("reid.pose.estimate",),
