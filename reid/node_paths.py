@@ -21,8 +21,9 @@ paths (`data.root`, the manifest, `model.weights_path`, `train.init_from`) and l
 under `ray.storage_path` (an existing directory of the same name on each node is not enough: it has to be the same
 directory). `finish` waits for the answers, at most `TIMEOUT_S` (the tasks run while the driver's other pre-flight
 checks do) and raises one `ReidError` naming the paths, the nodes and what to do. URIs are not checked here
-(pyarrow reads them the same from every node), nor nodes that join after the work starts, nor nodes that did not
-answer in time (a line says so).
+(pyarrow reads them the same from every node), nor nodes that did not answer in time (a line says so). A node that
+joins after the work starts (an autoscaler's GPU node) is checked by each Train worker as it starts (`check_here`:
+the same message for its own node, before it reads anything).
 """
 
 from __future__ import annotations
@@ -151,11 +152,38 @@ def finish(check: NodeCheck | None, timeout_s: float = TIMEOUT_S, workers: str =
         print(f"[reid] note: {len(late)} node(s) did not answer the check of the run's paths "
               f"({', '.join(check.pending[r] for r in late)}); not checked there", flush=True)
     if missing:
-        def line(key: str, where: list[str]) -> str:
-            name = check.storage_key if key == STORAGE else key
-            advice = check.storage_advice if key == STORAGE and check.storage_advice else ADVICE[name]
-            return (f"{name}={check.paths[key]} is {'another directory' if key == STORAGE else 'missing'} on "
-                    f"{len(where)} node{'s' if len(where) > 1 else ''} that may run {workers} ({'; '.join(where)}). "
-                    f"{advice[0].upper()}{advice[1:]}.")
+        raise ReidError(" ".join(
+            sentence(check.storage_key if key == STORAGE else key, check.paths[key], storage=key == STORAGE,
+                     where=f"{len(where)} node{'s' if len(where) > 1 else ''} that may run {workers} "
+                           f"({'; '.join(where)})",
+                     advice=check.storage_advice if key == STORAGE else None)
+            for key, where in missing.items()))
 
-        raise ReidError(" ".join(line(key, where) for key, where in missing.items()))
+
+def sentence(name: str, path: str, *, storage: bool, where: str, advice: str | None = None) -> str:
+    """`data.root=/x is missing on <where>. <advice>.` (`storage`: "is another directory")."""
+    advice = advice or ADVICE[name]
+    return (f"{name}={path} is {'another directory' if storage else 'missing'} on {where}. "
+            f"{advice[0].upper()}{advice[1:]}.")
+
+
+def check_here(paths: dict[str, str], role: str) -> None:
+    """In a worker as it starts (`role`: "Train worker rank 1"): `ReidError` when this node lacks one of `paths`.
+    The driver's check (`start`, `finish`) saw the nodes of the cluster as the fit started; an autoscaler adds GPU
+    nodes later, and a worker there would otherwise fail only when it first reads a frame."""
+    missing = missing_here(paths, None)
+    if missing:
+        where = f"this node ({_address()}), where {role} runs"
+        raise ReidError(" ".join(sentence(key, paths[key], storage=False, where=where) for key in missing))
+
+
+def _address() -> str:
+    """This node's address as Ray names it (as in `finish`'s lines); the host name outside Ray."""
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address()
+    except Exception:  # not a Ray process
+        import socket
+
+        return socket.gethostname()

@@ -117,3 +117,12 @@ def test_a_path_another_node_cannot_see_stops_the_fit_before_it_starts(two_nodes
                                         r"sweep's trials .*\(--out /shared/tune\)"):
         node_paths.finish(node_paths.start({}, str(hidden / "runs"), storage_key="--out"),
                           workers="the sweep's trials and their workers")
+
+
+def test_a_worker_on_a_node_without_the_data_says_so_as_it_starts(tmp_path):
+    """A node an autoscaler adds after the driver's check: the Train worker there checks its own node."""
+    (tmp_path / "data").mkdir()
+    node_paths.check_here({"data.root": str(tmp_path / "data")}, "Train worker rank 1")
+    with pytest.raises(ReidError, match=rf"^data\.root={tmp_path / 'gone'} is missing on this node \(.+\), where "
+                                        r"Train worker rank 1 runs\. Every node reads the frames itself: "):
+        node_paths.check_here({"data.root": str(tmp_path / "gone")}, "Train worker rank 1")

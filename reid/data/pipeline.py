@@ -63,6 +63,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from reid import node_paths
 from reid.config.schema import DataConfig
 from reid.data.batching import BatchMaker, check_jpeg_decode
 from reid.data.decode import Decoder
@@ -170,6 +171,8 @@ class _DecodeBatches:
         known_bad = ray.get(self.ledger.decoder_started.remote())
         self.data, self.seed = DataConfig.model_validate(data), seed
         self.manifest = read_manifest(manifest_path)
+        if not self.manifest.remote:  # an autoscaler's node without the dataset: say so, not N unreadable tracklets
+            node_paths.check_here({"data.root": str(self.manifest.root)}, "a decoding actor")
         self.batching, self.world_size = batching, world_size
         self._plans: dict[int, list[PlanRow]] = {}
         timeout = self.data.decode_timeout_s

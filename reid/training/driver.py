@@ -55,12 +55,17 @@ def check_capacity(num_workers: int, per_worker: dict[str, float], *, asked: str
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """The function every Ray Train worker runs."""
+    import ray.train
+
     from reid.data.records import read_manifest
     from reid.registry import get_method
     from reid.training.ray_session import RaySession
     from reid.training.worker import run_worker
 
     cfg = ExperimentConfig.model_validate(loop_config["config"])
+    # a node an autoscaler added after the driver's check of the paths (reid/node_paths.py)
+    node_paths.check_here(loop_config.get("paths") or {},
+                          f"Train worker rank {ray.train.get_context().get_world_rank()}")
     manifest = read_manifest(loop_config["manifest"])
     run_dir = Path(loop_config["run_dir"]) if "://" not in loop_config["run_dir"] else None
     spec = get_method(cfg.method)
@@ -95,8 +100,8 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     if cfg.ray.memory_per_worker:
         resources["memory"] = int(cfg.ray.memory_per_worker * GB)
     check_capacity(cfg.ray.num_workers, resources)
-    # answered while the checks below run
-    paths_seen = node_paths.start(node_paths.local_paths(cfg, manifest_path, storage_root(cfg)), storage_root(cfg))
+    paths = node_paths.local_paths(cfg, manifest_path, storage_root(cfg))
+    paths_seen = node_paths.start(paths, storage_root(cfg))  # answered while the checks below run
     start_ray_data_actors()  # up while the Train workers start, not in their first stream (pipeline.py)
     # pre-flight on the driver: a bad manifest or missing required weights fail here, in one line, before any worker
     batches_per_epoch(manifest_path, cfg.data, cfg.seed, spec.batching, cfg.ray.num_workers)
@@ -113,7 +118,7 @@ def fit_ray(cfg: ExperimentConfig, manifest_path: Path | str, callbacks: list | 
     trainer = interruptible(TorchTrainer)(
         train_loop_per_worker,
         train_loop_config={"config": cfg.model_dump(mode="json"), "manifest": str(manifest_path),
-                           "ledger": ledger_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}",
+                           "ledger": ledger_name, "run": run, "run_dir": f"{storage_root(cfg)}/{run}", "paths": paths,
                            "resume_from": repair_snapshot(f"{storage_root(cfg)}/{run}")},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
                                                resources_per_worker=resources),
