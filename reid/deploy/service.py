@@ -77,7 +77,10 @@ class SearchService:
         from reid.deploy.search import open_for
         from reid.deploy.store import load_index
 
+        # a node an autoscaler added after `start` checked the paths: its own line, not "no meta.json" (node_paths)
+        node_paths.check_here({"index": index_dir}, "a Serve replica")
         meta = load_index(Path(index_dir)).meta
+        node_paths.check_here({"run": str(Path(run or meta["run"]).resolve())}, "a Serve replica")
         self.run = load_run(Path(run or meta["run"]))
         self.gallery = open_for(self.run, Path(index_dir))
         self.top_k = top_k
