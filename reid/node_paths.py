@@ -22,8 +22,8 @@ under `ray.storage_path` (an existing directory of the same name on each node is
 directory). `finish` waits for the answers, at most `TIMEOUT_S` (the tasks run while the driver's other pre-flight
 checks do) and raises one `ReidError` naming the paths, the nodes and what to do. URIs are not checked here
 (pyarrow reads them the same from every node), nor nodes that did not answer in time (a line says so). A node that
-joins after the work starts (an autoscaler's GPU node) is checked by each Train worker as it starts (`check_here`:
-the same message for its own node, before it reads anything).
+joins after the work starts (an autoscaler's GPU node) is checked by each Train worker, decoding actor, Serve
+replica and pose actor as it starts (`check_here`: the same message for its own node, before it reads anything).
 """
 
 from __future__ import annotations

@@ -65,6 +65,8 @@ def check_record(path: Path | str, record: dict[str, Any]) -> None:
     """Refuse to resume the experiment at `path` with other settings than it started with (module docstring)."""
     stored = read_record(path)
     if stored is None:
+        print(f"[reid] note: the experiment at {path} has no readable {RECORD} (started by an earlier reid?): its "
+              f"settings are not compared with this command's", flush=True)
         return
     differences = record_differences(stored, record)
     if differences:

@@ -80,8 +80,12 @@ class TrackletKeypointWriter:
     """The per-tracklet work (the Ray Data UDF): batch {"row": int [N]} -> {"row", "keypoints", "error"}."""
 
     def __init__(self, manifest_path: str, out_dir: str, stems: list[str], options: PoseJobOptions) -> None:
+        from reid import node_paths
+
         torch.set_num_threads(max(1, options.threads))
         self.manifest = read_manifest(manifest_path)
+        if not self.manifest.remote:  # a node an autoscaler added after the driver's check (reid/node_paths.py)
+            node_paths.check_here({"data.root": str(self.manifest.root)}, "a pose actor")
         self.rel = relative_out_dir(self.manifest, Path(out_dir))
         self.out = Path(out_dir)
         self.stems = stems

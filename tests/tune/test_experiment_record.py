@@ -109,12 +109,15 @@ def test_differences_name_settings_then_learned_keys_not_execution_keys(tmp_path
     assert record_differences(stored, {**stored, "kind": "search"})[0] == ("kind", "ablation", "search")
 
 
-def test_an_experiment_without_a_readable_record_is_continued_unchecked(tmp_path):
-    """Experiments started before records (or whose record is damaged) resume as before."""
+def test_an_experiment_without_a_readable_record_is_continued_unchecked(tmp_path, capsys):
+    """Experiments started before records (or whose record is damaged) resume as before, with a note."""
     record = experiment_record("search", {"optim": {"lr": 0.1}}, {})
     check_record(tmp_path, record)  # none
     (tmp_path / RECORD).write_text("{not json")
     check_record(tmp_path, record)
+    notes = capsys.readouterr().out.splitlines()
+    assert notes == [f"[reid] note: the experiment at {tmp_path} has no readable {RECORD} (started by an earlier "
+                     f"reid?): its settings are not compared with this command's"] * 2
     write_record(tmp_path, experiment_record("search", {"optim": {"lr": 0.2}}, {}))
     with pytest.raises(ReidError, match="was started with other settings"):
         check_record(tmp_path, record)
