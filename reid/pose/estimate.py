@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reid import node_paths
 from reid.data.decode import DecodeError, Decoder, read_frames
 from reid.data.records import Manifest, TrackletRecord, read_manifest, write_manifest
 from reid.errors import ReidError
@@ -80,8 +81,6 @@ class TrackletKeypointWriter:
     """The per-tracklet work (the Ray Data UDF): batch {"row": int [N]} -> {"row", "keypoints", "error"}."""
 
     def __init__(self, manifest_path: str, out_dir: str, stems: list[str], options: PoseJobOptions) -> None:
-        from reid import node_paths
-
         torch.set_num_threads(max(1, options.threads))
         self.manifest = read_manifest(manifest_path)
         if not self.manifest.remote:  # a node an autoscaler added after the driver's check (reid/node_paths.py)
@@ -154,8 +153,6 @@ def tracklet_rows(n: int):
 def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: PoseJobOptions, workers: int,
              cpus_per_worker: float, gpus_per_worker: float, address: str | None, data_root: Path | str):
     import ray
-
-    from reid import node_paths
 
     started = not ray.is_initialized()
     if started:  # no Ray Train here, so no dashboard (reid.ray_runtime)
