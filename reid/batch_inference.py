@@ -20,7 +20,7 @@ from reid.config.schema import ExperimentConfig
 from reid.data.info import data_info
 from reid.data.records import read_manifest
 from reid.evaluation.run.chunks import DecodeTestClips, EmbedChunks, tracklet_rows_to_features
-from reid.ray_runtime import init_ray
+from reid.ray_runtime import init_ray, quiet_teardown
 from reid.registry import get_method
 from reid.spec import DataInfo
 
@@ -30,10 +30,19 @@ def _absolute(manifest_path: Path | str) -> str:
     return str(manifest_path) if storage.is_uri(manifest_path) else str(Path(manifest_path).resolve())
 
 
+class _RayDecodeTestClips(DecodeTestClips):
+    """DecodeTestClips in a Ray actor: a SIGTERM (the command ending) inside a `__del__` prints no traceback."""
+
+    def __init__(self, manifest_path: str, cfg: dict, inputs: list[str]) -> None:
+        quiet_teardown()
+        super().__init__(manifest_path, cfg, inputs)
+
+
 class _RayEmbedChunks(EmbedChunks):
     """EmbedChunks whose weights arrive as an object reference (in a list, so Ray passes the reference through)."""
 
     def __init__(self, cfg: dict, state_ref: list, num_classes: int, attributes_json: str, states: bool) -> None:
+        quiet_teardown()
         super().__init__(cfg, ray.get(state_ref[0]), num_classes, attributes_json, states)
 
 
@@ -54,7 +63,7 @@ def extract_features_ray(cfg: ExperimentConfig, manifest_path: Path | str, model
     node_paths.finish(paths_seen, workers="its decoding actors")  # every node reads the frames (reid/node_paths.py)
     use_gpu = bool(ray.cluster_resources().get("GPU", 0)) and cfg.ray.use_gpu
     ds = ray.data.from_items([{"index": i} for i in indices], override_num_blocks=max(1, len(indices) // 8))
-    ds = ds.map_batches(DecodeTestClips, batch_size=4,
+    ds = ds.map_batches(_RayDecodeTestClips, batch_size=4,
                         fn_constructor_kwargs={"manifest_path": _absolute(manifest_path),
                                                "cfg": cfg.model_dump(mode="json"),
                                                "inputs": sorted(spec.inputs - {"attributes"} | {"frames"})},

@@ -288,11 +288,13 @@ def stop_on_sigterm() -> None:
 
 
 def quiet_teardown() -> None:
-    """In a Ray worker process that Ray stops with SIGTERM (a Tune trial's actor once its trial is done): Ray's
-    handler raises SystemExit wherever the interpreter is, and when that is a garbage-collection callback Python
-    prints `Exception ignored in: <function WeakSet...>` and a traceback of Ray's handler to the console (in 1 of
-    5 smoke ablations on the 2-core machine, 2026-12-07). Such an exit is already ignored; this drops its report
-    and passes every other unraisable exception to the hook that was there."""
+    """In a Ray worker process that Ray stops with SIGTERM (a Tune trial's actor once its trial is done, the decoding
+    actors and Train workers of a fit that stops, ...): Ray's handler raises SystemExit wherever the interpreter is,
+    and when that is a garbage-collection callback or a `__del__` Python prints `Exception ignored in: <function
+    WeakSet...>` (or `VideoReader.__del__`) and a traceback of Ray's handler to the console (in 1 of 5 smoke
+    ablations on the 2-core machine; a Ctrl-C of `reid train` in CI, 2026-12-07). Such an exit is already ignored;
+    this drops its report and passes every other unraisable exception to the hook that was there. Every actor
+    class and worker function of the project calls it first."""
     previous = sys.unraisablehook
 
     def hook(unraisable: Any) -> None:

@@ -70,6 +70,7 @@ from reid.data.decode import Decoder
 from reid.data.plan import Batching, PlanRow, global_plan
 from reid.data.records import read_manifest
 from reid.errors import ReidError
+from reid.ray_runtime import quiet_teardown
 
 if TYPE_CHECKING:  # the decoding actors import this module; they never need torch
     import torch
@@ -167,6 +168,9 @@ class _DecodeBatches:
 
     def __init__(self, manifest_path: str, data: dict[str, Any], seed: int, inputs: list[str], batching: Batching,
                  world_size: int, ledger_name: str, ledger_namespace: str | None) -> None:
+        # the SIGTERM that ends this process when a fit stops may land in decord's VideoReader.__del__: without this,
+        # Python printed its SystemExit there as a traceback on the driver's console (CI, 2026-12-07)
+        quiet_teardown()
         self.ledger = ray.get_actor(ledger_name, namespace=ledger_namespace)
         known_bad = ray.get(self.ledger.decoder_started.remote())
         self.data, self.seed = DataConfig.model_validate(data), seed

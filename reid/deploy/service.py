@@ -76,7 +76,9 @@ class SearchService:
         from reid.deploy.runs import load_run
         from reid.deploy.search import open_for
         from reid.deploy.store import load_index
+        from reid.ray_runtime import quiet_teardown
 
+        quiet_teardown()  # a SIGTERM (`reid serve` ending) inside a __del__: no traceback on the console
         # a node an autoscaler added after `start` checked the paths: its own line, not "no meta.json" (node_paths)
         node_paths.check_here({"index": index_dir}, "a Serve replica")
         meta = load_index(Path(index_dir)).meta

@@ -29,7 +29,7 @@ from reid.errors import ReidError
 from reid.pose.base import KeypointError, check_keypoints
 from reid.pose.openpose_json import SUFFIX, OpenPoseJsonKeypoints, write_openpose_json
 from reid.progress import bar as progress_bar
-from reid.ray_runtime import init_ray
+from reid.ray_runtime import init_ray, quiet_teardown
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class TrackletKeypointWriter:
     """The per-tracklet work (the Ray Data UDF): batch {"row": int [N]} -> {"row", "keypoints", "error"}."""
 
     def __init__(self, manifest_path: str, out_dir: str, stems: list[str], options: PoseJobOptions) -> None:
+        quiet_teardown()  # a SIGTERM (the job stopped) inside a __del__: no traceback on the driver's console
         torch.set_num_threads(max(1, options.threads))
         self.manifest = read_manifest(manifest_path)
         if not self.manifest.remote:  # a node an autoscaler added after the driver's check (reid/node_paths.py)

@@ -15,7 +15,7 @@ from typing import Any
 from reid import node_paths, storage
 from reid.config.schema import ExperimentConfig
 from reid.errors import ReidError
-from reid.ray_runtime import init_ray, local_cluster_started, train_logging_config  # the one Ray start-up
+from reid.ray_runtime import init_ray, local_cluster_started, quiet_teardown, train_logging_config
 from reid.training.capacity import GB, shortfall
 from reid.training.interrupt import fit, interruptible
 from reid.training.snapshot import repair as repair_snapshot
@@ -62,6 +62,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from reid.training.ray_session import RaySession
     from reid.training.worker import run_worker
 
+    quiet_teardown()  # a SIGTERM (the fit stopped) inside a __del__: no traceback on the driver's console
     cfg = ExperimentConfig.model_validate(loop_config["config"])
     # a node an autoscaler added after the driver's check of the paths (reid/node_paths.py)
     node_paths.check_here(loop_config.get("paths") or {},
