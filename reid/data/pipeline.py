@@ -96,6 +96,7 @@ class UnreadableLedger:
     clip costs)."""
 
     def __init__(self) -> None:
+        quiet_teardown()  # stopped with SIGTERM with its fit: no traceback of a __del__ it lands in
         self._bad: dict[int, str] = {}
         self._starts = 0
         self._ready_cpu = 0.0
