@@ -87,6 +87,13 @@ def test_cli_rejects_a_foreign_non_empty_directory(tmp_path):
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 
 
+def test_cli_names_an_output_it_cannot_create(tmp_path):
+    (tmp_path / "file").write_text("")  # a parent that is a file: mkdir fails as on a read-only or missing mount
+    args = _parser().parse_args(["--preset", "tiny", "--out", str(tmp_path / "file" / "set")])
+    with pytest.raises(ReidError, match=r"cannot create the dataset directory .*/file/set: Not a directory"):
+        synth_cmd.run(args)
+
+
 def test_cli_generates_and_prints_a_summary(tmp_path, capsys):
     out = tmp_path / "ds"
     args = _parser().parse_args(["--preset", "tiny", "--out", str(out), "--workers", "1", "--ids-train", "2",

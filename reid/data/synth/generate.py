@@ -102,8 +102,11 @@ def _prepare_dir(out: Path) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-    for d in ("videos", "keypoints"):
-        (out / d).mkdir(parents=True, exist_ok=True)
+    try:
+        for d in ("videos", "keypoints"):
+            (out / d).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or missing parent: the path and why, not FileNotFoundError's traceback
+        raise ReidError(f"cannot create the dataset directory {out}: {exc.strerror or exc}") from None
 
 
 def _check_run_args(seed: Any, workers: Any) -> None:
