@@ -16,6 +16,7 @@ from reid.data.synth.plan import plan_dataset
 from reid.data.synth.scene import render_tracklet
 from reid.data.synth.video import decode_decord, decode_pyav
 from reid.data.video_libs import decord as load_decord
+from reid.errors import ReidError
 
 KNOBS = dict(ids_train=4, ids_test=4, cameras=3, tracklets_per_camera=2, distractors=2, junk=1, min_len=6,
              max_len=14, height=64, width=32, frames=True, occlusion=0.3, lost=0.2, blur=0.3)
@@ -190,6 +191,14 @@ def test_ensure_dataset_generates_once(tmp_path):
     generate(out, "tiny", seed=1, **knobs)
     assert json.loads((out / "summary.json").read_text())["seed"] == 1
     assert len(list((out / "videos").iterdir())) == len(read_manifest(out).records)
+
+
+def test_ensure_dataset_names_a_directory_it_cannot_create(tmp_path):
+    """`reid demo --data`, `reid train data.root=` on a missing or read-only mount: one line, not the lock file's
+    FileNotFoundError."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ReidError, match=r"cannot create the dataset directory .*/file/sub/ds: Not a directory"):
+        ensure_dataset(tmp_path / "file" / "sub" / "ds", "tiny")
 
 
 def test_demo_preset_has_the_promised_size():

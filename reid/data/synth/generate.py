@@ -176,8 +176,12 @@ def ensure_dataset(out_dir: str | Path, preset: str = "demo", seed: int = 0, wor
     if manifest.is_file():
         _check_suite(out, preset, knobs)
         return manifest
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.parent / f".{out.name}.lock", "w") as lock:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(out.parent / f".{out.name}.lock", "w")  # closed by the `with` below
+    except OSError as exc:  # a read-only or missing parent (`reid demo --data`, `reid train data.root=`)
+        raise ReidError(f"cannot create the dataset directory {out}: {exc.strerror or exc}") from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if manifest.is_file():
             _check_suite(out, preset, knobs)
