@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from reid import storage
-from reid.config import ConfigError, ExperimentConfig, build_config, validate_overrides
+from reid.config import ConfigError, ExperimentConfig, absolute_paths, build_config, validate_overrides
 from reid.config.errors import format_validation_error
 from reid.data.synth.presets import SUITES
 from reid.errors import ReidError
@@ -145,7 +145,7 @@ def run_ablation(spec: AblationSpec, *, dataset: str = "synthetic", size: str = 
     from reid.config.loader import parse_override
     from reid.training.api import manifest_path_for
     from tune.experiment_record import experiment_record
-    from tune.runner import absolute_paths, experiment_dir, fit, init_ray, open_experiment, trial_resources
+    from tune.runner import experiment_dir, fit, init_ray, open_experiment, trial_resources
     from tune.trial import run_trial
 
     user = dict(parse_override(o) for o in user_overrides or [])
@@ -233,7 +233,6 @@ def untrained_reference(spec: AblationSpec, base: ExperimentConfig, grid: dict[s
     (else the first row), evaluated once in this process after the trials: the floor a row must clear to count as
     having learned (issue 17: a recipe's baseline row reaches >= 3x its mAP)."""
     from reid.evaluation.run.evaluate import evaluate
-    from tune.runner import absolute_paths
 
     wanted = spec.headline[1] if spec.headline else None
     row = next((g for g in grid.values() if g["name"] == wanted), next(iter(grid.values())))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reid import node_paths, ray_runtime, storage
-from reid.config import ExperimentConfig, validate_overrides
+from reid.config import ExperimentConfig
 from reid.errors import ReidError
 from reid.training.capacity import GB, amount
 from reid.training.metrics import watch_line
@@ -37,22 +37,6 @@ _own_address_for_workers = ray_runtime.own_address_for_workers
 
 NEW_OUTPUT_ENV = "RAY_AIR_NEW_OUTPUT"
 PRINT_TRIAL_ERRORS_ENV = "TUNE_PRINT_ALL_TRIAL_ERRORS"
-_PATH_KEYS = ("data.root", "data.manifest", "ray.storage_path", "train.init_from", "model.weights_path")
-
-
-def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Trials run in their own working directory: make every local path of `cfg` absolute first."""
-    tree = cfg.model_dump(mode="json")
-    updates: dict[str, Any] = {}
-    for key in _PATH_KEYS:
-        node: Any = tree
-        for part in key.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, str) and node and "://" not in node:
-            updates[key] = str(Path(node).expanduser().resolve())
-    return validate_overrides(cfg, updates) if updates else cfg
-
-
 def init_ray(cfg: ExperimentConfig, num_cpus: float | None = None, *, manifest: Path | str | None = None,
              experiment: Path | str | None = None) -> None:
     """`reid.ray_runtime.init_ray` with the sweep's config: `ray.address` (or $RAY_ADDRESS), else a local cluster,

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from reid import storage
-from reid.config import ExperimentConfig, validate_overrides
+from reid.config import ExperimentConfig, absolute_paths, validate_overrides
 from reid.errors import ReidError
 from tune.console import plural
 from tune.experiment_record import experiment_record
-from tune.runner import absolute_paths, experiment_dir, fit, init_ray, open_experiment, trial_resources
+from tune.runner import experiment_dir, fit, init_ray, open_experiment, trial_resources
 from tune.spaces import SearchSpace, validate_space
 from tune.trial import run_trial
 

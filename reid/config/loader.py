@@ -8,6 +8,7 @@ search spaces (`validate_overrides`), so a typo in a sweep fails before any tria
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -178,6 +179,35 @@ def validate_overrides(cfg: ExperimentConfig, overrides: Mapping[str, Any]) -> E
     for key, value in overrides.items():
         set_dotted(tree, key, value)
     return resolve_config(tree)
+
+
+# the config keys that name local files or folders (each may also be a URI, or unset)
+PATH_KEYS: tuple[str, ...] = ("data.root", "data.manifest", "ray.storage_path", "train.init_from",
+                              "model.weights_path")
+
+
+def absolute_path_updates(tree: Mapping[str, Any]) -> dict[str, str]:
+    """{dotted key: absolute path} for every `PATH_KEYS` value of the config `tree` (a `model_dump`) that is a local
+    path not written as one: relative (to the current directory), `~`, `..`. Symbolic links are kept (`/shared` may
+    be a link on one node and a mount on another); URIs and unset keys are left out."""
+    updates: dict[str, str] = {}
+    for key in PATH_KEYS:
+        node: Any = tree
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, str) and node and "://" not in node:
+            absolute = os.path.abspath(os.path.expanduser(node))
+            if absolute != node:
+                updates[key] = absolute
+    return updates
+
+
+def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with every local path absolute. A run's config.yaml records them so (`reid eval RUN`, `reid export`,
+    ... from another directory read the same dataset, instead of another path or, for the synthetic set, a
+    freshly generated copy), and Tune trials and Ray workers, which run in other working directories, get them."""
+    updates = absolute_path_updates(cfg.model_dump(mode="json"))
+    return validate_overrides(cfg, updates) if updates else cfg
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> Path:

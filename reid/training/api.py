@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reid import storage
-from reid.config import ExperimentConfig, save_config
+from reid.config import ExperimentConfig, absolute_paths, save_config
 from reid.data.records import read_manifest
 from reid.data.source import manifest_path as dataset_manifest
 from reid.errors import ReidError
@@ -84,6 +84,7 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *
     test: evaluate the test split once at the end with the checkpoint chosen on validation (`_test_at_end`); sweeps,
     which only compare validation scores, and callers that evaluate the test split themselves pass False.
     """
+    cfg = absolute_paths(cfg)  # config.yaml names the dataset wherever a later `reid eval RUN` runs from
     changed = check_same_run(cfg, run_location(cfg), allow_changed=allow_changed)
     if changed:
         print(f"[reid] continuing {run_location(cfg)} with changed keys: {describe(changed)}", flush=True)

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from reid import storage
 from reid.config import ExperimentConfig
+from reid.config.loader import absolute_path_updates, set_dotted
 from reid.errors import ReidError
 
 # where and how a run executes, not what it learns: these may differ between attempts of one run
@@ -106,7 +107,13 @@ def check_same_run(cfg: ExperimentConfig, location: Path | str, *, allow_changed
     stored = stored_config(location)
     if stored is None:
         return []
-    differences = learned_differences(stored, cfg.model_dump(mode="json"))
+    # paths compared as absolute ones (reid.config.absolute_paths): a run written before its config.yaml recorded
+    # them so holds relative ones, which meant the current directory then, as they do for the command now
+    new = cfg.model_dump(mode="json")
+    for tree in (stored, new):
+        for key, value in absolute_path_updates(tree).items():
+            set_dotted(tree, key, value)
+    differences = learned_differences(stored, new)
     if differences and not allow_changed:
         raise ReidError(
             f"{location} holds a run trained with another config ({describe(differences)}); starting it again "

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from reid.config import ConfigError, build_config, save_config, validate_overrides
+from reid.config import ConfigError, absolute_paths, build_config, save_config, validate_overrides
 from reid.config.loader import parse_override
 
 
@@ -80,3 +80,22 @@ def test_run_config_saved_with_the_removed_output_dir_still_loads(tmp_path):
     assert build_config(None, [old]).method == "baseline"
     with pytest.raises(ConfigError, match="unknown key 'output_dir'"):
         build_config("baseline", [], ["output_dir=runs"])
+
+
+def test_absolute_paths_resolve_local_paths_and_keep_uris_and_links(tmp_path, monkeypatch):
+    """What a run's config.yaml and a Tune trial record: every local path absolute, as written otherwise."""
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cfg = build_config("baseline", ["baseline-synthetic"], [
+        "data.root=data/x", "ray.storage_path=runs", f"train.init_from={tmp_path}/link/../link/run",
+        "model.weights_path=~/w.pth", "data.manifest=s3://bucket/m.parquet"])
+    out = absolute_paths(cfg)
+    assert out.data.root == str(tmp_path / "data" / "x") and out.ray.storage_path == str(tmp_path / "runs")
+    assert out.train.init_from == str(tmp_path / "link" / "run")  # `..` folded, the link kept (not resolved)
+    assert out.model["weights_path"] == str(tmp_path / "home" / "w.pth")
+    assert out.data.manifest == "s3://bucket/m.parquet"
+    assert absolute_paths(out) is out  # nothing left to change
+    unset = absolute_paths(build_config("baseline", [], ["data.root=/abs/x"]))
+    assert unset.data.manifest is None and unset.data.root == "/abs/x"

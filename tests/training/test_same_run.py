@@ -64,6 +64,30 @@ def test_a_changed_config_does_not_continue_an_existing_run(tiny_data, tmp_path,
     assert check_same_run(tiny_config(tiny_data, tmp_path, "name=other", "optim.lr=0.1"), tmp_path / "other") == []
 
 
+def test_a_run_records_absolute_paths_and_one_that_recorded_relative_ones_still_continues(
+        tiny_data, tmp_path, tiny_config, monkeypatch, capsys):
+    """`reid eval RUN`, `reid export RUN`, ... from another directory read config.yaml's data.root: a relative one
+    pointed them elsewhere (for the synthetic set: a new copy generated there, 2026-12-07)."""
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "tiny").symlink_to(tiny_data)
+    monkeypatch.chdir(work)
+    first = train(tiny_config("data/tiny", "runs", "train.epochs=1", "name=rel"), test=False)
+    stored = yaml.safe_load((first.run_dir / "config.yaml").read_text())
+    assert stored["data"]["root"] == str(work / "data" / "tiny") and stored["ray"]["storage_path"] == str(work / "runs")
+    # a run written before: relative paths in its config.yaml, started again from where it was started
+    stored["data"]["root"], stored["ray"]["storage_path"] = "data/tiny", "runs"
+    (first.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    again = tiny_config("data/tiny", "runs", "train.epochs=1", "name=rel")
+    assert check_same_run(again, first.run_dir) == []
+    train(again, test=False)
+    assert "rel has trained all its 1 epochs" in capsys.readouterr().out
+    # from elsewhere the same relative words name another dataset: refused as before
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ReidError, match=r"another config \(data\.root: "):
+        check_same_run(tiny_config("data/tiny", work / "runs", "train.epochs=1", "name=rel"), first.run_dir)
+
+
 def test_reid_train_resume_allows_changed_keys_and_a_plain_start_does_not(monkeypatch):
     import reid.training.api as api
     from reid.commands import train as command

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 
 from reid.config import build_config
 from reid.errors import ReidError
 from tune import runner
-
-
-@pytest.mark.timeout(60)
-def test_absolute_paths(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    cfg = build_config("baseline", ["baseline-synthetic"], ["data.root=data/x", "ray.storage_path=runs",
-                                                            "ray.num_workers=0"])
-    out = runner.absolute_paths(cfg)
-    assert out.data.root == str(tmp_path / "data" / "x") and Path(out.ray.storage_path).is_absolute()
-    assert out.data.manifest is None  # unset paths stay unset
 
 
 @pytest.mark.timeout(60)
