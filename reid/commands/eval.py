@@ -9,7 +9,6 @@ from pathlib import Path
 
 from reid import storage
 from reid.commands.common import add_config_arguments, setup_logging
-from reid.config import build_config
 from reid.evaluation.run.backend import AUTO_HELP, BACKENDS, backend_line, choose_backend
 
 DESCRIPTION = """Evaluate a trained run (or one checkpoint) and print a metrics table; writes JSON.
@@ -37,12 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from reid.data.records import read_manifest
     from reid.data.source import manifest_path
-    from reid.evaluation.run.discovery import find_run, local_config
+    from reid.evaluation.run.discovery import find_run, run_config
     from reid.evaluation.run.evaluate import evaluate, split_indices, write_report
 
     setup_logging()
     run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
-    cfg = build_config(None, [local_config(run_dir), *args.config], args.overrides)
+    cfg = run_config(run_dir, args.config, args.overrides)
     extract = None
     local_only = "eval.pairwise / eval.tta run in this process" if cfg.eval.pairwise or cfg.eval.tta != "none" else None
     tracklets = len(split_indices(cfg, read_manifest(manifest_path(cfg.data)))[1])

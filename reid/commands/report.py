@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from reid.commands.common import add_config_arguments, setup_logging
-from reid.config import build_config
 
 DESCRIPTION = """Write the HTML report of a run: metrics table, CMC curve, training curves (loss terms, validation
 mAP / R1 and throughput by epoch, from metrics.jsonl), ranked gallery thumbnails per sampled query (correct / wrong
@@ -25,12 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reid.evaluation.run.discovery import find_run, read_history
+    from reid.evaluation.run.discovery import find_run, read_history, run_config
     from reid.evaluation.run.evaluate import evaluate, write_report
 
     setup_logging()
     run_dir, checkpoint = find_run(Path(args.run))
-    cfg = build_config(None, [run_dir / "config.yaml", *args.config], args.overrides)
+    cfg = run_config(run_dir, args.config, args.overrides)
     outcome = evaluate(cfg, checkpoint or run_dir, sample_queries=args.queries)
     history = read_history(run_dir) or None
     path = write_report(cfg, outcome, Path(args.out) if args.out else run_dir / "report.html", history=history)

@@ -44,17 +44,16 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
     """The run at `path` (a run directory or a checkpoint directory inside one), its model in eval mode on the CPU.
 
     Reuses `reid eval`'s run discovery and model loading (reid.evaluation.run: checkpoint selection and checks)."""
-    from reid.config import build_config
     from reid.data.info import data_info
     from reid.data.records import read_manifest
     from reid.data.source import manifest_path as dataset_manifest
     from reid.data.validation import with_validation_split
-    from reid.evaluation.run.discovery import find_run
+    from reid.evaluation.run.discovery import find_run, run_config
     from reid.evaluation.run.evaluate import load_model
     from reid.registry import get_method
 
     run_dir, checkpoint = find_run(Path(path))
-    cfg = build_config(None, [run_dir / "config.yaml"], overrides or [])
+    cfg = run_config(run_dir, (), overrides or [])
     spec = get_method(cfg.method)
     manifest_path = dataset_manifest(cfg.data)
     # the identities the run trained on: its manifest less the held-out validation identities, as `reid train` and

@@ -1,4 +1,4 @@
-"""`reid eval` / `reid report` given a folder of runs instead of one run name a few of them."""
+"""`reid eval` / `reid report` given a folder of runs instead of one run name a few of them; a run's config."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from reid.config import build_config, save_config
 from reid.errors import ReidError
-from reid.evaluation.run.discovery import RUNS_SHOWN, find_run, runs_below
+from reid.evaluation.run.discovery import RUNS_SHOWN, find_run, run_config, runs_below
 
 
 def test_a_folder_of_runs_names_them_newest_first(tmp_path):
@@ -30,3 +31,25 @@ def test_a_folder_without_runs_says_so(tmp_path):
     with pytest.raises(ReidError, match="is not a run directory \\(no config.yaml in it or its parents\\)"):
         find_run(tmp_path)
     assert runs_below(tmp_path / "missing") == []
+
+
+def test_a_run_that_names_its_dataset_relatively_is_read_only_where_that_path_exists(tmp_path, monkeypatch):
+    """Runs written before config.yaml recorded absolute paths: `data.root=data/demo` from another directory named
+    nothing, or a place where the synthetic set was generated anew (2026-12-07)."""
+    start = tmp_path / "project"
+    (start / "data" / "demo").mkdir(parents=True)
+    (start / "data" / "demo" / "manifest.parquet").write_bytes(b"")  # only its existence is read here
+    run = start / "runs" / "old"
+    save_config(build_config("baseline", [], ["data.root=data/demo"]), run / "config.yaml")
+    monkeypatch.chdir(start)
+    assert run_config(run).data.root == "data/demo"  # where the run was started: as before
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ReidError, match=r"old's config.yaml names data.root=data/demo, relative to the directory the "
+                                        r"run was started in, and there is no .*/data/demo/manifest.parquet here"):
+        run_config(run)
+    elsewhere = run_config(run, overrides=[f"data.root={start / 'data' / 'demo'}"])  # the command names it
+    assert elsewhere.data.root == str(start / "data" / "demo")
+    # a run written since: its config.yaml holds the absolute path, read as it is from anywhere
+    new = start / "runs" / "new"
+    save_config(build_config("baseline", [], [f"data.root={start / 'data' / 'demo'}"]), new / "config.yaml")
+    assert run_config(new).data.root == str(start / "data" / "demo")

@@ -13,13 +13,18 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from reid import storage
 from reid.errors import ReidError
 from reid.models.state_file import STATE_FILE, is_complete
+
+if TYPE_CHECKING:
+    from reid.config import ExperimentConfig
 
 CONFIG_FILE = "config.yaml"
 RUNS_SHOWN = 5  # run directories named when a folder of runs is given where one run is expected
@@ -63,6 +68,31 @@ def local_config(run_dir: Path | str) -> Path:
     local = Path(tempfile.gettempdir()) / f"reid-run-configs-{getattr(os, 'getuid', lambda: 0)()}" / key / CONFIG_FILE
     storage.write_text(local, storage.read_text(storage.join(run_dir, CONFIG_FILE)))
     return local
+
+
+def run_config(run_dir: Path | str, config_files: Iterable[str | Path] = (), overrides: Iterable[str] = ()
+               ) -> ExperimentConfig:
+    """The run's config: its config.yaml, then `config_files` and `overrides` (`reid eval RUN --config F key=value`).
+
+    A run written before config.yaml recorded absolute paths (2026-12-07) may name its dataset relative to the
+    directory it was started in. From another directory that names nothing, or, for the synthetic set, a place where
+    a new copy would be generated: that is an error naming the key, unless the command sets the key itself."""
+    from reid.config import build_config
+
+    config_file = local_config(run_dir)
+    cfg = build_config(None, [config_file, *config_files], overrides)
+    stored = (yaml.safe_load(Path(config_file).read_text()) or {}).get("data") or {}
+    key, value = ("manifest", stored.get("manifest")) if stored.get("manifest") else ("root", stored.get("root"))
+    if not isinstance(value, str) or "://" in value or os.path.isabs(os.path.expanduser(value)):
+        return cfg
+    if getattr(cfg.data, key) != value:  # set by the command
+        return cfg
+    target = Path(value) if key == "manifest" else Path(value) / "manifest.parquet"
+    if not target.is_file():
+        raise ReidError(f"{run_dir}'s config.yaml names data.{key}={value}, relative to the directory the run was "
+                        f"started in, and there is no {target.resolve()} here: run this from that directory or add "
+                        f"data.{key}=<its absolute path>")
+    return cfg
 
 
 def read_history(run_dir: Path | str) -> list[dict[str, Any]]:
