@@ -53,7 +53,7 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
     from reid.registry import get_method
 
     run_dir, checkpoint = find_run(Path(path))
-    cfg = run_config(run_dir, (), overrides or [])
+    cfg = run_config(run_dir, (), overrides or [], overridable=False)  # export, index, search, serve: no key=value
     spec = get_method(cfg.method)
     manifest_path = dataset_manifest(cfg.data)
     # the identities the run trained on: its manifest less the held-out validation identities, as `reid train` and

@@ -47,6 +47,9 @@ def test_a_run_that_names_its_dataset_relatively_is_read_only_where_that_path_ex
     with pytest.raises(ReidError, match=r"old's config.yaml names data.root=data/demo, relative to the directory the "
                                         r"run was started in, and there is no .*/data/demo/manifest.parquet here"):
         run_config(run)
+    with pytest.raises(ReidError, match=r"here: run this from that directory or set data.root in .*old/config.yaml to "
+                                        r"its absolute path$"):  # `reid export`, `reid index`: no key=value arguments
+        run_config(run, overridable=False)
     elsewhere = run_config(run, overrides=[f"data.root={start / 'data' / 'demo'}"])  # the command names it
     assert elsewhere.data.root == str(start / "data" / "demo")
     # a run written since: its config.yaml holds the absolute path, read as it is from anywhere

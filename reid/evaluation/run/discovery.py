@@ -70,13 +70,14 @@ def local_config(run_dir: Path | str) -> Path:
     return local
 
 
-def run_config(run_dir: Path | str, config_files: Iterable[str | Path] = (), overrides: Iterable[str] = ()
-               ) -> ExperimentConfig:
+def run_config(run_dir: Path | str, config_files: Iterable[str | Path] = (), overrides: Iterable[str] = (), *,
+               overridable: bool = True) -> ExperimentConfig:
     """The run's config: its config.yaml, then `config_files` and `overrides` (`reid eval RUN --config F key=value`).
 
     A run written before config.yaml recorded absolute paths (2026-12-07) may name its dataset relative to the
     directory it was started in. From another directory that names nothing, or, for the synthetic set, a place where
-    a new copy would be generated: that is an error naming the key, unless the command sets the key itself."""
+    a new copy would be generated: that is an error naming the key, unless the command sets the key itself
+    (`overridable`: the command takes key=value arguments; else the advice is to edit config.yaml)."""
     from reid.config import build_config
 
     config_file = local_config(run_dir)
@@ -89,9 +90,10 @@ def run_config(run_dir: Path | str, config_files: Iterable[str | Path] = (), ove
         return cfg
     target = Path(value) if key == "manifest" else Path(value) / "manifest.parquet"
     if not target.is_file():
+        fix = (f"add data.{key}=<its absolute path>" if overridable
+               else f"set data.{key} in {config_file} to its absolute path")
         raise ReidError(f"{run_dir}'s config.yaml names data.{key}={value}, relative to the directory the run was "
-                        f"started in, and there is no {target.resolve()} here: run this from that directory or add "
-                        f"data.{key}=<its absolute path>")
+                        f"started in, and there is no {target.resolve()} here: run this from that directory or {fix}")
     return cfg
 
 
