@@ -33,35 +33,24 @@ def manifest_path(tmp_path_factory):
     return write_toy_dataset(tmp_path_factory.mktemp("teardown") / "toy", ids=2, cams=2, num_frames=6, size=(32, 16))
 
 
-def _decoding_actor(manifest_path, monkeypatch):
-    class Remote:
-        def __init__(self, value):
-            self.value = value
-
-        def remote(self, *args):
-            return self.value
-
-    class Ledger:
-        decoder_started = Remote({})
-        decoder_ready = Remote(None)
-
-    monkeypatch.setattr(pipeline.ray, "get_actor", lambda name, namespace=None: Ledger())
-    monkeypatch.setattr(pipeline.ray, "get", lambda ref, timeout=None: ref)
+def _decoding_actor(manifest_path, request):
+    request.getfixturevalue("fake_ledger")
     data = DataConfig(seq_len=4, ids_per_batch=2, tracklets_per_id=2, decode_timeout_s=None)
     return pipeline._DecodeBatches(str(manifest_path), data.model_dump(), 3, ["frames"], "pk", 1, "ledger", None)
 
 
-def _eval_decoder(manifest_path, monkeypatch):
+def _eval_decoder(manifest_path, request):
     cfg = build_config("baseline", overrides=[f"data.root={manifest_path.parent}"])
     return _RayDecodeTestClips(str(manifest_path), cfg.model_dump(), ["frames"])
 
 
 @pytest.mark.parametrize("build", [_decoding_actor, _eval_decoder], ids=["train-decoder", "eval-decoder"])
-def test_a_sigterm_inside_a_del_prints_no_traceback_in_a_decoding_actor(build, manifest_path, monkeypatch, capsys):
+def test_a_sigterm_inside_a_del_prints_no_traceback_in_a_decoding_actor(build, manifest_path, monkeypatch, capsys,
+                                                                         request):
     monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)  # a fresh actor process's hook
     _Reader()
     assert "Traceback" in capsys.readouterr().err  # what the driver's console showed before
-    build(manifest_path, monkeypatch)
+    build(manifest_path, request)
     _Reader()
     assert capsys.readouterr().err == ""
     _Broken()  # any other exception of a __del__ is still reported

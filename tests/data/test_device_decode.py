@@ -176,24 +176,9 @@ def test_refused_for_a_manifest_that_is_not_a_jpeg_store(stores, tmp_path):
                                     epochs=range(1), ledger_name="unused")
 
 
-def test_the_decoding_actor_ships_bytes_and_no_frames(stores, monkeypatch):
+def test_the_decoding_actor_ships_bytes_and_no_frames(stores, fake_ledger):
     """`_DecodeBatches.__call__` as the pool runs it, with the ledger actor faked (no Ray cluster)."""
     _, jpeg = stores
-
-    class Remote:
-        def __init__(self, value):
-            self.value = value
-
-        def remote(self, *args):
-            return self.value
-
-    class Ledger:
-        decoder_started = Remote({})
-        decoder_ready = Remote(None)
-        add_bad = Remote({})
-
-    monkeypatch.setattr(pipeline.ray, "get_actor", lambda name, namespace=None: Ledger())
-    monkeypatch.setattr(pipeline.ray, "get", lambda ref, timeout=None: ref)
     c = cfg(jpeg_decode="trainer")
     actor = pipeline._DecodeBatches(str(jpeg.root / "manifest.parquet"), c.model_dump(), 3, ["frames"], "pk", 1,
                                     "ledger", None)
