@@ -58,6 +58,24 @@ def disk_full(exc: OSError) -> str:
             f"elsewhere (ray.storage_path, --out)")
 
 
+# what to do about an error of the file system on a path the command was given (its output, a run's storage)
+PATH_ADVICE = {
+    errno.ENOTDIR: "a file stands where that path needs a folder",
+    errno.EEXIST: "a file stands where that path needs a folder",
+    errno.EACCES: "no permission there: check the folder's owner and mode, or write elsewhere "
+                  "(ray.storage_path, --out)",
+    errno.EROFS: "a read-only file system: write elsewhere (ray.storage_path, --out)",
+}
+
+
+def path_error(exc: OSError) -> str:
+    """`Not a directory: /runs/x (a file stands where that path needs a folder)` for an error of the file system that
+    names its path (OSError's own text quotes it and leads with `[Errno 20]`)."""
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    advice = PATH_ADVICE.get(exc.errno or 0)
+    return f"{exc.strerror}: {where}" + (f" ({advice})" if advice else "")
+
+
 def describe(exc: BaseException) -> str:
     """`Type: first line of the message` (a ReidError: just its message, it is written for the user). A worker
     Ray's memory monitor killed says so, whatever error carried it (Train reports a failed health check)."""
@@ -69,6 +87,8 @@ def describe(exc: BaseException) -> str:
     full = next((e for e in chain(exc) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
     if full is not None:  # whatever a library made of it on the way (torch.save: "unexpected pos ...")
         return disk_full(full)
+    if isinstance(cause, OSError) and cause.filename and cause.strerror:
+        return path_error(cause)
     lines = [ln.strip() for ln in plain.splitlines() if ln.strip()]
     # RayTaskError's text starts with the task's name and then the remote traceback; the last line is the error,
     # with its own type

@@ -79,6 +79,23 @@ def test_a_full_disk_is_named_whatever_wrapped_it(tmp_path):
         "no space left on the device of a file being written: ")
 
 
+def test_a_path_the_file_system_refused_is_named_with_what_to_do(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError) as not_dir:
+        (tmp_path / "file" / "runs" / "r").mkdir(parents=True)  # `ray.storage_path=` a file's path
+    assert failure.describe(not_dir.value) == (f"Not a directory: {tmp_path / 'file' / 'runs' / 'r'} "
+                                               f"(a file stands where that path needs a folder)")
+    with pytest.raises(OSError) as exists:
+        (tmp_path / "file").mkdir(parents=True, exist_ok=True)  # `--out file/x.html`: its folder made first
+    assert failure.describe(exists.value) == (f"File exists: {tmp_path / 'file'} "
+                                              f"(a file stands where that path needs a folder)")
+    missing = FileNotFoundError(2, "No such file or directory", "/nowhere/x")
+    assert failure.describe(missing) == "No such file or directory: /nowhere/x"
+    assert failure.describe(PermissionError(13, "Permission denied", "/shared/runs")).startswith(
+        "Permission denied: /shared/runs (no permission there: ")
+    assert failure.describe(OSError("disk full")) == "OSError: disk full"  # no path: as any other error
+
+
 def test_a_ray_task_errors_coloured_text_gives_its_last_line():
     text = ("\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=31420, ip=192.0.2.2)\n  File \"x.py\", line 1, in f\n"
             "RuntimeError: injected fault")
