@@ -61,7 +61,12 @@ def config_from_args(args: argparse.Namespace):
         overrides.append(f"train.init_from={args.init_from}")
     if not args.method and not files and not any(o.startswith("method=") for o in overrides):
         raise ReidError("name a method (e.g. `reid train baseline`) or pass --config / --resume")
-    return build_config(args.method, files, overrides)
+    cfg = build_config(args.method, files, overrides)
+    if args.resume:  # an older run's relative dataset path from another directory: an error, not another dataset
+        from reid.evaluation.run.discovery import check_relative_dataset
+
+        check_relative_dataset(args.resume, files[0], cfg)
+    return cfg
 
 
 def resume_hint(cfg) -> str:

@@ -86,6 +86,14 @@ def test_a_run_records_absolute_paths_and_one_that_recorded_relative_ones_still_
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ReidError, match=r"another config \(data\.root: "):
         check_same_run(tiny_config("data/tiny", work / "runs", "train.epochs=1", "name=rel"), first.run_dir)
+    # and `reid train --resume RUN` from there says why, before anything starts (the start above rewrote the file)
+    from reid.cli import main
+
+    (first.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(first.run_dir)]) == 2
+    assert (f"reid train: error: {first.run_dir}'s config.yaml names data.root=data/tiny, relative to the directory "
+            f"the run was started in") in capsys.readouterr().err
 
 
 def test_reid_train_resume_allows_changed_keys_and_a_plain_start_does_not(monkeypatch):

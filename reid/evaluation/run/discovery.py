@@ -72,29 +72,34 @@ def local_config(run_dir: Path | str) -> Path:
 
 def run_config(run_dir: Path | str, config_files: Iterable[str | Path] = (), overrides: Iterable[str] = (), *,
                overridable: bool = True) -> ExperimentConfig:
-    """The run's config: its config.yaml, then `config_files` and `overrides` (`reid eval RUN --config F key=value`).
-
-    A run written before config.yaml recorded absolute paths (2026-12-07) may name its dataset relative to the
-    directory it was started in. From another directory that names nothing, or, for the synthetic set, a place where
-    a new copy would be generated: that is an error naming the key, unless the command sets the key itself
-    (`overridable`: the command takes key=value arguments; else the advice is to edit config.yaml)."""
+    """The run's config: its config.yaml, then `config_files` and `overrides` (`reid eval RUN --config F key=value`),
+    its dataset checked as `check_relative_dataset` does."""
     from reid.config import build_config
 
     config_file = local_config(run_dir)
     cfg = build_config(None, [config_file, *config_files], overrides)
+    check_relative_dataset(run_dir, config_file, cfg, overridable=overridable)
+    return cfg
+
+
+def check_relative_dataset(run_dir: Path | str, config_file: Path | str, cfg: ExperimentConfig, *,
+                           overridable: bool = True) -> None:
+    """A run written before config.yaml recorded absolute paths (2026-12-07) may name its dataset relative to the
+    directory it was started in. From another directory that names nothing, or, for the synthetic set, a place where
+    a new copy would be generated: that is an error naming the key, unless `cfg` (the command) sets the key itself.
+    `overridable`: the command takes key=value arguments; else the advice is to edit config.yaml."""
     stored = (yaml.safe_load(Path(config_file).read_text()) or {}).get("data") or {}
     key, value = ("manifest", stored.get("manifest")) if stored.get("manifest") else ("root", stored.get("root"))
     if not isinstance(value, str) or "://" in value or os.path.isabs(os.path.expanduser(value)):
-        return cfg
+        return
     if getattr(cfg.data, key) != value:  # set by the command
-        return cfg
+        return
     target = Path(value) if key == "manifest" else Path(value) / "manifest.parquet"
     if not target.is_file():
         fix = (f"add data.{key}=<its absolute path>" if overridable
                else f"set data.{key} in {config_file} to its absolute path")
         raise ReidError(f"{run_dir}'s config.yaml names data.{key}={value}, relative to the directory the run was "
                         f"started in, and there is no {target.resolve()} here: run this from that directory or {fix}")
-    return cfg
 
 
 def read_history(run_dir: Path | str) -> list[dict[str, Any]]:
