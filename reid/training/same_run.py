@@ -15,6 +15,7 @@ and gets the list back to print.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from pydantic import ValidationError
 
 from reid import storage
 from reid.config import ExperimentConfig
-from reid.config.loader import absolute_path_updates, set_dotted
+from reid.config.loader import PATH_KEYS
 from reid.errors import ReidError
 
 # where and how a run executes, not what it learns: these may differ between attempts of one run
@@ -53,13 +54,24 @@ def is_execution_key(key: str) -> bool:
     return any(key == k or (k.endswith(".") and key.startswith(k)) for k in EXECUTION_KEYS)
 
 
+def same_value(key: str, a: Any, b: Any) -> bool:
+    """Equal values; for a local path of `PATH_KEYS`, the same file or folder: a relative path (what runs recorded
+    before config.yaml held absolute ones) as it resolves in the current directory, symbolic links followed (Tune
+    experiments recorded them resolved until 2026-12-07)."""
+    if a == b:
+        return True
+    local = isinstance(a, str) and isinstance(b, str) and "://" not in a and "://" not in b
+    return key in PATH_KEYS and local and os.path.realpath(os.path.expanduser(a)) == os.path.realpath(
+        os.path.expanduser(b))
+
+
 def learned_differences(stored: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """(key, stored value, new value) for every key outside `EXECUTION_KEYS` whose value differs; a key only one side
-    has shows `None` on the other. Sorted by key."""
+    """(key, stored value, new value) for every key outside `EXECUTION_KEYS` whose value differs (`same_value`); a
+    key only one side has shows `None` on the other. Sorted by key."""
     old_flat, new_flat = flatten(stored), flatten(new)
     keys = sorted(old_flat.keys() | new_flat.keys())
     return [(k, old_flat.get(k), new_flat.get(k)) for k in keys
-            if not is_execution_key(k) and old_flat.get(k) != new_flat.get(k)]
+            if not is_execution_key(k) and not same_value(k, old_flat.get(k), new_flat.get(k))]
 
 
 def has_checkpoints(location: Path | str) -> bool:
@@ -107,13 +119,7 @@ def check_same_run(cfg: ExperimentConfig, location: Path | str, *, allow_changed
     stored = stored_config(location)
     if stored is None:
         return []
-    # paths compared as absolute ones (reid.config.absolute_paths): a run written before its config.yaml recorded
-    # them so holds relative ones, which meant the current directory then, as they do for the command now
-    new = cfg.model_dump(mode="json")
-    for tree in (stored, new):
-        for key, value in absolute_path_updates(tree).items():
-            set_dotted(tree, key, value)
-    differences = learned_differences(stored, new)
+    differences = learned_differences(stored, cfg.model_dump(mode="json"))
     if differences and not allow_changed:
         raise ReidError(
             f"{location} holds a run trained with another config ({describe(differences)}); starting it again "

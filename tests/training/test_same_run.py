@@ -40,6 +40,22 @@ def test_learned_differences_leave_out_where_and_how_a_run_executes():
     assert is_execution_key("ray.address") and not is_execution_key("rayx") and not is_execution_key("data.root")
 
 
+def test_paths_differ_only_when_they_name_another_place(tmp_path, monkeypatch):
+    """Relative paths (runs written before config.yaml held absolute ones) as they resolve here; symbolic links
+    followed (Tune experiment records held resolved paths until 2026-12-07); other keys and URIs compared as text."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    monkeypatch.chdir(tmp_path)
+    old = {"data": {"root": "real", "manifest": "s3://b/m.parquet"}, "ray": {"storage_path": str(tmp_path / "real")},
+           "train": {"init_from": str(tmp_path / "real" / "run")}, "model": {"name": "real"}}
+    new = {"data": {"root": str(tmp_path / "real"), "manifest": "s3://b/../b/m.parquet"},
+           "ray": {"storage_path": "link"}, "train": {"init_from": str(tmp_path / "link" / "run")},
+           "model": {"name": str(tmp_path / "real")}}
+    assert {k for k, _, _ in learned_differences(old, new)} == {"data.manifest", "model.name"}
+    new["data"]["root"] = str(tmp_path / "other")
+    assert "data.root" in {k for k, _, _ in learned_differences(old, new)}
+
+
 def test_a_changed_config_does_not_continue_an_existing_run(tiny_data, tmp_path, tiny_config, capsys):
     cfg = tiny_config(tiny_data, tmp_path, "train.epochs=1", "name=r")
     first = train(cfg, test=False)
