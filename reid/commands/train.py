@@ -51,21 +51,22 @@ def config_from_args(args: argparse.Namespace):
         overrides.insert(0, args.method)
         args.method = None
     files = list(args.config)
+    run_config_file = None
     if args.resume:  # a local run directory or a URI (s3://bucket/runs/<name>)
         from reid.training.api import resume_source
 
-        config_file, resume_overrides = resume_source(args.resume)
-        files.insert(0, config_file)
+        run_config_file, resume_overrides = resume_source(args.resume)
+        files.insert(0, run_config_file)
         overrides += resume_overrides
     if args.init_from:
         overrides.append(f"train.init_from={args.init_from}")
     if not args.method and not files and not any(o.startswith("method=") for o in overrides):
         raise ReidError("name a method (e.g. `reid train baseline`) or pass --config / --resume")
     cfg = build_config(args.method, files, overrides)
-    if args.resume:  # an older run's relative dataset path from another directory: an error, not another dataset
+    if run_config_file:  # an older run's relative dataset path from another directory: an error, not another dataset
         from reid.evaluation.run.discovery import check_relative_dataset
 
-        check_relative_dataset(args.resume, files[0], cfg)
+        check_relative_dataset(args.resume, run_config_file, cfg)
     return cfg
 
 

@@ -186,27 +186,20 @@ PATH_KEYS: tuple[str, ...] = ("data.root", "data.manifest", "ray.storage_path", 
                               "model.weights_path")
 
 
-def absolute_path_updates(tree: Mapping[str, Any]) -> dict[str, str]:
-    """{dotted key: absolute path} for every `PATH_KEYS` value of the config `tree` (a `model_dump`) that is a local
-    path not written as one: relative (to the current directory), `~`, `..`. Symbolic links are kept (`/shared` may
-    be a link on one node and a mount on another); URIs and unset keys are left out."""
+def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with every local path of `PATH_KEYS` absolute: relative ones (to the current directory), `~` and `..`
+    folded; symbolic links kept (`/shared` may be a link on one node and a mount on another); URIs and unset keys
+    as they are. A run's config.yaml records them so (`reid eval RUN`, `reid export`, ... from another directory
+    read the same dataset, instead of another path or, for the synthetic set, a freshly generated copy), and Tune
+    trials and Ray workers, which run in other working directories, get them."""
+    tree = cfg.model_dump(mode="json")
     updates: dict[str, str] = {}
     for key in PATH_KEYS:
         node: Any = tree
         for part in key.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, str) and node and "://" not in node:
-            absolute = os.path.abspath(os.path.expanduser(node))
-            if absolute != node:
-                updates[key] = absolute
-    return updates
-
-
-def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
-    """`cfg` with every local path absolute. A run's config.yaml records them so (`reid eval RUN`, `reid export`,
-    ... from another directory read the same dataset, instead of another path or, for the synthetic set, a
-    freshly generated copy), and Tune trials and Ray workers, which run in other working directories, get them."""
-    updates = absolute_path_updates(cfg.model_dump(mode="json"))
+        if isinstance(node, str) and node and "://" not in node and os.path.abspath(os.path.expanduser(node)) != node:
+            updates[key] = os.path.abspath(os.path.expanduser(node))
     return validate_overrides(cfg, updates) if updates else cfg
 
 
