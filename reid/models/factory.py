@@ -49,6 +49,10 @@ def build_method(cfg: ExperimentConfig, info: DataInfo, checkpoint: Checkpoint |
     params = spec.typed_model_params(cfg.model)
     if not train and "pretrained" in type(params).model_fields:
         params = params.model_copy(update={"pretrained": False})
+    if not train and info.num_classes < 1:
+        # a manifest without training identities (a test-only one, cross-dataset testing): the ID classifier, which
+        # testing never uses, gets one class rather than zero (torch warns on every zero-element Linear)
+        info = replace(info, num_classes=1)
     torch.manual_seed(cfg.seed)
     model = spec.build_model(params, info)
     objective = None

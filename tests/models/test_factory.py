@@ -93,3 +93,17 @@ def test_only_the_named_classifier_may_differ():
     state = {"classifier.weight": torch.zeros(4, 2), "classifier.bias": torch.zeros(4)}
     with pytest.raises(ReidError, match="classifier.weight has shape"):
         load_weights(model, state, spec, "test")
+
+
+def test_a_test_only_manifest_builds_a_one_class_head_without_torch_warnings(tmp_path, recwarn, capsys):
+    """No training identities (a cross-dataset test manifest): testing builds without torch's zero-element warning
+    and still loads every tensor of a checkpoint but its classifier."""
+    source = build_method(_cfg(), _info(5)).model
+    _save(source, tmp_path / "ckpt")
+    built = build_method(_cfg(), _info(0), tmp_path / "ckpt")
+    assert not [w for w in recwarn if "zero-element" in str(w.message)]
+    own = built.model.state_dict()
+    for k, v in source.state_dict().items():
+        if own[k].shape == v.shape:
+            assert torch.equal(own[k], v), k
+    assert "is not loaded" in capsys.readouterr().out
