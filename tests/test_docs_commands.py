@@ -1,5 +1,5 @@
 """The commands the docs show exist: every `reid ...` option, config key, packaged `--config`, method, ablation
-table and search space named in a tracked markdown file (README, docs/, jobs/, tune/, results/) is one the CLI and
+table, search space and repository path named in a tracked markdown file (README, docs/, jobs/, tune/, results/) is one the CLI and
 the config accept. A renamed flag or key then fails here, not in a user's terminal."""
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from reid.registry import get_method, list_methods
 
 ROOT = Path(__file__).resolve().parents[1]
 # (file, name) pairs a doc shows on purpose although they do not exist
-WRONG_ON_PURPOSE = {("docs/training.md", "data.seqlen")}  # the example of the unknown-key error
+WRONG_ON_PURPOSE = {("docs/training.md", "data.seqlen"),  # the example of the unknown-key error
+                    ("docs/tune.md", "results/fcnta-components-quality.md")}  # a table replaced, named as history
 COMMAND = re.compile(r"\breid ([a-z][a-z-]+)((?: [a-z][a-z-]+)?)([^`|;\n]*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 KEY = re.compile(r"(?<![\w./-])([a-z_]+(?:\.[a-z_0-9]+)+)=")
@@ -29,11 +30,16 @@ CONFIG = re.compile(r"--config[ =]([A-Za-z0-9_.-]+)")
 METHOD = re.compile(r"\breid (?:train|tune search) ([a-z][a-z0-9_-]*)\b")
 TABLE = re.compile(r"\breid tune ablation ([a-z][a-z0-9_-]*)\b")
 SPACE = re.compile(r"--space[ =]([A-Za-z][A-Za-z0-9_-]*)")
+PATH = re.compile(r"`((?:reid|tests|docs|tune|jobs|cluster|infra|results|\.ci)/[\w./-]+?)(?:::[\w\[\]-]+)?[`\s:,)]")
+
+
+def tracked(*patterns: str) -> list[str]:
+    return subprocess.run(["git", "ls-files", *patterns], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.split()
 
 
 def doc_lines() -> list[tuple[str, int, str]]:
-    files = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split()
+    files = tracked("*.md")
     assert "README.md" in files and any(f.startswith("docs/") for f in files)
     return [(f, n, line) for f in files for n, line in enumerate((ROOT / f).read_text().splitlines(), 1)]
 
@@ -124,13 +130,29 @@ def test_every_recipe_method_table_and_space_the_docs_name_exists():
     assert not unknown(found)
 
 
+def test_every_repository_path_the_docs_name_exists():
+    """`reid/data/pipeline.py`, `tests/ops/`, `tests/x.py::test_y`, `tests/ops/helpers.assert_same_weights`."""
+    files = set(tracked())
+    folders = {str(parent) for f in files for parent in Path(f).parents}
+
+    def exists(path: str) -> bool:
+        path = path.rstrip("/.")
+        module, _, _ = path.rpartition(".")  # a module's attribute: path/module.name
+        return path in files or path in folders or ("/" in module and f"{module}.py" in files)
+
+    found = [(f, n, path) for f, n, line in doc_lines() for path in PATH.findall(line)
+             if "*" not in path and not exists(path)]
+    assert not unknown(found)
+
+
 @pytest.mark.parametrize("broken", ["`reid train baseline --no-such-flag`", "`reid train baseline data.no_such=1`",
                                     "`reid eval RUN --config no-such-recipe`", "`reid tune ablation no-such-table`",
-                                    "`reid no-such-command RUN`"])
+                                    "`reid no-such-command RUN`", "see `reid/data/no_such_module.py`"])
 def test_the_checks_catch_a_broken_line(broken, monkeypatch):
     monkeypatch.setattr(f"{__name__}.doc_lines", lambda: [("docs/x.md", 1, broken)])
     checks = (test_every_option_the_docs_show_exists, test_every_command_the_docs_show_exists,
-              test_every_config_key_the_docs_show_exists, test_every_recipe_method_table_and_space_the_docs_name_exists)
+              test_every_config_key_the_docs_show_exists, test_every_recipe_method_table_and_space_the_docs_name_exists,
+              test_every_repository_path_the_docs_name_exists)
     failed = 0
     for check in checks:
         try:
