@@ -1,6 +1,7 @@
 """The commands the docs show exist: every `reid ...` option, config key, packaged `--config`, method, ablation
-table, search space and repository path named in a tracked markdown file (README, docs/, jobs/, tune/, results/) is one the CLI and
-the config accept. A renamed flag or key then fails here, not in a user's terminal."""
+table, search space and repository path named in a tracked markdown file (README, docs/, jobs/, tune/, results/)
+is one the CLI, the config and the repository have. A renamed flag or key then fails here, not in a user's
+terminal."""
 
 from __future__ import annotations
 
