@@ -38,7 +38,8 @@ def test_bank_serves_narrower_features_and_routes_gradients():
     f = torch.randn(4, 5, requires_grad=True)
     y = torch.tensor([0, 0, 2, 2])
     value = bank(f, y)
-    assert math.isclose(float(value), _center_loop(f.detach(), y, bank.centers.detach()[:, :5], False), rel_tol=1e-5)
+    assert math.isclose(float(value.detach()), _center_loop(f.detach(), y, bank.centers.detach()[:, :5], False),
+                        rel_tol=1e-5)
     bank(f, y, detach_features=True).backward()
     assert f.grad is None and bank.centers.grad[:, 5:].abs().sum() == 0 and bank.centers.grad[:, :5].abs().sum() > 0
     bank.centers.grad = None

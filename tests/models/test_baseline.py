@@ -24,8 +24,8 @@ def test_batch_hard_triplet_matches_loop():
     d = pairwise_distance(x)
     total = 0.0
     for a in range(8):
-        ap = max(d[a, p] for p in range(8) if y[p] == y[a])
-        an = min(d[a, n] for n in range(8) if y[n] != y[a])
+        ap = max(float(d[a, p]) for p in range(8) if y[p] == y[a])
+        an = min(float(d[a, n]) for n in range(8) if y[n] != y[a])
         total += max(0.0, 0.3 + ap - an)
     assert torch.allclose(batch_hard_triplet(x, y, 0.3), torch.tensor(total / 8), atol=1e-5)
 
