@@ -71,13 +71,17 @@ POSE_STRIDE = 8
 
 def check_jpeg_decode(data: DataConfig, inputs: Iterable[str], manifest: Manifest | None = None) -> None:
     """Refuse `data.jpeg_decode=trainer` where it cannot apply (a ReidError naming the cause): a method whose inputs
-    are derived from frames decoded on the CPU, or (given the manifest) tracklets that are not in a JPEG store."""
+    are derived from frames decoded on the CPU, a torchvision without `decode_jpeg`, or (given the manifest)
+    tracklets that are not in a JPEG store."""
     if data.jpeg_decode != "trainer":
         return
     cpu = sorted(CPU_FRAME_INPUTS & set(inputs))
     if cpu:
         raise ReidError(f"data.jpeg_decode=trainer: the method's inputs {cpu} are computed from frames decoded in "
                         f"the decoding actors; use data.jpeg_decode=actor")
+    from reid.data.device_decode import jpeg_decoder
+
+    jpeg_decoder()  # torchvision still has decode_jpeg (deprecated since 0.29): said when the fit starts
     if manifest is not None:
         loose = [r.tracklet_id for r in manifest.records if not r.shard]
         if loose:

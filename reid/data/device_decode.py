@@ -65,8 +65,7 @@ def decode_batch(batch: Mapping[str, Any], device: torch.device | str) -> dict[s
 
 def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | str) -> torch.Tensor:
     """uint8 [S] bytes, int64 [B*T + 1] offsets, int64 [B, 12] AugmentParams rows -> uint8 [B, T, 3, H, W]."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
+    decode_jpeg, rgb = jpeg_decoder()
     device = torch.device(device)
     data = torch.as_tensor(data).cpu()  # decode_jpeg reads its input from host memory (the stream keeps it there)
     bounds = torch.as_tensor(offsets).cpu().tolist()
@@ -78,11 +77,24 @@ def decode_frames(data: Any, offsets: Any, augment: Any, device: torch.device | 
     rh, rw, oh, ow = _geometry(rows)
     blobs = [data[bounds[i]:bounds[i + 1]] for i in range(n)]
     try:
-        images = decode_jpeg(blobs, mode=ImageReadMode.RGB, device=device)
+        images = decode_jpeg(blobs, mode=rgb, device=device)
     except RuntimeError:
         images = decode_each(blobs, n // b, device)
     x = resize_frames(images, (rh, rw), device).view(b, n // b, 3, rh, rw)
     return crop_flip_erase(x, aug, (oh, ow))
+
+
+def jpeg_decoder() -> tuple[Any, Any]:
+    """torchvision's `decode_jpeg` and its RGB mode. Deprecated since torchvision 0.29 (TorchCodec supersedes it) and
+    to be removed in a later release: a torchvision without it is named in one line, not an ImportError."""
+    import torchvision
+    from torchvision import io
+
+    if not hasattr(io, "decode_jpeg"):
+        raise ReidError(f"data.jpeg_decode=trainer decodes with torchvision.io.decode_jpeg, which torchvision "
+                        f"{torchvision.__version__} no longer has: install the torchvision of uv.lock "
+                        "(`uv sync --frozen`), or decode in the actors (data.jpeg_decode=actor)")
+    return io.decode_jpeg, io.ImageReadMode.RGB
 
 
 def _geometry(rows: torch.Tensor) -> tuple[int, int, int, int]:
@@ -97,12 +109,11 @@ def decode_each(blobs: list[torch.Tensor], t: int, device: torch.device) -> list
     """The fallback when a batch does not decode: frame by frame, each frame that fails (a JPEG damaged past its
     header, which the actors only check for its magic bytes) replaced by the nearest frame of the same clip that
     decodes, earlier first; a clip none of whose T frames decodes is an error. Logged as a warning per batch."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
+    decode_jpeg, rgb = jpeg_decoder()
     images: list[torch.Tensor | None] = []
     for blob in blobs:
         try:
-            images.append(decode_jpeg(blob, mode=ImageReadMode.RGB, device=device))
+            images.append(decode_jpeg(blob, mode=rgb, device=device))
         except RuntimeError:
             images.append(None)
     bad = [i for i, im in enumerate(images) if im is None]

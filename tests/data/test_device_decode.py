@@ -176,6 +176,19 @@ def test_refused_for_a_manifest_that_is_not_a_jpeg_store(stores, tmp_path):
                                     epochs=range(1), ledger_name="unused")
 
 
+def test_a_torchvision_without_decode_jpeg_is_refused_in_one_line_when_the_fit_starts(monkeypatch):
+    """torchvision deprecated its image decoders in 0.29 (TorchCodec supersedes them); one that dropped them."""
+    from torchvision import io
+
+    monkeypatch.delattr(io, "decode_jpeg")
+    with pytest.raises(ReidError, match=r"no longer has: install the torchvision of uv.lock .*data.jpeg_decode=actor"):
+        check_jpeg_decode(DataConfig(jpeg_decode="trainer"), {"frames"})
+    with pytest.raises(ReidError, match="no longer has"):  # the trainer's own decode says the same
+        decode_batch({"jpeg_bytes": np.zeros(4, np.uint8), "jpeg_offsets": np.array([0, 4]),
+                      "jpeg_augment": np.zeros((1, len(AUGMENT_COLUMNS)), np.int64)}, "cpu")
+    check_jpeg_decode(DataConfig(jpeg_decode="actor"), {"frames"})  # the default never needs it
+
+
 def test_the_decoding_actor_ships_bytes_and_no_frames(stores, fake_ledger):
     """`_DecodeBatches.__call__` as the pool runs it, with the ledger actor faked (no Ray cluster)."""
     _, jpeg = stores
