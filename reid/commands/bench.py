@@ -1,4 +1,4 @@
-"""`reid bench {data,eval,train,gpu}`: benchmarks that print side-by-side comparisons with ratios."""
+"""`reid bench {data,eval,train,gpu,pose}`: benchmarks that print side-by-side comparisons with ratios."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ SUMMARIES = {  # each bench's line in `reid bench --help`
     "eval": "CMC/mAP and re-ranking on a MARS-sized random problem vs per-query loops",
     "train": "training throughput, step-time breakdown and data wait share for a method and worker count",
     "gpu": "every GPU check in one command (fed ResNet-50 step, every method in bf16, DDP, nvJPEG, gpu tests)",
+    "pose": "`reid pose`'s Keypoint R-CNN: time per frame and keypoint shift at several --min-size values",
 }
 DESCRIPTION = """Benchmarks. Each prints the measured numbers side by side with a reference implementation and the
 ratio, as medians over repeats (timings on a shared machine are noisy). `reid bench BENCH --help` says what each
