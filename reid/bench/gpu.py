@@ -14,7 +14,9 @@ GPU busy and clips/s against the decoding CPUs per store; reid/bench/gpu_plot.py
      finite loss, step time, peak memory.
   3. 1 -> N GPU DDP step time when several GPUs are visible.
   4. nvJPEG: JPEG frames/s decoded on the GPU (`torchvision.io.decode_jpeg(..., device="cuda")`, batched).
-  5. the tests marked `gpu` (they live in tests/gpu).
+  5. `reid pose`'s Keypoint R-CNN (random weights: timing only): seconds per 256x128 frame at --min-size 800 and
+     256, batches of 32 (reid/bench/pose.py).
+  6. the tests marked `gpu` (they live in tests/gpu).
 --manifest measures on a set of videos you already have (a packed real set, or the synthetic set rendered elsewhere
 at 256x128, for a node without PyAV) instead of rendering the synthetic set here.
 Without a CUDA device it stops at once with a clear message and a non-zero status. A section that fails is written
@@ -216,6 +218,14 @@ def nvjpeg_rate(manifest_path: Path, device: Any, frames: int = 2048, batch: int
             "bytes_per_frame": sum(len(b) for b in blobs[:frames]) / len(data)}
 
 
+def pose_rate(device: Any, frames: int = 64, sizes: tuple[int, ...] = (800, 256)) -> list[dict[str, Any]]:
+    """`reid pose`'s estimator on random 256x128 frames at --min-size 800 (its default) and 256 (reid/bench/pose.py)."""
+    from reid.bench.pose import load_frames, measure
+
+    images, _ = load_frames(None, frames, (256, 128))
+    return measure(images, list(sizes), random_weights=True, batch_size=32, device=str(device), repeats=2)
+
+
 def _ddp_worker(rank: int, world: int, manifest_path: str, port: int, out: str, steps: int) -> None:
     import torch
     import torch.distributed as dist
@@ -358,6 +368,7 @@ def run(args: argparse.Namespace) -> int:
             sections.results["ddp"] = {"skipped": "one GPU visible"}
         if "jpeg" in paths:
             sections.run("nvjpeg", lambda: nvjpeg_rate(paths["jpeg"], device))
+        sections.run("pose", lambda: pose_rate(device))
         if not args.skip_tests:
             tests = sections.run("gpu_tests", lambda: gpu_tests(sections.left() - 5), need_s=30)
             sections.failed |= bool(tests and tests.get("returncode", 0) != 0)  # a failing GPU test fails the command
@@ -405,8 +416,13 @@ def format_markdown(s: dict[str, Any]) -> str:
                          f"{r['finite']} |")
         else:
             lines.append(f"| {name} | {r.get('error') or r.get('skipped')} | | | |")
-    for key in ("ddp", "nvjpeg", "gpu_tests"):
-        lines += ["", f"{key}: `{json.dumps(s.get(key), default=str)}`"]
+    for key in ("ddp", "nvjpeg", "pose", "gpu_tests"):
+        if key == "pose" and isinstance(s.get(key), list):
+            lines += ["", "pose (`reid pose`'s Keypoint R-CNN, random weights, 256x128 frames, batches of 32): "
+                      + ", ".join(f"--min-size {r['min_size']}: {r['s_per_frame'] * 1000:.1f} ms/frame"
+                                  for r in s[key])]
+        else:
+            lines += ["", f"{key}: `{json.dumps(s.get(key), default=str)}`"]
     errors = {k: v["error"] for k, v in s.items() if isinstance(v, dict) and "error" in v}
     if errors:
         lines += ["", "Failed sections:"] + [f"- {k}: {v}" for k, v in errors.items()]

@@ -103,25 +103,28 @@ def keypoint_shift(ref: np.ndarray, other: np.ndarray) -> tuple[float | None, fl
     return shift, float(both.sum() / ref_ok.sum())
 
 
-def measure(frames: np.ndarray, sizes: list[int], args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(frames: np.ndarray, sizes: list[int], *, weights: str | None = None, random_weights: bool = False,
+            batch_size: int = 16, device: str = "auto", max_size: int = 1333, proposals: int = 1000,
+            repeats: int = 3) -> list[dict[str, Any]]:
+    """One row per min size: seconds per frame (median of `repeats` passes over `frames` uint8 [N, H, W, 3]) and,
+    with real weights, the keypoints' shift from the first size's (`keypoint_shift`)."""
     from reid.pose.keypoint_rcnn import KeypointRCNNEstimator
 
     rows: list[dict[str, Any]] = []
     reference = None
     for size in sizes:
-        est = KeypointRCNNEstimator(args.weights, args.random_weights, args.batch_size, args.device, size,
-                                    args.max_size, args.proposals)
-        est(frames[:min(len(frames), args.batch_size)])  # warm-up: allocator, kernels, cudnn's choices
+        est = KeypointRCNNEstimator(weights, random_weights, batch_size, device, size, max_size, proposals)
+        est(frames[:min(len(frames), batch_size)])  # warm-up: allocator, kernels, cudnn's choices
         seconds, kps = [], None
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             start = time.perf_counter()
             kps = est(frames)  # numpy on the host: a CUDA run has finished when it returns
             seconds.append((time.perf_counter() - start) / len(frames))
-        row = {"min_size": size, "input": network_input(*frames.shape[1:3], size, args.max_size),
+        row = {"min_size": size, "input": network_input(*frames.shape[1:3], size, max_size),
                "s_per_frame": statistics.median(seconds), "runs_s_per_frame": seconds, "device": str(est.device)}
         if reference is None:
             reference = kps
-        elif not args.random_weights:
+        elif not random_weights:
             row["shift_px"], row["joints_kept"] = keypoint_shift(reference, kps)
         rows.append(row)
     return rows
@@ -167,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
     frames, total = load_frames(args.manifest, args.frames, (args.height, args.width))
     print(f"[reid] Keypoint R-CNN on {len(frames)} frames of {frames.shape[1]}x{frames.shape[2]}, min sizes "
           f"{', '.join(map(str, sizes))}, {args.repeats} timed passes each", flush=True)
-    rows = measure(frames, sizes, args)
+    rows = measure(frames, sizes, weights=args.weights, random_weights=args.random_weights,
+                   batch_size=args.batch_size, device=args.device, max_size=args.max_size, proposals=args.proposals,
+                   repeats=args.repeats)
     print("\n".join(report(rows, total, args.random_weights)))
     if args.json:
         Path(args.json).write_text(json.dumps({"frames": len(frames), "frame_size": list(frames.shape[1:3]),

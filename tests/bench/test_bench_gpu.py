@@ -55,11 +55,22 @@ def test_markdown_summary_lists_every_part():
                "methods": {"baseline": {"step_s": 0.1, "clips_per_s": 640.0, "peak_mem_gib": 20.0, "finite": True},
                            "astpn": None},
                "method_astpn": {"error": "RuntimeError: boom"}, "ddp": {"skipped": "one GPU visible"},
-               "nvjpeg": {"frames_per_s": 5000.0}, "gpu_tests": {"returncode": 0, "summary": "3 passed"}}
+               "nvjpeg": {"frames_per_s": 5000.0}, "gpu_tests": {"returncode": 0, "summary": "3 passed"},
+               "pose": [{"min_size": 800, "s_per_frame": 0.0213}, {"min_size": 256, "s_per_frame": 0.0052}]}
     md = gpu.format_markdown(summary)
     assert "| jpeg | 4 | 0.93 | 600 |" in md and "jpeg: 4" in md
     assert "| baseline | 100.0 | 640 | 20.00 | True |" in md and "| astpn | RuntimeError: boom" in md
     assert "Failed sections:" in md and "3 passed" in md
+    assert "--min-size 800: 21.3 ms/frame, --min-size 256: 5.2 ms/frame" in md
+    summary["pose"] = {"skipped": "time budget"}
+    assert 'pose: `{"skipped": "time budget"}`' in gpu.format_markdown(summary)
+
+
+@pytest.mark.timeout(300)
+def test_pose_rate_times_reid_poses_estimator_at_each_size():
+    rows = gpu.pose_rate(torch.device("cpu"), frames=2, sizes=(64, 32))
+    assert [r["min_size"] for r in rows] == [64, 32] and all(r["s_per_frame"] > 0 for r in rows)
+    assert rows[0]["input"] == (128, 64) and all(r["device"] == "cpu" for r in rows)  # shorter side 128 -> 64
 
 
 def test_every_gpu_test_lives_where_bench_gpu_runs_them():
