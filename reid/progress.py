@@ -9,6 +9,7 @@ seconds (tqdm's TQDM_MININTERVAL when set), plus the first and the last:
     pack jpeg: 0/8298 tracklets (0%) 00:00<?, ? tracklets/s
     pack jpeg: 1502/8298 tracklets (18%) 00:30<02:16, 50.07 tracklets/s
     pack jpeg: 8298/8298 tracklets (100%) 02:45<00:00, 50.21 tracklets/s
+    pose: 3/55 tracklets (5%) 01:38<28:17, 32.6 s/tracklet
 
 `leave=False` (clear the bar when done) only applies on a terminal: a log keeps the last counts. `disable=True` (or
 TQDM_DISABLE=1, tqdm's own switch) prints nothing either way.
@@ -26,8 +27,18 @@ if TYPE_CHECKING:  # tqdm is imported on the first bar: reid.ray_runtime (every 
     from tqdm import tqdm
 
 PERIOD_S = 30.0
-LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt}{unit} ({percentage:.0f}%) {elapsed}<{remaining}, {rate_fmt}{postfix}"
-LINE_FORMAT_NO_TOTAL = "{desc}: {n_fmt}{unit} {elapsed}, {rate_fmt}{postfix}"
+LINE_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({percentage:.0f}%) {elapsed}<{remaining}, {rate_text}{postfix}"
+LINE_FORMAT_NO_TOTAL = "{desc}: {n_fmt} {unit} {elapsed}, {rate_text}{postfix}"
+
+
+def rate_text(rate: float | None, unit: str) -> str:
+    """'50.07 tracklets/s', or below one a second '32.6 s/tracklet' (tqdm's own: '32.55s/ tracklets')."""
+    if not rate:
+        return f"? {unit}/s"
+    if rate >= 1:
+        return f"{rate:.2f} {unit}/s"
+    one = unit[:-1] if len(unit) > 1 and unit.endswith("s") else unit
+    return f"{1 / rate:.1f} s/{one}"
 
 
 class LineWriter:
@@ -58,6 +69,14 @@ def _line_bar() -> type[tqdm]:
                 self.leave = False  # the last line shows these counts already (only the overall rate would differ)
             super().close()
 
+        @staticmethod
+        def format_meter(n: float, total: float | None, elapsed: float, **kwargs: Any) -> str:
+            rate = kwargs.get("rate")
+            if rate is None and elapsed:
+                rate = (n - kwargs.get("initial", 0)) / elapsed  # as tqdm does without a smoothed rate
+            return tqdm.format_meter(n, total, elapsed, rate_text=rate_text(rate, kwargs.get("unit", "it")),
+                                     **kwargs)
+
     return LineBar
 
 
@@ -85,7 +104,7 @@ def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: float | None
         total = len(iterable)  # type: ignore[arg-type]
     period = _period_s()
     # leave=True whatever was asked: a log cannot clear a line, and without its last counts "0/209" would stand
-    return _line_bar()(iterable, desc=desc, total=total, unit=f" {unit}", disable=disable, leave=True,
+    return _line_bar()(iterable, desc=desc, total=total, unit=unit, disable=disable, leave=True,
                         file=LineWriter(stream), mininterval=period, maxinterval=period, ascii=True,
                         bar_format=LINE_FORMAT if total else LINE_FORMAT_NO_TOTAL, dynamic_ncols=False, **kwargs)
 

@@ -94,3 +94,17 @@ def test_a_command_s_progress_in_a_log_file_is_lines(tmp_path):
     text = log.read_text()
     assert "\r" not in text
     assert any(ln.startswith("synth: ") and "(100%)" in ln for ln in text.splitlines()), text[-2000:]
+
+
+def test_a_slow_loop_reads_in_seconds_per_item(monkeypatch):
+    monkeypatch.setattr(progress, "PERIOD_S", 0.0)
+    clock = iter(range(0, 10_000, 30))  # every reading of the clock 30 s later: 2 readings per item
+    monkeypatch.setattr("tqdm.std.time", lambda: float(next(clock)))
+    out = io.StringIO()
+    list(progress.bar(range(3), desc="pose", unit="tracklets", file=out))
+    lines = out.getvalue().splitlines()
+    assert lines[0].endswith("? tracklets/s") and lines[-1].startswith("pose: 3/3 tracklets (100%)"), lines
+    assert all(ln.endswith(" s/tracklet") and " s/ " not in ln for ln in lines[1:]), lines
+    assert progress.rate_text(50.071, "tracklets") == "50.07 tracklets/s"
+    assert progress.rate_text(1 / 32.4, "tracklets") == "32.4 s/tracklet"
+    assert progress.rate_text(0.5, "it") == "2.0 s/it" and progress.rate_text(None, "clips") == "? clips/s"
