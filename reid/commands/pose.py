@@ -30,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read OpenPose JSON files under DIR (relative to the dataset root) instead")
     parser.add_argument("--batch-size", type=int, default=16, help="frames per forward pass (default 16)")
     parser.add_argument("--workers", type=int, default=1, help="Ray actors (0 = run in this process)")
-    parser.add_argument("--cpus-per-worker", type=float, default=1.0,
-                        help="CPUs of each actor, also its torch threads (fractions allowed; default 1)")
+    parser.add_argument("--cpus-per-worker", type=float, default=None,
+                        help="CPUs of each actor, also its torch threads (fractions allowed; default 1); with "
+                             "--workers 0 this process's torch threads (default: torch's, all cores)")
     parser.add_argument("--gpus-per-worker", type=float, default=0.0, help="e.g. 1, or 0.5 to share a GPU")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="auto: CUDA when the actor has a GPU (default)")
@@ -51,13 +52,18 @@ def run(args: argparse.Namespace) -> int:
             raise ReidError(f"--{name.replace('_', '-')} must be a positive integer")
     if args.workers < 0:
         raise ReidError("--workers must be >= 0 (0 = run in this process)")
+    cpus = args.cpus_per_worker
+    if cpus is not None and cpus <= 0:
+        raise ReidError("--cpus-per-worker must be > 0")
+    # an actor's torch threads follow its CPUs; this process (--workers 0) keeps torch's own unless told
+    threads = max(1, round(cpus)) if cpus is not None else (0 if args.workers == 0 else 1)
     options = PoseJobOptions(
         source="openpose-json" if args.from_openpose else "keypoint-rcnn", weights=args.weights,
         random_weights=args.random_weights, batch_size=args.batch_size, device=args.device,
         min_size=args.min_size, max_size=args.max_size, proposals=args.proposals, json_root=args.from_openpose,
-        write_json=not args.no_json, threads=max(1, round(args.cpus_per_worker)))
+        write_json=not args.no_json, threads=threads)
     result = estimate_keypoints(args.manifest, args.out, options, workers=args.workers,
-                                cpus_per_worker=args.cpus_per_worker, gpus_per_worker=args.gpus_per_worker,
+                                cpus_per_worker=cpus if cpus is not None else 1.0, gpus_per_worker=args.gpus_per_worker,
                                 address=args.address)
     print(f"keypoints written for {result.written} tracklets; manifest: {result.manifest}")
     if result.failed:

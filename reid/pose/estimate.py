@@ -46,7 +46,7 @@ class PoseJobOptions:
     proposals: int = 1000                  # region proposals per image (torchvision's default)
     json_root: str | None = None           # openpose-json: where the input files are (see openpose_json.py)
     write_json: bool = True
-    threads: int = 1                       # torch CPU threads per worker
+    threads: int = 1                       # torch CPU threads per worker (0: torch's default, all cores)
 
 
 @dataclass
@@ -82,7 +82,8 @@ class TrackletKeypointWriter:
 
     def __init__(self, manifest_path: str, out_dir: str, stems: list[str], options: PoseJobOptions) -> None:
         quiet_teardown()  # a SIGTERM (the job stopped) inside a __del__: no traceback on the driver's console
-        torch.set_num_threads(max(1, options.threads))
+        if options.threads:
+            torch.set_num_threads(options.threads)
         self.manifest = read_manifest(manifest_path)
         if not self.manifest.remote:  # a node an autoscaler added after the driver's check (reid/node_paths.py)
             node_paths.check_here({"data.root": str(self.manifest.root)}, "a pose actor")

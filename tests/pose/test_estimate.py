@@ -56,6 +56,23 @@ def test_cli_in_process_and_errors(frame_dataset, tmp_path_factory, monkeypatch,
     assert "keypointrcnn_resnet50_fpn_coco-fc266e95.pth" in err and str(outside) in err
 
 
+def test_in_process_the_cli_keeps_torchs_threads_unless_told(frame_dataset, monkeypatch):
+    """--workers 0 runs in this process: all its cores (torch's default) unless --cpus-per-worker says otherwise;
+    an actor's threads follow its CPUs (1 by default)."""
+    import reid.pose.estimate as estimate
+
+    root, path = frame_dataset
+    seen = []
+    monkeypatch.setattr(estimate, "estimate_keypoints", lambda manifest, out, options, **kw: seen.append(
+        (options.threads, kw["cpus_per_worker"])) or estimate.PoseJobResult(manifest=out))
+    args = ["pose", "--manifest", str(path), "--out", str(root / "pose"), "--random-weights"]
+    for extra in (["--workers", "0"], ["--workers", "0", "--cpus-per-worker", "1"], ["--workers", "2"],
+                  ["--workers", "2", "--cpus-per-worker", "2.4"]):
+        assert main(args + extra) == 0
+    assert seen == [(0, 1.0), (1, 1.0), (1, 1.0), (2, 2.4)]
+    assert main(args + ["--cpus-per-worker", "0"]) == 2
+
+
 def test_job_converts_openpose_json(frame_dataset):
     root, path = frame_dataset
     manifest = read_manifest(path)
