@@ -1,6 +1,6 @@
 """The commands the docs show exist: every `reid ...` option, config key, packaged `--config`, method, ablation
 table, search space and repository path named in a tracked markdown file (README, docs/, jobs/, tune/, results/)
-is one the CLI, the config and the repository have. A renamed flag or key then fails here, not in a user's
+or in a YAML or shell file (their comments) is one the CLI, the config and the repository have. A renamed flag or key then fails here, not in a user's
 terminal."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ WRONG_ON_PURPOSE = {("docs/training.md", "data.seqlen"),  # the example of the u
 COMMAND = re.compile(r"\breid ([a-z][a-z-]+)((?: [a-z][a-z-]+)?)([^`|;\n]*)")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
 KEY = re.compile(r"(?<![\w./-])([a-z_]+(?:\.[a-z_0-9]+)+)=")
-CONFIG = re.compile(r"--config[ =]([A-Za-z0-9_.-]+)")
+CONFIG = re.compile(r"--config[ =]([A-Za-z0-9_.-]*[A-Za-z0-9_-])")  # a sentence's full stop is not the name's
 METHOD = re.compile(r"\breid (?:train|tune search) ([a-z][a-z0-9_-]*)\b")
 TABLE = re.compile(r"\breid tune ablation ([a-z][a-z0-9_-]*)\b")
 SPACE = re.compile(r"--space[ =]([A-Za-z][A-Za-z0-9_-]*)")
@@ -40,8 +40,11 @@ def tracked(*patterns: str) -> list[str]:
 
 
 def doc_lines() -> list[tuple[str, int, str]]:
-    files = tracked("*.md")
+    """Every line of the tracked markdown files, and of the YAML and shell files (recipes, ablation tables, cluster
+    specs and scripts, whose comments show commands too)."""
+    files = tracked("*.md", "*.yaml", "*.yml", "*.sh")
     assert "README.md" in files and any(f.startswith("docs/") for f in files)
+    assert any(f.startswith("reid/configs/") for f in files) and any(f.startswith("tune/ablations/") for f in files)
     return [(f, n, line) for f in files for n, line in enumerate((ROOT / f).read_text().splitlines(), 1)]
 
 
@@ -98,14 +101,16 @@ def test_every_option_the_docs_show_exists():
                 rest = f" {word}{rest}"
                 allowed = options(parser).union(*(options(p) for p in subs.values()))
             found += [(f, n, f"reid {m.group(1)} {word} {flag}") for flag in FLAG.findall(rest) if flag not in allowed]
-    assert not unknown(found)
+    bad = unknown(found)
+    assert not bad, "\n".join(bad)
 
 
 def test_every_command_the_docs_show_exists():
     commands = set(subcommands(build_parser([])))
     found = [(f, n, f"reid {m.group(1)}") for f, n, line in doc_lines()
              for m in re.finditer(r"`reid ([a-z][a-z-]+)", line) if m.group(1) not in commands]
-    assert not unknown(found)
+    bad = unknown(found)
+    assert not bad, "\n".join(bad)
 
 
 def test_every_config_key_the_docs_show_exists():
@@ -113,7 +118,8 @@ def test_every_config_key_the_docs_show_exists():
     sections = {k.split(".")[0] for k in keys if "." in k}
     found = [(f, n, key) for f, n, line in doc_lines() for key in KEY.findall(line)
              if key.split(".")[0] in sections and key not in keys]
-    assert not unknown(found)
+    bad = unknown(found)
+    assert not bad, "\n".join(bad)
 
 
 def test_every_recipe_method_table_and_space_the_docs_name_exists():
@@ -128,7 +134,8 @@ def test_every_recipe_method_table_and_space_the_docs_name_exists():
         found += [(f, n, f"method {m}") for m in METHOD.findall(line) if m not in methods]
         found += [(f, n, f"table {t}") for t in TABLE.findall(line) if t not in tables and not t.isupper()]
         found += [(f, n, f"--space {s}") for s in SPACE.findall(line) if s not in BUILTIN_SPACES and not s.isupper()]
-    assert not unknown(found)
+    bad = unknown(found)
+    assert not bad, "\n".join(bad)
 
 
 def test_every_repository_path_the_docs_name_exists():
@@ -143,7 +150,8 @@ def test_every_repository_path_the_docs_name_exists():
 
     found = [(f, n, path) for f, n, line in doc_lines() for path in PATH.findall(line)
              if "*" not in path and not exists(path)]
-    assert not unknown(found)
+    bad = unknown(found)
+    assert not bad, "\n".join(bad)
 
 
 @pytest.mark.parametrize("broken", ["`reid train baseline --no-such-flag`", "`reid train baseline data.no_such=1`",
