@@ -1,7 +1,7 @@
 """The commands the docs show exist: every `reid ...` option, config key, packaged `--config`, method, ablation
-table, search space and repository path named in a tracked markdown file (README, docs/, jobs/, tune/, results/)
-or in a YAML or shell file (their comments) is one the CLI, the config and the repository have. A renamed flag or key then fails here, not in a user's
-terminal."""
+table, search space and repository path named in a tracked markdown file (README, docs/, jobs/, tune/, results/),
+a YAML or shell file (their comments) or a command's --help text is one the CLI, the config and the repository
+have. A renamed flag or key then fails here, not in a user's terminal."""
 
 from __future__ import annotations
 
