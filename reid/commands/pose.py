@@ -13,7 +13,10 @@ batch-inference job, and writes under --out (a folder inside the dataset root):
   keypoints/<tracklet>.npy                         float32 [frames, 18, 3] (x, y, confidence)
   openpose/<tracklet>/<frame>_keypoints.json       OpenPose JSON per frame (unless --no-json)
   manifest.parquet                                 the records, with `keypoints` pointing at the .npy files
-Train on the new manifest with data.manifest=<out>/manifest.parquet.
+  pose-job.json                                    the settings that decide the keypoints
+Train on the new manifest with data.manifest=<out>/manifest.parquet. The same command again (after Ctrl-C, a
+crash, a lost node) skips the tracklets already done; other settings for the same --out are refused.
+Cost: `reid bench pose` (about 5.7 s a 256x128 frame on one CPU core at the default --min-size; docs/datasets.md).
 
 Weights: --weights FILE, else the torchvision cache ($TORCH_HOME/hub/checkpoints/
 keypointrcnn_resnet50_fpn_coco-fc266e95.pth); nothing is downloaded. --random-weights is for tests only.

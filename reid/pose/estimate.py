@@ -7,6 +7,7 @@ output directory `DIR` (which must lie inside the dataset root, since manifest p
     DIR/keypoints/<tracklet>.npy                      float32 [num_frames, 18, 3] (x, y, confidence), COCO-18
     DIR/openpose/<tracklet>/<frame:06d>_keypoints.json  OpenPose JSON per frame (unless write_json=False)
     DIR/manifest.parquet                              the input records with `keypoints` pointing at the .npy
+    DIR/pose-job.json                                 the settings; a rerun skips the tracklets done (resume.py)
 
 `workers=0` runs the same per-tracklet code in this process (no Ray). Ray is imported only in this module.
 """
@@ -28,6 +29,7 @@ from reid.data.records import Manifest, TrackletRecord, read_manifest, write_man
 from reid.errors import ReidError
 from reid.pose.base import KeypointError, check_keypoints
 from reid.pose.openpose_json import SUFFIX, OpenPoseJsonKeypoints, write_openpose_json
+from reid.pose.resume import SETTING_KEYS, check_settings, done_tracklets, save_atomic
 from reid.progress import bar as progress_bar
 from reid.ray_runtime import init_ray, quiet_teardown
 
@@ -113,12 +115,12 @@ class TrackletKeypointWriter:
         """Estimate and write one tracklet; returns the .npy path relative to the dataset root."""
         record, stem = self.manifest.records[row], self.stems[row]
         kps = self.keypoints(record)
-        npy = self.out / "keypoints" / f"{stem}.npy"
-        npy.parent.mkdir(parents=True, exist_ok=True)
-        np.save(npy, kps)
         if self.options.write_json:
             for i, frame in enumerate(kps):
                 write_openpose_json(self.out / "openpose" / stem / f"{i:06d}{SUFFIX}", frame)
+        npy = self.out / "keypoints" / f"{stem}.npy"
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        save_atomic(npy, kps)  # last: the tracklet counts as done for a rerun only once this file is whole
         return str(self.rel / "keypoints" / f"{stem}.npy")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -135,25 +137,26 @@ class TrackletKeypointWriter:
                 "error": np.array(errors, dtype=object)}
 
 
-def _run_local(manifest_path: Path, out_dir: Path, stems: list[str], options: PoseJobOptions):
+def _run_local(manifest_path: Path, out_dir: Path, stems: list[str], options: PoseJobOptions, todo: list[int]):
     writer = TrackletKeypointWriter(str(manifest_path), str(out_dir), stems, options)
-    for i in range(len(stems)):
+    for i in todo:
         yield {k: v[0] for k, v in writer({"row": np.array([i])}).items()}
 
 
-def tracklet_rows(n: int):
-    """A Ray Dataset of rows {"row": i}, i < n, one row per block. Ray Data hands a map task's output on when the task
-    ends, so with several tracklets per block the progress bar moved only when a whole block was done: `reid pose`
-    on the tiny synthetic set (55 tracklets in 4 blocks, Keypoint R-CNN on CPU, about 75 s a tracklet) showed
-    0/55 for 10 minutes while 8 tracklets were written (now a row arrives one task after its tracklet is done).
-    A task per tracklet costs milliseconds against seconds."""
+def tracklet_rows(rows: list[int]):
+    """A Ray Dataset of rows {"row": i} for the manifest rows `rows`, one row per block. Ray Data hands a map task's
+    output on when the task ends, so with several tracklets per block the progress bar moved only when a whole block
+    was done: `reid pose` on the tiny synthetic set (55 tracklets in 4 blocks, Keypoint R-CNN on CPU, about 75 s a
+    tracklet) showed 0/55 for 10 minutes while 8 tracklets were written (now a row arrives one task after its
+    tracklet is done). A task per tracklet costs milliseconds against seconds."""
     import ray
 
-    return ray.data.from_items([{"row": i} for i in range(n)], override_num_blocks=max(1, n))
+    return ray.data.from_items([{"row": i} for i in rows], override_num_blocks=max(1, len(rows)))
 
 
-def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: PoseJobOptions, workers: int,
-             cpus_per_worker: float, gpus_per_worker: float, address: str | None, data_root: Path | str):
+def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: PoseJobOptions, todo: list[int],
+             workers: int, cpus_per_worker: float, gpus_per_worker: float, address: str | None,
+             data_root: Path | str):
     import ray
 
     started = not ray.is_initialized()
@@ -167,7 +170,7 @@ def _run_ray(manifest_path: Path, out_dir: Path, stems: list[str], options: Pose
         node_paths.finish(node_paths.start(paths, str(out_dir), storage_key="--out", storage_advice=(
             "the pose actors write the keypoint files there: choose a directory every node sees, such as "
             "/shared/data/NAME/pose")), workers="its pose actors")
-        ds = tracklet_rows(len(stems)).map_batches(
+        ds = tracklet_rows(todo).map_batches(
             TrackletKeypointWriter, fn_constructor_args=(str(manifest_path), str(out_dir), stems, options),
             batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus_per_worker, num_gpus=gpus_per_worker or None)
@@ -197,17 +200,23 @@ def estimate_keypoints(manifest_path: str | Path, out_dir: str | Path, options: 
         if not options.random_weights:
             resolve_weights(options.weights)
     out.mkdir(parents=True, exist_ok=True)
+    check_settings(out, {k: getattr(options, k) for k in SETTING_KEYS})
     stems = output_stems(manifest.records)
-    rows: Any
+    paths = done_tracklets(manifest.records, stems, out, relative_out_dir(manifest, out), options.write_json)
+    todo = [i for i in range(len(stems)) if i not in paths]
+    if paths:
+        print(f"[reid] pose: {len(paths)} of {len(stems)} tracklets already done in {out} (an earlier job with the "
+              f"same settings); estimating the other {len(todo)}", flush=True)
+    rows: Any = []
     # absolute paths: Ray workers need not share this process's working directory
     src, dst = Path(manifest_path).resolve(), out.resolve()
-    if workers == 0:
-        rows = _run_local(src, dst, stems, options)
-    else:
-        rows = _run_ray(src, dst, stems, options, workers, cpus_per_worker, gpus_per_worker, address, manifest.root)
-    paths: dict[int, str] = {}
+    if todo and workers == 0:
+        rows = _run_local(src, dst, stems, options, todo)
+    elif todo:
+        rows = _run_ray(src, dst, stems, options, todo, workers, cpus_per_worker, gpus_per_worker, address,
+                        manifest.root)
     result = PoseJobResult(manifest=out_manifest)
-    for row in progress_bar(rows, total=len(stems), desc="pose", unit="tracklets"):
+    for row in progress_bar(rows, total=len(stems), initial=len(paths), desc="pose", unit="tracklets"):
         i = int(row["row"])
         if row["error"]:
             result.failed.append((manifest.records[i].tracklet_id, str(row["error"])))

@@ -120,7 +120,9 @@ def test_each_tracklet_is_its_own_block_so_progress_moves_per_tracklet():
 
     ray.init(num_cpus=1, object_store_memory=100 * 1024**2, include_dashboard=False)
     try:
-        ds = tracklet_rows(55)
+        ds = tracklet_rows(list(range(55)))
         assert ds.num_blocks() == 55 and [r["row"] for r in ds.iter_rows()] == list(range(55))
+        ds = tracklet_rows([3, 7, 40])  # a resumed job: the rows not done yet
+        assert ds.num_blocks() == 3 and [r["row"] for r in ds.iter_rows()] == [3, 7, 40]
     finally:
         ray.shutdown()
