@@ -42,6 +42,9 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
             raise ReidError(f"--out {out} holds keypoints of a job with other settings ({shown}); choose another "
                             "--out, or remove that folder to start over")
         return
+    if any((out / "keypoints").glob("*.npy")):  # a job that recorded no settings (before 2026-12-07): unknown ones
+        raise ReidError(f"--out {out} holds keypoints of a job that recorded no settings ({SETTINGS_FILE}); "
+                        "choose another --out, or remove that folder to start over")
     path.write_text(json.dumps(settings, indent=2) + "\n")
 
 

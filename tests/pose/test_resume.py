@@ -83,6 +83,14 @@ def test_other_settings_are_refused_in_one_line(frame_dataset, capsys):
                        workers=0)
 
 
+def test_keypoints_without_recorded_settings_are_not_taken_for_this_jobs(frame_dataset):
+    root, path = frame_dataset
+    estimate_keypoints(path, root / "pose", PoseJobOptions(**TINY), workers=0)
+    (root / "pose" / SETTINGS_FILE).unlink()  # as a job before the settings were recorded left it
+    with pytest.raises(ReidError, match=r"holds keypoints of a job that recorded no settings \(pose-job.json\)"):
+        estimate_keypoints(path, root / "pose", PoseJobOptions(**TINY), workers=0)
+
+
 def test_json_files_missing_from_a_no_json_job_are_written_from_the_keypoints(frame_dataset, estimated):
     root, path = frame_dataset
     estimate_keypoints(path, root / "pose", PoseJobOptions(**TINY, write_json=False), workers=0)
