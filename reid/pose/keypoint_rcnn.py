@@ -118,6 +118,9 @@ class KeypointRCNNEstimator:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ReidError(f"--device {device}: no CUDA device is visible here (torch.cuda.is_available() is "
+                            "False); use --device auto or cpu, or give each Ray actor a GPU (--gpus-per-worker 1)")
         self.model = build_model(weights, random_weights, min_size, max_size, proposals).to(self.device)
         self.batch_size = max(1, batch_size)
 

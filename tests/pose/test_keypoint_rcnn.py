@@ -68,3 +68,12 @@ def test_estimator_with_random_weights_gives_coco18_arrays():
     out = est(frames)
     assert out.shape == (3, 18, 3) and out.dtype == np.float32 and np.isfinite(out).all()
     assert ((out[..., 2] >= 0) & (out[..., 2] <= 1)).all()
+
+
+def test_cuda_asked_for_where_there_is_none_is_one_line(monkeypatch):
+    from reid.errors import ReidError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ReidError, match=r"--device cuda: no CUDA device is visible here .*--gpus-per-worker 1"):
+        KeypointRCNNEstimator(random_weights=True, device="cuda", min_size=32, max_size=64)
+    assert KeypointRCNNEstimator(random_weights=True, device="auto", min_size=32, max_size=64).device.type == "cpu"
