@@ -29,7 +29,7 @@ from reid.data.records import Manifest, TrackletRecord, read_manifest, write_man
 from reid.errors import ReidError
 from reid.pose.base import KeypointError, check_keypoints
 from reid.pose.openpose_json import SUFFIX, OpenPoseJsonKeypoints, write_openpose_json
-from reid.pose.resume import SETTING_KEYS, check_settings, done_tracklets, save_atomic
+from reid.pose.resume import check_settings, done_tracklets, job_settings, save_atomic
 from reid.progress import bar as progress_bar
 from reid.ray_runtime import init_ray, quiet_teardown
 
@@ -200,7 +200,7 @@ def estimate_keypoints(manifest_path: str | Path, out_dir: str | Path, options: 
         if not options.random_weights:
             resolve_weights(options.weights)
     out.mkdir(parents=True, exist_ok=True)
-    check_settings(out, {k: getattr(options, k) for k in SETTING_KEYS})
+    check_settings(out, job_settings(options))
     stems = output_stems(manifest.records)
     paths = done_tracklets(manifest.records, stems, out, relative_out_dir(manifest, out), options.write_json)
     todo = [i for i in range(len(stems)) if i not in paths]

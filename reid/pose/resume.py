@@ -28,6 +28,15 @@ SETTINGS_FILE = "pose-job.json"
 SETTING_KEYS = ("source", "weights", "random_weights", "min_size", "max_size", "proposals", "json_root")
 
 
+def job_settings(options: Any) -> dict[str, Any]:
+    """The PoseJobOptions fields of SETTING_KEYS; a weights file by its absolute path (the same file named from
+    another directory is the same setting)."""
+    settings = {k: getattr(options, k) for k in SETTING_KEYS}
+    if settings["weights"]:
+        settings["weights"] = str(Path(settings["weights"]).resolve())
+    return settings
+
+
 def check_settings(out: Path, settings: dict[str, Any]) -> None:
     """Record `settings` in `out`, or refuse when `out` holds keypoints made with other ones."""
     path = out / SETTINGS_FILE
@@ -66,7 +75,7 @@ def done_tracklets(records: list[TrackletRecord], stems: list[str], out: Path, r
             continue
         try:
             kps = check_keypoints(np.load(npy), record.num_frames, str(npy))
-        except (OSError, ValueError, KeypointError):  # unreadable or of another tracklet length: estimate again
+        except (OSError, EOFError, ValueError, KeypointError):  # cut short, unreadable, another length: again
             continue
         if write_json:
             frames = out / "openpose" / stem

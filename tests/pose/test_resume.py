@@ -10,7 +10,7 @@ from reid.data.records import read_manifest
 from reid.errors import ReidError
 from reid.pose import estimate
 from reid.pose.estimate import PoseJobOptions, estimate_keypoints
-from reid.pose.resume import SETTINGS_FILE, save_atomic
+from reid.pose.resume import SETTINGS_FILE, job_settings, save_atomic
 
 TINY = dict(random_weights=True, batch_size=2, device="cpu", min_size=64, max_size=96, proposals=10)
 
@@ -39,7 +39,7 @@ def test_a_rerun_estimates_only_what_is_missing_or_damaged(frame_dataset, estima
     capsys.readouterr()
     again = estimate_keypoints(path, out, PoseJobOptions(**TINY), workers=0)  # everything done: nothing to run
     assert again.written == 2 and estimated == [] and "2 of 2 tracklets already done" in capsys.readouterr().out
-    (out / "keypoints" / "c1_t1.npy").write_bytes(b"\x93NUMPY")  # cut short: estimated again
+    (out / "keypoints" / "c1_t1.npy").write_bytes(b"")  # a file a crash left empty (EOFError): estimated again
     (out / "manifest.parquet").unlink()
     third = estimate_keypoints(path, out, PoseJobOptions(**TINY), workers=0)
     assert estimated == ["c1/t1"] and third.written == 2
@@ -81,6 +81,15 @@ def test_other_settings_are_refused_in_one_line(frame_dataset, capsys):
     # what does not change the keypoints (batch size, device, threads, --no-json) may differ
     estimate_keypoints(path, root / "pose", PoseJobOptions(**{**TINY, "batch_size": 1, "write_json": False}),
                        workers=0)
+
+
+def test_a_weights_file_is_the_same_setting_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    relative = job_settings(PoseJobOptions(weights="w/kp.pth", min_size=256))
+    assert relative["weights"] == str(tmp_path / "w" / "kp.pth") and relative["min_size"] == 256
+    assert job_settings(PoseJobOptions(weights=str(tmp_path / "w" / "kp.pth"), min_size=256)) == relative
+    assert job_settings(PoseJobOptions())["weights"] is None  # the torchvision cache
+    assert "batch_size" not in relative and "device" not in relative and "threads" not in relative
 
 
 def test_keypoints_without_recorded_settings_are_not_taken_for_this_jobs(frame_dataset):
