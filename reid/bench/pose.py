@@ -1,7 +1,7 @@
 """Keypoint R-CNN (`reid pose`) time per frame at several `--min-size` values, and how far the keypoints move.
 
 `reid pose` resizes each frame so that its shorter side is --min-size (torchvision's 800 unless --max-size caps the
-longer side at 1333) before the network: a 256x128 person crop enters it at 1333x667. This bench runs the estimator
+longer side at 1333) before the network: a 256x128 person crop enters it at 1333x666. This bench runs the estimator
 of `reid pose` on the same frames at each size (median seconds per frame over --repeats, after a warm-up pass) and,
 with COCO weights, how far each size's keypoints lie from the first size's: the median distance in the frames'
 pixels over the joints confident (>= 0.3) at both, and the share of the first size's confident joints that stay
