@@ -159,6 +159,21 @@ def report(rows: list[dict[str, Any]], total_frames: int, random_weights: bool) 
     return lines
 
 
+def conditions(args: argparse.Namespace) -> dict[str, Any]:
+    """What the numbers ran on, for the JSON file: date, CPUs, torch threads, versions, the settings timed."""
+    import datetime as dt
+    import os
+    import platform
+
+    import torch
+
+    return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor()
+            or platform.machine(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "batch_size": args.batch_size, "max_size": args.max_size, "proposals": args.proposals,
+            "manifest": args.manifest}
+
+
 def run(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.min_sizes)
     if args.frames < 1 or args.repeats < 1 or args.batch_size < 1:
@@ -175,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
                    repeats=args.repeats)
     print("\n".join(report(rows, total, args.random_weights)))
     if args.json:
-        Path(args.json).write_text(json.dumps({"frames": len(frames), "frame_size": list(frames.shape[1:3]),
-                                               "manifest_frames": total, "random_weights": args.random_weights,
-                                               "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({**conditions(args), "frames": len(frames),
+                                               "frame_size": list(frames.shape[1:3]), "manifest_frames": total,
+                                               "random_weights": args.random_weights, "rows": rows}, indent=2))
     return 0

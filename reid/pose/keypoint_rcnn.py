@@ -28,6 +28,7 @@ from reid.errors import ReidError
 from reid.pose.base import KeypointSource, check_keypoints
 
 log = logging.getLogger(__name__)
+_WARNED: list[bool] = []  # the random-weights warning was given in this process
 
 _WEIGHTS = torchvision.models.detection.KeypointRCNN_ResNet50_FPN_Weights.COCO_V1
 COCO17_JOINTS = tuple(_WEIGHTS.meta["keypoint_names"])
@@ -84,7 +85,9 @@ def build_model(weights: str | None = None, random_weights: bool = False, min_si
         # spares the keypoint head (8 convs of 512 channels per detection) the other 99 boxes
         box_detections_per_img=1, rpn_pre_nms_top_n_test=proposals, rpn_post_nms_top_n_test=proposals)
     if random_weights:
-        log.warning("Keypoint R-CNN with RANDOM weights: the keypoints are meaningless (format tests only)")
+        if not _WARNED:  # once per process: `reid bench pose` builds a model per size
+            _WARNED.append(True)
+            log.warning("Keypoint R-CNN with RANDOM weights: the keypoints are meaningless (format tests only)")
     else:
         path = resolve_weights(weights)
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -58,6 +58,8 @@ def test_bench_pose_times_each_size_on_a_manifests_frames(tmp_path, capsys):
     assert re.search(r"^\s+32\s+64x32\s+\d+\s+[\d.]+\s+[\d.]+x\s+-\s+-$", out, re.M), out
     assert "random weights: timing only" in out
     data = json.loads(out_json.read_text())
+    assert data["torch_threads"] == 1 and data["cpus"] >= 1 and data["batch_size"] == 16 and data["date"][:2] == "20"
+    assert data["manifest"] == str(manifest) and data["gpu"] is None and data["proposals"] == 1000
     total = data["manifest_frames"]
     assert total == 2 * 2 * 3 and data["frames"] == 4 and data["frame_size"] == [64, 32]  # 2 ids x 2 cameras x 3
     assert [r["min_size"] for r in data["rows"]] == [64, 32] and all(r["s_per_frame"] > 0 for r in data["rows"])

@@ -77,3 +77,13 @@ def test_cuda_asked_for_where_there_is_none_is_one_line(monkeypatch):
     with pytest.raises(ReidError, match=r"--device cuda: no CUDA device is visible here .*--gpus-per-worker 1"):
         KeypointRCNNEstimator(random_weights=True, device="cuda", min_size=32, max_size=64)
     assert KeypointRCNNEstimator(random_weights=True, device="auto", min_size=32, max_size=64).device.type == "cpu"
+
+
+def test_the_random_weights_warning_comes_once_per_process(monkeypatch, caplog):
+    import reid.pose.keypoint_rcnn as kr
+
+    monkeypatch.setattr(kr, "_WARNED", [])
+    for size in (32, 48):
+        kr.build_model(random_weights=True, min_size=size, max_size=64)
+    assert [r.message for r in caplog.records].count(
+        "Keypoint R-CNN with RANDOM weights: the keypoints are meaningless (format tests only)") == 1
