@@ -5,7 +5,8 @@
 # It installs into /tmp the carried packages the machine's image lacks (never over what it has), then runs
 #   reid bench gpu  --stores jpeg,jpeg-trainer  on the carried synthetic JPEG store (ResNet-50 bf16 step, the decoding
 #                   CPUs that keep the GPU >= 90 % busy with the actors decoding and with nvJPEG decoding, every
-#                   method's bf16 step, nvJPEG, the tests marked gpu), at most BENCH_GPU_S seconds;
+#                   method's bf16 step, nvJPEG, `reid pose`'s Keypoint R-CNN per frame, the tests marked gpu), at
+#                   most BENCH_GPU_S seconds;
 #   reid bench data --workers 16 --batches 64 --stores jpeg   (the 1 -> 16 decoding-actor scaling, its ceiling).
 # Everything lands in $OUT (at most 8 files come back): gpu-<date>.md/.json/.png, bench-gpu.log,
 # bench-data-16.json/.log, session.log. Each step's failure is written down and the next one still runs; the status is the first failure's.
