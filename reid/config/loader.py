@@ -198,8 +198,10 @@ def absolute_paths(cfg: ExperimentConfig) -> ExperimentConfig:
         node: Any = tree
         for part in key.split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, str) and node and "://" not in node and os.path.abspath(os.path.expanduser(node)) != node:
-            updates[key] = os.path.abspath(os.path.expanduser(node))
+        if isinstance(node, str) and node and "://" not in node:
+            absolute = os.path.abspath(os.path.expanduser(node))
+            if absolute != node:
+                updates[key] = absolute
     return validate_overrides(cfg, updates) if updates else cfg
 
 

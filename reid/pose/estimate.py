@@ -186,7 +186,7 @@ def estimate_keypoints(manifest_path: str | Path, out_dir: str | Path, options: 
     """Write the keypoint files of every tracklet and the updated manifest (see the module docstring)."""
     manifest = read_manifest(manifest_path)
     out = Path(out_dir)
-    relative_out_dir(manifest, out)
+    rel = relative_out_dir(manifest, out)  # refuses an --out outside the dataset root
     out_manifest = out / "manifest.parquet"
     given = Path(manifest_path)
     if out_manifest.resolve() == (given / "manifest.parquet" if given.is_dir() else given).resolve():
@@ -202,7 +202,7 @@ def estimate_keypoints(manifest_path: str | Path, out_dir: str | Path, options: 
     out.mkdir(parents=True, exist_ok=True)
     check_settings(out, job_settings(options))
     stems = output_stems(manifest.records)
-    paths = done_tracklets(manifest.records, stems, out, relative_out_dir(manifest, out), options.write_json)
+    paths = done_tracklets(manifest.records, stems, out, rel, options.write_json)
     todo = [i for i in range(len(stems)) if i not in paths]
     if paths:
         print(f"[reid] pose: {len(paths)} of {len(stems)} tracklets already done in {out} (an earlier job with the "
