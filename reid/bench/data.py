@@ -131,7 +131,7 @@ def store_copy(m: Manifest, store: str, tmp: Path) -> Manifest:
     if store == "jpeg":
         if all(r.shard for r in m.records):
             return m
-        from reid.data.jpeg_store import pack_jpeg
+        from reid.data.jpeg_pack import pack_jpeg
 
         packed = pack_jpeg(m, tmp / "jpeg-store", progress=False)
         write_manifest(packed)

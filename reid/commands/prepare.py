@@ -8,8 +8,9 @@ from pathlib import Path
 
 from reid.data.datasets import LOADERS, dataset_options, load_dataset, mars_protocol_sets
 from reid.data.datasets.common import format_summary, summarize
-from reid.data.jpeg_store import pack_jpeg
+from reid.data.jpeg_pack import pack_jpeg
 from reid.data.pack import PackOptions, pack_manifest
+from reid.data.pack_ledger import PackReport
 from reid.data.records import write_manifest
 from reid.errors import ReidError
 
@@ -27,6 +28,8 @@ tracklet is encoded into DIR/videos/<tracklet>.mp4 (H.264, no B-frames, short GO
 With --pack jpeg, every tracklet's frames go into Parquet shards DIR/jpeg/shard-*.parquet as JPEG bytes (JPEG frame
 files are copied byte for byte), each with an index of its frames' byte ranges (shard-*.index.parquet) so that a
 clip reads only its frames; `reid bench data` compares the two stores (docs/datasets.md, "Frame stores").
+A frame file that cannot be read is replaced by its tracklet's nearest readable frame (summary.json lists them);
+stopped part-way, the same command again keeps what was packed (DIR/videos or DIR/jpeg/pack-ledger.jsonl).
 """
 
 # CLI flag -> loader option; a flag the dataset does not take is an error naming what it does take
@@ -71,19 +74,28 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError(f"no tracklets found under {args.root} for dataset '{args.dataset}'")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    report = PackReport()
     if args.pack == "video":
-        manifest = pack_manifest(manifest, out, PackOptions(gop=args.gop, crf=args.crf), workers=args.workers)
+        manifest = pack_manifest(manifest, out, PackOptions(gop=args.gop, crf=args.crf), workers=args.workers,
+                                 report=report)
     elif args.pack == "jpeg":
-        manifest = pack_jpeg(manifest, out, quality=args.quality)
+        manifest = pack_jpeg(manifest, out, quality=args.quality, report=report)
+    if args.pack and not manifest.records:
+        raise ReidError(f"no tracklet under {args.root} has a readable frame; nothing was packed "
+                        f"(e.g. {next(iter(report.unreadable.values()))[0]})")
     manifest.validate_paths()
     path = write_manifest(manifest, out / "manifest.parquet")
     summary = summarize(manifest)
     if args.dataset == "mars":
         query, gallery = mars_protocol_sets(manifest.records, manifest.meta.get("protocol", "official"))
         summary["protocol_sets"] = {"query": len(query), "gallery": len(gallery)}
+    if args.pack:
+        summary["pack"] = {"store": args.pack, **report.as_dict()}
     summary["manifest"] = str(path)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(format_summary(summary))
+    for line in report.lines():
+        print(line)
     if "protocol_sets" in summary:
         print(f"evaluation sets ({summary['protocol']}): {summary['protocol_sets']['query']} queries, "
               f"{summary['protocol_sets']['gallery']} gallery tracklets")

@@ -72,6 +72,16 @@ def video_indices(num_in_file: int, frame_start: int, num_frames: int, indices: 
     return np.clip(frame_start + np.asarray(indices, dtype=np.int64), frame_start, last)
 
 
+def nearest_readable(readable: Sequence[bool]) -> list[int] | None:
+    """For each frame, the index of the nearest readable frame (itself when readable; the earlier one on a tie);
+    None when no frame is. The rule every store follows where a frame is replaced rather than its tracklet:
+    `reid prepare --pack` (pack.py, jpeg_store.py) and the trainer's nvJPEG fallback (device_decode.decode_each)."""
+    good = [i for i, ok in enumerate(readable) if ok]
+    if not good:
+        return None
+    return [min(good, key=lambda j, i=i: (abs(j - i), j)) for i in range(len(readable))]
+
+
 def decode_video_inline(path: str | Path, frame_start: int, num_frames: int, indices: np.ndarray) -> np.ndarray:
     """Decode frames `indices` (tracklet-relative) of a video in this process: uint8 [T, H, W, 3] RGB."""
     decord = load_decord()

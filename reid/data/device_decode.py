@@ -43,6 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from reid.data.decode import nearest_readable
 from reid.data.transforms import AUGMENT_COLUMNS, IMAGENET_MEAN, apply_augment, augment_params
 from reid.errors import ReidError
 
@@ -117,12 +118,11 @@ def decode_each(blobs: list[torch.Tensor], t: int, device: torch.device) -> list
         except RuntimeError:
             images.append(None)
     bad = [i for i, im in enumerate(images) if im is None]
-    for i in bad:
-        start = i - i % t
-        near = sorted((j for j in range(start, start + t) if images[j] is not None), key=lambda j: (abs(j - i), j))
-        if not near:
-            raise ReidError(f"none of the {t} JPEG frames of clip {i // t} of the batch decodes on {device}")
-        images[i] = images[near[0]]
+    for start in sorted({i - i % t for i in bad}):
+        near = nearest_readable([im is not None for im in images[start:start + t]])
+        if near is None:
+            raise ReidError(f"none of the {t} JPEG frames of clip {start // t} of the batch decodes on {device}")
+        images[start:start + t] = [images[start + j] for j in near]
     log.warning("%d of %d JPEG frames of a batch failed to decode on %s; each replaced by the nearest frame of its "
                 "clip that decodes", len(bad), len(blobs), device)
     return images  # type: ignore[return-value]

@@ -15,40 +15,26 @@ A store copied into a bucket is read in place: a shard URI is opened through `py
 so a read fetches the Parquet footer once per shard and then only the row group asked for (ranged GETs), never the
 whole shard.
 
-Frame files that are JPEG already (MARS, Duke) are copied byte for byte; videos and other images are encoded with
-Pillow (libjpeg-turbo) at `quality`. CPU decoding calls libjpeg-turbo through simplejpeg (`jpeg_decode.py`: Pillow's
-pixels in half the time), with Pillow's DCT-domain downscaling rule (`Image.draft`) when the output is at most half
-the stored size.
+Packing (what is copied, what is encoded, unreadable frames, resuming): jpeg_pack.py. CPU decoding calls
+libjpeg-turbo through simplejpeg (`jpeg_decode.py`: Pillow's pixels in half the time), with Pillow's DCT-domain
+downscaling rule (`Image.draft`) when the output is at most half the stored size.
 """
 
 from __future__ import annotations
 
-import io
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from reid.data.decode import DecodeError, decode_images, decode_pil, decode_video_inline
+from reid.data.decode import DecodeError, decode_pil
 from reid.data.jpeg_decode import is_jpeg
-from reid.data.jpeg_index import IndexedShard, write_index
+from reid.data.jpeg_index import IndexedShard
 from reid.data.records import Manifest, TrackletRecord
-from reid.errors import ReidError
-from reid.progress import bar as progress_bar
 
 JPEG_DIR = "jpeg"
 log = logging.getLogger(__name__)
-
-
-def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
-    """uint8 [H, W, 3] RGB -> JPEG bytes (4:2:0, libjpeg-turbo through Pillow)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def decode_jpegs(blobs: Sequence[bytes], draft_size: tuple[int, int] | None = None,
@@ -164,85 +150,3 @@ def read_jpeg_blobs(manifest: Manifest, record: TrackletRecord, indices: np.ndar
         if not is_jpeg(b):
             raise JpegStoreError(f"tracklet {record.tracklet_id}: frame {i} is not a JPEG")
     return blobs if inverse is None else [blobs[j] for j in inverse]
-
-
-def _tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int) -> list[bytes]:
-    """Every frame of a record as JPEG bytes: JPEG files copied as they are, anything else encoded."""
-    if record.frames:
-        out = []
-        for rel in record.frames:
-            data = manifest.resolve(rel).read_bytes()
-            if not is_jpeg(data):
-                data = encode_jpeg(decode_images([manifest.resolve(rel)])[0], quality)
-            out.append(data)
-        return out
-    if record.video:
-        frames = decode_video_inline(manifest.resolve(record.video), record.frame_start, record.num_frames,
-                                     np.arange(record.num_frames))
-        if "frame_size" in record.extra:  # packed videos pad odd sizes; store the real size
-            h0, w0 = (int(v) for v in record.extra["frame_size"].split("x"))
-            frames = frames[:, :h0, :w0]
-        return [encode_jpeg(np.ascontiguousarray(f), quality) for f in frames]
-    if record.shard:
-        return ShardReader().blobs(manifest.resolve(record.shard), record.shard_row, range(record.num_frames))
-    raise JpegStoreError(f"tracklet {record.tracklet_id} names neither a video nor frame files")
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, tracklets_per_group: int = 4,
-              shard_size: int = 1024, progress: bool = True) -> Manifest:
-    """Write every tracklet of `manifest` into JPEG shards under `<out>/jpeg/`; returns the manifest of the copy
-    (the caller writes it). Keypoints files are copied under `out` at the same relative path."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if not 1 <= quality <= 100:
-        raise ReidError(f"--quality must be in 1..100, got {quality}")
-    out = Path(out)
-    (out / JPEG_DIR).mkdir(parents=True, exist_ok=True)
-    records = list(manifest.records)
-    packed: list[TrackletRecord] = []
-    schema = pa.schema([("tracklet_id", pa.string()), ("frames", pa.list_(pa.binary()))])
-    bar = progress_bar(total=len(records), desc="pack jpeg", unit="tracklets", disable=not progress)
-    for shard_no, idx in enumerate(_chunks(range(len(records)), shard_size)):
-        rel = f"{JPEG_DIR}/shard-{shard_no:05d}.parquet"
-        tmp = out / (rel + ".tmp")
-        # JPEG does not compress further; no min/max statistics of the frames column (they would copy two JPEGs
-        # per row group into the footer, which every reader fetches first: ~70 KB for 16 tracklets of 128x64);
-        # no dictionary for it either (pyarrow hashed every JPEG, wrote a dictionary page of the first ones and
-        # fell back to plain: reading a row group then took twice as long)
-        with pq.ParquetWriter(tmp, schema, compression="none", write_statistics=["tracklet_id"],
-                              use_dictionary=["tracklet_id"]) as writer:
-            for group in _chunks(idx, tracklets_per_group):
-                ids, blobs = [], []
-                for row, i in enumerate(group, start=group[0] - idx[0]):
-                    rec = records[i]
-                    data = _tracklet_jpegs(manifest, rec, quality)
-                    ids.append(rec.tracklet_id)
-                    blobs.append(data)
-                    packed.append(replace(rec, video=None, frame_start=0, frames=(), shard=rel, shard_row=row,
-                                          num_frames=len(data), keypoints=_keep(manifest, rec.keypoints, out),
-                                          extra={k: v for k, v in rec.extra.items() if k != "frame_size"}))
-                    bar.update(1)
-                writer.write_table(pa.table({"tracklet_id": ids, "frames": blobs}, schema=schema))
-        write_index(tmp, index_of=out / rel)
-        tmp.rename(out / rel)  # a shard that exists is complete, and so is its index
-    bar.close()
-    return Manifest(packed, out, manifest.dataset, manifest.attributes,
-                    {**manifest.meta, "store": "jpeg", "jpeg_quality": str(quality)})
-
-
-def _keep(manifest: Manifest, rel: str | None, out: Path) -> str | None:
-    """A keypoints reference that stays valid under the new root (copied when it lies elsewhere)."""
-    if not rel:
-        return None
-    src = manifest.resolve(rel)
-    dst = out / rel
-    if src != dst.resolve():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_bytes(src.read_bytes())
-    return rel

@@ -3,7 +3,13 @@
 Decoding one video file is far cheaper for the data pipeline than opening hundreds of JPEGs. The encoder settings
 make random access exact: no B-frames (decode order = display order) and a short, fixed GOP (a keyframe every `gop`
 frames, no scene-cut keyframes), so decord's seek-to-keyframe-then-decode lands on the requested frame after at
-most `gop - 1` extra decodes. Every written file is decoded again and its frame count checked.
+most `gop - 1` extra decodes. Every written file is decoded again and its frame count checked, under a temporary
+name that is renamed to the final one only then.
+
+A frame that cannot be read (missing, truncated, not an image) is replaced in its video by the nearest readable frame
+of the tracklet, and listed in the report (`reid prepare` prints the count and writes the list into summary.json); a
+tracklet with no readable frame is left out of the manifest. Running the same command again keeps the videos an
+earlier run finished (`pack_ledger.py`).
 
 Frames of a tracklet are encoded at the size of its first frame (others are resized to it). Padding (replicated
 bottom rows / right columns): odd sizes by one because yuv420p needs even dimensions, and widths that decord 0.6.0
@@ -15,16 +21,20 @@ PyAV decodes every frame (the count must match), decord reads the last frame (it
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from reid.data.datasets.common import count_video_frames
+from reid.data.decode import nearest_readable
+from reid.data.pack_ledger import PackLedger, PackReport
 from reid.data.records import Manifest, TrackletRecord
 from reid.data.video_libs import decord as load_decord
 from reid.errors import ReidError
@@ -45,10 +55,13 @@ class PackOptions:
         return f"libx264 yuv420p crf={self.crf} gop={self.gop} bframes=0 fps={self.fps}"
 
 
-def _load_frames(paths: Sequence[Path]) -> tuple[list[np.ndarray], tuple[int, int]]:
+def _load_frames(paths: Sequence[Path]) -> tuple[list[np.ndarray], list[int]]:
+    """The frames of `paths` (RGB, at the first readable frame's size), each unreadable one (missing, truncated, not
+    an image: decoded in full here, so damage past the header shows) replaced by the nearest readable frame; and the
+    indices of the unreadable ones. No frames when none is readable."""
     from PIL import Image
 
-    frames: list[np.ndarray] = []
+    frames: list[np.ndarray | None] = []
     size: tuple[int, int] | None = None
     for p in paths:
         try:
@@ -59,10 +72,11 @@ def _load_frames(paths: Sequence[Path]) -> tuple[list[np.ndarray], tuple[int, in
                 elif im.size != size:
                     im = im.resize(size, Image.BILINEAR)
                 frames.append(np.asarray(im))
-        except OSError as exc:
-            raise ReidError(f"cannot read frame {p} ({exc})") from None
-    assert size is not None
-    return frames, (size[1], size[0])
+        except (OSError, SyntaxError, ValueError):  # PIL raises SyntaxError for some broken headers
+            frames.append(None)
+    unreadable = [i for i, f in enumerate(frames) if f is None]
+    near = nearest_readable([f is not None for f in frames])
+    return ([] if near is None else [frames[j] for j in near]), unreadable  # type: ignore[misc]
 
 
 def padded_size(h: int, w: int) -> tuple[int, int]:
@@ -73,14 +87,21 @@ def padded_size(h: int, w: int) -> tuple[int, int]:
     return h + h % 2, pw
 
 
-def encode_frames(paths: Sequence[Path], out: Path, options: PackOptions = PackOptions()) -> tuple[int, int, int]:
-    """Encode image files (temporal order) into `out` (.mp4). Returns (frames written, height, width) where height
-    and width are the frames' size before padding to even numbers."""
+def encode_frames(paths: Sequence[Path], out: Path,
+                  options: PackOptions = PackOptions()) -> tuple[int, int, int, list[int]]:
+    """Encode image files (temporal order) into `out` (.mp4), each frame that cannot be read replaced by the nearest
+    one that can (so the video keeps the tracklet's length, and frame i is still frame i).
+
+    Returns (frames written, height, width, indices of the unreadable frames): height and width are the frames' size
+    before padding to even numbers. With no readable frame, nothing is written: (0, 0, 0, every index)."""
     import av
 
     if not paths:
         raise ReidError(f"cannot pack {out}: the tracklet has no frames")
-    frames, (h, w) = _load_frames(paths)
+    frames, unreadable = _load_frames(paths)
+    if not frames:
+        return 0, 0, 0, unreadable
+    h, w = frames[0].shape[:2]
     ph, pw = padded_size(h, w)
     out.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(out), mode="w") as container:
@@ -99,17 +120,23 @@ def encode_frames(paths: Sequence[Path], out: Path, options: PackOptions = PackO
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return len(frames), h, w
+    return len(frames), h, w, unreadable
 
 
-def _pack_one(job: tuple[str, list[Path], Path, PackOptions]) -> tuple[str, int, int, int]:
+def _pack_one(job: tuple[str, list[Path], Path, PackOptions]) -> tuple[str, int, int, int, list[int]]:
+    """Encode one tracklet into a temporary file beside `out`, check it with both decoders, rename it into place
+    (so a video at its final name is always complete and checked)."""
     tid, paths, out, options = job
-    n, h, w = encode_frames(paths, out, options)
-    decoded = count_video_frames(out, decode=True)
+    tmp = out.with_name(out.stem + ".part" + out.suffix)  # the muxer is chosen by the extension
+    n, h, w, unreadable = encode_frames(paths, tmp, options)
+    if n == 0:
+        return tid, n, h, w, unreadable
+    decoded = count_video_frames(tmp, decode=True)
     if decoded != n:
-        raise ReidError(f"packing tracklet {tid}: wrote {n} frames to {out} but decoding gives {decoded}")
-    check_decord(out, n, padded_size(h, w))
-    return tid, n, h, w
+        raise ReidError(f"packing tracklet {tid}: wrote {n} frames to {tmp} but decoding gives {decoded}")
+    check_decord(tmp, n, padded_size(h, w))
+    os.replace(tmp, out)
+    return tid, n, h, w, unreadable
 
 
 def check_decord(path: Path, num_frames: int, size: tuple[int, int]) -> None:
@@ -140,37 +167,63 @@ def _video_names(records: Sequence[TrackletRecord]) -> dict[str, str]:
 
 
 def pack_manifest(manifest: Manifest, out_dir: str | Path, options: PackOptions = PackOptions(),
-                  workers: int = 1) -> Manifest:
+                  workers: int = 1, report: PackReport | None = None) -> Manifest:
     """Encode every frame-folder record of `manifest` into `out_dir/videos/<tracklet_id>.mp4`.
 
     Returns a manifest rooted at `out_dir` whose records name the videos (`video=`, `frame_start=0`, no frames).
+    Unreadable frames are replaced by their tracklet's nearest readable frame; a tracklet with none readable is left
+    out of the manifest; both go into `report`. Tracklets that an earlier run with the same settings packed are kept (`pack_ledger`).
     """
     out_dir = Path(out_dir)
+    report = report if report is not None else PackReport()
     for r in manifest.records:
         if r.video is not None or r.keypoints is not None:
             what = "is already a video" if r.video is not None else "has keypoints (pack before estimating them)"
             raise ReidError(f"cannot pack tracklet {r.tracklet_id}: it {what}; --pack video takes frame folders")
     names = _video_names(manifest.records)
-    jobs = [(r.tracklet_id, [manifest.resolve(f) for f in r.frames], out_dir / names[r.tracklet_id], options)
-            for r in manifest.records]
-    results: dict[str, tuple[int, int, int]] = {}
-    bar = progress_bar(total=len(jobs), desc="pack", unit="tracklets")
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for tid, n, h, w in pool.map(_pack_one, jobs, chunksize=8):
-                results[tid] = (n, h, w)
-                bar.update()
-    else:
-        for job in jobs:
-            tid, n, h, w = _pack_one(job)
-            results[tid] = (n, h, w)
-            bar.update()
-    bar.close()
+    ledger = PackLedger(out_dir / VIDEO_DIR, {"source_root": str(manifest.root.resolve()), **asdict(options)})
+    done: dict[str, dict] = {}
+    jobs = []
+    for r in manifest.records:
+        entry = ledger.entry(r.tracklet_id)
+        if (entry and entry.get("video") == names[r.tracklet_id] and entry.get("source_frames") == len(r.frames)
+                and (entry.get("frames") == 0 or (out_dir / names[r.tracklet_id]).is_file())):
+            done[r.tracklet_id] = entry
+        else:
+            jobs.append((r.tracklet_id, [manifest.resolve(f) for f in r.frames], out_dir / names[r.tracklet_id],
+                         options))
+    report.reused, report.units = len(done), len(manifest.records)
+    if done:
+        print(f"[reid] pack: {len(done)} of {len(manifest.records)} tracklets already packed in {out_dir / VIDEO_DIR} "
+              f"(an earlier run with the same settings); packing the other {len(jobs)}", flush=True)
+    frames_of = {r.tracklet_id: r.frames for r in manifest.records}
+    bar = progress_bar(total=len(manifest.records), initial=len(done), desc="pack", unit="tracklets")
+    try:
+        with ProcessPoolExecutor(max_workers=workers) if workers > 1 and jobs else nullcontext() as pool:
+            try:
+                results = pool.map(_pack_one, jobs, chunksize=8) if pool is not None else map(_pack_one, jobs)
+                for tid, n, h, w, unreadable in results:
+                    entry = {"video": names[tid], "frames": n, "size": f"{h}x{w}",
+                             "source_frames": len(frames_of[tid]), "dropped": [tid] if n == 0 else [],
+                             "unreadable": {tid: [frames_of[tid][i] for i in unreadable]} if unreadable else {}}
+                    ledger.add(tid, entry)
+                    done[tid] = entry
+                    bar.update()
+            except BaseException:  # an error or Ctrl-C: stop now rather than encode the rest unrecorded
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        ledger.close()
+        bar.close()
     records = []
     for r in manifest.records:
-        n, h, w = results[r.tracklet_id]
-        records.append(replace(r, video=names[r.tracklet_id], frame_start=0, frames=(), num_frames=n,
-                               extra={**r.extra, "frame_size": f"{h}x{w}"}))
+        entry = done[r.tracklet_id]
+        report.add(entry)
+        if entry["frames"] == 0:
+            continue
+        records.append(replace(r, video=names[r.tracklet_id], frame_start=0, frames=(), num_frames=entry["frames"],
+                               extra={**r.extra, "frame_size": entry["size"]}))
     meta = {**manifest.meta, "packed": options.describe(), "source_root": str(manifest.root.resolve())}
     return Manifest(records=records, root=out_dir, dataset=manifest.dataset, attributes=manifest.attributes,
                     meta=meta)

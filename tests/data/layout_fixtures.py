@@ -14,6 +14,17 @@ from PIL import Image
 from scipy.io import savemat
 
 
+def run_prepare(argv: Sequence[str]) -> int:
+    """`reid prepare ARGV` without building the whole CLI (which imports every command module)."""
+    import argparse
+
+    from reid.commands import prepare as prepare_cmd
+
+    parser = argparse.ArgumentParser()
+    prepare_cmd.add_arguments(parser)
+    return prepare_cmd.run(parser.parse_args(list(argv)))
+
+
 def write_image(path: Path, value: int = 0, size: tuple[int, int] = (4, 8)) -> None:
     """size = (width, height); red channel = value."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from reid.data import pipeline
 from reid.data.batching import BatchMaker, batch_frames, check_jpeg_decode
 from reid.data.device_decode import JPEG_KEYS, decode_batch
 from reid.data.inputs import normalize_inputs
-from reid.data.jpeg_store import pack_jpeg
+from reid.data.jpeg_pack import pack_jpeg
 from reid.data.plan import global_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
 from reid.data.transforms import AUGMENT_COLUMNS

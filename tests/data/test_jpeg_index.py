@@ -11,7 +11,8 @@ import pytest
 
 from reid.bench.toydata import write_toy_dataset
 from reid.data.jpeg_index import IndexedShard, find_frames, index_location, write_index
-from reid.data.jpeg_store import ShardReader, pack_jpeg
+from reid.data.jpeg_pack import pack_jpeg
+from reid.data.jpeg_store import ShardReader
 from reid.data.records import read_manifest
 from reid.errors import ReidError
 

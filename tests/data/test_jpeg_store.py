@@ -10,7 +10,8 @@ from reid.bench.toydata import write_toy_dataset
 from reid.config.schema import DataConfig
 from reid.data.batching import BatchMaker, batch_frames, make_batch
 from reid.data.decode import DecodeError, Decoder, decode_video_inline, read_frames
-from reid.data.jpeg_store import JpegStoreError, ShardReader, decode_jpegs, pack_jpeg, read_jpeg_blobs
+from reid.data.jpeg_pack import pack_jpeg
+from reid.data.jpeg_store import JpegStoreError, ShardReader, decode_jpegs, read_jpeg_blobs
 from reid.data.plan import global_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
 

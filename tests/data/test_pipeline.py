@@ -12,7 +12,7 @@ from reid.bench.toydata import write_toy_dataset
 from reid.config.schema import ExperimentConfig
 from reid.data.batching import iter_local_batches, make_batch
 from reid.data.device_decode import decode_batch
-from reid.data.jpeg_store import pack_jpeg
+from reid.data.jpeg_pack import pack_jpeg
 from reid.data.pipeline import (
     SpareFrames,
     batches_per_task,

@@ -1,6 +1,5 @@
 """`reid prepare` end to end on tiny layouts, and `--pack video` (frame-accurate random access after packing)."""
 
-import argparse
 import json
 import re
 
@@ -8,21 +7,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from layout_fixtures import make_ilids, make_mars, write_image
+from layout_fixtures import run_prepare as prepare
 
 from reid.cli import main
-from reid.commands import prepare as prepare_cmd
 from reid.data.pack import PackOptions, check_decord, encode_frames, pack_manifest, padded_size
 from reid.data.records import Manifest, TrackletRecord, read_manifest
 from reid.data.video_libs import decord as load_decord
 from reid.errors import ReidError
-
-
-def prepare(argv: list[str]) -> int:
-    """`reid prepare ARGV` without building the whole CLI (which imports every command module)."""
-    parser = argparse.ArgumentParser()
-    prepare_cmd.add_arguments(parser)
-    return prepare_cmd.run(parser.parse_args(argv))
-
 
 TRAIN = [(1, 1, 1, 3), (2, 1, 2, 4)]
 TEST = [(-1, 1, 1, 2), (0, 2, 3, 2), (3, 1, 1, 3), (3, 2, 5, 2)]
@@ -109,7 +100,8 @@ def test_encode_pads_and_decord_reads_every_frame(tmp_path, size):
         paths.append(tmp_path / f"{i}.png")
         write_image(paths[-1], 40 * i, size=size)
     write_image(paths[3], 120, size=(size[0] + 1, size[1] + 2))  # another size: resized to the first frame's
-    n, h, w = encode_frames(paths, tmp_path / "v.mp4", PackOptions(gop=2))
+    n, h, w, unreadable = encode_frames(paths, tmp_path / "v.mp4", PackOptions(gop=2))
+    assert unreadable == []
     assert (n, h, w) == (5, size[1], size[0])
     check_decord(tmp_path / "v.mp4", 5, padded_size(h, w))
     frames = decord.VideoReader(str(tmp_path / "v.mp4")).get_batch([4, 0, 2]).asnumpy()

@@ -23,7 +23,8 @@ import torch
 
 from reid.config.schema import DataConfig
 from reid.data.device_decode import decode_frames
-from reid.data.jpeg_store import decode_jpegs, encode_jpeg
+from reid.data.jpeg_pack import encode_jpeg
+from reid.data.jpeg_store import decode_jpegs
 from reid.data.transforms import apply_augment, augment_row, sample_augment
 from reid.training.step import StepTimes, memory_format, train_step
 from tests.models.test_contract import CASES, build, check_contract

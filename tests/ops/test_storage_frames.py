@@ -17,7 +17,7 @@ from reid.config.schema import ExperimentConfig
 from reid.data.batching import make_batch
 from reid.data.decode import DecodeError, Decoder, read_frames
 from reid.data.frame_cache import FrameCache
-from reid.data.jpeg_store import pack_jpeg
+from reid.data.jpeg_pack import pack_jpeg
 from reid.data.plan import global_plan
 from reid.data.records import ManifestError, read_manifest, write_manifest
 from tests.ops.storage_server import s3_server
