@@ -53,8 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pack the frames under --out: jpeg (JPEG bytes in Parquet shards; the default, fastest "
                              "to decode per core as measured by `reid bench data`) or video (one H.264 file per "
                              "tracklet, the smallest)")
-    parser.add_argument("--workers", type=int, default=1, help="--pack: encoding processes")
-    parser.add_argument("--gop", type=int, default=PackOptions.gop, help="--pack: keyframe interval (frames)")
+    parser.add_argument("--workers", type=int, default=1, help="--pack video: encoding processes (--pack jpeg runs "
+                        "in one)")
+    parser.add_argument("--gop", type=int, default=PackOptions.gop, help="--pack video: keyframe interval (frames)")
     parser.add_argument("--crf", type=int, default=PackOptions.crf, help="--pack video: x264 quality (lower = better)")
     parser.add_argument("--quality", type=int, default=90, help="--pack jpeg: JPEG quality for frames it encodes")
 
