@@ -24,6 +24,21 @@ def is_uri(location: str | Path) -> bool:
     return "://" in str(location)
 
 
+def local_only(location: str | Path, flag: str, command: str, writes: bool) -> Path:
+    """`location` as a Path; a URI is a one-line error for the commands that read or write local folders only
+    (`reid prepare`, `reid synth`, `reid pose`): a dataset goes to a bucket once it is prepared."""
+    if not is_uri(location):
+        return Path(location)
+    sync = {"s3": f"aws s3 sync DIR {location}", "gs": f"gcloud storage rsync -r DIR {location}"}
+    how = "copy it to a local disk first"
+    if writes:
+        how = "write it to a local folder, then copy that folder up"
+        scheme = str(location).split("://", 1)[0]
+        how += f" (`{sync[scheme]}`)" if scheme in sync else ""
+    raise ReidError(f"{flag} {location}: `reid {command}` works on local folders only; {how} "
+                    "(docs/operations.md, \"a dataset in a bucket\")")
+
+
 def resolve(location: str | Path) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem of a location and the path inside it (a local path made absolute)."""
     if not is_uri(location):

@@ -48,8 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reid import storage
     from reid.pose.estimate import PoseJobOptions, estimate_keypoints
 
+    storage.local_only(args.manifest, "--manifest", "pose", writes=False)
+    storage.local_only(args.out, "--out", "pose", writes=True)
     for name in ("batch_size", "min_size", "max_size", "proposals"):
         if getattr(args, name) < 1:
             raise ReidError(f"--{name.replace('_', '-')} must be a positive integer")

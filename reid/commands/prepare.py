@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from reid import storage
 from reid.data.datasets import LOADERS, dataset_options, load_dataset, mars_protocol_sets
 from reid.data.datasets.common import format_summary, summarize
 from reid.data.jpeg_pack import pack_jpeg
@@ -70,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
                         f"{', '.join(_OPTION_FLAGS[k] for k in accepted if k in _OPTION_FLAGS) or 'no options'}")
     if args.workers < 1 or args.gop < 1 or not 0 <= args.crf <= 51:
         raise ReidError("expected --workers >= 1, --gop >= 1 and --crf in 0..51")
+    storage.local_only(args.root, "--root", "prepare", writes=False)
+    out = storage.local_only(args.out, "--out", "prepare", writes=True)
     manifest = load_dataset(args.dataset, args.root, **given)
     if not manifest.records:
         raise ReidError(f"no tracklets found under {args.root} for dataset '{args.dataset}'")
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = PackReport()
     if args.pack == "video":

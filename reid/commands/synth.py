@@ -41,7 +41,7 @@ _BOOL_KNOBS = ("frames", "source_domain")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="demo", help="size preset (default: demo)")
-    parser.add_argument("--out", type=Path, default=None, help="output directory (default: data/synthetic-<preset>)")
+    parser.add_argument("--out", default=None, help="output directory (default: data/synthetic-<preset>)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed = identical dataset (default 0)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
                         help="rendering processes; the output does not depend on it (default: min(4, CPUs))")
@@ -69,10 +69,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reid import storage
     from reid.data.synth import generate, write_layout
 
     knobs = {f.name: getattr(args, f.name) for f in fields(SynthConfig) if getattr(args, f.name, None) is not None}
     t0 = time.perf_counter()
+    if args.out is not None:  # a string until here: Path("s3://b/x") would be s3:/b/x, a local folder
+        args.out = storage.local_only(args.out, "--out", "synth", writes=True)
     if args.layout:
         out = args.out or Path(f"data/synthetic-{args.layout}")
         extra = {k: v for k, v in (("old_names", args.old_names), ("persons", args.persons)) if v is not None}

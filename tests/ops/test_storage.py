@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -101,3 +102,20 @@ def test_the_unreadable_list_is_written_next_to_a_run_in_a_bucket(s3, monkeypatc
     cfg = build_config("baseline", ["baseline-synthetic"], [])
     assert driver.report_unreadable(None, cfg, s3.uri("runs", "u")) == {3: "t3.mp4: moov atom not found"}
     assert json.loads(storage.read_text(s3.uri("runs", "u", "unreadable.json"))) == {"3": "t3.mp4: moov atom not found"}
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["prepare", "mars", "--root", "s3://b/mars", "--out", "{tmp}/o"], "--root s3://b/mars: `reid prepare` works on "
+     "local folders only; copy it to a local disk first"),
+    (["prepare", "mars", "--root", "{tmp}", "--out", "s3://b/o"], r"--out s3://b/o: .*\(`aws s3 sync DIR s3://b/o`\)"),
+    (["synth", "--preset", "tiny", "--out", "gs://b/x"], r"`reid synth` .*\(`gcloud storage rsync -r DIR gs://b/x`\)"),
+    (["pose", "--manifest", "s3://b/m.parquet", "--out", "{tmp}/k"], "--manifest s3://b/m.parquet: `reid pose` works"),
+])
+def test_commands_that_need_local_folders_refuse_a_uri_in_one_line(tmp_path, capsys, argv, match):
+    """Path("s3://b/x") is the local folder s3:/b/x: these commands once wrote there, or failed deep inside."""
+    from reid.cli import main
+
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and "Traceback" not in err, err
+    assert not (tmp_path / "s3:").exists() and not os.path.exists("s3:") and not os.path.exists("gs:")
