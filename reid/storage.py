@@ -62,6 +62,11 @@ def as_location(location: str | Path) -> Path | str:
     return str(location) if is_uri(location) else Path(location)
 
 
+def absolute(location: str | Path) -> str:
+    """A URI as it is, a local path made absolute: what a file records to name a location for other processes."""
+    return str(location) if is_uri(location) else str(Path(location).resolve())
+
+
 def name(location: str | Path) -> str:
     """The last component of a location (`runs/a/` -> `a`)."""
     return str(location).rstrip("/").rsplit("/", 1)[-1]

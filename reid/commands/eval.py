@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
-from pathlib import Path
 
 from reid import storage
 from reid.commands.common import add_config_arguments, setup_logging
@@ -37,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from reid.data.records import read_manifest
     from reid.data.source import manifest_path
     from reid.evaluation.run.discovery import find_run, run_config
-    from reid.evaluation.run.evaluate import evaluate, split_indices, write_report
+    from reid.evaluation.run.evaluate import evaluate, split_indices, write_run_report
 
     setup_logging()
     run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
@@ -61,18 +59,5 @@ def run(args: argparse.Namespace) -> int:
     storage.write_text(out, json.dumps({**m, "checkpoint": str(outcome.checkpoint)}, indent=2))
     print(f"metrics written to {out}")
     if args.report:
-        print(f"report written to {_report(cfg, outcome, run_dir, write_report)}")
+        print(f"report written to {write_run_report(cfg, outcome, run_dir)}")
     return 0
-
-
-def _report(cfg, outcome, run_dir: Path | str, write_report) -> str:
-    """report.html beside the run (written locally, then uploaded for a run under a URI), with the run's training
-    curves as `reid report` draws them."""
-    from reid.evaluation.run.discovery import read_history
-
-    history = read_history(run_dir) or None
-    if not storage.is_uri(run_dir):
-        return str(write_report(cfg, outcome, Path(run_dir) / "report.html", history=history))
-    local = write_report(cfg, outcome, Path(tempfile.mkdtemp(prefix="reid-report-")) / "report.html",
-                         history=history)
-    return storage.write_bytes(storage.join(run_dir, "report.html"), local.read_bytes())

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
+
+from reid import storage
 
 DESCRIPTION = """Export a trained run's feature extractor with its preprocessing inside the graph.
 
   reid export runs/baseline-default-synthetic-s0 --format onnx
   reid export RUN --format torchscript --out model.pt --fixed-t
+  reid export s3://bucket/tune/NAME/runs/TRIAL           # a run in a bucket: written to <run>/export/ there
 
 Input: uint8 frames [C, T, H, W, 3] of one tracklet (C clips of T frames, any H, W); output: its embedding [D].
 A sidecar <out>.json gives the input size, T, feature dim, normalisation, distance and the model hash.
@@ -17,9 +21,10 @@ fcnta/astpn (siamese): the per-sequence part only; posetap also takes pose maps 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one")
+    parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one; "
+                        "local or a URI (s3://bucket/runs/<name>)")
     parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default onnx")
-    parser.add_argument("--out", help="output file (default <run>/export/model.onnx or model.pt)")
+    parser.add_argument("--out", help="output file, a path or URI (default <run>/export/model.onnx or model.pt)")
     parser.add_argument("--fixed-t", action="store_true",
                         help="fix T (frames per clip) to the run's data.seq_len instead of a dynamic axis")
 
@@ -28,10 +33,18 @@ def run(args: argparse.Namespace) -> int:
     from reid.deploy.export import SUFFIX, export_run
     from reid.deploy.runs import load_run
 
-    loaded = load_run(Path(args.run))
-    out = Path(args.out) if args.out else loaded.run_dir / "export" / f"model{SUFFIX[args.format]}"
-    model_file, side = export_run(loaded, args.format, out, dynamic_t=not args.fixed_t)
-    meta = json.loads(side.read_text())
+    loaded = load_run(args.run)
+    out = args.out or storage.join(loaded.run_dir, "export", f"model{SUFFIX[args.format]}")
+    if storage.is_uri(out):  # a run in a bucket, or --out there: exported and checked here, then uploaded
+        with tempfile.TemporaryDirectory(prefix="reid-export-") as tmp:
+            local, local_side = export_run(loaded, args.format, Path(tmp) / storage.name(out),
+                                           dynamic_t=not args.fixed_t)
+            meta = json.loads(local_side.read_text())
+            model_file = storage.write_bytes(out, local.read_bytes())
+            side = storage.write_bytes(f"{out}.json", local_side.read_bytes())
+    else:
+        model_file, side = export_run(loaded, args.format, Path(out), dynamic_t=not args.fixed_t)
+        meta = json.loads(side.read_text())
     print(f"exported {loaded.cfg.method} ({args.format}, feature dim {meta['feature_dim']}, "
           f"T {'dynamic' if meta['dynamic_T'] else meta['T']}, model hash {meta['model_hash']}) to {model_file}")
     results = meta["check"]["results"]

@@ -18,7 +18,8 @@ tracklets, HNSW or IVF-PQ above) and DIR/meta.json (model hash, feature dim, dis
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one")
+    parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one; "
+                        "local or a URI (s3://bucket/runs/<name>)")
     parser.add_argument("--manifest", required=True, help="Parquet manifest whose tracklets are indexed")
     parser.add_argument("--out", required=True, help="index directory")
     parser.add_argument("--add", action="store_true", help="append to an existing index (same model only)")
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from reid.deploy.runs import load_run
 
     setup_logging()
-    loaded = load_run(Path(args.run))
+    loaded = load_run(args.run)
     roles = tuple(args.role or ["gallery"])
     added, total = index_manifest(loaded, Path(args.manifest), Path(args.out), roles=roles, add=args.add,
                                   kind=args.kind, backend=args.backend)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from reid.commands.common import add_config_arguments, setup_logging
 
@@ -17,21 +16,19 @@ attention maps. Open it in any browser; it has no external resources.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run directory (holding config.yaml)")
+    parser.add_argument("run", help="run directory (holding config.yaml), local or a URI (s3://bucket/runs/<name>)")
     add_config_arguments(parser)
     parser.add_argument("--queries", type=int, default=6, help="sampled queries shown with their rankings")
-    parser.add_argument("--out", help="HTML path (default <run>/report.html)")
+    parser.add_argument("--out", help="HTML path or URI (default <run>/report.html)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from reid.evaluation.run.discovery import find_run, read_history, run_config
-    from reid.evaluation.run.evaluate import evaluate, write_report
+    from reid.evaluation.run.discovery import find_run, run_config
+    from reid.evaluation.run.evaluate import evaluate, write_run_report
 
     setup_logging()
-    run_dir, checkpoint = find_run(Path(args.run))
+    run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
     cfg = run_config(run_dir, args.config, args.overrides)
     outcome = evaluate(cfg, checkpoint or run_dir, sample_queries=args.queries)
-    history = read_history(run_dir) or None
-    path = write_report(cfg, outcome, Path(args.out) if args.out else run_dir / "report.html", history=history)
-    print(f"report written to {path}")
+    print(f"report written to {write_run_report(cfg, outcome, run_dir, args.out)}")
     return 0

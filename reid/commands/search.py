@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     index_dir = Path(args.index)
     meta = store.load_index(index_dir).meta  # a clear error before loading any model
     query = resolve_query(Path(args.query), args.row)
-    loaded = load_run(Path(args.run or meta["run"]))
+    loaded = load_run(args.run or meta["run"])
     gallery = open_for(loaded, index_dir)
     result = search_embedding(gallery, embed_query(loaded, *query), args.top_k, rerank=args.rerank)
     rec = query[0].records[query[1]]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reid import storage
 from reid.deploy import ann, store
 from reid.deploy.runs import LoadedRun
 from reid.errors import ReidError
@@ -75,7 +76,7 @@ def index_manifest(run: LoadedRun, manifest_path: Path, out: Path, *, roles: tup
     table = store.gallery_table(manifest.records, indices, str(manifest_path), emb)
     if old is None:
         meta = {"model_hash": run.model_hash, "feature_dim": run.feature_dim, "distance": run.cfg.eval.distance,
-                "l2_normalized": run.cfg.eval.normalize, "method": run.cfg.method, "run": str(run.run_dir.resolve()),
+                "l2_normalized": run.cfg.eval.normalize, "method": run.cfg.method, "run": storage.absolute(run.run_dir),
                 "checkpoint": str(run.checkpoint)}
         index = store.build(meta, table, emb, kind)
     else:

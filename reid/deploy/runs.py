@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from reid import storage
 from reid.config.schema import ExperimentConfig
 from reid.registry import MethodSpec
 from reid.spec import DataInfo
@@ -15,8 +16,8 @@ from reid.spec import DataInfo
 
 @dataclass
 class LoadedRun:
-    run_dir: Path
-    checkpoint: Path | None
+    run_dir: Path | str  # a URI's string for a run in a bucket
+    checkpoint: Path | str | None
     cfg: ExperimentConfig
     spec: MethodSpec
     model: torch.nn.Module
@@ -52,7 +53,7 @@ def load_run(path: str | Path, overrides: list[str] | None = None) -> LoadedRun:
     from reid.evaluation.run.evaluate import load_model
     from reid.registry import get_method
 
-    run_dir, checkpoint = find_run(Path(path))
+    run_dir, checkpoint = find_run(storage.as_location(path))  # local, or a URI (s3://bucket/runs/<name>)
     cfg = run_config(run_dir, (), overrides or [], overridable=False)  # export, index, search, serve: no key=value
     spec = get_method(cfg.method)
     manifest_path = dataset_manifest(cfg.data)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from reid import node_paths
+from reid import node_paths, storage
 from reid.errors import ReidError
 
 MAX_FRAMES = 512
@@ -82,8 +82,10 @@ class SearchService:
         # a node an autoscaler added after `start` checked the paths: its own line, not "no meta.json" (node_paths)
         node_paths.check_here({"index": index_dir}, "a Serve replica")
         meta = load_index(Path(index_dir)).meta
-        node_paths.check_here({"run": str(Path(run or meta["run"]).resolve())}, "a Serve replica")
-        self.run = load_run(Path(run or meta["run"]))
+        run = storage.absolute(run or meta["run"])
+        if not storage.is_uri(run):
+            node_paths.check_here({"run": run}, "a Serve replica")
+        self.run = load_run(run)
         self.gallery = open_for(self.run, Path(index_dir))
         self.top_k = top_k
         self.info = info(self.gallery.meta, index_dir)
@@ -155,7 +157,7 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     check_replicas(replicas, num_cpus)
     # each replica loads the index and the run on its own node (reid/node_paths.py); Serve would retry a replica
     # that cannot, its error in a log file
-    paths = {"index": str(Path(index_dir).resolve()), "run": str(Path(run or meta["run"]).resolve())}
+    paths = {"index": str(Path(index_dir).resolve()), "run": storage.absolute(run or meta["run"])}
     node_paths.finish(node_paths.start({k: v for k, v in paths.items() if "://" not in v}), workers="its replicas")
     # the driver's own Serve lines at INFO: "Started Serve", serve.run's "Connecting to existing Serve app ... New
     # http_options will not be applied" (the options of serve.start below are), and the URL the command prints
@@ -166,7 +168,7 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     quiet = {"env_vars": {"RAY_SERVE_LOG_TO_STDERR": os.environ["RAY_SERVE_LOG_TO_STDERR"]}}
     app = SearchService.options(num_replicas=replicas, ray_actor_options={"num_cpus": num_cpus,
                                                                           "runtime_env": quiet}).bind(
-        str(Path(index_dir).resolve()), str(Path(run).resolve()) if run else None, top_k)
+        str(Path(index_dir).resolve()), storage.absolute(run) if run else None, top_k)
     serve.run(app, name="reid", route_prefix="/")
     return f"http://{host}:{port}/"
 

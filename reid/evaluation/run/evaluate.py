@@ -134,3 +134,21 @@ def write_report(cfg: ExperimentConfig, outcome: EvalOutcome, path: Path, *, his
     from reid.evaluation.run.reporting import write_report as _write  # matplotlib: loaded only for a report
 
     return _write(cfg, outcome, Path(path), history=history, baseline=baseline)
+
+
+def write_run_report(cfg: ExperimentConfig, outcome: EvalOutcome, run_dir: Path | str,
+                     out: Path | str | None = None) -> str:
+    """The report of a run's evaluation, with its training curves, at `out` (default `<run>/report.html`), a path
+    or a URI: written locally, then uploaded for a URI. Returns where it went."""
+    import tempfile
+
+    from reid import storage
+    from reid.evaluation.run.discovery import read_history
+
+    history = read_history(run_dir) or None
+    target = str(out) if out else storage.join(run_dir, "report.html")
+    if not storage.is_uri(target):
+        return str(write_report(cfg, outcome, Path(target), history=history))
+    with tempfile.TemporaryDirectory(prefix="reid-report-") as tmp:
+        local = write_report(cfg, outcome, Path(tmp) / "report.html", history=history)
+        return storage.write_bytes(target, local.read_bytes())
