@@ -4,7 +4,6 @@ cluster) -> Parquet + FAISS index directory."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from reid.evaluation.run.backend import AUTO_HELP, BACKENDS
 
@@ -20,7 +19,8 @@ tracklets, HNSW or IVF-PQ above) and DIR/meta.json (model hash, feature dim, dis
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one; "
                         "local or a URI (s3://bucket/runs/<name>)")
-    parser.add_argument("--manifest", required=True, help="Parquet manifest whose tracklets are indexed")
+    parser.add_argument("--manifest", required=True, help="Parquet manifest whose tracklets are indexed (a path or "
+                        "URI, or the dataset folder holding it)")
     parser.add_argument("--out", required=True, help="index directory")
     parser.add_argument("--add", action="store_true", help="append to an existing index (same model only)")
     parser.add_argument("--role", action="append", default=None,
@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reid import storage
     from reid.commands.common import setup_logging
     from reid.deploy.gallery import index_manifest
     from reid.deploy.runs import load_run
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     loaded = load_run(args.run)
     roles = tuple(args.role or ["gallery"])
-    added, total = index_manifest(loaded, Path(args.manifest), Path(args.out), roles=roles, add=args.add,
+    out = storage.local_only(args.out, "--out", "index", writes=True)
+    added, total = index_manifest(loaded, args.manifest, out, roles=roles, add=args.add,
                                   kind=args.kind, backend=args.backend)
     if args.add and added == 0:
         print(f"nothing to add: every {'/'.join(roles)} tracklet of {args.manifest} is in the "

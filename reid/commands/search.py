@@ -34,6 +34,7 @@ def query_line(rec) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reid import storage
     from reid.deploy import store
     from reid.deploy.page import write_page
     from reid.deploy.query import embed_query, resolve_query
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ReidError("--top-k must be at least 1")
-    index_dir = Path(args.index)
+    index_dir = storage.local_only(args.index, "index", "search", writes=False)
     meta = store.load_index(index_dir).meta  # a clear error before loading any model
     query = resolve_query(Path(args.query), args.row)
     loaded = load_run(args.run or meta["run"])

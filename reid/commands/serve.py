@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from reid import storage
     from reid.deploy import service
     from reid.errors import ReidError
 
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError("--top-k must be at least 1")
     from reid.deploy.store import load_index
 
+    storage.local_only(args.index, "index", "serve", writes=False)
     meta = load_index(Path(args.index)).meta   # a missing or broken index is one line before anything starts
     # Serve's start-up and the replicas' model loading take 15-25 s on 2 cores, with nothing else to show for it
     print(f"[reid] starting {args.replicas} replica(s) of the search service for {args.index} ({meta['count']} "

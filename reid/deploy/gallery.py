@@ -15,7 +15,7 @@ from reid.errors import ReidError
 from reid.evaluation.run.backend import backend_line, choose_backend
 
 
-def embed_manifest_rows(run: LoadedRun, manifest_path: Path, indices: list[int], backend: str = "ray") -> np.ndarray:
+def embed_manifest_rows(run: LoadedRun, manifest_path: Path | str, indices: list[int], backend: str = "ray") -> np.ndarray:
     """Embeddings [N, D] of the manifest rows `indices`, L2-normalised when the run evaluates with `eval.normalize`.
     `ray`: `reid.batch_inference.extract_features_ray` (decoding actors -> model actors, built from the run's
     DataInfo, so `manifest_path` may be any manifest: new footage, no training rows); `local`: the same features
@@ -42,7 +42,7 @@ def embed_manifest_rows(run: LoadedRun, manifest_path: Path, indices: list[int],
     return emb.numpy()
 
 
-def index_manifest(run: LoadedRun, manifest_path: Path, out: Path, *, roles: tuple[str, ...] = ("gallery",),
+def index_manifest(run: LoadedRun, manifest_path: Path | str, out: Path, *, roles: tuple[str, ...] = ("gallery",),
                    add: bool = False, kind: ann.Kind = "auto", backend: str = "auto") -> tuple[int, int]:
     """Build (or with `add`, extend) the index at `out`; returns (rows added, rows in the index). With `add`, rows
     already in the index (by tracklet_id) are skipped; when that leaves none, nothing is embedded or rewritten.
@@ -52,9 +52,14 @@ def index_manifest(run: LoadedRun, manifest_path: Path, out: Path, *, roles: tup
     with `add`, the index was built by this very model (hash and feature dim)."""
     from reid.data.records import read_manifest
 
-    manifest_path = Path(manifest_path).resolve()
-    if not manifest_path.is_file():
-        raise ReidError(f"no manifest at {manifest_path}")
+    location = storage.absolute(manifest_path)  # a local file, or a dataset in a bucket
+    if storage.is_uri(location) and not location.endswith(".parquet"):
+        location = storage.join(location, "manifest.parquet")
+    elif Path(location).is_dir():
+        location = str(Path(location) / "manifest.parquet")
+    if not storage.is_file(location):
+        raise ReidError(f"no manifest at {location}")
+    manifest_path = storage.as_location(location)
     manifest = read_manifest(manifest_path)
     old = None
     if add:

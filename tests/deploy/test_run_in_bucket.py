@@ -1,6 +1,6 @@
 """The commands that take a trained run, on a run stored in a bucket (where `reid tune --out s3://...` and
 `ray.storage_path=s3://...` leave them): `reid report`, `export`, `index` and `search` read it by its URI, and the
-report and the export go back into the bucket beside it. They used to turn s3://b/runs/x into the local path
+report and the export go back into the bucket beside it; `reid index` also embeds a dataset in the bucket. They used to turn s3://b/runs/x into the local path
 s3:/b/runs/x and answer that it was not a run."""
 
 from __future__ import annotations
@@ -43,4 +43,11 @@ def test_report_export_index_and_search_take_a_run_by_its_uri(trained_run, deplo
     assert main(["search", str(idx), "--query", manifest, "--row", "0", "--top-k", "2", "--json"]) == 0  # meta's run
     out = capsys.readouterr().out
     assert len(json.loads(out[:out.rindex("]") + 1])) == 2
+    # a gallery in the bucket too: the dataset directory copied up as it is, its manifest named by URI
+    data = storage.copy_dir(deploy_data, s3.uri("data", deploy_data.name))
+    assert main(["index", uri, "--manifest", data, "--out", str(tmp_path / "idx2"), "--backend", "local"]) == 0
+    meta2 = json.loads((tmp_path / "idx2" / "meta.json").read_text())
+    assert meta2["count"] == meta["count"] and meta2["model_hash"] == meta["model_hash"]
+    assert main(["index", uri, "--manifest", manifest, "--out", s3.uri("idx")]) == 2
+    assert "--out s3://reid-test/idx: `reid index` works on local folders only" in capsys.readouterr().err
     assert not os.path.exists("s3:") and not (tmp_path / "s3:").exists()
