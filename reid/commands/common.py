@@ -9,7 +9,8 @@ import os
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", action="append", default=[], metavar="FILE",
-                        help="YAML config file or packaged config name (repeatable; later files win)")
+                        help="YAML config file (a path or URI) or packaged config name (repeatable; later files "
+                             "win)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="dotted overrides, e.g. model.sigma=0.3 data.seq_len=8 ray.num_workers=2")
 

@@ -69,6 +69,9 @@ def deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A config file: a local file, a URI (a sweep's s3://.../best_config.yaml) or a packaged config's name."""
+    if "://" in str(path):
+        return _read_yaml_uri(str(path))
     p = Path(path)
     if not p.is_file():
         packaged = packaged_config_path(str(path))
@@ -79,17 +82,36 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return read_yaml_mapping(p, "config file")
 
 
+def _read_yaml_uri(uri: str) -> dict[str, Any]:
+    from reid import storage  # pyarrow.fs: only for a config named by URI
+    from reid.errors import ReidError
+
+    try:
+        if not storage.is_file(uri):
+            raise ConfigError(f"config file '{uri}' not found")
+        text = storage.read_text(uri)
+    except ConfigError:
+        raise
+    except (OSError, ReidError) as exc:
+        raise ConfigError(f"config file '{uri}' cannot be read: {exc}") from None
+    return _yaml_mapping(text, uri, "config file")
+
+
 def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
     """The mapping at the top of the YAML file `path`; `what` names the file in errors ("config file", ...)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{what} '{p}' not found")
+    return _yaml_mapping(p.read_text(), str(p), what)
+
+
+def _yaml_mapping(text: str, name: str, what: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} '{p}' is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{what} '{name}' is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} '{p}' must hold a mapping at the top level")
+        raise ConfigError(f"{what} '{name}' must hold a mapping at the top level")
     return data
 
 

@@ -74,6 +74,7 @@ def test_sweep_outputs_and_ablation_test_files_in_a_bucket(tmp_path, monkeypatch
     """A sweep's outputs (best config, results table, plot) written into a bucket and a local directory alike from
     the same results; an ablation's per-trial test.json read from a bucket; experiment_state on a bucket prefix."""
     from reid.config import build_config
+    from reid.errors import ConfigError
     from tune.ablation import collect, load_spec
     from tune.runner import experiment_state
     from tune.search import write_search_outputs
@@ -95,6 +96,14 @@ def test_sweep_outputs_and_ablation_test_files_in_a_bucket(tmp_path, monkeypatch
             assert storage.read_bytes(storage.join(sweep, name)) == (tmp_path / "sweep" / name).read_bytes(), name
         assert "triplet_margin: 0.5" in storage.read_text(bucket.best_config)
         assert local.best_config == tmp_path / "sweep" / "best_config.yaml"
+        # what the sweep prints next, `reid train --config <its best_config.yaml>`, reads it from the bucket
+        assert build_config(None, [bucket.best_config]).loss["triplet_margin"] == 0.5
+        with pytest.raises(ConfigError, match=f"config file '{sweep}/missing.yaml' not found"):
+            build_config(None, [storage.join(sweep, "missing.yaml")])
+        storage.write_text(storage.join(sweep, "list.yaml"), "- 1\n")
+        with pytest.raises(ConfigError, match="must hold a mapping at the top level"):
+            build_config(None, [storage.join(sweep, "list.yaml")])
+        storage.remove(storage.join(sweep, "list.yaml"))
         assert experiment_state(sweep) == "blocked"  # files, but no Tune experiment: never overwritten
 
         spec = load_spec("astpn-fig5")
