@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reid import storage
 from reid.errors import ReidError
 
 
@@ -38,11 +39,11 @@ class Point:
 
 def read_sidecar(path: str | Path) -> dict[str, Any]:
     """The sidecar at `path` as a dict, checked for the fields a dose-response needs (ReidError naming the field)."""
-    p = Path(path)
-    if not p.is_file():
+    p = storage.as_location(path)  # a local file, or one that `--results-md s3://...` wrote into a bucket
+    if not storage.is_file(p):
         raise ReidError(f"dose-response: sidecar {p} not found")
     try:
-        doc = json.loads(p.read_text())
+        doc = json.loads(storage.read_text(p))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReidError(f"dose-response: {p} is not JSON ({exc})") from None
     if not isinstance(doc, dict):

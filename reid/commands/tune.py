@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from reid.commands.common import add_config_arguments, setup_logging
 from reid.errors import ReidError
@@ -99,11 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "strengths (`reid tune ablation ... --results-md X.md` writes X.json) and plots each headline "
                        "gap (mAP of the better row - the worse, with its paired 95% bootstrap CI) against the "
                        "strength; writes the PNG and a JSON data file. Nothing is retrained or recomputed.")
-    d.add_argument("sidecars", nargs="+", metavar="SIDECAR", help="ablation sidecars (results/<table>.json), one "
-                   "per strength: same table, rows, suite, size and seeds")
-    d.add_argument("--out", type=Path, default=Path("results/dose-response.png"),
-                   help="the plot (default results/dose-response.png)")
-    d.add_argument("--data", type=Path, help="the data file (default: --out with .json)")
+    d.add_argument("sidecars", nargs="+", metavar="SIDECAR", help="ablation sidecars (results/<table>.json; paths "
+                   "or URIs), one per strength: same table, rows, suite, size and seeds")
+    d.add_argument("--out", default="results/dose-response.png",
+                   help="the plot, a local file (default results/dose-response.png)")
+    d.add_argument("--data", help="the data file, a local file (default: --out with .json)")
 
     f = sub.add_parser("frame-weights", help="does a temporal-attention model weight lost frames down?",
                        description="Runs trained temporal-attention models (one config, one run per seed: e.g. an "
@@ -113,10 +112,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(shown - lost relative weight and the weight-visibility rank correlation, each with a 95% "
                        "bootstrap CI over seeds and tracklets and a verdict) and a plot beside it. Needs keypoints "
                        "(the synthetic suites have them). In this process; no Ray.")
-    f.add_argument("runs", nargs="+", metavar="RUN|KEY=VALUE", help="run directories (holding config.yaml), one "
+    f.add_argument("runs", nargs="+", metavar="RUN|KEY=VALUE", help="run directories (holding config.yaml; paths "
+                   "or URIs), one "
                    "per seed, and dotted overrides of their config (data.root=... data.synth_strength=...: check on "
                    "another strength of the suite)")
-    f.add_argument("--out", type=Path, required=True, help="the JSON (the plot is written beside it, .png)")
+    f.add_argument("--out", required=True, help="the JSON, a local file (the plot is written beside it, .png)")
     f.add_argument("--limit", type=int, default=0, help="only the first N test tracklets with keypoints "
                    "(default all)")
 
@@ -181,19 +181,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dose_response(args: argparse.Namespace) -> int:
+    from reid import storage
     from tune.dose_response import dose_response
 
-    png, data = dose_response(args.sidecars, args.out, args.data)
+    out = storage.local_only(args.out, "--out", "tune dose-response", writes=True)
+    data = storage.local_only(args.data, "--data", "tune dose-response", writes=True) if args.data else None
+    png, data = dose_response(args.sidecars, out, data)
     print(f"[reid] dose-response: {png} (+ {data})")
     return 0
 
 
 def _frame_weights(args: argparse.Namespace) -> int:
+    from reid import storage
     from tune.frame_weights import frame_weight_check, line
 
     runs = [r for r in args.runs if "=" not in r]
     overrides = [r for r in args.runs if "=" in r]
-    out, png, doc = frame_weight_check(runs, args.out, overrides, limit=args.limit)
+    out = storage.local_only(args.out, "--out", "tune frame-weights", writes=True)
+    out, png, doc = frame_weight_check(runs, out, overrides, limit=args.limit)
     print(f"[reid] frame-weights: {line(doc)}")
     print(f"[reid] frame-weights: {out} (+ {png})")
     return 0

@@ -150,3 +150,23 @@ def test_missing_or_malformed_sidecars_are_one_line_errors(tmp_path, capsys):
     assert "two or more strengths" in capsys.readouterr().err
     assert main(["tune", "dose-response", *good_paths, "--out", str(tmp_path / "plot.svg")]) == 2
     assert "must be a .png" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+def test_sidecars_in_a_bucket_are_read_there_and_a_uri_out_is_one_line(tmp_path, capsys):
+    """`reid tune ablation --results-md s3://...` leaves its sidecars in a bucket; the plot is a local file."""
+    from reid import storage
+    from tests.ops.storage_server import s3_server
+
+    with s3_server() as s3:
+        uris = [storage.write_text(s3.uri("abl", f"s{s}.json"), json.dumps(fake_sidecar(s, d, (d - 1, d + 1))))
+                for s, d in ((0.0, 0.0), (0.5, 3.0))]
+        out = tmp_path / "dose.png"
+        assert main(["tune", "dose-response", *uris, "--out", str(out)]) == 0
+        data = json.loads(out.with_suffix(".json").read_text())
+        assert [p["sidecar"] for p in data["points"]] == uris and data["points"][1]["delta_map"] == 3.0
+        assert main(["tune", "dose-response", *uris, "--out", s3.uri("dose.png")]) == 2
+        assert "--out s3://reid-test/dose.png: `reid tune dose-response` works on local folders only" in \
+            capsys.readouterr().err
+        assert main(["tune", "dose-response", uris[0], s3.uri("abl", "missing.json"), "--out", str(out)]) == 2
+        assert "sidecar s3://reid-test/abl/missing.json not found" in capsys.readouterr().err
