@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from reid import storage
 from reid.data.attribute_sets import (
     SourceImages,
     SourceSet,
@@ -54,9 +55,11 @@ paper could not measure).
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", required=True, help="source attribute set: images/, labels.csv, groups.json")
-    p.add_argument("--target", required=True, help="target manifest (.parquet) or dataset directory holding one")
+    p.add_argument("--target", required=True, help="target manifest (.parquet) or dataset directory holding one; a "
+                   "path or URI")
     p.add_argument("--out", required=True, help="attribute CSV to write")
-    p.add_argument("--out-manifest", help="also write the target manifest with the transferred attributes here")
+    p.add_argument("--out-manifest", help="also write the target manifest with the transferred attributes here (a "
+                   "path or URI)")
     p.add_argument("--variant", choices=list(VARIANTS), default="wbce_mmd", help="loss (table 2 row)")
     p.add_argument("--epochs", type=int, default=10, help="passes over the source images (default 10)")
     p.add_argument("--lr", type=float, default=0.01,
@@ -150,11 +153,13 @@ def _inputs(args: argparse.Namespace) -> tuple[SourceSet, Manifest, list[Trackle
     """The source set, the target manifest and the tracklets to label, checked before any training."""
     if min(args.batch_size, args.target_batch, args.target_frames) < 1 or not 0 <= args.val_fraction < 1:
         raise ReidError("--batch-size, --target-batch, --target-frames must be >= 1 and --val-fraction in [0, 1)")
-    source = read_source_set(args.source)
+    storage.local_only(args.out, "--out", "transfer-attributes", writes=True)
+    source = read_source_set(storage.local_only(args.source, "--source", "transfer-attributes", writes=False))
     if any("," in n for n in source.names):
         raise ReidError("attribute names must not contain commas (they become CSV columns)")
     manifest = read_manifest(args.target)
-    if args.out_manifest and Path(args.out_manifest).resolve() == (manifest.root / "manifest.parquet").resolve():
+    target = storage.absolute(storage.join(manifest.root, "manifest.parquet"))
+    if args.out_manifest and storage.absolute(args.out_manifest) == target:
         raise ReidError("--out-manifest would overwrite the target manifest; write the labelled copy elsewhere")
     to_label = _roles(args.label_roles, manifest)
     if not to_label:

@@ -173,3 +173,20 @@ def test_binary_attribute_file_reader_rejects_malformed_files(tmp_path):
         path.write_text(text)
         with pytest.raises(ReidError, match=match):
             read_binary_attribute_file(path)
+
+
+@pytest.mark.timeout(120)
+def test_a_target_in_a_bucket_is_checked_like_a_local_one(toy, capsys):
+    """--target and --out-manifest may be URIs (a dataset copied into a bucket as it is); --source and --out are
+    local files, and a URI there is one line."""
+    from reid import storage
+    from tests.ops.storage_server import s3_server
+
+    with s3_server() as s3:
+        target = storage.copy_dir(toy / "target", s3.uri("target"))
+        same = ["--target", target, "--out-manifest", storage.join(target, "manifest.parquet")]
+        assert main([*_args(toy), *same]) == 2  # later --target wins
+        assert "--out-manifest would overwrite the target manifest" in capsys.readouterr().err
+        assert main([*_args(toy), "--out", s3.uri("attrs.csv")]) == 2
+        assert "--out s3://reid-test/attrs.csv: `reid transfer-attributes` works on local folders only" in \
+            capsys.readouterr().err
