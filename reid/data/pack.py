@@ -172,7 +172,8 @@ def pack_manifest(manifest: Manifest, out_dir: str | Path, options: PackOptions 
 
     Returns a manifest rooted at `out_dir` whose records name the videos (`video=`, `frame_start=0`, no frames).
     Unreadable frames are replaced by their tracklet's nearest readable frame; a tracklet with none readable is left
-    out of the manifest; both go into `report`. Tracklets that an earlier run with the same settings packed are kept (`pack_ledger`).
+    out of the manifest; both go into `report`. Tracklets that an earlier run with the same settings packed are
+    kept (`pack_ledger`).
     """
     out_dir = Path(out_dir)
     report = report if report is not None else PackReport()

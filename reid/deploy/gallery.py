@@ -15,7 +15,8 @@ from reid.errors import ReidError
 from reid.evaluation.run.backend import backend_line, choose_backend
 
 
-def embed_manifest_rows(run: LoadedRun, manifest_path: Path | str, indices: list[int], backend: str = "ray") -> np.ndarray:
+def embed_manifest_rows(run: LoadedRun, manifest_path: Path | str, indices: list[int],
+                        backend: str = "ray") -> np.ndarray:
     """Embeddings [N, D] of the manifest rows `indices`, L2-normalised when the run evaluates with `eval.normalize`.
     `ray`: `reid.batch_inference.extract_features_ray` (decoding actors -> model actors, built from the run's
     DataInfo, so `manifest_path` may be any manifest: new footage, no training rows); `local`: the same features

@@ -1,7 +1,7 @@
 """The commands that take a trained run, on a run stored in a bucket (where `reid tune --out s3://...` and
 `ray.storage_path=s3://...` leave them): `reid report`, `export`, `index` and `search` read it by its URI, and the
-report and the export go back into the bucket beside it; `reid index` also embeds a dataset in the bucket. They used to turn s3://b/runs/x into the local path
-s3:/b/runs/x and answer that it was not a run."""
+report and the export go back into the bucket beside it; `reid index` also embeds a dataset in the bucket. They
+used to turn s3://b/runs/x into the local path s3:/b/runs/x and answer that it was not a run."""
 
 from __future__ import annotations
 
