@@ -55,6 +55,7 @@ import numpy as np
 from reid.bench import cpu_split
 from reid.bench.cpu_split import CpuSplit
 from reid.bench.data_plot import StoreTimeline, write_plot
+from reid.bench.host import host_conditions
 from reid.config.schema import ExperimentConfig
 from reid.data.plan import PlanRow, pk_plan
 from reid.data.records import Manifest, read_manifest, write_manifest
@@ -560,7 +561,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         arrivals = {name: {f"actors_{args.workers}": t.arrivals_n, **({"actors_1": t.arrivals_1} if t.arrivals_1
                                                                        else {})} for name, t in timelines.items()}
-        Path(args.json).write_text(json.dumps({"title": title, "baseline": base, "workers": args.workers,
+        Path(args.json).write_text(json.dumps({"title": title, "conditions": host_conditions(), "baseline": base,
+                                               "workers": args.workers,
                                                "stores": results, "warning": warning, "arrivals_s": arrivals},
                                               indent=2) + "\n")
     if args.plot:

@@ -161,15 +161,12 @@ def report(rows: list[dict[str, Any]], total_frames: int, random_weights: bool) 
 
 def conditions(args: argparse.Namespace) -> dict[str, Any]:
     """What the numbers ran on, for the JSON file: date, CPUs, torch threads, versions, the settings timed."""
-    import datetime as dt
-    import os
-    import platform
-
     import torch
 
-    return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "machine": platform.processor()
-            or platform.machine(), "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    from reid.bench.host import host_conditions
+
+    return {**host_conditions(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "batch_size": args.batch_size, "max_size": args.max_size, "proposals": args.proposals,
             "manifest": args.manifest}
 

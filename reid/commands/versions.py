@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
-import subprocess
 import sys
-from pathlib import Path
+
+from reid.bench.host import git_commit
 
 
 def version_text() -> str:
@@ -18,13 +18,7 @@ def version_text() -> str:
             return "not installed"
 
     line = f"reid {version('reid')}"
-    root = Path(__file__).resolve().parents[2]
-    if (root / ".git").exists():
-        try:
-            commit = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"], capture_output=True,
-                                    text=True, timeout=5).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            commit = ""
-        line += f" (commit {commit})" if commit else ""
+    commit = git_commit()
+    line += f" (commit {commit})" if commit else ""
     deps = ", ".join(f"{d} {version(d)}" for d in ("ray", "torch", "torchvision"))
     return f"{line}\nPython {sys.version.split()[0]}, {deps}"

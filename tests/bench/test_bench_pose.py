@@ -60,6 +60,7 @@ def test_bench_pose_times_each_size_on_a_manifests_frames(tmp_path, capsys):
     data = json.loads(out_json.read_text())
     assert data["torch_threads"] == 1 and data["cpus"] >= 1 and data["batch_size"] == 16 and data["date"][:2] == "20"
     assert data["manifest"] == str(manifest) and data["gpu"] is None and data["proposals"] == 1000
+    assert data["cpu_model"] and data["torch"] and data["ray"] and "commit" in data  # what the numbers ran on
     total = data["manifest_frames"]
     assert total == 2 * 2 * 3 and data["frames"] == 4 and data["frame_size"] == [64, 32]  # 2 ids x 2 cameras x 3
     assert [r["min_size"] for r in data["rows"]] == [64, 32] and all(r["s_per_frame"] > 0 for r in data["rows"])

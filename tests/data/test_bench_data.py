@@ -111,6 +111,8 @@ def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):
                 re.search(rf"^{store}\s+not measured: some fit's window did not see exactly the pool's actors",
                           out, re.M), out
     saved = json.loads((tmp_path / "out.json").read_text())
+    host = saved["conditions"]  # what the numbers ran on
+    assert host["cpus"] >= 1 and host["cpu_model"] and host["date"][:2] == "20" and host["ray"] and "commit" in host
     assert set(saved["stores"]) == {"video", "jpeg"} and saved["stores"]["jpeg"]["fit"] > 0
     assert saved["stores"]["jpeg"]["raw_cpu"] > 0
     for store in ("video", "jpeg"):  # the median fits' batch arrivals: 2 epochs x 2 batches, after the start-up
