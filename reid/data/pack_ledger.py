@@ -8,12 +8,14 @@ bytes (the source folder, the encoder's settings); each further line is one fini
 JPEG shard, with what the manifest needs of it and its unreadable frames. A unit's file is renamed into place
 before its line is appended, so a line always names a complete file; a line cut short by a crash is ignored
 and its unit packed again. A unit is reused only when its file is there and its line matches what would be packed
-now (the same tracklets, with the same number of source frames). A rerun with other settings is refused in one line.
+now (the same tracklets, with the same number of source frames). A rerun with other settings is refused in one line,
+and so is a second pack into the same folder while one runs (`pack.lock`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +23,7 @@ from typing import Any, TextIO
 from reid.errors import ReidError
 
 LEDGER = "pack-ledger.jsonl"
+LOCK = "pack.lock"
 
 
 @dataclass
@@ -72,11 +75,16 @@ class PackLedger:
         self.path = folder / LEDGER
         self._entries: dict[str, dict[str, Any]] = {}
         folder.mkdir(parents=True, exist_ok=True)
-        if self.path.is_file():
-            self._read(settings)
-        else:
-            self.path.write_text(json.dumps({"settings": settings}) + "\n")
+        self._lock = _lock(folder)
         self._file: TextIO | None = None
+        try:
+            if self.path.is_file():
+                self._read(settings)
+            else:
+                self.path.write_text(json.dumps({"settings": settings}) + "\n")
+        except BaseException:
+            self.close()
+            raise
 
     def _read(self, settings: dict[str, Any]) -> None:
         try:
@@ -119,3 +127,22 @@ class PackLedger:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._lock is not None:
+            os.close(self._lock)  # releases the lock
+            self._lock = None
+
+
+def _lock(folder: Path) -> int | None:
+    """An exclusive lock on `folder/pack.lock` for as long as this pack runs (released by the system if the process
+    dies): a second `reid prepare --pack` into the same folder would write the same temporary files."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return None
+    fd = os.open(folder / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ReidError(f"another `reid prepare --pack` is writing {folder}; let it finish, or stop it first") from None
+    return fd

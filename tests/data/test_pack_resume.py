@@ -174,3 +174,17 @@ def test_a_stopped_jpeg_pack_keeps_its_finished_shards(tmp_path, monkeypatch):
     fewer = replace(manifest, records=[r for i, r in enumerate(manifest.records) if i != 2])
     pack_jpeg(fewer, tmp_path / "out", shard_size=2, tracklets_per_group=1, progress=False)
     assert calls == ["jpeg/shard-00001.parquet"]  # [0, 1] kept; [2, 3] -> [3, 4]; shard 2 no longer written
+
+
+def test_a_second_pack_into_the_same_folder_is_refused_while_one_runs(tmp_path):
+    from reid.data.pack_ledger import PackLedger
+
+    first = PackLedger(tmp_path / "videos", {"gop": 8})
+    with pytest.raises(ReidError, match="another `reid prepare --pack` is writing .*videos; let it finish"):
+        PackLedger(tmp_path / "videos", {"gop": 8})
+    with pytest.raises(ReidError, match="another"):  # refused before its settings are even compared
+        PackLedger(tmp_path / "videos", {"gop": 4})
+    first.close()
+    with pytest.raises(ReidError, match="other settings"):  # the lock is free again; this one releases it too
+        PackLedger(tmp_path / "videos", {"gop": 4})
+    PackLedger(tmp_path / "videos", {"gop": 8}).close()
