@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pack the frames under --out: jpeg (JPEG bytes in Parquet shards; the default, fastest "
                              "to decode per core as measured by `reid bench data`) or video (one H.264 file per "
                              "tracklet, the smallest)")
-    parser.add_argument("--workers", type=int, default=1, help="--pack video: encoding processes (--pack jpeg runs "
-                        "in one)")
+    parser.add_argument("--workers", type=int, default=1, help="--pack: packing processes (video: a tracklet a task; "
+                        "jpeg: a shard of 1024 tracklets a task)")
     parser.add_argument("--gop", type=int, default=PackOptions.gop, help="--pack video: keyframe interval (frames)")
     parser.add_argument("--crf", type=int, default=PackOptions.crf, help="--pack video: x264 quality (lower = better)")
     parser.add_argument("--quality", type=int, default=90, help="--pack jpeg: JPEG quality for frames it encodes")
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         manifest = pack_manifest(manifest, out, PackOptions(gop=args.gop, crf=args.crf), workers=args.workers,
                                  report=report)
     elif args.pack == "jpeg":
-        manifest = pack_jpeg(manifest, out, quality=args.quality, report=report)
+        manifest = pack_jpeg(manifest, out, quality=args.quality, report=report, workers=args.workers)
     if args.pack and not manifest.records:
         raise ReidError(f"no tracklet under {args.root} has a readable frame; nothing was packed "
                         f"(e.g. {next(iter(report.unreadable.values()))[0]})")

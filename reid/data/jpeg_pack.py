@@ -15,7 +15,8 @@ Shards are written under a temporary name with their frame index, then renamed i
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def _source_frames(record: TrackletRecord) -> int:
 
 
 def _write_shard(manifest: Manifest, records: Sequence[TrackletRecord], out: Path, rel: str, quality: int,
-                 tracklets_per_group: int, bar: Any) -> dict[str, Any]:
+                 tracklets_per_group: int, bar: Any | None) -> dict[str, Any]:
     """Write one shard (and its index) under a temporary name, rename it into place; returns its ledger entry:
     for each record, its row (None when it has no readable frame) and frame count, and the unreadable frames."""
     import pyarrow as pa
@@ -119,7 +120,8 @@ def _write_shard(manifest: Manifest, records: Sequence[TrackletRecord], out: Pat
             if len(ids) == tracklets_per_group or (k == len(records) - 1 and ids):
                 writer.write_table(pa.table({"tracklet_id": ids, "frames": blobs}, schema=schema))
                 ids, blobs = [], []
-            bar.update(1)
+            if bar is not None:
+                bar.update(1)
     if row:
         write_index(tmp, index_of=out / rel)
         tmp.replace(out / rel)  # a shard that exists is complete, and so is its index
@@ -141,11 +143,34 @@ def _reusable(entry: dict[str, Any] | None, records: Sequence[TrackletRecord], s
     return shard.is_file() and Path(index_location(shard)).is_file()
 
 
+def _written(manifest: Manifest, shards: list[list[TrackletRecord]], rels: list[str], todo: list[int], out: Path,
+             quality: int, tracklets_per_group: int, workers: int, bar: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(shard number, ledger entry) of each shard of `todo` as it is written: here, or by `workers` processes, one
+    shard a task (each gets only its shard's records), in the order they finish."""
+    if workers <= 1 or len(todo) <= 1:
+        for no in todo:
+            yield no, _write_shard(manifest, shards[no], out, rels[no], quality, tracklets_per_group, bar)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_write_shard, replace(manifest, records=shards[no]), shards[no], out, rels[no],
+                               quality, tracklets_per_group, None): no for no in todo}
+        try:
+            for done in as_completed(futures):
+                no = futures[done]
+                yield no, done.result()
+                bar.update(len(shards[no]))
+        except BaseException:  # an error or Ctrl-C: stop now rather than write the rest unrecorded
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
 def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, tracklets_per_group: int = 4,
-              shard_size: int = 1024, progress: bool = True, report: PackReport | None = None) -> Manifest:
+              shard_size: int = 1024, progress: bool = True, report: PackReport | None = None,
+              workers: int = 1) -> Manifest:
     """Write every tracklet of `manifest` into JPEG shards under `<out>/jpeg/`; returns the manifest of the copy
     (the caller writes it). Keypoints files are copied under `out` at the same relative path. Unreadable frames and
-    tracklets left out go into `report`; shards that an earlier run with the same settings wrote are kept."""
+    tracklets left out go into `report`; shards that an earlier run with the same settings wrote are kept.
+    `workers` > 1: shards written by that many processes at once (the output does not depend on it)."""
     if not 1 <= quality <= 100:
         raise ReidError(f"--quality must be in 1..100, got {quality}")
     out = Path(out)
@@ -161,25 +186,26 @@ def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, trackle
     if kept:
         print(f"[reid] pack jpeg: {len(kept)} of {len(shards)} shards already written in {out / JPEG_DIR} (an earlier "
               f"run with the same settings); writing the other {len(shards) - len(kept)}", flush=True)
-    packed: list[TrackletRecord] = []
+    entries = {no: ledger.entry(rels[no]) for no in kept}
     bar = progress_bar(total=len(records), initial=sum(len(shards[no]) for no in kept), desc="pack jpeg",
                        unit="tracklets", disable=not progress)
     try:
-        for no, (rel, recs) in enumerate(zip(rels, shards, strict=True)):
-            if no in kept:
-                entry = ledger.entry(rel)
-            else:
-                entry = _write_shard(manifest, recs, out, rel, quality, tracklets_per_group, bar)
-                ledger.add(rel, entry)
-            report.add(entry)
-            for rec, row, n in zip(recs, entry["rows"], entry["frames"], strict=True):
-                if row is not None:
-                    packed.append(replace(rec, video=None, frame_start=0, frames=(), shard=rel, shard_row=row,
-                                          num_frames=n, keypoints=_keep(manifest, rec.keypoints, out),
-                                          extra={k: v for k, v in rec.extra.items() if k != "frame_size"}))
+        todo = [no for no in range(len(shards)) if no not in kept]
+        for no, entry in _written(manifest, shards, rels, todo, out, quality, tracklets_per_group, workers, bar):
+            ledger.add(rels[no], entry)
+            entries[no] = entry
     finally:
         ledger.close()
         bar.close()
+    packed: list[TrackletRecord] = []
+    for no, (rel, recs) in enumerate(zip(rels, shards, strict=True)):
+        entry = entries[no]
+        report.add(entry)
+        for rec, row, n in zip(recs, entry["rows"], entry["frames"], strict=True):
+            if row is not None:
+                packed.append(replace(rec, video=None, frame_start=0, frames=(), shard=rel, shard_row=row,
+                                      num_frames=n, keypoints=_keep(manifest, rec.keypoints, out),
+                                      extra={k: v for k, v in rec.extra.items() if k != "frame_size"}))
     return Manifest(packed, out, manifest.dataset, manifest.attributes,
                     {**manifest.meta, "store": "jpeg", "jpeg_quality": str(quality)})
 

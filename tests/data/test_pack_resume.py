@@ -12,7 +12,7 @@ from reid.data import jpeg_pack, pack
 from reid.data.datasets import load_dataset
 from reid.data.decode import Decoder, nearest_readable, read_frames
 from reid.data.jpeg_pack import frame_jpeg, pack_jpeg
-from reid.data.pack_ledger import LEDGER
+from reid.data.pack_ledger import LEDGER, PackReport
 from reid.data.records import read_manifest
 from reid.errors import ReidError
 
@@ -188,3 +188,18 @@ def test_a_second_pack_into_the_same_folder_is_refused_while_one_runs(tmp_path):
     with pytest.raises(ReidError, match="other settings"):  # the lock is free again; this one releases it too
         PackLedger(tmp_path / "videos", {"gop": 4})
     PackLedger(tmp_path / "videos", {"gop": 8}).close()
+
+
+@pytest.mark.timeout(120)
+def test_jpeg_shards_written_by_several_processes_are_the_ones_one_writes(tmp_path):
+    damaged_mars(tmp_path / "mars")
+    manifest = load_dataset("mars", tmp_path / "mars", check_frames=False)
+    one, two = PackReport(), PackReport()
+    a = pack_jpeg(manifest, tmp_path / "one", shard_size=2, tracklets_per_group=1, progress=False, report=one)
+    b = pack_jpeg(manifest, tmp_path / "two", shard_size=2, tracklets_per_group=1, progress=False, report=two,
+                  workers=2)
+    assert a.records == b.records and one == two and one.dropped == ["mars-train-00002"]
+    shards = sorted(p.name for p in (tmp_path / "one" / "jpeg").glob("shard-*"))
+    assert len(shards) == 6 and shards == sorted(p.name for p in (tmp_path / "two" / "jpeg").glob("shard-*"))
+    for name in shards:  # byte for byte: the output does not depend on --workers
+        assert (tmp_path / "one" / "jpeg" / name).read_bytes() == (tmp_path / "two" / "jpeg" / name).read_bytes()
