@@ -31,6 +31,8 @@ Phenomenon suites (150 train / 300 test ids, 6 cameras, 8-16 frames, 64x32, >= 5
 Output (DIR, default data/synthetic-<preset>):
   videos/<tracklet_id>.mp4  keypoints/<tracklet_id>.npy  [frames/<tracklet_id>/000000.jpg]
   attributes.csv  summary.json  manifest.parquet  [source_domain/{images/,labels.csv,groups.json}]
+DIR may be empty, new, or an earlier `reid synth` output (replaced, also one that was interrupted); a folder
+holding anything else is refused.
 
 With --layout, a small population is written instead in the on-disk layout of MARS, iLIDS-VID, PRID-2011 or
 DukeMTMC-VideoReID (default DIR data/synthetic-<layout>), to exercise the dataset loaders on real files.

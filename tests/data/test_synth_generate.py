@@ -193,6 +193,39 @@ def test_ensure_dataset_generates_once(tmp_path):
     assert len(list((out / "videos").iterdir())) == len(read_manifest(out).records)
 
 
+def test_an_interrupted_synth_is_written_again_and_a_foreign_folder_refused(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during `reid synth` (or the demo's first run) left videos and no summary.json: the same command then
+    said the folder 'was not written by reid synth'."""
+    import importlib
+
+    gen_module = importlib.import_module("reid.data.synth.generate")  # the package re-exports the function
+
+    knobs = dict(ids_train=2, ids_test=1, cameras=2, distractors=0, junk=0, min_len=4, max_len=4, height=32,
+                 width=20)
+    out = tmp_path / "ds"
+    real, calls = gen_module._work, []
+
+    def interrupted(job):
+        calls.append(job)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(gen_module, "_work", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate(out, "tiny", **knobs)
+    assert (out / gen_module.INCOMPLETE).exists() and not (out / "summary.json").exists()
+    monkeypatch.setattr(gen_module, "_work", real)
+    path = ensure_dataset(out, "tiny", **knobs)  # what `reid demo` calls: generates again, no refusal
+    assert "did not finish; writing it again" in capsys.readouterr().out
+    assert not (out / gen_module.INCOMPLETE).exists() and len(read_manifest(path).records) > 3
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("x")
+    with pytest.raises(ReidError, match="is not empty and was not written by `reid synth`"):
+        generate(foreign, "tiny", **knobs)
+
+
 def test_ensure_dataset_names_a_directory_it_cannot_create(tmp_path):
     """`reid demo --data`, `reid train data.root=` on a missing or read-only mount: one line, not the lock file's
     FileNotFoundError."""

@@ -55,6 +55,9 @@ MARS_COLUMNS = ("person_id", "camera_id", "tracklets_id", "motion", "pose", *QUA
 CSV_COLUMNS = (*MARS_COLUMNS, "glasses", "shoes color")
 CLASS_COUNTS: dict[str, int] = {"motion": 5, "pose": 6, **{f: 2 for f in QUALITY_FLAGS}, **ID_COLUMNS}
 _OUTPUTS = ("videos", "keypoints", "frames", "source_domain", "attributes.csv", "summary.json", "manifest.parquet")
+# present from the start of a generation to its end: a folder an interrupted `reid synth` left is written again
+# rather than refused as someone else's
+INCOMPLETE = ".synth-incomplete"
 
 
 def attribute_row(spec: TrackletSpec, flags: dict[str, int]) -> dict[str, int]:
@@ -93,9 +96,13 @@ def run_jobs(fn: Any, jobs: list, workers: int, desc: str, unit: str = "tracklet
 def _prepare_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ReidError(f"{out} exists and is not a directory; choose a directory for the dataset")
-    if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists():
+    interrupted = (out / INCOMPLETE).exists()
+    if out.exists() and any(out.iterdir()) and not (out / "summary.json").exists() and not interrupted:
         raise ReidError(f"{out} is not empty and was not written by `reid synth` (no summary.json); "
                         f"choose an empty or new directory")
+    if interrupted:
+        print(f"[reid] synth: {out} holds the output of a `reid synth` that did not finish; writing it again",
+              flush=True)
     for name in _OUTPUTS:  # a previous synth output: replace it
         p = out / name
         if p.is_dir():
@@ -105,6 +112,7 @@ def _prepare_dir(out: Path) -> None:
     try:
         for d in ("videos", "keypoints"):
             (out / d).mkdir(parents=True, exist_ok=True)
+        (out / INCOMPLETE).touch()
     except OSError as exc:  # a read-only or missing parent: the path and why, not FileNotFoundError's traceback
         raise ReidError(f"cannot create the dataset directory {out}: {exc.strerror or exc}") from None
 
@@ -146,7 +154,9 @@ def generate(out_dir: str | Path, preset: str = "tiny", seed: int = 0, workers: 
     summary = summarize(specs, cfg, seed, preset)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     meta = {"generator": "reid.synth", "generator_version": GENERATOR_VERSION, "preset": preset, "seed": str(seed)}
-    return write_manifest(Manifest(records=records, root=out, dataset="synthetic", attributes=schema, meta=meta))
+    path = write_manifest(Manifest(records=records, root=out, dataset="synthetic", attributes=schema, meta=meta))
+    (out / INCOMPLETE).unlink()
+    return path
 
 
 def summarize(specs: list[TrackletSpec], cfg: SynthConfig, seed: int, preset: str) -> dict[str, Any]:
