@@ -167,3 +167,20 @@ def test_source_domain_set(tmp_path):
     assert _read_labels(again) == rows
     assert np.array_equal(np.asarray(Image.open(tmp_path / "sd2" / rows[3]["image"])),
                           np.asarray(Image.open(tmp_path / "sd" / rows[3]["image"])))
+
+
+def test_a_layout_an_interrupted_run_left_is_written_again_and_other_folders_refused(tmp_path, capsys):
+    from reid.data.synth.generate import INCOMPLETE
+
+    left = tmp_path / "left"
+    (left / "bbox_train" / "0001").mkdir(parents=True)
+    (left / "bbox_train" / "0001" / "half.jpg").write_bytes(b"\xff\xd8")  # what a Ctrl-C left
+    (left / INCOMPLETE).touch()
+    root = write_layout(left, "prid2011", **SMALL)
+    assert "did not finish; writing it again" in capsys.readouterr().out
+    assert not (root / INCOMPLETE).exists() and not (root / "bbox_train").exists() and (root / "layout.json").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    with pytest.raises(ReidError, match="is not empty; layouts are written into a new or empty directory"):
+        write_layout(other, "prid2011", **SMALL)

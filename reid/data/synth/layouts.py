@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from PIL import Image
 from scipy.io import savemat
 
-from reid.data.synth.generate import MARS_COLUMNS, QUALITY_FLAGS, attribute_row, run_jobs
+from reid.data.synth.generate import INCOMPLETE, MARS_COLUMNS, QUALITY_FLAGS, attribute_row, run_jobs
 from reid.data.synth.identities import sample_population
 from reid.data.synth.plan import camera_pose_weights, pid_str, plan_dataset, sample_length
 from reid.data.synth.presets import SynthConfig, make_config
@@ -192,10 +193,15 @@ def write_layout(out_dir: str | Path, layout: str, seed: int = 0, workers: int =
         raise ReidError(f"options {sorted(extra)} do not apply to layout '{layout}'")
     cfg = make_config("tiny", **{**SMALL, **knobs})
     out = Path(out_dir)
+    if (out / INCOMPLETE).exists():  # the folder was empty when that run began: all of it is that run's
+        print(f"[reid] synth: {out} holds a layout that did not finish; writing it again", flush=True)
+        shutil.rmtree(out)
     if out.exists() and any(out.iterdir()):
         raise ReidError(f"{out} is not empty; layouts are written into a new or empty directory")
     out.mkdir(parents=True, exist_ok=True)
+    (out / INCOMPLETE).touch()
     writer = {"mars": write_mars, "ilidsvid": write_ilidsvid, "prid2011": write_prid2011, "duke": write_duke}[layout]
     facts = writer(out, cfg, seed, workers, **extra)
     (out / "layout.json").write_text(json.dumps({"layout": layout, "seed": seed, **facts}, indent=2) + "\n")
+    (out / INCOMPLETE).unlink()
     return out
