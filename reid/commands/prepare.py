@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if rejected:
         raise ReidError(f"{args.dataset} does not take {', '.join(rejected)}; it accepts "
                         f"{', '.join(_OPTION_FLAGS[k] for k in accepted if k in _OPTION_FLAGS) or 'no options'}")
-    if args.workers < 1 or args.gop < 1 or not 0 <= args.crf <= 51:
-        raise ReidError("expected --workers >= 1, --gop >= 1 and --crf in 0..51")
+    if args.workers < 1 or args.gop < 1 or not 0 <= args.crf <= 51 or not 1 <= args.quality <= 100:
+        raise ReidError("expected --workers >= 1, --gop >= 1, --crf in 0..51 and --quality in 1..100")
     storage.local_only(args.root, "--root", "prepare", writes=False)
     out = storage.local_only(args.out, "--out", "prepare", writes=True)
     manifest = load_dataset(args.dataset, args.root, **given)

@@ -119,6 +119,7 @@ def test_pack_rejects_video_records(tmp_path):
     (["mars", "--root", "{tmp}", "--trial", "2"], "mars does not take --trial"),
     (["prid2011", "--root", "{tmp}"], "prid_2011/multi_shot/cam_a"),
     (["ilidsvid", "--root", "{tmp}", "--csv", "x.csv"], "does not take --csv"),
+    (["mars", "--root", "{tmp}/nowhere", "--pack", "--quality", "0"], r"--quality in 1\.\.100"),  # before loading
 ])
 def test_bad_input_exits_2_without_traceback(tmp_path, capsys, argv, match):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
