@@ -177,6 +177,8 @@ def pack_jpeg(manifest: Manifest, out: str | Path, *, quality: int = 90, trackle
     report = report if report is not None else PackReport()
     ledger = PackLedger(out / JPEG_DIR, {"source_root": str(manifest.root.resolve()), "quality": quality,
                                          "tracklets_per_group": tracklets_per_group, "shard_size": shard_size})
+    for stale in (out / JPEG_DIR).glob("*.tmp"):  # an interrupted run's shards and indexes; this run holds the lock
+        stale.unlink()
     records = list(manifest.records)
     shards = [records[i:i + shard_size] for i in range(0, len(records), shard_size)]
     rels = [f"{JPEG_DIR}/shard-{no:05d}.parquet" for no in range(len(shards))]

@@ -183,6 +183,8 @@ def pack_manifest(manifest: Manifest, out_dir: str | Path, options: PackOptions 
             raise ReidError(f"cannot pack tracklet {r.tracklet_id}: it {what}; --pack video takes frame folders")
     names = _video_names(manifest.records)
     ledger = PackLedger(out_dir / VIDEO_DIR, {"source_root": str(manifest.root.resolve()), **asdict(options)})
+    for stale in (out_dir / VIDEO_DIR).glob("*.part.mp4"):  # an interrupted run's; this run holds the lock
+        stale.unlink()
     done: dict[str, dict] = {}
     jobs = []
     for r in manifest.records:

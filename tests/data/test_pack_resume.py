@@ -127,6 +127,9 @@ def test_a_stopped_video_pack_continues_where_it_stopped(tmp_path, monkeypatch, 
     assert [(r.tracklet_id, r.video, r.num_frames, r.extra) for r in resumed.records] == \
         [(r.tracklet_id, r.video, r.num_frames, r.extra) for r in fresh.records]
     assert not list((tmp_path / "out" / "videos").glob("*.part.mp4"))
+    left = tmp_path / "out" / "videos" / "gone.part.mp4"  # a temporary file of a tracklet no longer packed
+    left.write_bytes(b"x")
+    assert run_prepare(argv) == 0 and not left.exists()
 
 
 def test_other_settings_are_refused_and_a_cut_ledger_line_packs_its_unit_again(tmp_path, monkeypatch):
@@ -152,17 +155,20 @@ def test_a_stopped_jpeg_pack_keeps_its_finished_shards(tmp_path, monkeypatch):
 
     def failing(*args):
         calls.append(args[3])
-        if len(calls) == 2:
+        if len(calls) == 2:  # Ctrl-C half-way through writing the second shard
+            (args[2] / (args[3] + ".tmp")).write_bytes(b"PAR1")
             raise KeyboardInterrupt
         return real(*args)
 
     monkeypatch.setattr(jpeg_pack, "_write_shard", failing)
     with pytest.raises(KeyboardInterrupt):
         pack_jpeg(manifest, tmp_path / "out", shard_size=2, tracklets_per_group=1, progress=False)
+    assert (tmp_path / "out" / "jpeg" / "shard-00001.parquet.tmp").exists()
     calls.clear()
     monkeypatch.setattr(jpeg_pack, "_write_shard", lambda *a: (calls.append(a[3]), real(*a))[1])
     resumed = pack_jpeg(manifest, tmp_path / "out", shard_size=2, tracklets_per_group=1, progress=False)
     assert calls == ["jpeg/shard-00001.parquet", "jpeg/shard-00002.parquet"]
+    assert not list((tmp_path / "out" / "jpeg").glob("*.tmp"))  # the interrupted shard's temporary file removed
     fresh = pack_jpeg(manifest, tmp_path / "fresh", shard_size=2, tracklets_per_group=1, progress=False)
     assert resumed.records == fresh.records
     for r in resumed.records:
