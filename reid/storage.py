@@ -26,7 +26,8 @@ def is_uri(location: str | Path) -> bool:
 
 def local_only(location: str | Path, flag: str, command: str, writes: bool) -> Path:
     """`location` as a Path; a URI is a one-line error for the commands that read or write local folders only
-    (`reid prepare`, `reid synth`, `reid pose`): a dataset goes to a bucket once it is prepared."""
+    (`reid prepare`, `reid synth`, `reid pose`, an index's folder, a query's file): a dataset goes to a bucket once
+    it is prepared."""
     if not is_uri(location):
         return Path(location)
     sync = {"s3": f"aws s3 sync DIR {location}", "gs": f"gcloud storage rsync -r DIR {location}"}
@@ -35,7 +36,7 @@ def local_only(location: str | Path, flag: str, command: str, writes: bool) -> P
         how = "write it to a local folder, then copy that folder up"
         scheme = str(location).split("://", 1)[0]
         how += f" (`{sync[scheme]}`)" if scheme in sync else ""
-    raise ReidError(f"{flag} {location}: `reid {command}` works on local folders only; {how} "
+    raise ReidError(f"{flag} {location}: `reid {command}` works on local files and folders only; {how} "
                     "(docs/operations.md, \"a dataset in a bucket\")")
 
 

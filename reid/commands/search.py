@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError("--top-k must be at least 1")
     index_dir = storage.local_only(args.index, "index", "search", writes=False)
     meta = store.load_index(index_dir).meta  # a clear error before loading any model
-    query = resolve_query(Path(args.query), args.row)
+    query = resolve_query(storage.local_only(args.query, "--query", "search", writes=False), args.row)
     loaded = load_run(args.run or meta["run"])
     gallery = open_for(loaded, index_dir)
     result = search_embedding(gallery, embed_query(loaded, *query), args.top_k, rerank=args.rerank)

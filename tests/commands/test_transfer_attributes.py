@@ -188,5 +188,5 @@ def test_a_target_in_a_bucket_is_checked_like_a_local_one(toy, capsys):
         assert main([*_args(toy), *same]) == 2  # later --target wins
         assert "--out-manifest would overwrite the target manifest" in capsys.readouterr().err
         assert main([*_args(toy), "--out", s3.uri("attrs.csv")]) == 2
-        assert "--out s3://reid-test/attrs.csv: `reid transfer-attributes` works on local folders only" in \
+        assert "--out s3://reid-test/attrs.csv: `reid transfer-attributes` works on local files and folders only" in \
             capsys.readouterr().err

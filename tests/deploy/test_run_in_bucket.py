@@ -43,11 +43,14 @@ def test_report_export_index_and_search_take_a_run_by_its_uri(trained_run, deplo
     assert main(["search", str(idx), "--query", manifest, "--row", "0", "--top-k", "2", "--json"]) == 0  # meta's run
     out = capsys.readouterr().out
     assert len(json.loads(out[:out.rindex("]") + 1])) == 2
+    assert main(["search", str(idx), "--query", s3.uri("q.mp4")]) == 2  # a query file is read locally
+    assert "--query s3://reid-test/q.mp4: `reid search` works on local files and folders only" in \
+        capsys.readouterr().err
     # a gallery in the bucket too: the dataset directory copied up as it is, its manifest named by URI
     data = storage.copy_dir(deploy_data, s3.uri("data", deploy_data.name))
     assert main(["index", uri, "--manifest", data, "--out", str(tmp_path / "idx2"), "--backend", "local"]) == 0
     meta2 = json.loads((tmp_path / "idx2" / "meta.json").read_text())
     assert meta2["count"] == meta["count"] and meta2["model_hash"] == meta["model_hash"]
     assert main(["index", uri, "--manifest", manifest, "--out", s3.uri("idx")]) == 2
-    assert "--out s3://reid-test/idx: `reid index` works on local folders only" in capsys.readouterr().err
+    assert "--out s3://reid-test/idx: `reid index` works on local files and folders only" in capsys.readouterr().err
     assert not os.path.exists("s3:") and not (tmp_path / "s3:").exists()

@@ -106,7 +106,7 @@ def test_the_unreadable_list_is_written_next_to_a_run_in_a_bucket(s3, monkeypatc
 
 @pytest.mark.parametrize("argv, match", [
     (["prepare", "mars", "--root", "s3://b/mars", "--out", "{tmp}/o"], "--root s3://b/mars: `reid prepare` works on "
-     "local folders only; copy it to a local disk first"),
+     "local files and folders only; copy it to a local disk first"),
     (["prepare", "mars", "--root", "{tmp}", "--out", "s3://b/o"], r"--out s3://b/o: .*\(`aws s3 sync DIR s3://b/o`\)"),
     (["synth", "--preset", "tiny", "--out", "gs://b/x"], r"`reid synth` .*\(`gcloud storage rsync -r DIR gs://b/x`\)"),
     (["pose", "--manifest", "s3://b/m.parquet", "--out", "{tmp}/k"], "--manifest s3://b/m.parquet: `reid pose` works"),
@@ -119,3 +119,4 @@ def test_commands_that_need_local_folders_refuse_a_uri_in_one_line(tmp_path, cap
     err = capsys.readouterr().err
     assert re.search(match, err) and "Traceback" not in err, err
     assert not (tmp_path / "s3:").exists() and not os.path.exists("s3:") and not os.path.exists("gs:")
+

@@ -166,7 +166,7 @@ def test_sidecars_in_a_bucket_are_read_there_and_a_uri_out_is_one_line(tmp_path,
         data = json.loads(out.with_suffix(".json").read_text())
         assert [p["sidecar"] for p in data["points"]] == uris and data["points"][1]["delta_map"] == 3.0
         assert main(["tune", "dose-response", *uris, "--out", s3.uri("dose.png")]) == 2
-        assert "--out s3://reid-test/dose.png: `reid tune dose-response` works on local folders only" in \
+        assert "--out s3://reid-test/dose.png: `reid tune dose-response` works on local files and folders only" in \
             capsys.readouterr().err
         assert main(["tune", "dose-response", uris[0], s3.uri("abl", "missing.json"), "--out", str(out)]) == 2
         assert "sidecar s3://reid-test/abl/missing.json not found" in capsys.readouterr().err
