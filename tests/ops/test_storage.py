@@ -119,4 +119,3 @@ def test_commands_that_need_local_folders_refuse_a_uri_in_one_line(tmp_path, cap
     err = capsys.readouterr().err
     assert re.search(match, err) and "Traceback" not in err, err
     assert not (tmp_path / "s3:").exists() and not os.path.exists("s3:") and not os.path.exists("gs:")
-
