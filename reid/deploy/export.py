@@ -149,8 +149,12 @@ def export_run(run: LoadedRun, fmt: Format, out: Path, *, dynamic_t: bool = True
     if fmt not in SUFFIX:
         raise ReidError(f"unknown export format '{fmt}'; expected onnx or torchscript")
     graph = build_graph(run, double_normalize=double_normalize)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
+    try:  # a place it cannot write is one line now, not every exporter's failure reported as a disagreement
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(b"")
+    except OSError as exc:
+        raise ReidError(f"cannot write the export to {out}: {exc.strerror or exc}") from None
     exporter, dyn, checks, rejected = _exported(graph, run, fmt, tmp, dynamic_t)
     tmp.replace(out)
     side = out.with_suffix(out.suffix + ".json")

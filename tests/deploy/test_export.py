@@ -93,3 +93,12 @@ def test_loaded_run_is_built_for_the_identities_it_trained_on(loaded):
     assert rows == {loaded.info.num_classes}
     own = loaded.model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in state.items())
+
+
+@pytest.mark.timeout(300)
+def test_a_place_it_cannot_write_is_one_line_before_any_export(loaded, tmp_path, capsys):
+    """It used to try every exporter and report each failed write as the graph 'disagreeing with PyTorch'."""
+    (tmp_path / "file").write_text("")
+    assert main(["export", str(loaded.run_dir), "--out", str(tmp_path / "file" / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the export to {tmp_path / 'file' / 'm.onnx'}" in err and "disagrees" not in err, err
