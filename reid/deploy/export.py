@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -105,7 +106,8 @@ def _write(graph: ExportGraph, run: LoadedRun, fmt: Format, path: Path, dynamic_
                     program.save(str(path))
             except Exception as exc:  # the exporter's errors are long; one line names the operator
                 path.unlink(missing_ok=True)
-                first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # torch.export colours its messages for a terminal
+                first = (text.splitlines() or [type(exc).__name__])[0][:200]
                 raise ReidError(f"ONNX export of {run.cfg.method} failed ({first}); try --format torchscript "
                                 "(docs/deploy.md lists what exports)") from None
         else:

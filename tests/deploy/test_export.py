@@ -102,3 +102,21 @@ def test_a_place_it_cannot_write_is_one_line_before_any_export(loaded, tmp_path,
     assert main(["export", str(loaded.run_dir), "--out", str(tmp_path / "file" / "m.onnx")]) == 2
     err = capsys.readouterr().err
     assert f"cannot write the export to {tmp_path / 'file' / 'm.onnx'}" in err and "disagrees" not in err, err
+
+
+@pytest.mark.timeout(300)
+def test_an_exporter_failure_is_one_plain_line(loaded, tmp_path, monkeypatch):
+    import torch
+
+    from reid.deploy.export import _write
+    from reid.deploy.graph import build_graph
+    from reid.errors import ReidError
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("Failed to export. \x1b[96mThis is step 1/3\x1b[0m of exporting\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    with pytest.raises(ReidError) as info:
+        _write(build_graph(loaded), loaded, "onnx", tmp_path / "m.onnx", True, "dynamo")
+    assert "(Failed to export. This is step 1/3 of exporting); try --format torchscript" in str(info.value)
+    assert "\x1b" not in str(info.value) and not (tmp_path / "m.onnx").exists()
