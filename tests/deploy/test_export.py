@@ -108,8 +108,7 @@ def test_a_place_it_cannot_write_is_one_line_before_any_export(loaded, tmp_path,
 def test_an_exporter_failure_is_one_plain_line(loaded, tmp_path, monkeypatch):
     import torch
 
-    from reid.deploy.export import _write
-    from reid.deploy.graph import build_graph
+    from reid.deploy.export import _write, build_graph
     from reid.errors import ReidError
 
     def fails(*args, **kwargs):
