@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from reid import storage
 from reid.bench import cpu_split
 from reid.bench.cpu_split import CpuSplit
 from reid.bench.data_plot import StoreTimeline, write_plot
@@ -119,8 +120,10 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _dataset(args: argparse.Namespace, tmp: Path) -> Path:
-    if args.manifest or args.root:
-        return Path(args.manifest or Path(args.root) / "manifest.parquet")
+    if args.manifest or args.root:  # its stores are packed from local frames
+        given = storage.local_only(args.manifest or args.root, "--manifest" if args.manifest else "--root",
+                                   "bench data", writes=False)
+        return given if args.manifest else given / "manifest.parquet"
     from reid.data.synth import generate
 
     h, w = _size(args.size)  # frames stored at the output size, as prepared MARS frames are (256x128)

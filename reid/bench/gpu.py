@@ -43,6 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reid import storage
 from reid.bench.gpu_plot import BUSY_TARGET, busy, write_fed_plot
 from reid.errors import ReidError
 
@@ -337,7 +338,8 @@ def run(args: argparse.Namespace) -> int:
                                "headline": " ".join(HEADLINE)}
     with tempfile.TemporaryDirectory(prefix="reid-bench-gpu-") as tmpdir:
         tmp = Path(tmpdir)
-        source = Path(args.manifest) if args.manifest else render_synthetic(tmp)
+        source = (storage.local_only(args.manifest, "--manifest", "bench gpu", writes=False) if args.manifest
+                  else render_synthetic(tmp))
         summary["data"] = str(args.manifest) if args.manifest else "synthetic " + ", ".join(
             f"{k}={v}" for k, v in SYNTH.items())
         paths = {"video": source}

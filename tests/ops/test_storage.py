@@ -110,6 +110,7 @@ def test_the_unreadable_list_is_written_next_to_a_run_in_a_bucket(s3, monkeypatc
     (["prepare", "mars", "--root", "{tmp}", "--out", "s3://b/o"], r"--out s3://b/o: .*\(`aws s3 sync DIR s3://b/o`\)"),
     (["synth", "--preset", "tiny", "--out", "gs://b/x"], r"`reid synth` .*\(`gcloud storage rsync -r DIR gs://b/x`\)"),
     (["pose", "--manifest", "s3://b/m.parquet", "--out", "{tmp}/k"], "--manifest s3://b/m.parquet: `reid pose` works"),
+    (["bench", "data", "--manifest", "s3://b/m.parquet"], "`reid bench data` works on local files and folders only"),
 ])
 def test_commands_that_need_local_folders_refuse_a_uri_in_one_line(tmp_path, capsys, argv, match):
     """Path("s3://b/x") is the local folder s3:/b/x: these commands once wrote there, or failed deep inside."""
