@@ -15,6 +15,7 @@ Shards are written under a temporary name with their frame index, then renamed i
 from __future__ import annotations
 
 import io
+import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -151,7 +152,8 @@ def _written(manifest: Manifest, shards: list[list[TrackletRecord]], rels: list[
         for no in todo:
             yield no, _write_shard(manifest, shards[no], out, rels[no], quality, tracklets_per_group, bar)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawned, not forked: this process holds threads (pyarrow's, tqdm's) that a fork would copy mid-lock
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_write_shard, replace(manifest, records=shards[no]), shards[no], out, rels[no],
                                quality, tracklets_per_group, None): no for no in todo}
         try:

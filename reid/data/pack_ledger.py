@@ -64,7 +64,7 @@ class PackReport:
 
 
 def settings_difference(before: dict[str, Any], now: dict[str, Any]) -> str:
-    """'key: A there, B now' for every setting that differs ('' when none does)."""
+    """'key: A there, B now' for every setting that differs ('' when none does); also `reid pose`'s resume."""
     return ", ".join(f"{k}: {before.get(k)!r} there, {v!r} now" for k, v in now.items() if before.get(k) != v)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from reid.data.pack_ledger import settings_difference
 from reid.data.records import TrackletRecord
 from reid.errors import ReidError
 from reid.pose.base import KeypointError, check_keypoints
@@ -45,10 +46,9 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
             before = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise ReidError(f"{path} cannot be read ({exc}); remove it, or choose another --out") from None
-        differ = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        differ = settings_difference(before, settings)
         if differ:
-            shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in differ.items())
-            raise ReidError(f"--out {out} holds keypoints of a job with other settings ({shown}); choose another "
+            raise ReidError(f"--out {out} holds keypoints of a job with other settings ({differ}); choose another "
                             "--out, or remove that folder to start over")
         return
     if any((out / "keypoints").glob("*.npy")):  # a job that recorded no settings (before 2026-12-07): unknown ones
