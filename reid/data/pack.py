@@ -21,6 +21,7 @@ PyAV decodes every frame (the count must match), decord reads the last frame (it
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 from collections.abc import Sequence
@@ -202,7 +203,9 @@ def pack_manifest(manifest: Manifest, out_dir: str | Path, options: PackOptions 
     frames_of = {r.tracklet_id: r.frames for r in manifest.records}
     bar = progress_bar(total=len(manifest.records), initial=len(done), desc="pack", unit="tracklets")
     try:
-        with ProcessPoolExecutor(max_workers=workers) if workers > 1 and jobs else nullcontext() as pool:
+        spawn = multiprocessing.get_context("spawn")  # not forked from a process holding threads (pyarrow's, tqdm's)
+        with (ProcessPoolExecutor(max_workers=workers, mp_context=spawn) if workers > 1 and jobs
+              else nullcontext()) as pool:
             try:
                 results = pool.map(_pack_one, jobs, chunksize=8) if pool is not None else map(_pack_one, jobs)
                 for tid, n, h, w, unreadable in results:
