@@ -45,6 +45,7 @@ from typing import Any
 
 from reid import storage
 from reid.bench.gpu_plot import BUSY_TARGET, busy, write_fed_plot
+from reid.bench.host import host_conditions
 from reid.errors import ReidError
 
 GPU_TESTS = "tests/gpu"  # every test marked gpu lives here (tests/bench/test_bench_gpu.py checks it)
@@ -335,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError(f"--stores: unknown {unknown}; expected some of {', '.join(STORES)}")
     summary: dict[str, Any] = {"date": dt.date.today().isoformat(), "gpu": torch.cuda.get_device_name(0),
                                "gpus": torch.cuda.device_count(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                               "headline": " ".join(HEADLINE)}
+                               "headline": " ".join(HEADLINE), "host": host_conditions()}
     with tempfile.TemporaryDirectory(prefix="reid-bench-gpu-") as tmpdir:
         tmp = Path(tmpdir)
         source = (storage.local_only(args.manifest, "--manifest", "bench gpu", writes=False) if args.manifest
@@ -397,6 +398,10 @@ def format_markdown(s: dict[str, Any]) -> str:
     lines = [f"# reid bench gpu, {s['date']}", "",
              f"{s['gpu']} x {s['gpus']}, {s['cpus']} CPUs, torch {s['torch']}. Headline: baseline "
              f"`{s['headline']}`, bf16 autocast, random initialisation. Frames: {s.get('data', 'synthetic')}.", ""]
+    if s.get("host"):
+        h = s["host"]
+        code = h.get("commit") or "an installed package"
+        lines += [f"Host: {h.get('cpu_model')}, code at {code}, Ray {h.get('ray')}, {h.get('date')}.", ""]
     g = s.get("gpu_only") or {}
     if "step_s" in g:
         lines += [f"GPU only (resident batch of {g['batch']} clips): {g['step_s'] * 1000:.1f} ms/step, "

@@ -100,6 +100,10 @@ def test_the_jpeg_store_decoded_on_the_gpu_is_a_store_of_its_own(tmp_path):
                                                         "input_ms": 21.5, "gpu_busy": 0.91}]},
                               "decode_cpus_for_90pct": {"jpeg-trainer": 2}})
     assert "| jpeg-trainer | 2 | 0.75 | 500 | 21.5 | 0.91 |" in md and "jpeg-trainer: 2" in md
+    md = gpu.format_markdown({"date": "2026-12-05", "gpu": "g", "gpus": 1, "cpus": 16, "torch": "2.x", "headline": "",
+                              "host": {"cpu_model": "Some CPU", "commit": "abc1234", "ray": "2.60.0",
+                                       "date": "2026-12-05T10:00:00+00:00"}})
+    assert "Host: Some CPU, code at abc1234, Ray 2.60.0, 2026-12-05T10:00:00+00:00." in md
     assert gpu.busy({"busy": 0.75, "gpu_busy": 0.91}) == 0.91 and gpu.busy({"busy": 0.8}) == 0.8
 
 
