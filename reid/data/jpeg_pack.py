@@ -3,10 +3,11 @@
 Frame files that are JPEG already (MARS, Duke) are copied byte for byte; videos and other images are encoded with
 Pillow (libjpeg-turbo) at `quality`. A frame file that cannot be read (missing, not an image, or a JPEG cut short:
 one without its end-of-image marker that does not decode) is replaced by the nearest readable frame of its
-tracklet, so every tracklet keeps its length and its keypoints stay aligned; a tracklet with no readable frame is
-left out of the manifest. Both are reported (`PackReport`). JPEGs with their end marker are copied unchecked (a full
-decode of every frame would double the pack's time): damage inside one shows when a decoding actor reads it, and
-the pipeline replaces that tracklet and counts it (`reid.data.batching`).
+tracklet, so every tracklet keeps its length and its keypoints stay aligned; a tracklet with no readable frame, or
+whose video does not decode (in a helper process with a time bound, as the pipeline decodes), is left out of the
+manifest. Both are reported (`PackReport`). JPEGs with their end marker are copied unchecked (a full decode of every
+frame would double the pack's time): damage inside one shows when a decoding actor reads it, and the pipeline
+replaces that tracklet and counts it (`reid.data.batching`).
 
 Shards are written under a temporary name with their frame index, then renamed into place, and recorded in
 `jpeg/pack-ledger.jsonl`: the same command run again keeps every shard an earlier run finished (`pack_ledger.py`).
@@ -18,13 +19,14 @@ import io
 import multiprocessing
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from reid.data.decode import DecodeError, decode_pil, decode_video_inline, nearest_readable
+from reid.data.decode import DecodeError, Decoder, decode_pil, nearest_readable
 from reid.data.jpeg_decode import is_jpeg
 from reid.data.jpeg_index import index_location, write_index
 from reid.data.jpeg_store import JPEG_DIR, JpegStoreError, ShardReader
@@ -34,6 +36,7 @@ from reid.errors import ReidError
 from reid.progress import bar as progress_bar
 
 _EOI = b"\xff\xd9"  # a JPEG's end-of-image marker
+VIDEO_TIMEOUT_S = 60.0  # a source video's decode, as the pipeline's `data.decode_timeout_s` default
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -62,18 +65,23 @@ def frame_jpeg(path: Path, quality: int) -> bytes | None:
     return data
 
 
-def tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int) -> tuple[list[bytes], list[int]]:
+def tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int,
+                   decoder: Decoder | None = None) -> tuple[list[bytes], list[str]]:
     """Every frame of a record as JPEG bytes, each unreadable frame file replaced by the nearest readable one, and
-    the indices of the unreadable ones (no bytes when none is readable). Videos and shards are read whole (an
-    error there is the pack's error)."""
+    what could not be read (frame paths as the record names them; a video that does not decode, or hangs past
+    `decoder`'s time bound: its path, and no bytes, as when no frame is readable). A shard is read whole (an error
+    there is the pack's error)."""
     if record.frames:
         blobs = [frame_jpeg(manifest.resolve(rel), quality) for rel in record.frames]
-        unreadable = [i for i, b in enumerate(blobs) if b is None]
+        unreadable = [rel for rel, b in zip(record.frames, blobs, strict=True) if b is None]
         near = nearest_readable([b is not None for b in blobs])
         return ([] if near is None else [blobs[j] for j in near]), unreadable  # type: ignore[misc]
     if record.video:
-        frames = decode_video_inline(manifest.resolve(record.video), record.frame_start, record.num_frames,
-                                     np.arange(record.num_frames))
+        try:
+            frames = (decoder or Decoder(None)).video(manifest.resolve(record.video), record.frame_start,
+                                                      record.num_frames, np.arange(record.num_frames))
+        except DecodeError:  # DecodeTimeout included: decord can hang on a damaged file (dmlc/decord#373)
+            return [], [record.video]
         if "frame_size" in record.extra:  # packed videos pad odd sizes; store the real size
             h0, w0 = (int(v) for v in record.extra["frame_size"].split("x"))
             frames = frames[:, :h0, :w0]
@@ -103,15 +111,16 @@ def _write_shard(manifest: Manifest, records: Sequence[TrackletRecord], out: Pat
     # group into the footer, which every reader fetches first: ~70 KB for 16 tracklets of 128x64); no dictionary for
     # it either (pyarrow hashed every JPEG, wrote a dictionary page of the first ones and fell back to plain:
     # reading a row group then took twice as long)
-    with pq.ParquetWriter(tmp, schema, compression="none", write_statistics=["tracklet_id"],
-                          use_dictionary=["tracklet_id"]) as writer:
+    decoder = Decoder(timeout_s=VIDEO_TIMEOUT_S)  # a helper process, started on the first video only
+    with closing(decoder), pq.ParquetWriter(tmp, schema, compression="none", write_statistics=["tracklet_id"],
+                                            use_dictionary=["tracklet_id"]) as writer:
         ids: list[str] = []
         blobs: list[list[bytes]] = []
         row = 0
         for k, rec in enumerate(records):
-            data, bad = tracklet_jpegs(manifest, rec, quality)
+            data, bad = tracklet_jpegs(manifest, rec, quality, decoder)
             if bad:
-                unreadable[rec.tracklet_id] = [rec.frames[i] for i in bad]
+                unreadable[rec.tracklet_id] = bad
             rows.append(row if data else None)
             counts.append(len(data))
             if data:

@@ -209,3 +209,17 @@ def test_jpeg_shards_written_by_several_processes_are_the_ones_one_writes(tmp_pa
     assert len(shards) == 6 and shards == sorted(p.name for p in (tmp_path / "two" / "jpeg").glob("shard-*"))
     for name in shards:  # byte for byte: the output does not depend on --workers
         assert (tmp_path / "one" / "jpeg" / name).read_bytes() == (tmp_path / "two" / "jpeg" / name).read_bytes()
+
+
+@pytest.mark.timeout(120)
+def test_a_video_that_does_not_decode_is_left_out_of_a_jpeg_pack(tmp_path):
+    from reid.bench.toydata import write_toy_dataset
+
+    video = read_manifest(write_toy_dataset(tmp_path / "video", ids=3, cams=2, num_frames=5, size=(64, 32)))
+    bad = video.records[2]
+    video.resolve(bad.video).write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    report = PackReport()
+    packed = pack_jpeg(video, tmp_path / "jpeg", progress=False, report=report)
+    assert [r.tracklet_id for r in packed.records] == [r.tracklet_id for r in video.records if r is not bad]
+    assert report.dropped == [bad.tracklet_id] and report.unreadable == {bad.tracklet_id: [bad.video]}
+    assert all(r.num_frames == 5 for r in packed.records)
