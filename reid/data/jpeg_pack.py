@@ -68,9 +68,9 @@ def frame_jpeg(path: Path, quality: int) -> bytes | None:
 def tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int,
                    decoder: Decoder | None = None) -> tuple[list[bytes], list[str]]:
     """Every frame of a record as JPEG bytes, each unreadable frame file replaced by the nearest readable one, and
-    what could not be read (frame paths as the record names them; a video that does not decode, or hangs past
-    `decoder`'s time bound: its path, and no bytes, as when no frame is readable). A shard is read whole (an error
-    there is the pack's error)."""
+    the unreadable frame files as the record names them. No bytes when no frame is readable, or when the record's
+    video does not decode or hangs past `decoder`'s time bound. A shard is read whole (an error there is the pack's
+    error)."""
     if record.frames:
         blobs = [frame_jpeg(manifest.resolve(rel), quality) for rel in record.frames]
         unreadable = [rel for rel, b in zip(record.frames, blobs, strict=True) if b is None]
@@ -81,7 +81,7 @@ def tracklet_jpegs(manifest: Manifest, record: TrackletRecord, quality: int,
             frames = (decoder or Decoder(None)).video(manifest.resolve(record.video), record.frame_start,
                                                       record.num_frames, np.arange(record.num_frames))
         except DecodeError:  # DecodeTimeout included: decord can hang on a damaged file (dmlc/decord#373)
-            return [], [record.video]
+            return [], []
         if "frame_size" in record.extra:  # packed videos pad odd sizes; store the real size
             h0, w0 = (int(v) for v in record.extra["frame_size"].split("x"))
             frames = frames[:, :h0, :w0]

@@ -221,5 +221,6 @@ def test_a_video_that_does_not_decode_is_left_out_of_a_jpeg_pack(tmp_path):
     report = PackReport()
     packed = pack_jpeg(video, tmp_path / "jpeg", progress=False, report=report)
     assert [r.tracklet_id for r in packed.records] == [r.tracklet_id for r in video.records if r is not bad]
-    assert report.dropped == [bad.tracklet_id] and report.unreadable == {bad.tracklet_id: [bad.video]}
+    assert report.dropped == [bad.tracklet_id] and report.unreadable == {}
+    assert report.lines() == [f"tracklets with no readable frame, left out of the manifest: 1 ({bad.tracklet_id})"]
     assert all(r.num_frames == 5 for r in packed.records)
