@@ -224,3 +224,15 @@ def test_a_video_that_does_not_decode_is_left_out_of_a_jpeg_pack(tmp_path):
     assert report.dropped == [bad.tracklet_id] and report.unreadable == {}
     assert report.lines() == [f"tracklets with no readable frame, left out of the manifest: 1 ({bad.tracklet_id})"]
     assert all(r.num_frames == 5 for r in packed.records)
+
+
+@pytest.mark.timeout(120)
+def test_a_video_pack_with_several_processes_gives_the_same_manifest(tmp_path):
+    damaged_mars(tmp_path / "mars")
+    manifest = load_dataset("mars", tmp_path / "mars", check_frames=False)
+    one, two = PackReport(), PackReport()
+    a = pack.pack_manifest(manifest, tmp_path / "one", pack.PackOptions(gop=4), report=one)
+    b = pack.pack_manifest(manifest, tmp_path / "two", pack.PackOptions(gop=4), workers=2, report=two)
+    assert a.records == b.records and one == two and one.dropped == ["mars-train-00002"]
+    assert sorted(p.name for p in (tmp_path / "two" / "videos").glob("*.mp4")) == \
+        sorted(p.name for p in (tmp_path / "one" / "videos").glob("*.mp4"))
