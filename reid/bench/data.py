@@ -560,11 +560,14 @@ def run(args: argparse.Namespace) -> int:
              f"{size[0]}x{size[1]}, P x K = {args.ids_per_batch} x {args.tracklets_per_id}, {args.epochs} epochs x "
              f"{args.batches} batches per fit, {args.repeats} repeats (medians), {args.workers} decoding actors")
     default = min(results, key=lambda s: -results[s]["fit"])  # the faster store speaks in the target lines
+    host = host_conditions()
     print(format_report(title, results, base, args.workers, default) + (f"\n{warning}" if warning else ""))
+    print(f"host: {host['cpus']} CPUs ({host['cpu_model']}), code at {host['commit'] or 'an installed package'}, "
+          f"Ray {host['ray']}, {host['date']}")
     if args.json:
         arrivals = {name: {f"actors_{args.workers}": t.arrivals_n, **({"actors_1": t.arrivals_1} if t.arrivals_1
                                                                        else {})} for name, t in timelines.items()}
-        Path(args.json).write_text(json.dumps({"title": title, "conditions": host_conditions(), "baseline": base,
+        Path(args.json).write_text(json.dumps({"title": title, "conditions": host, "baseline": base,
                                                "workers": args.workers,
                                                "stores": results, "warning": warning, "arrivals_s": arrivals},
                                               indent=2) + "\n")

@@ -113,6 +113,7 @@ def test_bench_runs_on_a_tiny_dataset(tmp_path, capsys):
     saved = json.loads((tmp_path / "out.json").read_text())
     host = saved["conditions"]  # what the numbers ran on
     assert host["cpus"] >= 1 and host["cpu_model"] and host["date"][:2] == "20" and host["ray"] and "commit" in host
+    assert f"host: {host['cpus']} CPUs ({host['cpu_model']}), code at " in out
     assert set(saved["stores"]) == {"video", "jpeg"} and saved["stores"]["jpeg"]["fit"] > 0
     assert saved["stores"]["jpeg"]["raw_cpu"] > 0
     for store in ("video", "jpeg"):  # the median fits' batch arrivals: 2 epochs x 2 batches, after the start-up
