@@ -82,8 +82,11 @@ _POOL_START_TIMEOUT_S = 600
 # the time on `reid bench data` (JPEG store, 2 actors, 2-core machine, 2026-12-05, one batch per task then): after a
 # task the actor waits for the driver's scheduling loop to notice it and send the next. 4 keeps one task decoding
 # while the driver catches up (docs/performance-log.md); it only queues row ids, the outputs are
-# backpressured as before.
-_TASKS_IN_FLIGHT_PER_ACTOR = 4
+# backpressured as before. 8 since 2026-12-07: the stream is handed over in order, so an actor whose finished task
+# waits behind the other's earlier one went idle with 4 queued; with 8 the 2-actor JPEG fits of `reid bench data`
+# left 0.10-0.15 of the 2 cores idle instead of 0.37-0.54 and delivered 1.27x the clips (medians of 3 alternated
+# rounds; docs/performance-log.md, "The data path again, 2026-12-07 evening").
+_TASKS_IN_FLIGHT_PER_ACTOR = 8
 # At most this many batches per decoding task (module docstring, `batches_per_task`)
 _MAX_BATCHES_PER_TASK = 8
 _MIN_TASKS_PER_ACTOR = 4
