@@ -228,19 +228,22 @@ def _write_uri_manifest(manifest: Manifest, uri: str) -> str:
     return uri
 
 
+def manifest_file(path: str | Path) -> Path | str:
+    """The manifest file `path` names: itself, or the `manifest.parquet` of the directory it names (a URI not
+    ending in .parquet is taken for a directory)."""
+    if storage.is_uri(path):
+        return str(path) if str(path).endswith(".parquet") else storage.join(path, "manifest.parquet")
+    p = Path(path)
+    return p / "manifest.parquet" if p.is_dir() else p
+
+
 def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     """Read a manifest (a local path or a URI: s3://bucket/data/manifest.parquet, or the directory holding it).
     `root` (a local path or a URI) defaults to the stored root, else the manifest's directory: a dataset directory
     copied into a bucket as it is reads its frames from the bucket."""
     uri = storage.is_uri(path)
-    if uri:
-        p = str(path) if str(path).endswith(".parquet") else storage.join(path, "manifest.parquet")
-        found = storage.is_file(p)
-    else:
-        p = Path(path)
-        if p.is_dir():
-            p = p / "manifest.parquet"
-        found = p.is_file()
+    p = manifest_file(path)
+    found = storage.is_file(p) if uri else Path(p).is_file()
     if not found:
         raise ManifestError(f"manifest not found: expected a Parquet file at {p} "
                             f"(create one with `reid prepare` or `reid synth`)")

@@ -51,17 +51,11 @@ def index_manifest(run: LoadedRun, manifest_path: Path | str, out: Path, *, role
 
     Checked before any file is written: the manifest has rows of `roles`; without `add`, `out` holds no index;
     with `add`, the index was built by this very model (hash and feature dim)."""
-    from reid.data.records import read_manifest
+    from reid.data.records import manifest_file, read_manifest
 
-    location = storage.absolute(manifest_path)  # a local file, or a dataset in a bucket
-    if storage.is_uri(location) and not location.endswith(".parquet"):
-        location = storage.join(location, "manifest.parquet")
-    elif Path(location).is_dir():
-        location = str(Path(location) / "manifest.parquet")
-    if not storage.is_file(location):
-        raise ReidError(f"no manifest at {location}")
-    manifest_path = storage.as_location(location)
-    manifest = read_manifest(manifest_path)
+    # the file itself (a local file, or a dataset in a bucket): the index and the embedding jobs name it
+    manifest_path = manifest_file(storage.absolute(manifest_path))
+    manifest = read_manifest(manifest_path)  # a missing one: its one-line ManifestError
     old = None
     if add:
         old = store.load_index(out)
