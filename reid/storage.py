@@ -182,6 +182,27 @@ def write_text(location: str | Path, text: str) -> str:
     return write_bytes(location, text.encode())
 
 
+def check_writable(location: str | Path, what: str) -> None:
+    """Before long work whose result goes to the file `location`: a ReidError in one line, naming `what` (e.g.
+    "the report"), when that local file cannot be written (a folder there, a file where a parent folder must be, no
+    permission, a read-only file system). Its parent folders are made, as `write_bytes` would; nothing else is left
+    behind. A URI is not checked here (the upload's own error says what went wrong)."""
+    if is_uri(location):
+        return
+    target = Path(location)
+    if target.is_dir():
+        raise ReidError(f"cannot write {what} to {target}: it is a folder; give the path of a file")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _temporary_beside(target)
+    except OSError as exc:
+        in_the_way = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        why = f"{in_the_way} is a file, not a folder" if in_the_way else exc.strerror or str(exc)
+        raise ReidError(f"cannot write {what} to {target}: {why}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 def list_dir(location: str | Path) -> list[str]:
     """Names of the direct children of a directory, sorted ([] when there is none)."""
     fs, path = resolve(location)

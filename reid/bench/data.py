@@ -522,6 +522,9 @@ def run(args: argparse.Namespace) -> int:
         raise ReidError(f"--stores takes {', '.join(STORES)} (comma-separated), got '{args.stores}'")
     if args.batches < 2 or args.repeats < 1 or args.workers < 1 or args.epochs < 1:
         raise ReidError("need --batches >= 2, --epochs >= 1, --repeats >= 1 and --workers >= 1")
+    for flag, where, what in (("--json", args.json, "the JSON"), ("--plot", args.plot, "the plot")):
+        if where:  # here, not after minutes of fits
+            storage.check_writable(storage.local_only(where, flag, "bench data", writes=True), what)
     warning = burst_warning(args.batches, args.workers)
     if warning:
         _progress(warning)

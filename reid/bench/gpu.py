@@ -334,6 +334,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(stores) - set(STORES))
     if unknown:
         raise ReidError(f"--stores: unknown {unknown}; expected some of {', '.join(STORES)}")
+    out = storage.local_only(args.out, "--out", "bench gpu", writes=True)  # checked now, not after the GPU's minutes
+    storage.check_writable(out / f"gpu-{dt.date.today().isoformat()}.json", "the summary")
     summary: dict[str, Any] = {"date": dt.date.today().isoformat(), "gpu": torch.cuda.get_device_name(0),
                                "gpus": torch.cuda.device_count(), "cpus": os.cpu_count(), "torch": torch.__version__,
                                "headline": " ".join(HEADLINE), "host": host_conditions()}
@@ -382,7 +384,6 @@ def run(args: argparse.Namespace) -> int:
                                         for s in fed}
     if gpu_only:
         summary["gpu_only_clips_per_s"] = gpu_only["clips_per_s"]
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"gpu-{summary['date']}"
     stem.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from reid import storage
 from reid.errors import ReidError
 
 CONFIDENT = 0.3  # a joint's confidence (sigmoid of Keypoint R-CNN's score) counted as found
@@ -175,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.min_sizes)
     if args.frames < 1 or args.repeats < 1 or args.batch_size < 1:
         raise ReidError("--frames, --repeats and --batch-size must be >= 1")
+    if args.json:  # here, not after the timed passes
+        storage.check_writable(storage.local_only(args.json, "--json", "bench pose", writes=True), "the JSON")
     if args.threads:
         import torch
 

@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
     cfg = run_config(run_dir, args.config, args.overrides)
+    out = args.out or storage.join(run_dir, "eval.json")
+    storage.check_writable(out, "the metrics")  # before the features, not after
+    if args.report:
+        storage.check_writable(storage.join(run_dir, "report.html"), "the report")
     extract = None
     local_only = "eval.pairwise / eval.tta run in this process" if cfg.eval.pairwise or cfg.eval.tta != "none" else None
     tracklets = len(split_indices(cfg, read_manifest(manifest_path(cfg.data)))[1])
@@ -55,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
           f"{m['R20']:>7.1f}  {m['valid_queries']}/{m['queries']}")
     if m["queries_without_match"]:
         print(f"note: {m['queries_without_match']} queries have no valid match and are left out of the averages")
-    out = args.out or storage.join(run_dir, "eval.json")
     storage.write_text(out, json.dumps({**m, "checkpoint": str(outcome.checkpoint)}, indent=2))
     print(f"metrics written to {out}")
     if args.report:

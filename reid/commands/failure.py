@@ -43,7 +43,8 @@ def root_cause(exc: BaseException) -> BaseException:
 
 
 MEMORY_ADVICE = ("the node ran out of memory: fewer processes at once (ray.num_workers, data.decode_workers, "
-                 "--max-concurrent), a smaller recipe (on CPU: --config METHOD-synth-cpu), or nodes with more memory")
+                 "--max-concurrent), a smaller recipe (on CPU: the METHOD-synth-cpu configs), or nodes with more "
+                 "memory")
 
 
 def disk_full(exc: OSError) -> str:

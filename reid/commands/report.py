@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from reid import storage
 from reid.commands.common import add_config_arguments, setup_logging
 
 DESCRIPTION = """Write the HTML report of a run: metrics table, CMC curve, training curves (loss terms, validation
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging()
     run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
     cfg = run_config(run_dir, args.config, args.overrides)
+    storage.check_writable(args.out or storage.join(run_dir, "report.html"), "the report")  # before the features
     outcome = evaluate(cfg, checkpoint or run_dir, sample_queries=args.queries)
     print(f"report written to {write_run_report(cfg, outcome, run_dir, args.out)}")
     return 0

@@ -153,7 +153,10 @@ def _inputs(args: argparse.Namespace) -> tuple[SourceSet, Manifest, list[Trackle
     """The source set, the target manifest and the tracklets to label, checked before any training."""
     if min(args.batch_size, args.target_batch, args.target_frames) < 1 or not 0 <= args.val_fraction < 1:
         raise ReidError("--batch-size, --target-batch, --target-frames must be >= 1 and --val-fraction in [0, 1)")
-    storage.local_only(args.out, "--out", "transfer-attributes", writes=True)
+    storage.check_writable(storage.local_only(args.out, "--out", "transfer-attributes", writes=True),
+                           "the attribute CSV")  # before any training
+    if args.out_manifest:
+        storage.check_writable(args.out_manifest, "the labelled manifest")
     source = read_source_set(storage.local_only(args.source, "--source", "transfer-attributes", writes=False))
     if any("," in n for n in source.names):
         raise ReidError("attribute names must not contain commas (they become CSV columns)")

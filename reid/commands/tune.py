@@ -198,6 +198,7 @@ def _frame_weights(args: argparse.Namespace) -> int:
     runs = [r for r in args.runs if "=" not in r]
     overrides = [r for r in args.runs if "=" in r]
     out = storage.local_only(args.out, "--out", "tune frame-weights", writes=True)
+    storage.check_writable(out, "the JSON")  # before the runs are evaluated
     out, png, doc = frame_weight_check(runs, out, overrides, limit=args.limit)
     print(f"[reid] frame-weights: {line(doc)}")
     print(f"[reid] frame-weights: {out} (+ {png})")

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import torch
 
+from reid import storage
 from reid.deploy.graph import ExportGraph, dummy_inputs
 from reid.deploy.onnx_ops import FixedResize, pose_map_sizes, register_symbolics
 from reid.deploy.runs import LoadedRun, extra_inputs
@@ -152,11 +153,8 @@ def export_run(run: LoadedRun, fmt: Format, out: Path, *, dynamic_t: bool = True
         raise ReidError(f"unknown export format '{fmt}'; expected onnx or torchscript")
     graph = build_graph(run, double_normalize=double_normalize)
     tmp = out.with_name(out.name + ".tmp")
-    try:  # a place it cannot write is one line now, not every exporter's failure reported as a disagreement
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(b"")
-    except OSError as exc:
-        raise ReidError(f"cannot write the export to {out}: {exc.strerror or exc}") from None
+    # a place it cannot write is one line now, not every exporter's failure reported as a disagreement
+    storage.check_writable(out, "the export")
     exporter, dyn, checks, rejected = _exported(graph, run, fmt, tmp, dynamic_t)
     tmp.replace(out)
     side = out.with_suffix(out.suffix + ".json")

@@ -52,7 +52,7 @@ class WorkerHealthCheckFailedError(Exception):
 def test_a_worker_killed_for_memory_says_so_whatever_carried_it():
     expected = ("Ray's memory monitor killed 4 worker(s): the node was at 22.57GB of 23.54GB; the node ran out of "
                 "memory: fewer processes at once (ray.num_workers, data.decode_workers, --max-concurrent), a "
-                "smaller recipe (on CPU: --config METHOD-synth-cpu), or nodes with more memory")
+                "smaller recipe (on CPU: the METHOD-synth-cpu configs), or nodes with more memory")
     assert failure.describe(_WorkerGroupError({2: WorkerHealthCheckFailedError(_HEALTH_CHECK)})) == expected
     assert failure.describe(RuntimeError("Caught unexpected exception: " + _KILL)) == expected
     assert failure.describe(WorkerHealthCheckFailedError("A worker health check failed.")) == (

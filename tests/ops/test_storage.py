@@ -79,6 +79,20 @@ def test_clear_errors(s3, tmp_path):
         storage.copy_dir(s3.uri("missing"), tmp_path / "x")
 
 
+def test_check_writable_says_in_one_line_where_a_file_cannot_go(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ReidError, match=r"cannot write the report to .*folder: it is a folder; give the path of a "):
+        storage.check_writable(tmp_path / "folder", "the report")
+    with pytest.raises(ReidError, match=r"cannot write the report to .*file/r.html: .*file is a file, not a folder"):
+        storage.check_writable(tmp_path / "file" / "r.html", "the report")
+    storage.check_writable(tmp_path / "new" / "sub" / "r.html", "the report")  # its folders made, no file left
+    assert (tmp_path / "new" / "sub").is_dir() and not list((tmp_path / "new" / "sub").iterdir())
+    storage.check_writable(tmp_path / "file", "the report")  # an existing file is replaced later, kept now
+    assert (tmp_path / "file").read_text() == "x"
+    storage.check_writable("s3://bucket/r.html", "the report")  # not checked: the upload says
+
+
 def test_a_manifest_in_a_bucket_reads_back_with_its_local_frame_root(s3, tmp_path):
     from reid.data.records import Manifest, ManifestError, TrackletRecord, read_manifest, write_manifest
 
@@ -120,3 +134,30 @@ def test_commands_that_need_local_folders_refuse_a_uri_in_one_line(tmp_path, cap
     err = capsys.readouterr().err
     assert re.search(match, err) and "Traceback" not in err, err
     assert not (tmp_path / "s3:").exists() and not os.path.exists("s3:") and not os.path.exists("gs:")
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["bench", "data", "--json", "{tmp}/file/x.json"], r"cannot write the JSON to .*/file/x.json: .*/file is a file"),
+    (["bench", "data", "--plot", "{tmp}"], r"cannot write the plot to .*: it is a folder"),
+    (["bench", "pose", "--json", "{tmp}/file/x.json"], r"cannot write the JSON to .*/file/x.json: .*/file is a file"),
+    (["bench", "gpu", "--out", "{tmp}/file"], r"cannot write the summary to .*/file/gpu-.*\.json: .*/file is a file"),
+    (["transfer-attributes", "--source", "{tmp}/none", "--target", "{tmp}/none", "--out", "{tmp}/file/a.csv"],
+     r"cannot write the attribute CSV to .*/file/a.csv: .*/file is a file"),
+    (["transfer-attributes", "--source", "{tmp}/none", "--target", "{tmp}/none", "--out", "{tmp}/a.csv",
+      "--out-manifest", "{tmp}"], r"cannot write the labelled manifest to .*: it is a folder"),
+    (["tune", "frame-weights", "{tmp}/none", "--out", "{tmp}/file/w.json"], r"cannot write the JSON to .*/w.json: "),
+])
+def test_long_commands_check_their_output_files_before_the_work(tmp_path, capsys, monkeypatch, argv, match):
+    """They wrote their JSON, plot, summary or CSV at the end: minutes of fits (of a GPU's time, of training) lost to
+    a typo."""
+    import torch
+
+    from reid.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # bench gpu: past its CUDA check, to --out's
+    monkeypatch.setattr("reid.bench.data.burst_warning", lambda *a: pytest.fail("bench data went on"))
+    monkeypatch.setattr("reid.bench.pose.load_frames", lambda *a: pytest.fail("bench pose went on"))
+    (tmp_path / "file").write_text("")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and len(err.strip().splitlines()) == 1, err

@@ -69,6 +69,22 @@ def test_report_command_writes_self_contained_html(trained_run, tmp_path):
     assert "data:image/png;base64" in html and "http://" not in html.replace("http://www.w3.org", "")
 
 
+@pytest.mark.timeout(600)
+def test_report_and_eval_refuse_an_unwritable_out_before_extracting_features(trained_run, tmp_path, capsys,
+                                                                             monkeypatch):
+    import reid.evaluation.run.evaluate as evaluate
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("features extracted before --out was checked")
+
+    monkeypatch.setattr(evaluate, "evaluate", no_features)
+    (tmp_path / "file").write_text("x")
+    assert main(["report", str(trained_run), "--out", str(tmp_path)]) == 2
+    assert f"cannot write the report to {tmp_path}: it is a folder" in capsys.readouterr().err
+    assert main(["eval", str(trained_run), "--backend", "local", "--out", str(tmp_path / "file" / "e.json")]) == 2
+    assert f"cannot write the metrics to {tmp_path / 'file' / 'e.json'}: {tmp_path / 'file'} is a file, not a folder" in capsys.readouterr().err
+
+
 def test_eval_of_a_folder_without_a_run_is_a_clear_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path)]) == 2
     assert "not a run directory" in capsys.readouterr().err
