@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,10 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     # Serve's controller, proxy and replicas log every request and deployment step at INFO; to their files under
     # <session>/logs/serve/ only, not the console, where a load test's summary drowned in one line per request
     os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
+    import ray
+
+    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):  # a local cluster: Serve's HTTP proxy will
+        check_port(host, port)  # listen on this machine (on a cluster's head otherwise: not checked from here)
     init_ray(RayConfig())  # the project's one Ray start-up (a local cluster unless ray.address / $RAY_ADDRESS)
     check_replicas(replicas, num_cpus)
     # each replica loads the index and the run on its own node (reid/node_paths.py); Serve would retry a replica
@@ -171,6 +177,27 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
         str(Path(index_dir).resolve()), storage.absolute(run) if run else None, top_k)
     serve.run(app, name="reid", route_prefix="/")
     return f"http://{host}:{port}/"
+
+
+def check_port(host: str, port: int) -> None:
+    """A ReidError in one line when this machine cannot listen on `host`:`port` (Serve's proxy failed later with
+    "RuntimeError: Failed to bind to address"): the port taken by another process, or `host` not one of its
+    addresses. Bound with SO_REUSEADDR, as Serve's server binds: a port a stopped service left in TIME_WAIT passes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except socket.gaierror:
+            raise ReidError(f"--host {host}: not a name or address this machine knows") from None
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ReidError(f"--port {port}: another process listens on {host}:{port} already; pick another "
+                                f"--port, or stop what holds it (`ss -ltnp 'sport = :{port}'` names it)") from None
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise ReidError(f"--host {host}: not an address of this machine (127.0.0.1: this machine only; "
+                                f"0.0.0.0: every interface)") from None
+            raise ReidError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def check_replicas(replicas: int, num_cpus: float) -> None:

@@ -61,3 +61,19 @@ def test_replicas_the_cluster_cannot_hold_are_an_error_on_a_local_cluster_and_a_
     monkeypatch.setattr(driver, "local_cluster_started", lambda: False)
     service.check_replicas(8, 0.5)
     assert capsys.readouterr().out.startswith("[reid] waiting for resources: --replicas 8 Serve replicas")
+
+
+def test_a_port_another_process_listens_on_or_a_foreign_host_is_one_line_before_serve_starts():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ReidError, match=rf"--port {port}: another process listens on 127.0.0.1:{port} already"):
+            service.check_port("127.0.0.1", port)
+    service.check_port("127.0.0.1", port)  # free again
+    with pytest.raises(ReidError, match="--host 203.0.113.77: not an address of this machine"):
+        service.check_port("203.0.113.77", port)  # TEST-NET-3: documentation only
+    with pytest.raises(ReidError, match="--host no-such-host.invalid: not a name or address"):
+        service.check_port("no-such-host.invalid", port)
