@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from reid.training.checkpoint import load_state
+from reid.training.ddp_warnings import drop_benign_stride_warnings
 from reid.training.session import Session
 
 
@@ -61,6 +62,7 @@ class RaySession(Session):
 
     def __init__(self, data: dict[str, Any], run_dir: Path | None = None) -> None:
         quiet_train_reports()
+        drop_benign_stride_warnings()  # DDP's "Grad strides do not match" where only size-1 dimensions differ
         ctx = ray.train.get_context()
         self.rank = ctx.get_world_rank()
         quiet_model_logs(self.rank)
