@@ -42,6 +42,7 @@ def load_state(directory: str | Path) -> dict[str, Any]:
     path = Path(directory)
     if path.is_dir():
         path = path / STATE_FILE
+    _check_archive(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -51,14 +52,38 @@ def load_state(directory: str | Path) -> dict[str, Any]:
                         f"unpickle it (torch.load weights_only=True): {str(exc).splitlines()[0]}") from exc
 
 
-def init_weights_from(model: nn.Module, source: str | Path) -> list[str]:
-    """Two-stage recipes (`train.init_from`): load model weights from a run dir or checkpoint, skipping tensors
-    whose shape differs (e.g. the ID classifier when the class count changes). Returns the skipped keys."""
+def _check_archive(path: Path) -> None:
+    """A ReidError in one line unless `path` is a whole torch.save archive (what torch.load would otherwise report as
+    a pickle error or a traceback)."""
+    if not path.is_file():
+        raise ReidError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # torch.save's archive: a file cut short, or another kind of file
+        raise ReidError(f"{path} is not a whole checkpoint (torch.save's zip archive, as `reid train` writes "
+                        f"{STATE_FILE}): cut short, or another kind of file")
+
+
+def init_source(source: str | Path) -> Path:
+    """The checkpoint file `train.init_from` names: a run directory's best checkpoint (`<run>/best/state.pt`), a
+    checkpoint directory's state.pt, or a state.pt file itself. A ReidError in one line when there is none (checked
+    by `reid train` before anything starts)."""
+    if "://" in str(source):
+        raise ReidError(f"train.init_from={source}: a local run directory or checkpoint only; copy it from the "
+                        f"bucket first")
     src = Path(source)
-    if src.is_dir() and not (src / STATE_FILE).exists():
-        best = src / "best" / STATE_FILE
-        src = best if best.exists() else src
-    state = load_state(src)["model"]
+    for candidate in (src / STATE_FILE, src / "best" / STATE_FILE) if src.is_dir() else (src,):
+        if candidate.is_file():
+            _check_archive(candidate)
+            return candidate
+    what = f"a folder without {STATE_FILE} or best/{STATE_FILE}" if src.is_dir() else "not found"
+    raise ReidError(f"train.init_from={source}: {what}; give a run directory (its best checkpoint is used), a "
+                    f"checkpoint directory holding {STATE_FILE}, or that file")
+
+
+def init_weights_from(model: nn.Module, source: str | Path) -> list[str]:
+    """Two-stage recipes (`train.init_from`): load model weights from a run dir or checkpoint (`init_source`),
+    skipping tensors whose shape differs (e.g. the ID classifier when the class count changes). Returns the skipped
+    keys."""
+    state = load_state(init_source(source))["model"]
     target = unwrap(model)
     if hasattr(target, "load_pretrained"):
         return target.load_pretrained(state)

@@ -23,6 +23,7 @@ from reid.data.source import manifest_path as dataset_manifest
 from reid.errors import ReidError
 from reid.evaluation.run.discovery import local_config, read_history
 from reid.evaluation.run.evaluate import TEST_FILE, evaluate, test_document
+from reid.models.state_file import init_source
 from reid.training.same_run import check_same_run, describe
 
 
@@ -85,6 +86,8 @@ def train(cfg: ExperimentConfig, callbacks: list | None = None, on_epoch=None, *
     which only compare validation scores, and callers that evaluate the test split themselves pass False.
     """
     cfg = absolute_paths(cfg)  # config.yaml names the dataset wherever a later `reid eval RUN` runs from
+    if cfg.train.init_from:  # a missing checkpoint is one line now, not a worker's error once the fit started
+        init_source(cfg.train.init_from)
     changed = check_same_run(cfg, run_location(cfg), allow_changed=allow_changed)
     if changed:
         print(f"[reid] continuing {run_location(cfg)} with changed keys: {describe(changed)}", flush=True)
