@@ -56,3 +56,37 @@ def test_a_run_that_names_its_dataset_relatively_is_read_only_where_that_path_ex
     new = start / "runs" / "new"
     save_config(build_config("baseline", [], [f"data.root={start / 'data' / 'demo'}"]), new / "config.yaml")
     assert run_config(new).data.root == str(start / "data" / "demo")
+
+
+def _run_with_checkpoints(run, names):
+    import json
+
+    import torch
+
+    for name in names:
+        (run / name).mkdir(parents=True)
+        torch.save({"model": {}}, run / name / "state.pt")
+    (run / "summary.json").write_text(json.dumps({"best_checkpoint": str(run / "best")}))
+    return run
+
+
+def test_a_moved_or_copied_run_reads_its_own_best_checkpoint(tmp_path, caplog):
+    """summary.json records the best checkpoint's absolute path where the run was written: a moved run read its
+    newest epoch instead, a copied one the original's best."""
+    import shutil
+
+    from reid.evaluation.run.discovery import latest_checkpoint
+
+    original = _run_with_checkpoints(tmp_path / "a" / "run", ["best", "checkpoints/epoch_0001", "checkpoints/epoch_0002"])
+    assert latest_checkpoint(original) == original / "best"
+    copied = tmp_path / "copy" / "run"
+    shutil.copytree(original, copied)
+    assert latest_checkpoint(copied) == copied / "best"
+    moved = tmp_path / "moved" / "run"
+    shutil.move(original, moved)
+    assert latest_checkpoint(moved) == moved / "best"  # not checkpoints/epoch_0002
+    shutil.move(moved, original)
+    shutil.rmtree(copied / "best")  # a copy without its best checkpoint: the original's, said in a line
+    with caplog.at_level("WARNING"):
+        assert latest_checkpoint(copied) == original / "best"
+    assert "best checkpoint is read from" in caplog.text and "a moved or copied run" in caplog.text

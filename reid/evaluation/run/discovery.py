@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,7 @@ from reid.models.state_file import STATE_FILE, is_complete
 if TYPE_CHECKING:
     from reid.config import ExperimentConfig
 
+log = logging.getLogger(__name__)
 CONFIG_FILE = "config.yaml"
 RUNS_SHOWN = 5  # run directories named when a folder of runs is given where one run is expected
 
@@ -122,9 +124,16 @@ def latest_checkpoint(run_dir: Path | str) -> Path | str | None:
         return _latest_uri_checkpoint(str(run_dir))
     run_dir = Path(run_dir)
     summary = run_dir / "summary.json"
-    if summary.exists():
-        best = json.loads(summary.read_text()).get("best_checkpoint")
-        if best and Path(best).exists():
+    best = json.loads(summary.read_text()).get("best_checkpoint") if summary.exists() else None
+    if best:
+        # summary.json records the path where the run was written; a run moved or copied (another machine, another
+        # folder) has its own copy of that checkpoint: the same name inside this run directory
+        own = run_dir.resolve() / Path(best).name
+        if is_complete(own):
+            return own
+        if is_complete(best):
+            log.warning("%s's best checkpoint is read from %s, where the run was written (this directory has no "
+                        "whole copy of it: a moved or copied run)", run_dir, best)
             return Path(best)
     return newest_checkpoint(run_dir)
 
@@ -133,6 +142,9 @@ def _latest_uri_checkpoint(run_dir: str) -> str | None:
     summary = storage.join(run_dir, "summary.json")
     if storage.is_file(summary):
         best = json.loads(storage.read_text(summary)).get("best_checkpoint")
+        own = storage.join(run_dir, storage.name(best)) if best else None  # as for a local run: its own copy first
+        if own and storage.is_file(storage.join(own, STATE_FILE)):
+            return own
         if best and storage.is_file(storage.join(best, STATE_FILE)):
             return best
     # an in-process run copied into a bucket: its best/ (the local layout's choice), else its newest epoch
