@@ -112,6 +112,23 @@ def run_search(cfg: ExperimentConfig, space: SearchSpace, opts: SearchOptions,
     return write_search_outputs(cfg, space, results, sweep_dir, opts.trials)
 
 
+def resolution_note(scores: list[float], best: float, queries: int | None) -> str | None:
+    """A line when the validation split cannot rank the best trial first: several trials share its score, or it
+    leads the next by less than one validation query can move mAP (100 / queries points: each query's average
+    precision is between 0 and 100, and mAP is their mean). None otherwise."""
+    tied = sum(1 for s in scores if abs(s - best) < 1e-6)
+    on = f" on {queries} validation queries" if queries else ""
+    more = "more validation identities (data.val_identities) or epochs separate them"
+    if tied > 1:
+        return (f"{tied} trials share the best {METRIC} ({best:.2f}){on}: the sweep cannot tell them apart, and "
+                f"best_config.yaml holds one of them; {more}")
+    others = sorted((s for s in scores if s < best - 1e-6), reverse=True)
+    if queries and others and best - others[0] < 100.0 / queries:
+        return (f"the best trial leads the next by {best - others[0]:.2f} points, less than one of the {queries} "
+                f"validation queries can move mAP ({100.0 / queries:.1f}); {more}")
+    return None
+
+
 def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, sweep_dir: Path | str,
                          trials: int) -> SearchOutcome:
     """best_config.yaml, results.csv / results.md and objective.png of a sweep whose fit ended (an interrupted one
@@ -144,6 +161,11 @@ def write_search_outputs(cfg: ExperimentConfig, space: SearchSpace, results, swe
               f"experiment runs, a resumed one keeps its own (another --name starts a new one)", flush=True)
     print(f"[reid] best trial {best.metrics.get('trial_id')}: {METRIC} {best.metrics.get(METRIC):.2f} with "
           + ", ".join(f"{k}={v}" for k, v in best_overrides.items()), flush=True)
+    queries = best.metrics.get("val/valid_queries")
+    note = resolution_note([r[METRIC] for r in rows if r.get(METRIC) is not None], float(best.metrics[METRIC]),
+                           int(queries) if queries else None)
+    if note:
+        print(f"[reid] note: {note}", flush=True)
     use = (f"reid train --config {best_path}" if not storage.is_uri(best_path) else
            "copy it to a local file for reid train --config")
     print(f"[reid] best config: {best_path} ({use})", flush=True)
