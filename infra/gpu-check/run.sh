@@ -7,7 +7,9 @@
 #                   CPUs that keep the GPU >= 90 % busy with the actors decoding and with nvJPEG decoding, every
 #                   method's bf16 step, nvJPEG, `reid pose`'s Keypoint R-CNN per frame, the tests marked gpu), at
 #                   most BENCH_GPU_S seconds;
-#   reid bench data --workers 16 --batches 64 --stores jpeg   (the 1 -> 16 decoding-actor scaling, its ceiling).
+#   reid bench data --workers 16 --batches 128 --stores jpeg  (the 1 -> 16 decoding-actor scaling, its ceiling;
+#                   8 batches an actor an epoch: a shorter fit mostly measures each new actor's first touches of
+#                   the object store's pages, docs/performance-log.md, 2026-12-07 evening).
 # Everything lands in $OUT (at most 8 files come back): gpu-<date>.md/.json/.png, bench-gpu.log,
 # bench-data-16.json/.log, session.log. Each step's failure is written down and the next one still runs; the status is the first failure's.
 set -uo pipefail
@@ -75,9 +77,9 @@ say "reid bench gpu (at most ${BENCH_GPU_S} s)"
 timeout $((BENCH_GPU_S + 40)) "$PY" -m reid.cli bench gpu --manifest "$MANIFEST" --stores jpeg,jpeg-trainer \
   --budget-s "$BENCH_GPU_S" --out "$OUT" >"$OUT/bench-gpu.log" 2>&1 || fail "reid bench gpu, status $? (bench-gpu.log)"
 
-say "reid bench data --workers $WORKERS --batches $((4 * WORKERS))"
+say "reid bench data --workers $WORKERS --batches $((8 * WORKERS))"
 timeout 150 "$PY" -m reid.cli bench data --manifest "$MANIFEST" --stores jpeg --workers "$WORKERS" \
-  --batches $((4 * WORKERS)) --repeats 1 --json "$OUT/bench-data-$WORKERS.json" >"$OUT/bench-data-$WORKERS.log" 2>&1 \
+  --batches $((8 * WORKERS)) --repeats 1 --json "$OUT/bench-data-$WORKERS.json" >"$OUT/bench-data-$WORKERS.log" 2>&1 \
   || fail "reid bench data, status $? (bench-data-$WORKERS.log)"
 say "done, status $status"
 exit "$status"
