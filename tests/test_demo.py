@@ -56,3 +56,21 @@ def test_demo_trains_evaluates_and_reports_quietly(tmp_path):
     html = (run / "report.html").read_text()
     assert "<html" in html.lower() and "data:image/png;base64" in html and "<h2>Training</h2>" in html
     assert (run / "config.yaml").is_file() and list(run.glob("checkpoint_2*"))
+
+
+@pytest.mark.timeout(600)
+def test_a_demo_whose_out_holds_one_trained_otherwise_names_the_difference_and_another_out(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """train's refusal named `reid train --resume` and name=NEW, which the demo does not take."""
+    from reid.cli import main
+
+    out, data = tmp_path / "runs", tmp_path / "data"
+    small = ["--preset", "tiny", "--data", str(data), "--out", str(out), "--workers", "0", "data.height=64",
+             "data.width=32", "data.seq_len=2", "data.batches_per_epoch=2"]
+    assert main(["demo", "--epochs", "1", *small]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("reid.training.api.train", lambda *a, **k: pytest.fail("the demo trained"))
+    assert main(["demo", "--epochs", "2", *small]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} holds a demo trained with other settings (train.epochs: 1 -> 2): give another --out" in err
+    assert "--resume" not in err and "name=NEW" not in err

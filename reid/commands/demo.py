@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from reid.commands.common import setup_logging
-from reid.config import build_config
+from reid.config import ExperimentConfig, build_config
 
 DESCRIPTION = """The main job, end to end on the embedded synthetic dataset (no downloads):
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs:
         overrides.append(f"train.epochs={args.epochs}")
     cfg = build_config(args.method, [f"{args.method}-synthetic"], overrides)
+    _check_earlier_demo(cfg, out)
     print(f"[reid demo] 2/4 training {cfg.method} for {cfg.train.epochs} epochs with "
           f"{cfg.ray.num_workers or 'no'} Ray Train worker(s) on CPU", flush=True)
     result = train(cfg, test=False)  # the test split is evaluated below (with the report's per-query extras)
@@ -76,3 +77,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"[reid demo] next: `reid index {result.run_dir} --manifest {manifest} --out {out / 'idx'}`, then `reid "
           f"search {out / 'idx'} --query {manifest} --row {query}` (a query's top 10, matches marked; docs/deploy.md)")
     return 0
+
+
+def _check_earlier_demo(cfg: ExperimentConfig, out: Path) -> None:
+    """A demo whose --out holds one trained with other settings (--epochs, --method, --preset, an override): one line
+    naming the differences and the demo's own ways on (train's refusal named `reid train --resume` and name=NEW, which
+    the demo does not take). The same settings again continue that run (nothing left to train: it is re-evaluated)."""
+    from reid.config import absolute_paths
+    from reid.errors import ReidError
+    from reid.training.api import run_location
+    from reid.training.same_run import check_same_run, describe
+
+    cfg = absolute_paths(cfg)
+    changed = check_same_run(cfg, run_location(cfg), allow_changed=True)
+    if changed:
+        raise ReidError(f"--out {out} holds a demo trained with other settings ({describe(changed)}): give another "
+                        f"--out, or remove {out} to train it again")
