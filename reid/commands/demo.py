@@ -18,7 +18,9 @@ DESCRIPTION = """The main job, end to end on the embedded synthetic dataset (no 
   3. evaluate the trained model and a randomly initialised untrained one on the synthetic test split,
   4. write the HTML report, and print where everything is.
 
-Takes a few minutes on 2 CPU cores. Everything goes to --out (default runs/demo)."""
+Takes a few minutes on 2 CPU cores. Everything goes to --out (default runs/demo); the same command again continues
+the run there (nothing left to train: it is evaluated again), other settings (--epochs, --method, an override) need
+another --out."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
