@@ -109,7 +109,7 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
     if ray.is_initialized():
         return
     use_driver_python()
-    target = address or (ray_cfg.address if ray_cfg else None) or os.environ.get("RAY_ADDRESS")
+    target = cluster_address(ray_cfg, address)
     logging_kwargs: dict[str, Any] = {"log_to_driver": True}
     if quiet:
         logging_kwargs["logging_level"] = logging.WARNING
@@ -127,6 +127,12 @@ def init_ray(ray_cfg: RayConfig | None = None, *, num_cpus: float | None = None,
     stop_on_sigterm()
     if quiet:
         print(logs_line(ray_log_dir(), train), flush=True)
+
+
+def cluster_address(ray_cfg: RayConfig | None = None, address: str | None = None) -> str | None:
+    """The cluster `init_ray` connects to: `address`, `ray_cfg.address` or $RAY_ADDRESS; None: it starts a local
+    cluster on this machine."""
+    return address or (ray_cfg.address if ray_cfg else None) or os.environ.get("RAY_ADDRESS") or None
 
 
 def logs_line(log_dir: Path | None, train: bool) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +31,9 @@ def gpu_recipe_on_cpu(cfg) -> str | None:
     """A line for a GPU-sized recipe (256x128 clips: the paper recipes of the ResNet methods) about to
     train on this machine's CPUs: no GPU here, none asked for (`ray.use_gpu`), no cluster to send the work to.
     A user who types `reid train baseline` on a laptop gets 120 epochs of ResNet-50; say which recipe fits."""
-    if cfg.ray.use_gpu or cfg.ray.address or os.environ.get("RAY_ADDRESS"):
+    from reid.ray_runtime import cluster_address
+
+    if cfg.ray.use_gpu or cluster_address(cfg.ray):
         return None
     if cfg.data.height < 256:
         return None

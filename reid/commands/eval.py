@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from reid.data.records import read_manifest
     from reid.data.source import manifest_path
     from reid.evaluation.run.discovery import find_run, run_config
-    from reid.evaluation.run.evaluate import evaluate, split_indices, write_run_report
+    from reid.evaluation.run.evaluate import evaluate, report_location, split_indices, write_run_report
 
     setup_logging()
     run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or storage.join(run_dir, "eval.json")
     storage.check_writable(out, "the metrics")  # before the features, not after
     if args.report:
-        storage.check_writable(storage.join(run_dir, "report.html"), "the report")
+        storage.check_writable(report_location(run_dir), "the report")
     extract = None
     local_only = "eval.pairwise / eval.tta run in this process" if cfg.eval.pairwise or cfg.eval.tta != "none" else None
     tracklets = len(split_indices(cfg, read_manifest(manifest_path(cfg.data)))[1])

@@ -25,12 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reid.evaluation.run.discovery import find_run, run_config
-    from reid.evaluation.run.evaluate import evaluate, write_run_report
+    from reid.evaluation.run.evaluate import evaluate, report_location, write_run_report
 
     setup_logging()
     run_dir, checkpoint = find_run(args.run)  # a local directory or a URI (s3://bucket/runs/<name>)
     cfg = run_config(run_dir, args.config, args.overrides)
-    storage.check_writable(args.out or storage.join(run_dir, "report.html"), "the report")  # before the features
+    storage.check_writable(report_location(run_dir, args.out), "the report")  # before the features
     outcome = evaluate(cfg, checkpoint or run_dir, sample_queries=args.queries)
     print(f"report written to {write_run_report(cfg, outcome, run_dir, args.out)}")
     return 0

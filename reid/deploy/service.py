@@ -157,8 +157,10 @@ def start(index_dir: Path, *, run: str | None = None, replicas: int = 1, host: s
     os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
     import ray
 
-    if not ray.is_initialized() and not os.environ.get("RAY_ADDRESS"):  # a local cluster: Serve's HTTP proxy will
-        check_port(host, port)  # listen on this machine (on a cluster's head otherwise: not checked from here)
+    from reid.ray_runtime import cluster_address
+
+    if not ray.is_initialized() and cluster_address(RayConfig()) is None:  # a local cluster: Serve's HTTP proxy
+        check_port(host, port)  # will listen on this machine (on a cluster's head otherwise: not checked from here)
     init_ray(RayConfig())  # the project's one Ray start-up (a local cluster unless ray.address / $RAY_ADDRESS)
     check_replicas(replicas, num_cpus)
     # each replica loads the index and the run on its own node (reid/node_paths.py); Serve would retry a replica

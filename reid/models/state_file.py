@@ -57,7 +57,7 @@ def _check_archive(path: Path) -> None:
     a pickle error or a traceback)."""
     if not path.is_file():
         raise ReidError(f"no checkpoint at {path}")
-    if not zipfile.is_zipfile(path):  # torch.save's archive: a file cut short, or another kind of file
+    if not is_complete(path):  # torch.save's archive: a file cut short, or another kind of file
         raise ReidError(f"{path} is not a whole checkpoint (torch.save's zip archive, as `reid train` writes "
                         f"{STATE_FILE}): cut short, or another kind of file")
 

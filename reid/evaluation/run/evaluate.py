@@ -136,17 +136,21 @@ def write_report(cfg: ExperimentConfig, outcome: EvalOutcome, path: Path, *, his
     return _write(cfg, outcome, Path(path), history=history, baseline=baseline)
 
 
+def report_location(run_dir: Path | str, out: Path | str | None = None) -> str:
+    """Where a run's report goes: `out`, else `<run>/report.html` (a path or a URI)."""
+    return str(out) if out else storage.join(run_dir, "report.html")
+
+
 def write_run_report(cfg: ExperimentConfig, outcome: EvalOutcome, run_dir: Path | str,
                      out: Path | str | None = None) -> str:
     """The report of a run's evaluation, with its training curves, at `out` (default `<run>/report.html`), a path
     or a URI: written locally, then uploaded for a URI. Returns where it went."""
     import tempfile
 
-    from reid import storage
     from reid.evaluation.run.discovery import read_history
 
     history = read_history(run_dir) or None
-    target = str(out) if out else storage.join(run_dir, "report.html")
+    target = report_location(run_dir, out)
     if not storage.is_uri(target):
         return str(write_report(cfg, outcome, Path(target), history=history))
     with tempfile.TemporaryDirectory(prefix="reid-report-") as tmp:
