@@ -23,7 +23,9 @@ fcnta/astpn (siamese): the per-sequence part only; posetap also takes pose maps 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory (holding config.yaml) or a checkpoint directory inside one; "
                         "local or a URI (s3://bucket/runs/<name>)")
-    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default onnx")
+    parser.add_argument("--format", choices=["onnx", "torchscript"], default="onnx",
+                        help="default onnx; torchscript: PyTorch deprecates TorchScript (torch 2.15 warns on "
+                        "torch.jit.load), so a later PyTorch may not load the file: prefer onnx")
     parser.add_argument("--out", help="output file, a path or URI (default <run>/export/model.onnx or model.pt)")
     parser.add_argument("--fixed-t", action="store_true",
                         help="fix T (frames per clip) to the run's data.seq_len instead of a dynamic axis")
@@ -54,4 +56,13 @@ def run(args: argparse.Namespace) -> int:
     if "T_fixed_because" in meta:
         print(f"T fixed to {meta['T']}: no graph with a dynamic T agreed with PyTorch ({meta['T_fixed_because'][:300]})")
     print(f"sidecar: {side}")
+    if args.format == "torchscript":
+        print(f"note: PyTorch deprecates TorchScript (torch {_torch_version()} warns on torch.jit.load); a later "
+              "PyTorch may not load this file, ONNX (the default format) does not depend on it")
     return 0
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]

@@ -8,6 +8,7 @@ and is then exported with T fixed instead (`export_run`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,7 +60,9 @@ class Runner:
             self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             self.names = [i.name for i in self.sess.get_inputs()]
         else:
-            self.module = torch.jit.load(str(path))
+            with warnings.catch_warnings():  # torch 2.15 deprecates TorchScript: `reid export --help` says so, once
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.load. is deprecated", category=FutureWarning)
+                self.module = torch.jit.load(str(path))
 
     def __call__(self, *inputs: torch.Tensor) -> np.ndarray:
         if self.fmt == "onnx":
