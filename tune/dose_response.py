@@ -65,9 +65,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
 def collect(paths: list[str | Path]) -> tuple[list[Point], dict[str, Any]]:
     """Points sorted by strength, and the conditions shared by all sidecars (table, rows, preset, size, seeds,
     hardware). ReidError when the sidecars are not one experiment at distinct strengths."""
-    if len(paths) < 2:
-        raise ReidError(f"dose-response: needs sidecars at two or more strengths, got {len(paths)}")
-    docs = [(str(p), read_sidecar(p)) for p in paths]
+    docs = [(str(p), read_sidecar(p)) for p in paths]  # first: a missing or foreign file is the error to report
+    if len(docs) < 2:
+        raise ReidError(f"dose-response: needs sidecars at two or more strengths, got {len(docs)}")
     first_path, first = docs[0]
     same = {"table": lambda d: d.get("table"), "headline rows": lambda d: d["headline"]["rows"],
             "suite preset": lambda d: d["data"].get("preset"), "size": lambda d: d.get("size"),

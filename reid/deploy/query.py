@@ -95,6 +95,9 @@ def resolve_query(query: Path, row: str | None = None) -> tuple[Manifest, int]:
             raise ReidError(f"query {query} is a manifest: name the tracklet with --row TRACKLET_ID "
                             f"({examples(read_manifest(query))})")
         return manifest_row(query, row)
+    if query.suffix.lower() in IMAGE_SUFFIXES:  # decord would call it a video with broken metadata
+        raise ReidError(f"query {query} is one image, and a query is a tracklet: give the directory of its frames "
+                        f"(a directory holding this image alone is a one-frame tracklet)")
     return video_manifest(query), 0
 
 

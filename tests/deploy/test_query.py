@@ -37,3 +37,15 @@ def test_a_manifest_without_row_names_some_tracklets(tmp_path: Path) -> None:
     path = _manifest(tmp_path, ["train", "gallery"])
     with pytest.raises(ReidError, match=r"--row TRACKLET_ID \(tracklets: 0000C1T0001, 0001C1T0001\)$"):
         resolve_query(path, None)
+
+
+@pytest.mark.parametrize("name", ["one.jpg", "frame.PNG"])
+def test_a_single_image_is_refused_as_a_tracklet_naming_the_directory_form(tmp_path: Path, name: str) -> None:
+    from PIL import Image
+
+    image = tmp_path / name
+    Image.new("RGB", (32, 64)).save(image, format="PNG" if name.lower().endswith(".png") else "JPEG")
+    with pytest.raises(ReidError, match=r"is one image, and a query is a tracklet: give the directory of its frames"):
+        resolve_query(image)
+    manifest, index = resolve_query(tmp_path)  # the directory holding it: a one-frame tracklet
+    assert index == 0 and manifest.records[0].num_frames == 1

@@ -148,6 +148,11 @@ def test_missing_or_malformed_sidecars_are_one_line_errors(tmp_path, capsys):
     assert not out.exists()  # nothing is written when an input is wrong
     assert main(["tune", "dose-response", good_paths[0], "--out", str(out)]) == 2
     assert "two or more strengths" in capsys.readouterr().err
+    for case in ("not found", "no headline"):  # one file, and that one wrong: its own error, not the count's
+        extra = cases[case][0][0]
+        path = extra if isinstance(extra, str) else write(tmp_path, f"{case}.json", extra)
+        assert main(["tune", "dose-response", path, "--out", str(out)]) == 2
+        assert cases[case][1] in capsys.readouterr().err, case
     assert main(["tune", "dose-response", *good_paths, "--out", str(tmp_path / "plot.svg")]) == 2
     assert "must be a .png" in capsys.readouterr().err
 
