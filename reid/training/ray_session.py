@@ -67,6 +67,7 @@ class RaySession(Session):
         self.rank = ctx.get_world_rank()
         quiet_model_logs(self.rank)
         self.world_size = ctx.get_world_size()
+        self.local_world_size = ctx.get_local_world_size()
         self.device = ray.train.torch.get_device()
         self._data = data
         self._stream = None

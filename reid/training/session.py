@@ -45,6 +45,7 @@ def replace_dir(target: Path, write: Callable[[Path], None]) -> None:
 class Session:
     rank: int = 0
     world_size: int = 1
+    local_world_size: int = 1  # the workers on this worker's node (they share its memory)
     device: torch.device = torch.device("cpu")
 
     def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:

@@ -31,6 +31,7 @@ from reid.training.metrics import MetricsExporter, ledger_counter, watch_line
 from reid.training.optim import build_optimizer, build_scheduler
 from reid.training.session import Session
 from reid.training.step import StepTimes, memory_format, train_step
+from reid.training.step_memory import check_first_step
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
         print(watch_line(run_name), file=session.console(), flush=True)
     config_yaml = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     reported: list[dict[str, Any]] = []
+    first_step = True
     for epoch in range(start, cfg.train.epochs):
         seed_epoch(cfg.seed, epoch, session.rank)
         model.train()
@@ -101,6 +103,9 @@ def run_worker(cfg: ExperimentConfig, manifest: Manifest, session: Session, *, r
             times.data += waited
             batch = normalize_inputs(batch, spec, device)
             faults.before_step(epoch + 1, step + 1, batch)
+            if first_step:  # a batch too large for this worker's memory: a clear error, not the kernel's kill
+                check_first_step(model, batch, device, session.local_world_size)
+                first_step = False
             values = train_step(step_model, objective, batch, list(optimizers.values()), device=device,
                                 amp=cfg.train.amp, grad_clip=cfg.train.grad_clip, scaler=scaler, times=times,
                                 where=f"epoch {epoch + 1} step {step + 1}")
