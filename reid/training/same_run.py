@@ -26,6 +26,7 @@ from reid import storage
 from reid.config import ExperimentConfig
 from reid.config.loader import PATH_KEYS
 from reid.errors import ReidError
+from reid.models.state_file import STATE_FILE
 
 # where and how a run executes, not what it learns: these may differ between attempts of one run
 EXECUTION_KEYS: tuple[str, ...] = (
@@ -33,8 +34,10 @@ EXECUTION_KEYS: tuple[str, ...] = (
     "data.max_errored_fraction", "data.frame_cache_gb", "train.checkpoint_every", "train.keep_checkpoints",
     "train.eval_every", "train.inject_fault", "train.channels_last", "train.compile",
 )
-# what marks a run with something to continue: Ray Train's checkpoint index, or an in-process run's checkpoints
-CHECKPOINT_MARKERS: tuple[str, ...] = ("checkpoint_manager_snapshot.json", "checkpoints")
+# what marks a run with something to continue: Ray Train's checkpoint index, or a checkpoint in an in-process run's
+# folder of them (`LocalSession` creates the folder as it starts: a run stopped in its first epoch leaves it empty)
+RAY_CHECKPOINT_INDEX = "checkpoint_manager_snapshot.json"
+LOCAL_CHECKPOINTS = "checkpoints"
 SHOWN = 6  # differing keys named in the error
 
 
@@ -75,8 +78,15 @@ def learned_differences(stored: dict[str, Any], new: dict[str, Any]) -> list[tup
 
 
 def has_checkpoints(location: Path | str) -> bool:
-    """Whether the run at `location` (a local directory or a URI) holds a checkpoint that a start would resume."""
-    return any(storage.exists(storage.join(location, marker)) for marker in CHECKPOINT_MARKERS)
+    """Whether the run at `location` (a local directory or a URI) holds a checkpoint that a start would resume:
+    Ray Train's index of them, or an `epoch_*` folder with its state file in `checkpoints/`. A run that stopped
+    before its first checkpoint (a refused batch, a NaN or Ctrl-C in epoch 1) has nothing to continue, and the
+    same command with a corrected config starts it again."""
+    if storage.exists(storage.join(location, RAY_CHECKPOINT_INDEX)):
+        return True
+    folder = storage.join(location, LOCAL_CHECKPOINTS)
+    return any(name.startswith("epoch_") and storage.is_file(storage.join(folder, name, STATE_FILE))
+               for name in storage.list_dir(folder))
 
 
 def stored_config(location: Path | str) -> dict[str, Any] | None:

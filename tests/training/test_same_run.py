@@ -149,8 +149,34 @@ def test_a_stopped_reid_train_says_how_to_go_on(tiny_data, tmp_path, tiny_config
     with pytest.raises(KeyboardInterrupt):
         command.run(args)
     assert "stopped has no checkpoint yet: the same command starts it again" in capsys.readouterr().err
-    (tmp_path / "stopped" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "stopped" / "checkpoints" / "epoch_0001").mkdir(parents=True)  # begun, never written
+    with pytest.raises(KeyboardInterrupt):
+        command.run(args)
+    assert "stopped has no checkpoint yet" in capsys.readouterr().err
+    (tmp_path / "stopped" / "checkpoints" / "epoch_0001" / "state.pt").write_bytes(b"")
     with pytest.raises(KeyboardInterrupt):
         command.run(args)
     run_dir = tmp_path.resolve() / "stopped"
     assert f"keeps its checkpoints: continue it with `reid train --resume {run_dir}`" in capsys.readouterr().err
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_with_a_corrected_config(
+        tiny_data, tmp_path, tiny_config, monkeypatch):
+    """A batch refused before the first step (reid.training.step_memory) leaves config.yaml and an empty
+    checkpoints/ folder: the same name with the corrected key starts afresh, not 'holds a run trained with another
+    config'."""
+    from reid.training import step_memory
+
+    monkeypatch.setattr(step_memory, "available_bytes", lambda: 1_000_000)
+    refused = tiny_config(tiny_data, tmp_path, "train.epochs=1", "name=t", "data.seq_len=3")
+    with pytest.raises(ReidError, match="one training step of this batch"):
+        train(refused, test=False)
+    run_dir = tmp_path / "t"
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "checkpoints").is_dir()
+    monkeypatch.undo()
+    fixed = tiny_config(tiny_data, tmp_path, "train.epochs=1", "name=t", "data.seq_len=2")
+    assert check_same_run(fixed, run_dir) == []
+    assert [h["epoch"] for h in train(fixed, test=False).history] == [1]
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["seq_len"] == 2
+    with pytest.raises(ReidError, match=r"another config \(data\.seq_len: 2 -> 3\)"):  # now it has one
+        check_same_run(refused, run_dir)
