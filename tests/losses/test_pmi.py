@@ -56,7 +56,7 @@ def test_matches_loop_on_random_pk_batch_and_only_final_features_get_gradients()
     ap, an, _ = pmi_triplets(attr, y)
     assert ap.tolist() == aps and an.tolist() == ans
     loss = pmi_triplet_loss(final, attr, y)
-    assert math.isclose(float(loss), expected, rel_tol=1e-5)
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
     loss.backward()
     assert final.grad is not None and attr.grad is None
 
