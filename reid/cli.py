@@ -30,7 +30,7 @@ COMMANDS: dict[str, str] = {
     "tune": "Ray Tune + Optuna sweeps and the papers' ablation tables",
     "pose": "estimate keypoints with Keypoint R-CNN as a Ray Data job",
     "transfer-attributes": "adfta attribute transfer: label a target dataset from a source attribute set",
-    "bench": "benchmarks: data pipeline, evaluation, training",
+    "bench": "benchmarks: data pipeline, evaluation, training, the GPU checks, keypoints",
     "export": "export a run's feature extractor (ONNX / TorchScript, preprocessing in the graph)",
     "index": "embed a gallery with Ray Data batch inference into a FAISS index",
     "search": "search an index with a tracklet (frames directory, video or manifest row)",
