@@ -47,6 +47,28 @@ MEMORY_ADVICE = ("the node ran out of memory: fewer processes at once (ray.num_w
                  "memory")
 
 
+GPU_MEMORY_ADVICE = ("a smaller batch (training: data.ids_per_batch x data.tracklets_per_id, data.seq_len, "
+                     "data.height x data.width; evaluation: eval.batch_size), train.amp=true (bf16), fewer processes "
+                     "on the GPU, or a GPU with more memory")
+_CUDA_OOM = re.compile(r"CUDA out of memory\.(?: Tried to allocate (?P<ask>[\d.]+ \w+)\.)?"
+                       r"(?: GPU (?P<gpu>\d+) has a total capacity of (?P<total>[\d.]+ \w+) of which "
+                       r"(?P<free>[\d.]+ \w+) is free)?")
+
+
+def cuda_oom(text: str) -> str | None:
+    """`CUDA out of memory (GPU 0: tried to allocate 2.00 GiB, 3.06 MiB free of 79.10 GiB)` from PyTorch's
+    one-paragraph message (the allocator's statistics and its PYTORCH_CUDA_ALLOC_CONF hint left out), None for
+    another error."""
+    found = _CUDA_OOM.search(text)
+    if found is None:
+        return None
+    parts = [f"tried to allocate {found['ask']}"] if found["ask"] else []
+    if found["total"]:
+        parts.append(f"{found['free']} free of {found['total']}")
+    where = f"GPU {found['gpu']}: " if found["gpu"] else ""
+    return "CUDA out of memory" + (f" ({where}{', '.join(parts)})" if parts else "")
+
+
 def disk_full(exc: OSError) -> str:
     """`no space left on the device of <file> (N MB free there now): ...` for an ENOSPC error."""
     where = Path(exc.filename) if exc.filename else None
@@ -85,6 +107,9 @@ def describe(exc: BaseException) -> str:
     oom = memory_kill(plain) or memory_kill(str(exc))
     if oom:
         return f"{oom}; {MEMORY_ADVICE}"
+    gpu = cuda_oom(plain) or cuda_oom(str(exc))
+    if gpu:
+        return f"{gpu}: {GPU_MEMORY_ADVICE}"
     full = next((e for e in chain(exc) if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
     if full is not None:  # whatever a library made of it on the way (torch.save: "unexpected pos ...")
         return disk_full(full)

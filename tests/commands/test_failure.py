@@ -148,3 +148,23 @@ def test_the_newest_ray_session_is_named_only_after_a_local_start_was_tried(monk
     monkeypatch.setattr(ray_runtime, "_LOCAL_CLUSTER", {"tried": True})
     node_failed = failure.report_failure("train", RuntimeError("The current node timed out during startup"))
     assert node_failed.endswith(f"; Ray's logs: {tmp_path / 'ray' / 'session_latest' / 'logs'})")
+
+
+# PyTorch 2.15's message (c10/cuda/CUDACachingAllocator), as a Train worker on a full GPU would raise it
+_CUDA = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.10 GiB of which 3.06 MiB "
+         "is free. Including non-PyTorch memory, this process has 79.09 GiB memory in use. Of the allocated memory "
+         "78.50 GiB is allocated by PyTorch, and 100.00 MiB is reserved by PyTorch but unallocated. If reserved but "
+         "unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid "
+         "fragmentation.  See documentation for Memory Management")
+
+
+def test_a_gpu_out_of_memory_is_one_short_line_with_what_to_lower():
+    import torch
+
+    said = failure.describe(_WorkerGroupError({1: torch.OutOfMemoryError(_CUDA)}))
+    assert said == ("CUDA out of memory (GPU 0: tried to allocate 2.00 GiB, 3.06 MiB free of 79.10 GiB): "
+                    + failure.GPU_MEMORY_ADVICE)
+    assert "data.seq_len" in said and "eval.batch_size" in said and "PYTORCH_CUDA_ALLOC_CONF" not in said
+    assert failure.describe(RuntimeError("CUDA out of memory. Tried to allocate more than 1EB memory.")) == (
+        "CUDA out of memory: " + failure.GPU_MEMORY_ADVICE)
+    assert failure.cuda_oom("CUDA error: an illegal memory access was encountered") is None
